@@ -1,0 +1,63 @@
+# mobileml-book: `make book` runs the whole book as a pipeline, `make test` runs the tests.
+# Both create .venv on first use and reuse it afterwards (the install is skipped while
+# .venv/.installed is newer than requirements.lock, setup.py and settings.ini).
+SHELL   := /bin/bash
+PYTHON  ?= $(shell command -v python3.11 || command -v python3)
+VENV    := .venv
+BIN     := $(VENV)/bin
+PROFILE ?= full
+RUN     ?= runs/book-$(PROFILE)
+STAMP   := $(VENV)/.installed
+
+.PHONY: book test lab bench venv export clean-nbs readme lock sync clean-runs
+
+$(STAMP): requirements.lock setup.py settings.ini
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"mobileml-book needs Python 3.11, found {sys.version.split()[0]}: set PYTHON=/path/to/python3.11"'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing the pinned environment into $(VENV) (first time only; about 5 GB) ..."
+	@start=$$(date +%s); \
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements.lock && \
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . && \
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (mobileml-book)" >/dev/null && \
+	$(BIN)/pip check && \
+	echo "installed in $$(( $$(date +%s) - start )) s; venv size $$(du -sh $(VENV) | cut -f1)"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## the whole book as a pipeline (full profile by default; `make book PROFILE=quick` for a fast look)
+book: $(STAMP)
+	$(BIN)/mobileml-book run --profile $(PROFILE) --out $(RUN) --resume
+
+## nbdev_test over every notebook, then pytest over tests/
+test: $(STAMP)
+	$(BIN)/nbdev_test --n_workers 2 --timing
+	$(BIN)/pytest -q tests
+
+## JupyterLab on the book
+lab: $(STAMP)
+	$(BIN)/jupyter lab nbs
+
+## time a whole run per chapter against the budgets (quick: 240 s; `make bench PROFILE=full`: 1200 s)
+bench: $(STAMP)
+	$(BIN)/mobileml-book bench --profile $(or $(BENCH_PROFILE),quick)
+
+export: $(STAMP)
+	$(BIN)/nbdev_export
+clean-nbs: $(STAMP)
+	$(BIN)/nbdev_clean
+## README.md from nbs/index.ipynb: nbdev_readme where Quarto is installed, nbdev's processing + nbconvert otherwise
+readme: $(STAMP)
+	@if command -v quarto >/dev/null; then $(BIN)/nbdev_readme; else $(BIN)/mobileml-book readme; fi
+## what to run before every commit
+sync: export clean-nbs readme
+
+## re-resolve requirements.in into requirements.lock (in a scratch venv; review the diff)
+lock:
+	rm -rf /tmp/mobileml-lock && $(PYTHON) -m venv /tmp/mobileml-lock
+	/tmp/mobileml-lock/bin/pip install --quiet torch==2.13.0 -r requirements.in
+	( sed -n '1,3p' requirements.lock; /tmp/mobileml-lock/bin/pip freeze --all --exclude-editable ) > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean-runs:
+	rm -rf runs

@@ -1,0 +1,116 @@
+"The pipeline runner end to end: the contract's files, parameter validation that writes nothing, failure and --resume."
+import json, textwrap
+from pathlib import Path
+import nbformat
+import pytest
+from conftest import ROOT, cli
+
+@pytest.fixture(scope='module')
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp('runs')/'q'
+    r = cli('run', '--profile', 'quick', '--out', out, '--no-progress')
+    assert r.returncode == 0, r.stdout + r.stderr
+    return out, r
+
+def test_quick_run_writes_the_contract(quick_run):
+    out, r = quick_run
+    for f in ('params.yaml', 'metrics.json', 'status.json', 'report.html'): assert (out/f).is_file(), f
+    assert (out/'notebooks'/'00_constraints.ipynb').is_file()
+    assert (out/'artifacts'/'constraints'/'figures').is_dir()
+    st = json.loads((out/'status.json').read_text())
+    assert all(s['state'] == 'done' and s['seconds'] > 0 for s in st['steps'].values())
+    assert '00_constraints' in st['steps']
+    assert 'report:' in r.stdout and str(out) in r.stdout
+
+def test_report_shows_chapter_00_numbers(quick_run):
+    out, _ = quick_run
+    from mobileml_book.pipeline import _fmt, _flat
+    html = (out/'report.html').read_text()
+    m = json.loads((out/'metrics.json').read_text())['constraints']
+    for k, v in _flat(m):
+        assert k in html and _fmt(v) in html, k
+    assert html.count('<img') >= 3
+
+def test_executed_notebook_keeps_outputs(quick_run):
+    out, _ = quick_run
+    nb = nbformat.read(out/'notebooks'/'00_constraints.ipynb', as_version=4)
+    assert any(o.get('output_type') == 'display_data' and 'image/png' in o.get('data', {}) for c in nb.cells for o in c.get('outputs', []))
+    params = [c for c in nb.cells if 'injected-parameters' in c.metadata.get('tags', [])]
+    assert params and 'run_dir' in params[0].source
+
+@pytest.mark.parametrize('args,needles', [
+    (['-p', 'no_such_param=1'], ["no chapter has a parameter 'no_such_param'"]),
+    (['-p', 'photo_kb=abc'], ["'photo_kb' of chapter 'constraints'", "Allowed: int from 1 to 50000"]),
+    (['-p', 'photo_kb=0'], ["'photo_kb' of chapter 'constraints'", "greater than or equal to 1"]),
+    (['-p', 'network=6g'], ["'network' of chapter 'constraints'", "one of '3g', '4g', '5g', 'wifi'"]),
+    (['-p', 'nochapter.x=1'], ["names chapter 'nochapter'"]),
+    (['--only', 'nochapter'], ["--only nochapter: no such chapter"]),
+])
+def test_bad_parameters_fail_at_once_and_write_nothing(tmp_path, args, needles):
+    out = tmp_path/'never'
+    r = cli('run', '--out', out, *args)
+    assert r.returncode == 2
+    for n in needles: assert n in r.stderr, r.stderr
+    assert 'Nothing was run or written' in r.stderr
+    assert not out.exists()
+
+def test_bad_params_file(tmp_path):
+    f = tmp_path/'p.yaml'; f.write_text('constraints:\n  users: many\n')
+    r = cli('run', '--out', tmp_path/'never', '--params', f)
+    assert r.returncode == 2 and "'users' of chapter 'constraints'" in r.stderr and not (tmp_path/'never').exists()
+
+def test_existing_run_needs_resume_or_force(quick_run):
+    out, _ = quick_run
+    r = cli('run', '--out', out, '--only', 'constraints')
+    assert r.returncode == 2 and 'already holds a run' in r.stderr
+
+# A small book of two chapters, the second failing until a marker file exists: failure and --resume.
+def _nb(cells):
+    nb = nbformat.v4.new_notebook()
+    for src, tags in cells:
+        c = nbformat.v4.new_code_cell(src)
+        if tags: c.metadata['tags'] = tags
+        nb.cells.append(c)
+    nb.metadata['kernelspec'] = {'name': 'python3', 'display_name': 'python3', 'language': 'python'}
+    return nb
+
+@pytest.fixture
+def boom_book(tmp_path):
+    (tmp_path/'settings.ini').write_text('[DEFAULT]\nlib_name = boombook\nnbs_path = nbs\n')
+    pkg = tmp_path/'boombook'; pkg.mkdir(); (pkg/'__init__.py').write_text('')
+    (pkg/'ok.py').write_text("from mobileml_book.rundir import ChapterParams, Param\nPARAMS = ChapterParams('ok', Param('n', int, quick=1, lo=0, hi=9))\n")
+    (pkg/'boom.py').write_text("from mobileml_book.rundir import ChapterParams, Param\nPARAMS = ChapterParams('boom', Param('marker', str, quick='fixed.txt'))\n")
+    nbs = tmp_path/'nbs'; nbs.mkdir()
+    nbformat.write(_nb([('#| default_exp ok', None), ("profile = 'quick'\nrun_dir = None\nn = 1", ['parameters']),
+                        ("from mobileml_book.rundir import RunDir\nRunDir(run_dir).save_metrics('ok', {'n': n})", None)]), nbs/'00_ok.ipynb')
+    nbformat.write(_nb([('#| default_exp boom', None), ("profile = 'quick'\nrun_dir = None\nmarker = 'fixed.txt'", ['parameters']),
+                        ("x = 1", None),
+                        ("from pathlib import Path\nassert Path(marker).exists(), 'the marker file is missing'", None)]), nbs/'01_boom.ipynb')
+    return tmp_path
+
+def test_failing_chapter_then_resume(boom_book):
+    out = boom_book/'runs'/'r'
+    marker = boom_book/'fixed.txt'
+    r = cli('run', '--book', boom_book, '--out', out, '-p', f'marker={marker}', '--no-progress')
+    assert r.returncode == 1
+    assert 'chapter 01_boom failed' in r.stderr and "assert Path(marker).exists()" in r.stderr
+    assert 'the marker file is missing' in r.stderr and '--resume' in r.stderr
+    st = json.loads((out/'status.json').read_text())['steps']
+    assert st['00_ok']['state'] == 'done' and st['01_boom']['state'] == 'failed'
+    assert 'AssertionError' in st['01_boom']['error']
+    assert (out/'notebooks'/'01_boom.ipynb').exists()          # the failing notebook is kept, for reading
+    first_ok = st['00_ok']['finished']
+    marker.write_text('fixed')
+    r = cli('run', '--book', boom_book, '--out', out, '-p', f'marker={marker}', '--no-progress', '--resume')
+    assert r.returncode == 0, r.stderr
+    assert '00_ok: unchanged' in r.stdout and 'skipped' in r.stdout and '01_boom: done' in r.stdout
+    st = json.loads((out/'status.json').read_text())['steps']
+    assert st['00_ok']['finished'] == first_ok and st['01_boom']['state'] == 'done'
+    assert json.loads((out/'metrics.json').read_text()) == {'ok': {'n': 1}}
+
+def test_resume_reruns_a_changed_step_and_everything_after(boom_book):
+    out = boom_book/'runs'/'r2'; marker = boom_book/'fixed.txt'; marker.write_text('ok')
+    assert cli('run', '--book', boom_book, '--out', out, '-p', f'marker={marker}', '--no-progress').returncode == 0
+    r = cli('run', '--book', boom_book, '--out', out, '-p', f'marker={marker}', '-p', 'n=2', '--no-progress', '--resume')
+    assert r.returncode == 0 and '00_ok: done' in r.stdout and '01_boom: done' in r.stdout
+    assert json.loads((out/'metrics.json').read_text())['ok']['n'] == 2
