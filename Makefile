@@ -49,7 +49,7 @@ clean-nbs: $(STAMP)
 ## README.md from nbs/index.ipynb: nbdev_readme where Quarto is installed, nbdev's processing + nbconvert otherwise
 readme: $(STAMP)
 	@if command -v quarto >/dev/null; then $(BIN)/nbdev_readme; else $(BIN)/mobileml-book readme; fi
-## what to run before every commit
+## what to run before every commit: export the library, clean the notebooks, regenerate README
 sync: export clean-nbs readme
 
 ## re-resolve requirements.in into requirements.lock (in a scratch venv; review the diff)
