@@ -45,6 +45,9 @@ def test_executed_notebook_keeps_outputs(quick_run):
     (['-p', 'network=6g'], ["'network' of chapter 'constraints'", "one of '3g', '4g', '5g', 'wifi'"]),
     (['-p', 'nochapter.x=1'], ["names chapter 'nochapter'"]),
     (['--only', 'nochapter'], ["--only nochapter: no such chapter"]),
+    (['-p', 'source=folder:no/such/dir'], ["'source' of chapter 'data'", "does not exist"]),
+    (['-p', 'source=web:x'], ["'source' of chapter 'data'", "matching"]),
+    (['-p', 'severities=[1, 7]'], ["'severities' of chapter 'data'"]),
 ])
 def test_bad_parameters_fail_at_once_and_write_nothing(tmp_path, args, needles):
     out = tmp_path/'never'
