@@ -61,3 +61,9 @@ lock:
 
 clean-runs:
 	rm -rf runs
+
+## the book as a website in _docs/: nbdev_docs where Quarto is installed, Sphinx + MyST-NB otherwise (offline).
+## It shows the executed chapters of DOCS_RUN (default: the latest finished `make book` run, else a quick run of its own).
+.PHONY: docs
+docs: $(STAMP)
+	$(BIN)/mobileml-book docs -- $(if $(DOCS_RUN),--run $(DOCS_RUN))
