@@ -12,3 +12,11 @@ def cli(*args, cwd=ROOT, env=None, timeout=900):
 
 @pytest.fixture
 def root(): return ROOT
+
+@pytest.fixture(scope='session')
+def quick_run(tmp_path_factory):
+    "One fresh quick run of the whole book per test session, shared by the pipeline and site tests."
+    out = tmp_path_factory.mktemp('runs')/'q'
+    r = cli('run', '--profile', 'quick', '--out', out, '--no-progress')
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return out, r

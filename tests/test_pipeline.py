@@ -5,13 +5,6 @@ import nbformat
 import pytest
 from conftest import ROOT, cli
 
-@pytest.fixture(scope='module')
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp('runs')/'q'
-    r = cli('run', '--profile', 'quick', '--out', out, '--no-progress')
-    assert r.returncode == 0, r.stdout + r.stderr
-    return out, r
-
 def test_quick_run_writes_the_contract(quick_run):
     out, r = quick_run
     for f in ('params.yaml', 'metrics.json', 'status.json', 'report.html'): assert (out/f).is_file(), f

@@ -1,8 +1,7 @@
 """The book as a website: `mobileml-book docs` builds it offline (the Sphinx route, no Quarto) from a pipeline run,
 and a headless Chromium reads it as a user would.
 
-The run is a quick one in runs/docs-quick, resumed, so an unchanged book is not run twice (the docs build uses the same
-folder when there is no `make book` run). Screenshots go to test-artifacts/.
+The run is the test session's quick run of the whole book (conftest.quick_run), shared with the pipeline tests. Screenshots go to test-artifacts/.
 Browser checks need Chromium (Debian: `apt-get install chromium chromium-driver`, as .ci/run does; or set
 MOBILEML_CHROMIUM=/path/to/chromium) and Playwright for Python (in requirements.lock); without them they are skipped."""
 import functools, json, os, re, shutil, subprocess, threading, urllib.request
@@ -14,20 +13,17 @@ import yaml
 from conftest import ROOT, cli
 from mobileml_book.docs import book_pages, check_site, quarto_sidebar
 
-RUN = ROOT/'runs'/'docs-quick'
 ARTIFACTS = ROOT/'test-artifacts'
 
 @pytest.fixture(scope='module')
-def run_dir():
-    "A quick pipeline run of every chapter (resumed when the book has not changed since the last one)."
-    r = cli('run', '--profile', 'quick', '--out', RUN, '--no-progress', *(['--resume'] if (RUN/'status.json').exists() else []))
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return RUN
+def run_dir(quick_run):
+    "The session's quick pipeline run of every chapter (conftest.quick_run)."
+    return quick_run[0]
 
 @pytest.fixture(scope='module')
 def site(run_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp('site')/'_docs'
-    r = cli('docs', '--', '--run', run_dir, '--out', out, '--engine', 'sphinx', timeout=600)
+    r = cli('docs', '--run', run_dir, '--out', out, '--engine', 'sphinx', timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return out, r
 
