@@ -200,3 +200,8 @@ def test_browser_search_finds_a_chapter_term(browser, server):
     assert any(h.split('#')[0].split('?')[0] == 'data.html' for h in hits), hits
     page.close()
     assert not problems, problems
+
+def test_no_cell_mixes_imports_with_computation():
+    "nbdev_docs (the Quarto route) executes every cell that imports; one that also computes breaks the build."
+    from mobileml_book.docs import mixed_import_cells
+    assert mixed_import_cells(ROOT) == [], "split these cells: imports in a cell of their own"
