@@ -36,7 +36,7 @@ test: $(STAMP)
 
 ## JupyterLab on the book
 lab: $(STAMP)
-	$(BIN)/jupyter lab nbs
+	$(BIN)/jupyter lab nbs $(if $(filter 0,$(shell id -u)),--allow-root)
 
 ## time a whole run per chapter against the budgets (quick: 240 s; `make bench PROFILE=full`: 1200 s)
 bench: $(STAMP)
