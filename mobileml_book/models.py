@@ -8,7 +8,7 @@ __all__ = ['MBV2_STAGES', 'VGG16', 'LITE0_STAGES', 'LITE0_MEAN', 'LITE0_STD', 'A
            'Conv2dSame', 'MBConv', 'EfficientNetLite0', 'lite0_weights_path', 'imagenet_labels', 'load_lite0',
            'Preprocess', 'Postprocess', 'MobileModel', 'model_spec', 'build_net', 'to_input', 'wrap', 'predict_fn']
 
-# %% ../nbs/02_models.ipynb #c7077b3d
+# %% ../nbs/02_models.ipynb #1eddd28b
 "Mobile architectures in plain PyTorch, pre- and post-processing modules, and how to measure what a model costs."
 import io, json, math, time
 from pathlib import Path
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 from .data import to_float
 
-# %% ../nbs/02_models.ipynb #3c9ea3ea
+# %% ../nbs/02_models.ipynb #cf981415
 def conv_bn(i:int, o:int, k:int=3, s:int=1, groups:int=1, act:bool=True)->nn.Sequential:
     "Conv (no bias) + BatchNorm + ReLU6: the building block of mobile networks."
     layers = [nn.Conv2d(i, o, k, s, k//2, groups=groups, bias=False), nn.BatchNorm2d(o)]
@@ -30,7 +30,7 @@ def divisible(v:float, d:int=8)->int:
     n = max(d, int(v + d/2)//d*d)
     return n + d if n < 0.9*v else n
 
-# %% ../nbs/02_models.ipynb #18c0a486
+# %% ../nbs/02_models.ipynb #b1e54b36
 class InvertedResidual(nn.Module):
     "MobileNetV2 block: 1x1 expand, 3x3 depthwise, 1x1 linear projection; a skip when shapes match."
     def __init__(self, i:int, o:int, stride:int, expand:int):
@@ -40,7 +40,7 @@ class InvertedResidual(nn.Module):
         self.skip = stride == 1 and i == o
     def forward(self, x): return x + self.conv(x) if self.skip else self.conv(x)
 
-# %% ../nbs/02_models.ipynb #e3db87a6
+# %% ../nbs/02_models.ipynb #085fcbe5
 MBV2_STAGES = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]  # expand t, channels c, repeats n, stride s
 
 class MobileNetV2(nn.Module):
@@ -67,7 +67,7 @@ class MobileNetV2(nn.Module):
             if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, mode='fan_out')
     def forward(self, x): return self.head(self.features(x))
 
-# %% ../nbs/02_models.ipynb #f5e2a47b
+# %% ../nbs/02_models.ipynb #595d66b0
 class Fire(nn.Module):
     "SqueezeNet fire module: a 1x1 squeeze, then 1x1 and 3x3 expands side by side."
     def __init__(self, i:int, s:int, e:int):
@@ -92,7 +92,7 @@ class SqueezeNet(nn.Module):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Conv2d(w(512), n_classes, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     def forward(self, x): return self.head(self.features(x))
 
-# %% ../nbs/02_models.ipynb #c5c13159
+# %% ../nbs/02_models.ipynb #5d0a8cd6
 VGG16 = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M']
 
 class VGG(nn.Module):
@@ -108,7 +108,7 @@ class VGG(nn.Module):
                                   nn.Linear(fc, fc), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(fc, n_classes))
     def forward(self, x): return self.head(self.features(x))
 
-# %% ../nbs/02_models.ipynb #2531b414
+# %% ../nbs/02_models.ipynb #2b66e0d6
 def count_macs(model:nn.Module, size:int, channels:int=3)->int:
     "Multiply-accumulates of one forward pass at `size` px, counted by torch's FlopCounterMode on the real graph."
     with FlopCounterMode(display=False) as fc, torch.no_grad(): model.eval()(torch.zeros(1, channels, size, size))
@@ -132,7 +132,7 @@ def latency_ms(model:nn.Module, size:int, channels:int=3, warmup:int=10, runs:in
     finally: torch.set_num_threads(old)
     return dict(p50_ms=float(np.percentile(ts, 50)), p90_ms=float(np.percentile(ts, 90)))
 
-# %% ../nbs/02_models.ipynb #bf59b644
+# %% ../nbs/02_models.ipynb #6119778f
 class Conv2dSame(nn.Conv2d):
     "Conv2d with TensorFlow's 'SAME' padding (asymmetric for stride 2), as the EfficientNet weights were trained with."
     def forward(self, x):
@@ -172,7 +172,7 @@ class EfficientNetLite0(nn.Module):
         return F.relu6(self._bn1(self._conv_head(x)))
     def forward(self, x): return self._fc(self._dropout(F.adaptive_avg_pool2d(self.features(x), 1).flatten(1)))
 
-# %% ../nbs/02_models.ipynb #04508ebb
+# %% ../nbs/02_models.ipynb #0fd6cbb2
 LITE0_MEAN, LITE0_STD = 127.0/255, 128.0/255     # EfficientNet-Lite's input scaling: (pixel - 127) / 128
 
 def lite0_weights_path()->Path:
@@ -195,7 +195,7 @@ def load_lite0(n_classes:int=1000, pretrained:bool=True)->nn.Module:
     if n_classes != 1000: m._fc = nn.Linear(1280, n_classes)
     return m
 
-# %% ../nbs/02_models.ipynb #d59e04ba
+# %% ../nbs/02_models.ipynb #c125cf3c
 class Preprocess(nn.Module):
     "Camera frames (uint8, NHWC or HWC, `frame_size` px) -> the network's normalised float NCHW input."
     def __init__(self, frame_size:int,          # side of the frames the app sends (px)
@@ -238,7 +238,7 @@ class MobileModel(nn.Module):
         "Labels and probabilities for uint8 frames (numpy or tensor)."
         return self.post.decode(*self.eval()(torch.as_tensor(np.asarray(frames))))
 
-# %% ../nbs/02_models.ipynb #b779447f
+# %% ../nbs/02_models.ipynb #d6572bf3
 ARCHS = {'mobilenetv2': MobileNetV2, 'squeezenet': SqueezeNet, 'vgg': VGG, 'efficientnet_lite0': EfficientNetLite0}
 
 def model_spec(arch:str, labels:list, input_size:int, in_channels:int, frame_size:int, frame_channels:int,
