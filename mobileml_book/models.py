@@ -69,12 +69,12 @@ class MobileNetV2(nn.Module):
 
 # %% ../nbs/02_models.ipynb #595d66b0
 class Fire(nn.Module):
-    "SqueezeNet fire module: a 1x1 squeeze, then 1x1 and 3x3 expands side by side."
+    "SqueezeNet fire module: a 1x1 squeeze, then 1x1 and 3x3 expands side by side (batch norm added: it trains in far fewer steps)."
     def __init__(self, i:int, s:int, e:int):
         super().__init__()
-        self.squeeze = nn.Sequential(nn.Conv2d(i, s, 1), nn.ReLU(inplace=True))
-        self.e1 = nn.Sequential(nn.Conv2d(s, e, 1), nn.ReLU(inplace=True))
-        self.e3 = nn.Sequential(nn.Conv2d(s, e, 3, padding=1), nn.ReLU(inplace=True))
+        self.squeeze = nn.Sequential(nn.Conv2d(i, s, 1, bias=False), nn.BatchNorm2d(s), nn.ReLU(inplace=True))
+        self.e1 = nn.Sequential(nn.Conv2d(s, e, 1, bias=False), nn.BatchNorm2d(e), nn.ReLU(inplace=True))
+        self.e3 = nn.Sequential(nn.Conv2d(s, e, 3, padding=1, bias=False), nn.BatchNorm2d(e), nn.ReLU(inplace=True))
     def forward(self, x):
         x = self.squeeze(x)
         return torch.cat([self.e1(x), self.e3(x)], 1)
