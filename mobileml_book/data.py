@@ -21,9 +21,9 @@ from .rundir import Param, ChapterParams, RunDir, data_dir, atomic_write, atomic
 __all__ = ['CORRUPTIONS', 'PARAMS', 'FASHION_CLASSES', 'BUNDLED_DIR', 'DEBIAN_FASHION_MNIST', 'IDX_FILES', 'IMAGE_EXTS',
            'CORRUPTION_FNS', 'BACKGROUNDS', 'InputSpec', 'Dataset', 'image_hashes', 'read_idx', 'write_idx', 'load_idx',
            'make_idx_subset', 'DataError', 'to_spec', 'FolderReport', 'load_image_folder', 'make_demo_folder',
-           'split_stratified', 'load_source', 'show_grid', 'class_samples', 'motion_blur', 'defocus_blur',
-           'sensor_noise', 'dim', 'overexposure', 'jpeg_roundtrip', 'jpeg', 'rotation', 'orientation', 'low_res',
-           'framing', 'to_float', 'to_uint8', 'corrupt', 'augmentation_gallery', 'MobileAugment', 'PhoneC',
+           'split_stratified', 'stratified_subset', 'load_source', 'show_grid', 'class_samples', 'motion_blur',
+           'defocus_blur', 'sensor_noise', 'dim', 'overexposure', 'jpeg_roundtrip', 'jpeg', 'rotation', 'orientation',
+           'low_res', 'framing', 'to_float', 'to_uint8', 'corrupt', 'augmentation_gallery', 'MobileAugment', 'PhoneC',
            'make_phone_c', 'save_phone_c', 'read_phone_c', 'tiny_cnn', 'fit_quick', 'torch_predict', 'accuracy',
            'phone_c_accuracy', 'evaluate', 'plot_severity', 'background_photos', 'SyntheticConfig', 'make_synthetic',
            'concat', 'ConsentError', 'dhash', 'hamming', 'GroundTruthQueue', 'load_version', 'simulate_field',
@@ -240,6 +240,11 @@ def split_stratified(y:np.ndarray, fractions:dict, seed:int=0, groups:np.ndarray
         out['train'].extend(gs[start:])
     return {k: np.sort(np.flatnonzero(np.isin(g, v))) for k, v in out.items()}
 
+def stratified_subset(ds:Dataset, n:int, seed:int=0)->Dataset:
+    "A stratified sample of `n` images of `ds` (all of it when `n` is 0 or not smaller than `ds`)."
+    if not n or n >= len(ds): return ds
+    return ds.subset(split_stratified(ds.y, {'keep': n/len(ds)}, seed)['keep'])
+
 # %% ../nbs/01_data.ipynb #d1cb1b2f
 def _resize_batch(x:np.ndarray, spec:InputSpec)->np.ndarray:
     "Resize a uint8 NHWC batch to `spec` (bilinear), converting channels if needed."
@@ -267,9 +272,7 @@ def load_source(source:str='bundled', spec:InputSpec=InputSpec(), train_size:int
     else: raise DataError(f"unknown source {source!r}: use 'bundled', 'idx:<dir>' or 'folder:<dir>'")
     rng = np.random.default_rng(seed)
     for k, n in (('train', train_size), ('test', test_size)):
-        if n and n < len(splits[k]):   # a stratified sample of n images
-            keep = split_stratified(splits[k].y, {'keep': n/len(splits[k])}, seed)['keep']
-            splits[k] = splits[k].subset(keep)
+        splits[k] = stratified_subset(splits[k], n, seed)
     for k in splits: splits[k] = Dataset(_resize_batch(splits[k].x, spec), splits[k].y, splits[k].classes, splits[k].source)
     return splits, info
 

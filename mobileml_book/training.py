@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from tqdm.auto import tqdm
 from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dumps, now_iso
-from .data import load_data, MobileAugment, Dataset, PhoneC, evaluate, to_float
+from .data import load_data, MobileAugment, Dataset, PhoneC, evaluate, to_float, stratified_subset
 from .models import *
 
 # %% auto #0
@@ -181,11 +181,6 @@ def log_results(run_id:str, metrics:dict):
     with mlflow.start_run(run_id=run_id): mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
 
 # %% ../nbs/02_training.ipynb #0507300f
-def _subset(ds:Dataset, n:int, seed:int)->Dataset:
-    "A stratified-enough random subset of `n` images (all when n is 0 or larger than the set)."
-    if not n or n >= len(ds): return ds
-    return ds.subset(np.sort(np.random.default_rng(seed).permutation(len(ds))[:n]))
-
 def _frame(train:Dataset)->tuple[int, int]: return train.x.shape[1], train.x.shape[3]
 
 def student_spec(p:dict, classes:list, frame:tuple)->dict:
@@ -205,7 +200,7 @@ def train_student(run:RunDir, splits:dict, card:dict, p:dict, augment:bool|None=
     spec = student_spec(p, splits['train'].classes, _frame(splits['train']))
     torch.manual_seed(p['seed']); net = build_net(spec)
     params = {k: p[k] for k in ('arch', 'width', 'input_size', 'epochs', 'batch_size', 'lr', 'aug_p', 'aug_severity', 'seed', 'threads')}
-    net, hist, rid = tracked_fit(name, net, _subset(splits['train'], p['train_size'], p['seed']), splits['val'], spec, run, card,
+    net, hist, rid = tracked_fit(name, net, stratified_subset(splits['train'], p['train_size'], p['seed']), splits['val'], spec, run, card,
                                  {**params, 'augment': aug}, p['target_platform'], p['device_tier'],
                                  epochs=p['epochs'], bs=p['batch_size'], lr=p['lr'], seed=p['seed'], augment=_augment(p, aug),
                                  patience=p['patience'], progress=progress, **fit_kw)
@@ -216,7 +211,7 @@ def train_teacher(run:RunDir, splits:dict, card:dict, p:dict, pretrained:bool|No
     pre = p['pretrained'] if pretrained is None else pretrained
     spec = teacher_spec(p, splits['train'].classes, _frame(splits['train']))
     torch.manual_seed(p['seed']); net = load_lite0(len(spec['labels']), pretrained=pre)
-    tr = _subset(splits['train'], p['teacher_train_size'], p['seed'])
+    tr = stratified_subset(splits['train'], p['teacher_train_size'], p['seed'])
     base = dict(arch='efficientnet_lite0', input_size=p['teacher_size'], batch_size=p['batch_size'], seed=p['seed'], pretrained=pre,
                 augment=p['augment'], aug_p=p['aug_p'], aug_severity=p['aug_severity'], threads=p['threads'])
     kw = dict(bs=p['batch_size'], seed=p['seed'], augment=_augment(p, p['augment']), patience=p['patience'], progress=progress)
