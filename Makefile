@@ -9,7 +9,7 @@ PROFILE ?= full
 RUN     ?= runs/book-$(PROFILE)
 STAMP   := $(VENV)/.installed
 
-.PHONY: book test lab bench venv export clean-nbs readme lock sync clean-runs
+.PHONY: book test lab bench goals venv export clean-nbs readme lock sync clean-runs
 
 $(STAMP): requirements.lock setup.py settings.ini
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"mobileml-book needs Python 3.11, found {sys.version.split()[0]}: set PYTHON=/path/to/python3.11"'
@@ -41,6 +41,10 @@ lab: $(STAMP)
 ## time a whole run per chapter against the budgets (quick: 240 s; `make bench PROFILE=full`: 1200 s)
 bench: $(STAMP)
 	$(BIN)/mobileml-book bench --profile $(or $(BENCH_PROFILE),quick)
+
+## the full profile's goals (accuracy, size, speed) against what `make book` measured
+goals: $(STAMP)
+	$(BIN)/mobileml-book goals runs/book-$(PROFILE)
 
 export: $(STAMP)
 	$(BIN)/nbdev_export

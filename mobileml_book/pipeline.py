@@ -10,9 +10,9 @@ import yaml
 from .rundir import (ChapterParams, ParamError, PROFILES, RunDir, atomic_write, project_root, now_iso, dumps)
 
 # %% auto #0
-__all__ = ['BUDGET_S', 'Chapter', 'book_config', 'find_chapters', 'parse_overrides', 'resolve_params', 'resolve_path_value',
-           'fingerprint', 'StepFailed', 'run_chapter', 'build_report', 'run_book', 'params_table', 'bench',
-           'build_readme', 'threading_main', 'main']
+__all__ = ['BUDGET_S', 'GOALS', 'Chapter', 'book_config', 'find_chapters', 'parse_overrides', 'resolve_params',
+           'resolve_path_value', 'fingerprint', 'StepFailed', 'run_chapter', 'build_report', 'run_book', 'params_table',
+           'bench', 'goals', 'build_readme', 'threading_main', 'main']
 
 # %% ../nbs/07_pipeline.ipynb #47f11f37
 class Chapter:
@@ -298,6 +298,32 @@ def bench(profile:str='quick', out:str|None=None, log=print)->dict:
     log(f"  {'total (incl. runner)':<24} {total:8.1f} s   budget {BUDGET_S[profile]} s: {'within' if total <= BUDGET_S[profile] else 'OVER'}")
     return dict(steps=steps, total=total, budget=BUDGET_S[profile])
 
+# %% ../nbs/07_pipeline.ipynb #b2c3d4e5
+GOALS = [   # (chapter, goal, metric keys, test on the values)
+    ('training', 'student clean accuracy >= 0.90', ['student_acc'], lambda a: a >= 0.90),
+    ('training', 'augmentation closes >= half of the phone-C gap', ['aug_gap_closed'], lambda g: g >= 0.5),
+    ('training', '... at <= 1 point of clean accuracy', ['aug_clean_cost_pt'], lambda c: c <= 1.0),
+    ('training', 'teacher at least as accurate as the student', ['teacher_acc', 'student_acc'], lambda t, s: t >= s),
+    ('optimization', 'int8 >= 3.8x smaller than fp32', ['int8_size_ratio'], lambda r: r >= 3.8),
+    ('optimization', 'int8 loses <= 0.3 pt on clean', ['int8_acc_drop_pt'], lambda d: d <= 0.3),
+    ('optimization', 'int8 loses <= 0.3 pt on phone-C', ['int8_phone_c_drop_pt'], lambda d: d <= 0.3),
+    ('optimization', 'int8 >= 2x faster at p50 in a mobile runtime', ['int8_latency_speedup'], lambda s: s >= 2.0),
+    ('optimization', 'our int8 recipe loses strictly less than the naive default (clean)', ['int8_acc_drop_pt', 'naive_ptq_acc_drop_pt'], lambda o, n: o < n),
+    ('optimization', 'our int8 recipe loses strictly less than the naive default (phone-C)', ['int8_phone_c_drop_pt', 'naive_ptq_phone_c_drop_pt'], lambda o, n: o < n),
+    ('optimization', 'latency predictor within 15% on held-out architectures', ['latency_predictor_mape'], lambda e: e <= 0.15),
+]
+
+def goals(metrics:dict):
+    "Each goal with the measured value(s) from `metrics` (a run's metrics.json) and whether it is met, as a DataFrame."
+    import pandas as pd
+    rows = []
+    for ch, goal, keys, ok in GOALS:
+        vals = [metrics.get(ch, {}).get(k) for k in keys]
+        met = None if any(v is None for v in vals) else bool(ok(*vals))
+        rows.append(dict(chapter=ch, goal=goal, measured=', '.join(f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}={v}" for k, v in zip(keys, vals)),
+                         met={True: 'met', False: 'NOT met', None: 'not measured'}[met]))
+    return pd.DataFrame(rows)
+
 # %% ../nbs/07_pipeline.ipynb #8769dd8d
 def _rebase_links(md:str, prefix:str)->str:
     "Point relative Markdown links and images at `prefix` (the README lives one folder above the notebooks)."
@@ -364,6 +390,8 @@ def main(argv=None):
     bp = sub.add_parser('bench', help='time a whole run per chapter against the budget')
     bp.add_argument('--profile', default='quick', choices=PROFILES)
     bp.add_argument('--out')
+    gp = sub.add_parser('goals', help="a run's full-profile goals against its measured metrics")
+    gp.add_argument('run_dir')
     sub.add_parser('readme', help='write README.md from nbs/index.ipynb (without Quarto)')
     sub.add_parser('docs', help='build the website into _docs/ (options: `mobileml-book docs --help`)', add_help=False)
     a = ap.parse_args(argv)
@@ -376,6 +404,10 @@ def main(argv=None):
         elif a.cmd == 'params': print(params_table(a.profile))
         elif a.cmd == 'report': print(build_report(RunDir(a.run_dir)))
         elif a.cmd == 'readme': build_readme(); print('README.md written from nbs/index.ipynb')
+        elif a.cmd == 'goals':
+            run = RunDir(a.run_dir)
+            if not run.metrics_path.exists(): raise FileNotFoundError(f"no metrics.json in {run.path}: run the book into it first (make book)")
+            print(f"goals of {run.path} (profile {run.params().get('profile', '?')}):\n" + goals(run.metrics()).to_string(index=False))
         elif a.cmd == 'bench':
             res = bench(a.profile, a.out)
             return 0 if res['total'] <= res['budget'] else 3

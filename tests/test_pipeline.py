@@ -15,6 +15,26 @@ def test_quick_run_writes_the_contract(quick_run):
     assert '00_constraints' in st['steps']
     assert 'report:' in r.stdout and str(out) in r.stdout
 
+OPTIMIZATION_KEYS = ('int8_size_ratio', 'int8_acc_drop_pt', 'int8_phone_c_drop_pt', 'naive_ptq_acc_drop_pt', 'naive_ptq_phone_c_drop_pt',
+                     'int8_latency_speedup', 'distill_gain_pt', 'teacher_student_size_ratio', 'pruning', 'latency_predictor_mape', 'chosen')
+
+def test_quick_run_hands_on_optimization_variants(quick_run):
+    "Chapter 03 writes its metrics and a loadable chosen variant for the Conversion and Deployment chapters."
+    out, _ = quick_run
+    m = json.loads((out/'metrics.json').read_text())['optimization']
+    for k in OPTIMIZATION_KEYS: assert k in m, k
+    assert m['pruning'] and all({'size_bytes', 'gzip_bytes', 'p50_ms', 'acc'} <= set(v) for v in m['pruning'].values())
+    from mobileml_book.optimize import load_variant
+    net, spec, rec = load_variant(out)
+    assert rec and (out/'artifacts'/'optimization'/rec['file']).is_file() and spec['labels']
+
+def test_goals_command_reads_the_run(quick_run):
+    out, _ = quick_run
+    r = cli('goals', out)
+    assert r.returncode == 0 and 'student clean accuracy >= 0.90' in r.stdout and 'latency predictor' in r.stdout, r.stdout + r.stderr
+    r = cli('goals', out/'nowhere')
+    assert r.returncode == 2 and 'no metrics.json' in r.stderr
+
 def test_report_shows_chapter_00_numbers(quick_run):
     out, _ = quick_run
     from mobileml_book.pipeline import _fmt, _flat
