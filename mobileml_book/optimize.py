@@ -290,13 +290,15 @@ def pte_runner(path):
     method = Runtime.get().load_program(str(path)).load_method('forward')
     return lambda x: method.execute([x.clone(memory_format=torch.contiguous_format)])[0]
 
-def pte_latency_ms(path, spec:dict, warmup:int=20, runs:int=200)->dict:
-    "p50/p90 latency (ms) of an ExecuTorch program, batch 1, after warm-up (XNNPACK's own thread pool)."
-    f, x = pte_runner(path), torch.rand(example_input(spec).shape); ts = []
+def pte_latency_ms(paths:dict, spec:dict, warmup:int=20, runs:int=200)->dict:
+    "p50/p90 latency (ms) of each ExecuTorch program in `paths` (name -> file), batch 1, after warm-up, timed in turns so that a busy moment of a shared machine hits them all alike."
+    fs, x = {k: pte_runner(p) for k, p in paths.items()}, torch.rand(example_input(spec).shape)
+    ts = {k: [] for k in fs}
     for i in range(warmup + runs):
-        t0 = time.perf_counter(); f(x); t1 = time.perf_counter()
-        if i >= warmup: ts.append((t1 - t0)*1e3)
-    return dict(p50_ms=float(np.percentile(ts, 50)), p90_ms=float(np.percentile(ts, 90)))
+        for k in (list(fs) if i % 2 else list(fs)[::-1]):
+            t0 = time.perf_counter(); fs[k](x); t1 = time.perf_counter()
+            if i >= warmup: ts[k].append((t1 - t0)*1e3)
+    return {k: dict(p50_ms=float(np.percentile(v, 50)), p90_ms=float(np.percentile(v, 90))) for k, v in ts.items()}
 
 def pte_predict_fn(path, spec:dict):
     "`predict(x_uint8) -> labels` through an ExecuTorch program, one image at a time (the program was exported for batch 1)."
