@@ -6,7 +6,8 @@
 __all__ = ['MBV2_STAGES', 'VGG16', 'LITE0_STAGES', 'LITE0_MEAN', 'LITE0_STD', 'ARCHS', 'conv_bn', 'divisible', 'InvertedResidual',
            'MobileNetV2', 'Fire', 'SqueezeNet', 'VGG', 'count_macs', 'n_params', 'size_bytes', 'latency_ms',
            'Conv2dSame', 'MBConv', 'EfficientNetLite0', 'lite0_weights_path', 'imagenet_labels', 'load_lite0',
-           'Preprocess', 'Postprocess', 'MobileModel', 'model_spec', 'build_net', 'to_input', 'wrap', 'predict_fn']
+           'Preprocess', 'Postprocess', 'MobileModel', 'model_spec', 'build_net', 'from_unit', 'to_input', 'wrap',
+           'predict_fn']
 
 # %% ../nbs/02_models.ipynb #1eddd28b
 "Mobile architectures in plain PyTorch, pre- and post-processing modules, and how to measure what a model costs."
@@ -251,13 +252,16 @@ def build_net(spec:dict)->nn.Module:
     "A fresh (untrained) network from a spec."
     return ARCHS[spec['arch']](**spec['kwargs'])
 
-def to_input(x:np.ndarray, spec:dict)->torch.Tensor:
-    "The training-time pipeline: uint8 NHWC numpy -> normalised float NCHW at the spec's input size."
-    t = to_float(x)
+def from_unit(t:torch.Tensor, spec:dict)->torch.Tensor:
+    "Float NCHW images on the [0, 1] scale -> the network's input: its channels, its input size, its normalisation."
     if t.shape[1] == 1 and spec['in_channels'] == 3: t = t.expand(-1, 3, -1, -1)
     elif t.shape[1] == 3 and spec['in_channels'] == 1: t = (t*torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
     if t.shape[-1] != spec['input_size']: t = F.interpolate(t, size=(spec['input_size'],)*2, mode='bilinear', align_corners=False)
     return (t - spec['mean'])/spec['std']
+
+def to_input(x:np.ndarray, spec:dict)->torch.Tensor:
+    "The training-time pipeline: uint8 NHWC numpy -> normalised float NCHW at the spec's input size."
+    return from_unit(to_float(x), spec)
 
 def wrap(net:nn.Module, spec:dict, k:int=3)->MobileModel:
     "The shippable model: `net` with pre-processing for the spec's frames and top-`k` post-processing."

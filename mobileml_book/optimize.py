@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_optimization.ipynb #f882d22b
 from __future__ import annotations
-import copy, gzip, io, json, math, time, types, warnings
+import copy, gzip, io, json, math, time, types
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -18,15 +18,15 @@ from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dum
 from .data import load_data, MobileAugment, Dataset, PhoneC, evaluate, stratified_subset
 from .models import *
 from .training import PARAMS as TRAINING_PARAMS, fit, load_models, phone_c_subset, train_student, start_tracking
-from .constraints import load_devices, device_latency_ms
+from .constraints import load_devices
 
 # %% auto #0
 __all__ = ['RECIPES', 'PARAMS', 'file_bytes', 'example_input', 'measure', 'prunable', 'sparsity', 'layer_sparsity', 'prune_to',
            'finalize_pruning', 'recalibrate_bn', 'magnitude_schedule', 'prune_channels', 'teacher_input',
            'distill_loss', 'training_settings', 'xnnpack_quantizer', 'export_program', 'export_graph', 'calibrate',
            'ptq', 'qat_prepare', 'qat_convert', 'weight_only', 'to_pte', 'pte_runner', 'pte_latency_ms',
-           'pte_predict_fn', 'graph_predict_fn', 'candidate_spec', 'n_layers', 'features', 'LatencyPredictor', 'mape',
-           'sample_space', 'within_budget', 'phone_estimates', 'pareto', 'save_variants', 'load_variant']
+           'graph_predict_fn', 'candidate_spec', 'n_layers', 'features', 'LatencyPredictor', 'mape', 'sample_space',
+           'within_budget', 'phone_estimates', 'pareto', 'save_variants', 'load_variant']
 
 # %% ../nbs/03_optimization.ipynb #d1589d23
 RECIPES = ('naive', 'ptq', 'qat', 'weight_int8', 'fp16')
@@ -72,16 +72,14 @@ def example_input(spec:dict, n:int=1)->torch.Tensor:
     "A fresh, standard-layout input batch for export (a slice of a channels-last batch would record the wrong layout)."
     return torch.zeros(n, spec['in_channels'], spec['input_size'], spec['input_size'])
 
-def measure(name:str, net:nn.Module, spec:dict, test:Dataset, pc:PhoneC, runs:int=50, predict=None, size:tuple|None=None, **extra)->dict:
-    "One row of the comparison: accuracy (clean, phone-C), bytes (saved, gzip), p50/p90 latency here, parameters and MACs."
-    ev = evaluate(predict or predict_fn(net, spec), test, pc)
-    raw, gz = size or file_bytes(net.state_dict())
+def measure(name:str, net:nn.Module, spec:dict, test:Dataset, pc:PhoneC, runs:int=50, **extra)->dict:
+    "One row of the comparison for an fp32 network: accuracy (clean, phone-C), bytes (saved, gzip), p50/p90 latency here, parameters and MACs."
+    ev = evaluate(predict_fn(net, spec), test, pc)
+    raw, gz = file_bytes(net.state_dict())
     lat = latency_ms(net, spec['input_size'], spec['in_channels'], runs=runs)
-    row = dict(variant=name, acc=ev['clean_acc'], phone_c_acc=ev['phone_c_acc'], size_bytes=raw, gzip_bytes=gz,
-               p50_ms=lat['p50_ms'], p90_ms=lat['p90_ms'], runtime='PyTorch eager', params=n_params(net))
-    try: row['macs'] = count_macs(net, spec['input_size'], spec['in_channels'])
-    except Exception: row['macs'] = None      # exported (quantized) graphs: MACs are those of their fp32 source
-    return {**row, **extra}
+    return dict(variant=name, acc=ev['clean_acc'], phone_c_acc=ev['phone_c_acc'], size_bytes=raw, gzip_bytes=gz,
+                p50_ms=lat['p50_ms'], p90_ms=lat['p90_ms'], runtime='PyTorch eager', params=n_params(net),
+                macs=count_macs(net, spec['input_size'], spec['in_channels']), **extra)
 
 # %% ../nbs/03_optimization.ipynb #19c1a71b
 def prunable(net:nn.Module)->list:
@@ -188,10 +186,7 @@ def prune_channels(net:MobileNetV2, keep:float)->MobileNetV2:
 # %% ../nbs/03_optimization.ipynb #2295e87d
 def teacher_input(x:torch.Tensor, s_spec:dict, t_spec:dict)->torch.Tensor:
     "The student's normalised input batch turned into the teacher's (undo the student's normalisation, apply the teacher's pre-processing)."
-    px = x*s_spec['std'] + s_spec['mean']
-    if px.shape[1] == 1 and t_spec['in_channels'] == 3: px = px.expand(-1, 3, -1, -1)
-    if px.shape[-1] != t_spec['input_size']: px = F.interpolate(px, size=(t_spec['input_size'],)*2, mode='bilinear', align_corners=False)
-    return (px - t_spec['mean'])/t_spec['std']
+    return from_unit(x*s_spec['std'] + s_spec['mean'], t_spec)
 
 def distill_loss(teacher:nn.Module, s_spec:dict, t_spec:dict,
                  T:float=4.0,           # temperature: >1 softens both distributions
@@ -299,12 +294,6 @@ def pte_latency_ms(paths:dict, spec:dict, warmup:int=20, runs:int=200)->dict:
             t0 = time.perf_counter(); fs[k](x); t1 = time.perf_counter()
             if i >= warmup: ts[k].append((t1 - t0)*1e3)
     return {k: dict(p50_ms=float(np.percentile(v, 50)), p90_ms=float(np.percentile(v, 90))) for k, v in ts.items()}
-
-def pte_predict_fn(path, spec:dict):
-    "`predict(x_uint8) -> labels` through an ExecuTorch program, one image at a time (the program was exported for batch 1)."
-    f = pte_runner(path)
-    def predict(x): return np.array([int(f(to_input(np.asarray(x[i:i+1]), spec)).argmax()) for i in range(len(x))])
-    return predict
 
 def graph_predict_fn(g, spec:dict, bs:int=500):
     "`predict(x_uint8) -> labels` through a PT2E graph (no `.eval()`: exported graphs are already in the mode they were set to)."
