@@ -24,9 +24,9 @@ from .constraints import load_devices
 __all__ = ['RECIPES', 'PARAMS', 'file_bytes', 'example_input', 'measure', 'prunable', 'sparsity', 'layer_sparsity', 'prune_to',
            'finalize_pruning', 'recalibrate_bn', 'magnitude_schedule', 'prune_channels', 'teacher_input',
            'distill_loss', 'training_settings', 'xnnpack_quantizer', 'export_program', 'export_graph', 'calibrate',
-           'ptq', 'qat_prepare', 'qat_convert', 'weight_only', 'to_pte', 'pte_runner', 'pte_latency_ms',
-           'graph_predict_fn', 'candidate_spec', 'n_layers', 'features', 'LatencyPredictor', 'mape', 'sample_space',
-           'within_budget', 'phone_estimates', 'pareto', 'save_variants', 'load_variant']
+           'ptq', 'qat_prepare', 'qat_convert', 'weight_only', 'lower_to_pte', 'to_pte', 'pte_runner', 'time_in_turns',
+           'pte_latency_ms', 'graph_predict_fn', 'candidate_spec', 'n_layers', 'features', 'LatencyPredictor', 'mape',
+           'sample_space', 'within_budget', 'phone_estimates', 'pareto', 'save_variants', 'load_variant']
 
 # %% ../nbs/03_optimization.ipynb #d1589d23
 RECIPES = ('naive', 'ptq', 'qat', 'weight_int8', 'fp16')
@@ -271,13 +271,16 @@ def weight_only(net:nn.Module, precision:str='int8')->tuple[nn.Module, int]:
     return net, stored + rest
 
 # %% ../nbs/03_optimization.ipynb #db3b0132
-def to_pte(model:nn.Module, spec:dict, path)->Path:
-    "Lower `model` (fp32 module or PT2E int8 graph) to an ExecuTorch program with the XNNPACK delegate, written atomically."
+def lower_to_pte(model:nn.Module, example:torch.Tensor, path)->Path:
+    "Lower `model` traced on `example` to an ExecuTorch program with the XNNPACK delegate, written atomically."
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
-    ep = torch.export.export(model, (example_input(spec),))
-    prog = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()]).to_executorch()
+    prog = to_edge_transform_and_lower(torch.export.export(model, (example,)), partitioner=[XnnpackPartitioner()]).to_executorch()
     atomic_write(path, prog.buffer); return Path(path)
+
+def to_pte(model:nn.Module, spec:dict, path)->Path:
+    "Lower `model` (fp32 module or PT2E int8 graph, float NCHW input) to an ExecuTorch program with the XNNPACK delegate."
+    return lower_to_pte(model, example_input(spec), path)
 
 def pte_runner(path):
     "A callable running an ExecuTorch program on one float NCHW batch (a fresh contiguous copy, as the runtime needs)."
@@ -285,15 +288,18 @@ def pte_runner(path):
     method = Runtime.get().load_program(str(path)).load_method('forward')
     return lambda x: method.execute([x.clone(memory_format=torch.contiguous_format)])[0]
 
-def pte_latency_ms(paths:dict, spec:dict, warmup:int=20, runs:int=200)->dict:
-    "p50/p90 latency (ms) of each ExecuTorch program in `paths` (name -> file), batch 1, after warm-up, timed in turns so that a busy moment of a shared machine hits them all alike."
-    fs, x = {k: pte_runner(p) for k, p in paths.items()}, torch.rand(example_input(spec).shape)
-    ts = {k: [] for k in fs}
+def time_in_turns(fns:dict, x, warmup:int=20, runs:int=200)->dict:
+    "p50/p90 latency (ms) of each callable in `fns` (name -> f(x)) after warm-up, timed in turns so that a busy moment of a shared machine hits them all alike."
+    ts = {k: [] for k in fns}
     for i in range(warmup + runs):
-        for k in (list(fs) if i % 2 else list(fs)[::-1]):
-            t0 = time.perf_counter(); fs[k](x); t1 = time.perf_counter()
+        for k in (list(fns) if i % 2 else list(fns)[::-1]):
+            t0 = time.perf_counter(); fns[k](x); t1 = time.perf_counter()
             if i >= warmup: ts[k].append((t1 - t0)*1e3)
     return {k: dict(p50_ms=float(np.percentile(v, 50)), p90_ms=float(np.percentile(v, 90))) for k, v in ts.items()}
+
+def pte_latency_ms(paths:dict, spec:dict, warmup:int=20, runs:int=200)->dict:
+    "p50/p90 latency (ms) of each ExecuTorch program in `paths` (name -> file), batch 1, timed in turns."
+    return time_in_turns({k: pte_runner(p) for k, p in paths.items()}, torch.rand(example_input(spec).shape), warmup, runs)
 
 def graph_predict_fn(g, spec:dict, bs:int=500):
     "`predict(x_uint8) -> labels` through a PT2E graph (no `.eval()`: exported graphs are already in the mode they were set to)."
@@ -378,5 +384,6 @@ def load_variant(run:RunDir, name:str|None=None):
     art = path.parent; v = json.loads(path.read_text()); name = name or v['chosen']
     if name not in v['variants']: raise KeyError(f"no variant {name!r}: choose one of {', '.join(v['variants'])}")
     r = v['variants'][name]; f = art/r['file']
-    net = torch.export.load(f).module() if f.suffix == '.pt2' else torch.load(f, map_location='cpu', weights_only=False)
+    if f.suffix == '.pt2': import torchao.quantization.pt2e.quantize_pt2e   # registers the int8 operators the saved graph uses
+    net = _trainable(torch.export.load(f).module()) if f.suffix == '.pt2' else torch.load(f, map_location='cpu', weights_only=False)
     return net, r['spec'], r

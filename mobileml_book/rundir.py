@@ -12,8 +12,8 @@ import yaml
 from pydantic import Field, ValidationError, create_model, ConfigDict
 
 # %% auto #0
-__all__ = ['PROFILES', 'atomic_write', 'atomic_path', 'ParamError', 'Param', 'ChapterParams', 'project_root', 'data_dir',
-           'default_run_dir', 'dumps', 'now_iso', 'RunDir']
+__all__ = ['PROFILES', 'atomic_write', 'atomic_path', 'sha256_file', 'ParamError', 'Param', 'ChapterParams', 'project_root',
+           'data_dir', 'default_run_dir', 'dumps', 'now_iso', 'RunDir']
 
 # %% ../nbs/07a_rundir.ipynb #01ee5809
 def _umask()->int:
@@ -53,6 +53,14 @@ def atomic_path(path):
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+# %% ../nbs/07a_rundir.ipynb #a7sha256
+def sha256_file(path, chunk:int=1 << 20)->str:
+    "Hex sha256 of a file, read in chunks (a model file never sits in memory whole): what records and manifests pin files with."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while b := f.read(chunk): h.update(b)
+    return h.hexdigest()
 
 # %% ../nbs/07a_rundir.ipynb #a591a8bf
 PROFILES = ('quick', 'full')

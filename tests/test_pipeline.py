@@ -28,6 +28,25 @@ def test_quick_run_hands_on_optimization_variants(quick_run):
     net, spec, rec = load_variant(out)
     assert rec and (out/'artifacts'/'optimization'/rec['file']).is_file() and spec['labels']
 
+CONVERSION_KEYS = ('agreement', 'phone_c_agreement', 'max_abs_diff', 'accuracy', 'size_bytes', 'latency_p50_ms', 'latency_p90_ms', 'gate')
+
+def test_quick_run_hands_on_conversion_records(quick_run):
+    "Chapter 04 gates every export, writes the per-format metrics, and leaves a record (with a true sha256) for every file."
+    out, _ = quick_run
+    m = json.loads((out/'metrics.json').read_text())['conversion']
+    assert m['all_passed'] and {'onnx-fp32', 'tflite-fp32', 'coreml-fp32', 'executorch-fp32'} <= set(m['exports'])
+    for name, e in m['exports'].items():
+        for k in CONVERSION_KEYS: assert k in e, (name, k)
+        assert e['gate'] == ('structural' if name.startswith('coreml') else 'numeric'), name
+        if e['gate'] == 'numeric': assert e['agreement'] >= 0.999 and e['latency_p50_ms'] > 0, (name, e)
+    from mobileml_book.convert import load_records, record_path, sha256_file
+    recs = load_records(out)['records']
+    assert len(recs) == m['records']
+    for r in recs:
+        f = record_path(out, r)
+        assert f.is_file() and sha256_file(f) == r['sha256'] and f.stat().st_size == r['size_bytes'], r['name']
+        assert r['converter']['torch'] and r['source']['checkpoint_sha256'] and r['fidelity']['passed'], r['name']
+
 def test_goals_command_reads_the_run(quick_run):
     out, _ = quick_run
     r = cli('goals', out)
@@ -130,3 +149,19 @@ def test_resume_reruns_a_changed_step_and_everything_after(boom_book):
     r = cli('run', '--book', boom_book, '--out', out, '-p', f'marker={marker}', '-p', 'n=2', '--no-progress', '--resume')
     assert r.returncode == 0 and '00_ok: done' in r.stdout and '01_boom: done' in r.stdout
     assert json.loads((out/'metrics.json').read_text())['ok']['n'] == 2
+
+def test_serve_command_serves_the_run(quick_run):
+    "`mobileml-book serve RUN` starts chapter 05's delivery service on the run's store; without a store it says what to run first."
+    import socket, subprocess, sys, time, httpx
+    from conftest import BIN
+    out, _ = quick_run
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+    p = subprocess.Popen([str(BIN/'mobileml-book'), 'serve', str(out), '--port', str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(100):
+            try: r = httpx.get(f'http://127.0.0.1:{port}/v1/models', timeout=1); break
+            except httpx.TransportError: time.sleep(0.2)
+        assert r.status_code == 200 and r.json(), r.text
+    finally: p.terminate(); p.wait(10)
+    r = cli('serve', out/'nowhere')
+    assert r.returncode == 2 and 'no published model' in r.stderr, r.stderr

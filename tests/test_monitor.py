@@ -1,0 +1,117 @@
+"Chapter 06 on its own: the dispatcher killed with SIGKILL and resumed, telemetry validation and idempotency, drift alerts, the registry (no run needed)."
+import json, os, signal, sqlite3, time
+from pathlib import Path
+import numpy as np
+import pandas as pd
+import pytest
+import httpx
+from mobileml_book.rundir import RunDir, data_dir
+from mobileml_book.constraints import load_devices
+from mobileml_book.data import load_idx
+from mobileml_book.deploy import LocalServer, make_app
+from mobileml_book.monitor import (Dispatcher, TelemetryStore, Thresholds, ThermalModel, TIER_THERMAL, check_alerts, cheap_cut, gallery_work,
+                                   image_stats, kill_and_resume, live_version, make_gallery, psi, reference_profile, register_release, rollback,
+                                   set_live, shift_images, simulate_fleet, start_dispatcher, telemetry_router, version_table)
+
+@pytest.fixture(scope='module')
+def world(tmp_path_factory):
+    "Real Fashion-MNIST images shipped with the book and a tiny ONNX classifier exported here."
+    from mobileml_book.convert import FrameModel, export_onnx, runner, tiny_model
+    d = tmp_path_factory.mktemp('monitor')
+    ds = load_idx(data_dir()/'fashion-mnist-subset', 'test')
+    net, spec = tiny_model(frame_size=ds.x.shape[1], frame_channels=1)
+    onnx = export_onnx(FrameModel(net, spec), spec, d/'run'/'artifacts'/'conversion'/'tiny.onnx')
+    return dict(dir=d, x=ds.x, onnx=onnx, f=runner(onnx, 'onnx'))
+
+def _proba(f, x):
+    z = f(x); z = z - z.max(1, keepdims=True); e = np.exp(z); return e/e.sum(1, keepdims=True)
+
+def test_dispatcher_killed_with_sigkill_resumes_exactly_once(world, tmp_path):
+    gallery, meta = make_gallery(world['x'], 400, seed=1)
+    todo = cheap_cut(gallery, meta)
+    gp = tmp_path/'gallery.npy'; np.save(gp, gallery)
+    db = tmp_path/'queue.sqlite'
+    d = Dispatcher(db); assert d.enqueue(todo.item_id, todo.priority) == len(todo); d.close()
+    r = kill_and_resume(db, gp, world['onnx'], 'onnx', batch=16, kill_after_batches=2, pace_s=0.1)
+    assert r['killed'] and r['signal'] == 'SIGKILL'
+    assert 0 < r['done_at_kill'] < r['items']                      # killed mid-run
+    assert r['processed_once'] and r['lost'] == 0 and r['repeated'] == 0 and r['results'] == r['items'] == len(todo)
+    assert r['processes'] == 2                                     # the killed process's batches were kept, the rest done on resume
+    d = Dispatcher(db); res = d.results(); d.close()
+    got = res.set_index('item_id').label                          # the results are those of a clean run
+    assert all(int(got[i]) == int(l) for i, l in zip(todo.item_id, gallery_work(gp, world['onnx'])(todo.item_id.tolist())[0]))
+
+def test_cheap_cut_skips_screenshots_and_duplicates(world):
+    gallery, meta = make_gallery(world['x'], 300, seed=2)
+    todo = cheap_cut(gallery, meta)
+    assert set(meta.set_index('item_id').loc[todo.item_id, 'kind']) == {'photo'}
+    assert len({gallery[i].tobytes() for i in todo.item_id}) == len(todo)
+    assert todo.priority.is_monotonic_decreasing
+
+def test_thermal_model_rests_just_enough():
+    t = ThermalModel(**TIER_THERMAL['low'], limit=40.0, temp=39.0)
+    r = t.rest_needed(10, 2.0); assert r > 0
+    t.step(r, 0.0); assert abs(t.after(10, 2.0) - 40.0) < 1e-6
+    with pytest.raises(ValueError): ThermalModel(**TIER_THERMAL['low'], limit=26.0).rest_needed(1000, 2.0)
+
+def _event(i=0, **kw):
+    return dict(dict(event_id=f'test-event-{i:06d}', device_id='test-phone-0001', catalog_id='pixel-6', model='toy', version='1.0.0', bundle='android-onnx-fp32',
+                     ts=1.7e9 + i, latency_ms=3.0, memory_mb=20.0, battery_pct=70, brightness=0.3, contrast=0.3, sharpness=1.7, prediction=2, confidence=0.6), **kw)
+
+def test_telemetry_refuses_malformed_events_and_stores_a_retry_once(tmp_path):
+    store = TelemetryStore(f"sqlite:///{tmp_path/'t.db'}")
+    with LocalServer(make_app(tmp_path/'store', load_devices(), routers=(telemetry_router(store),))) as s, httpx.Client(base_url=s.url, trust_env=False) as c:
+        ok = c.post('/v1/telemetry', json=dict(events=[_event(0), _event(1)]))
+        assert ok.status_code == 200 and ok.json() == dict(stored=2, duplicates=0)
+        again = c.post('/v1/telemetry', json=dict(events=[_event(1), _event(2)]))             # a retry that also carries a new event
+        assert again.json() == dict(stored=1, duplicates=1)
+        for bad in [_event(3, confidence=1.5), {k: v for k, v in _event(4).items() if k != 'latency_ms'}, _event(5, photo='...'),
+                    _event(6, event_id='x'), _event(7, version='one')]:
+            r = c.post('/v1/telemetry', json=dict(events=[_event(8), bad]))
+            assert r.status_code == 422 and r.json()['detail'][0]['loc'][:3] == ['body', 'events', 1]
+        assert c.post('/v1/telemetry', content=b'not json', headers={'content-type': 'application/json'}).status_code == 422
+        assert c.get('/v1/telemetry/summary').json() == dict(events=3)
+    assert store.count() == 3 and sorted(store.frame().event_id) == [f'test-event-{i:06d}' for i in range(3)]   # nothing of a refused batch
+
+def test_psi():
+    rng = np.random.default_rng(0); a = rng.normal(size=4000)
+    assert psi(a, rng.normal(size=4000)) < 0.02 and psi(a, a + 1) > 0.25
+
+@pytest.fixture(scope='module')
+def alerts(world):
+    x = world['x']; ref_x, live_x = x[:1000], x[1000:]
+    ref = reference_profile(ref_x, _proba(world['f'], ref_x))
+    night = shift_images(live_x, 'night', 3, seed=0)
+    pools = {k: ({s: v.to_numpy() for s, v in image_stats(im).items()}, _proba(world['f'], im)) for k, im in [('clean', live_x), ('shifted', night)]}
+    dev = load_devices(); lat = {d: 2.0 for d in dev.index}
+    out = {}
+    for scen, kw in [('night', dict(shift_share=0.6, regression=1.0)), ('control', dict(shift_share=0.0, regression=1.0))]:
+        ev = pd.DataFrame(simulate_fleet(dev, 60, 3, 6, pools, lat, 20.0, candidate_share=0.5, cohort=scen, seed=3, **kw))
+        out[scen] = check_alerts(ev, ref, Thresholds(alpha=0.01), 86_400, '1.0.0', '1.1.0')[0]
+    return out
+
+def test_night_shift_raises_an_input_drift_alert(alerts):
+    drift = [a for a in alerts['night'] if a['kind'] == 'input drift']
+    assert {a['metric'] for a in drift} >= {'brightness'}
+    for a in drift: assert a['threshold'] and a['window']['events'] > 0 and a['devices'] and a['versions']
+
+def test_control_raises_no_alert(alerts):
+    assert alerts['control'] == []
+
+def test_registered_version_found_by_alias_and_rolled_back(world):
+    run = RunDir(world['dir']/'run')
+    f = world['onnx']; sha = __import__('hashlib').sha256(f.read_bytes()).hexdigest()
+    recs = [dict(name=f'{fmt}-fp32', format=fmt, precision='fp32', file=f.name, sha256=(sha[:-1] + str(i)), size_bytes=f.stat().st_size,
+                 platforms=['ios'] if fmt == 'coreml' else ['android', 'ios'], source=dict(checkpoint='student.pt', checkpoint_sha256='abc', mlflow_run_id='nope'))
+            for i, fmt in enumerate(['tflite', 'coreml'])]
+    uri = f"sqlite:///{world['dir']/'mlflow.db'}"
+    r1 = register_release(uri, 'toy', '1.0.0', recs, run); r2 = register_release(uri, 'toy', '1.1.0', recs, run)
+    assert len(register_release(uri, 'toy', '1.0.0', recs, run)) == 2 and len(version_table(uri, 'toy')) == 4     # idempotent
+    v = lambda r, fmt: int(r[r.format == fmt].version.iloc[0])
+    set_live(uri, 'toy', 'ios', v(r1, 'coreml')); set_live(uri, 'toy', 'ios', v(r2, 'coreml'))
+    m = live_version(uri, 'toy', 'ios')
+    assert int(m.version) == v(r2, 'coreml') and m.tags['format'] == 'coreml' and m.tags['release'] == '1.1.0' and m.tags['checkpoint'] == 'student.pt'
+    assert rollback(uri, 'toy', 'ios') == v(r1, 'coreml') and int(live_version(uri, 'toy', 'ios').version) == v(r1, 'coreml')
+    t = version_table(uri, 'toy')
+    assert set(t[t.release == '1.0.0'].format) == {'tflite', 'coreml'}          # Core ML and TFLite of one release kept together
+    with pytest.raises(ValueError): rollback(uri, 'toy', 'ios')
