@@ -82,11 +82,10 @@ def conversion_records(run:RunDir)->dict:
     return load_records(run)
 
 def record_files(run:RunDir, rec:dict)->dict[str, Path]:
-    "The files of one export record, by name: the model file, plus its external data (`<file>.data`) or any `files` the record lists."
+    "The files of one export record, by name: its model file (the Conversion chapter writes each model as one file; a Core ML package zipped)."
     from mobileml_book.convert import record_path
     main = Path(record_path(run, rec))
-    names = rec.get('files') or [main.name] + ([main.name + '.data'] if (main.parent/(main.name + '.data')).exists() else [])
-    return {n: main.parent/n for n in names}
+    return {main.name: main}
 
 def optimization_variants(run:RunDir)->dict:
     "The Optimization chapter's `variants.json` of `run` (`{'variants': {}}` when there is none)."

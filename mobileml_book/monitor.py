@@ -57,18 +57,11 @@ PARAMS = ChapterParams('monitoring',
     Param('seed', int, quick=0, lo=0, hi=2**31 - 1, help='seed of the fleet, the gallery and the shift'),
 )
 
-# %% ../nbs/06_monitoring.ipynb #8e1b0587
-def _percentiles(ms)->dict:
-    ms = np.asarray(ms, float)
-    return dict(p50_ms=float(np.percentile(ms, 50)), p90_ms=float(np.percentile(ms, 90)), p99_ms=float(np.percentile(ms, 99)), mean_ms=float(ms.mean()))
-
+# %% ../nbs/06_monitoring.ipynb #2a7511b9
 def time_runs(f, x, warmup:int=10, runs:int=100)->dict:
-    "Latency percentiles (ms) of `f(x)` over `runs` calls after `warmup` untimed ones, and CPU seconds per call."
-    for _ in range(warmup): f(x)
-    ms, c0 = [], time.process_time()
-    for _ in range(runs):
-        t0 = time.perf_counter(); f(x); ms.append((time.perf_counter() - t0)*1e3)
-    return dict(_percentiles(ms), cpu_ms=(time.process_time() - c0)/runs*1e3, runs=runs)
+    "Latency percentiles (ms) of `f(x)` over `runs` calls after `warmup` untimed ones, and CPU ms per call (the Optimization chapter's `time_in_turns`, for one function)."
+    from mobileml_book.optimize import time_in_turns
+    return time_in_turns({'f': f}, x, warmup, runs)['f']
 
 RUNTIME_MODULES = {'onnx': 'onnxruntime', 'tflite': 'ai_edge_litert.interpreter', 'executorch': 'executorch.runtime', 'coreml': 'coremltools'}
 

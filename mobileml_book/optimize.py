@@ -289,13 +289,14 @@ def pte_runner(path):
     return lambda x: method.execute([x.clone(memory_format=torch.contiguous_format)])[0]
 
 def time_in_turns(fns:dict, x, warmup:int=20, runs:int=200)->dict:
-    "p50/p90 latency (ms) of each callable in `fns` (name -> f(x)) after warm-up, timed in turns so that a busy moment of a shared machine hits them all alike."
-    ts = {k: [] for k in fns}
+    "Latency (ms: p50, p90, p99, mean) and CPU ms per call of each callable in `fns` (name -> f(x)) after warm-up, timed in turns so that a busy moment of a shared machine hits them all alike."
+    ts, cpu = {k: [] for k in fns}, {k: 0.0 for k in fns}
     for i in range(warmup + runs):
         for k in (list(fns) if i % 2 else list(fns)[::-1]):
-            t0 = time.perf_counter(); fns[k](x); t1 = time.perf_counter()
-            if i >= warmup: ts[k].append((t1 - t0)*1e3)
-    return {k: dict(p50_ms=float(np.percentile(v, 50)), p90_ms=float(np.percentile(v, 90))) for k, v in ts.items()}
+            c0, t0 = time.process_time(), time.perf_counter(); fns[k](x); t1, c1 = time.perf_counter(), time.process_time()
+            if i >= warmup: ts[k].append((t1 - t0)*1e3); cpu[k] += c1 - c0
+    return {k: dict(p50_ms=float(np.percentile(v, 50)), p90_ms=float(np.percentile(v, 90)), p99_ms=float(np.percentile(v, 99)),
+                    mean_ms=float(np.mean(v)), cpu_ms=cpu[k]/runs*1e3, runs=runs) for k, v in ts.items()}
 
 def pte_latency_ms(paths:dict, spec:dict, warmup:int=20, runs:int=200)->dict:
     "p50/p90 latency (ms) of each ExecuTorch program in `paths` (name -> file), batch 1, timed in turns."
