@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #8f4745b5
 from __future__ import annotations
-import gzip, hashlib, io, json, math, os, sqlite3, struct, time, warnings
+import contextlib, gzip, hashlib, io, json, math, os, sqlite3, struct, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -14,20 +14,23 @@ import torch.nn as nn
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from PIL import Image, ImageOps, UnidentifiedImageError
+import pillow_heif
 from tqdm.auto import tqdm
 from .rundir import Param, ChapterParams, RunDir, data_dir, atomic_write, atomic_path, dumps, now_iso
 
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'PARAMS', 'FASHION_CLASSES', 'BUNDLED_DIR', 'DEBIAN_FASHION_MNIST', 'IDX_FILES', 'IMAGE_EXTS',
-           'CORRUPTION_FNS', 'BACKGROUNDS', 'InputSpec', 'Dataset', 'image_hashes', 'read_idx', 'write_idx', 'load_idx',
-           'make_idx_subset', 'DataError', 'to_spec', 'FolderReport', 'load_image_folder', 'make_demo_folder',
-           'split_stratified', 'stratified_subset', 'load_source', 'show_grid', 'class_samples', 'motion_blur',
-           'defocus_blur', 'sensor_noise', 'dim', 'overexposure', 'jpeg_roundtrip', 'jpeg', 'rotation', 'orientation',
-           'low_res', 'framing', 'to_float', 'to_uint8', 'corrupt', 'augmentation_gallery', 'MobileAugment', 'PhoneC',
-           'make_phone_c', 'save_phone_c', 'read_phone_c', 'tiny_cnn', 'fit_quick', 'torch_predict', 'accuracy',
-           'phone_c_accuracy', 'evaluate', 'plot_severity', 'background_photos', 'SyntheticConfig', 'make_synthetic',
-           'concat', 'ConsentError', 'dhash', 'hamming', 'GroundTruthQueue', 'load_version', 'simulate_field',
-           'torch_proba', 'dataset_card', 'card_markdown', 'save_splits', 'read_splits', 'prepare_data', 'load_data']
+           'MAX_PIXELS', 'CACHE_DIRS', 'CACHE_FILES', 'CORRUPTION_FNS', 'BACKGROUNDS', 'InputSpec', 'Dataset',
+           'image_hashes', 'read_idx', 'write_idx', 'load_idx', 'make_idx_subset', 'DataError', 'to_8bit', 'to_spec',
+           'not_data', 'FolderReport', 'read_photo', 'load_image_folder', 'make_demo_folder', 'split_stratified',
+           'stratified_subset', 'split_minimum', 'check_class_sizes', 'load_source', 'show_grid', 'class_samples',
+           'motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposure', 'jpeg_roundtrip', 'jpeg', 'rotation',
+           'orientation', 'low_res', 'framing', 'to_float', 'to_uint8', 'corrupt', 'augmentation_gallery',
+           'MobileAugment', 'PhoneC', 'make_phone_c', 'save_phone_c', 'read_phone_c', 'tiny_cnn', 'fit_quick',
+           'torch_predict', 'accuracy', 'phone_c_accuracy', 'evaluate', 'plot_severity', 'background_photos',
+           'SyntheticConfig', 'make_synthetic', 'concat', 'ConsentError', 'dhash', 'hamming', 'GroundTruthQueue',
+           'load_version', 'simulate_field', 'torch_proba', 'dataset_card', 'card_markdown', 'save_splits',
+           'read_splits', 'prepare_data', 'load_data']
 
 # %% ../nbs/01_data.ipynb #0a86d927
 CORRUPTIONS = ('motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposure', 'jpeg',
@@ -144,63 +147,156 @@ def make_idx_subset(src, dst,
     return len(i_tr), len(i_te)
 
 # %% ../nbs/01_data.ipynb #7daf8536
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff')
+IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff', '.heic', '.heif')
+MAX_PIXELS = 89_478_485       # Pillow's own decompression-bomb limit: pixels decoded from one file
 
 class DataError(ValueError):
     "A dataset that cannot be used as it is: the message says which folder or file and what to do."
 
-def to_spec(img:Image.Image, spec:InputSpec)->np.ndarray:
-    "Normalise one PIL image to `spec`: apply EXIF orientation, flatten alpha on white, convert mode, centre-crop square, resize."
+# %% ../nbs/01_data.ipynb #40a995f5
+pillow_heif.register_heif_opener()      # iPhones save photos as HEIC: Pillow reads them through libheif
+
+# %% ../nbs/01_data.ipynb #f4616764
+def to_8bit(img:Image.Image)->tuple[Image.Image, str|None]:
+    "An 8-bit image from a high-bit-depth one (modes I;16*, I, F) and how it was scaled; others unchanged."
+    if not (img.mode.startswith('I;16') or img.mode in ('I', 'F')): return img, None
+    a = np.asarray(img).astype(np.float64)
+    if not np.isfinite(a).all(): raise DataError(f'{img.mode} image with pixels that are not numbers (NaN or infinity)')
+    lo, hi = float(a.min()), float(a.max())
+    if img.mode.startswith('I;16'): scale, how = 1/257, f'{img.mode}: 16-bit, divided by 257'
+    elif lo < 0 or hi > 65535:
+        raise DataError(f'{img.mode} image with values from {lo:g} to {hi:g}, outside 0..65535 (16-bit): '
+                        'export it as an 8- or 16-bit photo')
+    elif img.mode == 'F' and hi <= 1: scale, how = 255, 'F: floats in 0..1, times 255'
+    elif hi <= 255: scale, how = 1, f'{img.mode}: values within 0..255, read as 8-bit'
+    else: scale, how = 1/257, f'{img.mode}: values above 255, read as 16-bit'
+    return Image.fromarray(np.clip(np.rint(a*scale), 0, 255).astype(np.uint8), 'L'), how
+
+# %% ../nbs/01_data.ipynb #b375e724
+def to_spec(img:Image.Image,    # any mode Pillow opens: 1, L, P, RGB(A), LA, CMYK, I;16*, I, F ...
+            spec:InputSpec,     # the size and channels to produce
+           )->np.ndarray:       # uint8, size x size x channels
+    "Normalise one photo as the app must: EXIF upright, alpha on white, 8-bit, centre square, bilinear resize."
     img = ImageOps.exif_transpose(img)
+    img, _ = to_8bit(img)
     if img.mode in ('RGBA', 'LA', 'PA') or (img.mode == 'P' and 'transparency' in img.info):
-        img = img.convert('RGBA'); bg = Image.new('RGBA', img.size, (255, 255, 255, 255)); img = Image.alpha_composite(bg, img)
+        img = Image.alpha_composite(Image.new('RGBA', img.size, (255,)*4), img.convert('RGBA'))
     img = img.convert('L' if spec.channels == 1 else 'RGB')
-    w, h = img.size; s = min(w, h)
-    img = img.crop(((w - s)//2, (h - s)//2, (w - s)//2 + s, (h - s)//2 + s)).resize((spec.size, spec.size), Image.BILINEAR)
-    a = np.asarray(img, dtype=np.uint8)
+    w, h = img.size
+    s = min(w, h)
+    box = ((w - s)//2, (h - s)//2, (w - s)//2 + s, (h - s)//2 + s)
+    a = np.asarray(img.crop(box).resize((spec.size, spec.size), Image.BILINEAR), dtype=np.uint8)
     return a[..., None] if a.ndim == 2 else a
 
+# %% ../nbs/01_data.ipynb #a09827a8
+# Folders and files that systems write beside photos: thumbnails, previews, trash, metadata. Never data.
+CACHE_DIRS = frozenset({'@eadir', '@recycle', '@recently-snapshot', '#recycle', '#snapshot', '__macosx',
+                        '$recycle.bin', 'system volume information', 'lost+found', '@syno'})
+CACHE_FILES = frozenset({'thumbs.db', 'ehthumbs.db', 'ehthumbs_vista.db', 'desktop.ini', 'icon\r'})
+
+def not_data(name:str,            # one component of a path under the image root
+             is_dir:bool)->str|None:
+    "Why a folder or file is a system's cache or a hidden item rather than a photo, or None."
+    n = name.lower()
+    if name.startswith('.'): return f'hidden folder {name}' if is_dir else 'hidden file'
+    if is_dir and n in CACHE_DIRS: return f'cache folder {name}'
+    if not is_dir and (n in CACHE_FILES or n.startswith('synofile_thumb')): return f'cache file {name}'
+    return None
+
+# %% ../nbs/01_data.ipynb #a70a9006
 @dataclass
 class FolderReport:
-    "What the folder loader found: classes and counts, and every file it skipped with the reason."
+    "What the folder loader found: classes and counts, every file skipped with the reason, caches left out."
     root: str
-    counts: dict
-    skipped: list = field(default_factory=list)
-    normalised: dict = field(default_factory=dict)
+    counts: dict                                     # class -> images loaded
+    skipped: list = field(default_factory=list)      # (path, reason) of files that could not be used
+    normalised: dict = field(default_factory=dict)   # what was converted on the way (mode, EXIF, bit depth) -> count
+    ignored: dict = field(default_factory=dict)      # hidden and cache folders or files -> files left out
     def __repr__(self):
         s = f"{self.root}: {sum(self.counts.values())} images in {len(self.counts)} classes {self.counts}"
         if self.normalised: s += f"\n  normalised: {self.normalised}"
-        if self.skipped: s += f"\n  skipped {len(self.skipped)} files:\n" + '\n'.join(f"    {p}: {r}" for p, r in self.skipped)
+        if self.ignored: s += f"\n  left out (not photos): {self.ignored}"
+        if self.skipped:
+            s += f"\n  skipped {len(self.skipped)} files:\n" + '\n'.join(f"    {p}: {r}" for p, r in self.skipped)
         return s
 
+# %% ../nbs/01_data.ipynb #0fd29838
+def _photo_files(d:Path,          # one class folder
+                 ignored:dict,    # filled: why -> files left out
+                )->list[Path]:
+    "The files of a class folder, sorted, without hidden items and system caches (counted in `ignored`)."
+    out = []
+    for top, dirs, files in os.walk(d):
+        for sub in [x for x in dirs if not_data(x, True)]:
+            why = not_data(sub, True)
+            ignored[why] = ignored.get(why, 0) + sum(len(f) for _, _, f in os.walk(Path(top)/sub))
+            dirs.remove(sub)
+        for f in files:
+            if (why := not_data(f, False)): ignored[why] = ignored.get(why, 0) + 1
+            else: out.append(Path(top)/f)
+    return sorted(out)
+
+# %% ../nbs/01_data.ipynb #266dabe5
+@contextlib.contextmanager
+def _own_pixel_limit():
+    "Let `read_photo` apply its own pixel limit: Pillow's global one raises before a file can be named."
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            yield
+    finally: Image.MAX_IMAGE_PIXELS = old
+
+def read_photo(path,                        # one image file
+               spec:InputSpec,              # what to normalise it to
+               max_pixels:int=MAX_PIXELS,   # most pixels decoded from one file (a JPEG decodes reduced first)
+               notes:dict|None=None,        # filled: mode, 'exif-rotated', bit-depth scaling -> count
+              )->np.ndarray:                # uint8, spec.size x spec.size x spec.channels
+    "One photo in the model's terms; `DataError` naming the problem when it cannot be used."
+    with _own_pixel_limit(), Image.open(path) as im:
+        w0, h0 = im.size
+        if im.format == 'JPEG': im.draft(im.mode, (spec.size, spec.size))   # decode at 1/2..1/8 scale when big
+        w, h = im.size
+        if w*h > max_pixels:
+            raise DataError(f'{w0} x {h0} pixels ({w0*h0/1e6:.3g} MP) is over the limit of {max_pixels/1e6:.3g} MP '
+                            '(max_pixels): a decompression bomb, or a scan to shrink before training')
+        im.load()
+        if notes is not None:
+            for k in (im.mode, 'exif-rotated' if im.getexif().get(0x0112, 1) != 1 else None, to_8bit(im)[1]):
+                if k: notes[k] = notes.get(k, 0) + 1
+        return to_spec(im, spec)
+
 # %% ../nbs/01_data.ipynb #f2a0f7aa
-def load_image_folder(root,                    # a folder holding one sub-folder of images per class
-                      spec:InputSpec=InputSpec(), # the model's input: every image is normalised to it
-                      min_per_class:int=10,     # a class with fewer usable images is an error
-                      progress:bool=False)->tuple[Dataset, FolderReport]:
-    "Load `root/<class>/*.jpg|png|...`, validating it; returns the dataset and a report of what was found and skipped."
+def load_image_folder(root,                       # a folder holding one sub-folder of images per class
+                      spec:InputSpec=InputSpec(),  # the model's input: every image is normalised to it
+                      min_per_class:int=10,        # a class with fewer usable images is an error
+                      progress:bool=False,         # a progress bar over the files
+                      max_pixels:int=MAX_PIXELS,   # larger files are skipped, named, with their size
+                     )->tuple[Dataset, FolderReport]:
+    "Load `root/<class>/*.jpg|png|heic|...`: the dataset, and a report of what was loaded, skipped, left out."
     root = Path(root)
     if not root.is_dir(): raise DataError(f"image folder {root} does not exist: pass folder:<dir> with one sub-folder per class")
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith('.'))
+    ignored, skipped, notes, xs, ys = {}, [], {}, [], []
+    class_dirs = []
+    for d in sorted(root.iterdir()):
+        if not d.is_dir(): continue
+        if (why := not_data(d.name, True)): ignored[why] = ignored.get(why, 0) + sum(len(f) for _, _, f in os.walk(d))
+        else: class_dirs.append(d)
     if not class_dirs: raise DataError(f"{root} has no class sub-folders: put the images of each class in {root}/<class name>/")
-    xs, ys, skipped, modes, counts = [], [], [], {}, {}
-    files = [(ci, f) for ci, d in enumerate(class_dirs) for f in sorted(d.rglob('*')) if f.is_file() and not f.name.startswith('.')]
+    files = [(ci, f) for ci, d in enumerate(class_dirs) for f in _photo_files(d, ignored)]
     for ci, f in tqdm(files, desc='checking images', disable=not progress):
-        if f.suffix.lower() not in IMAGE_EXTS: skipped.append((str(f), f'not an image extension ({f.suffix or "none"})')); continue
-        try:
-            with Image.open(f) as im:
-                im.load()
-                modes[im.mode] = modes.get(im.mode, 0) + 1
-                if im.getexif().get(0x0112, 1) != 1: modes['exif-rotated'] = modes.get('exif-rotated', 0) + 1
-                xs.append(to_spec(im, spec)); ys.append(ci)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-            skipped.append((str(f), f'unreadable: {type(e).__name__}: {e}'))
+        if f.suffix.lower() not in IMAGE_EXTS:
+            skipped.append((str(f), f'not an image extension ({f.suffix or "none"})'))
+            continue
+        try: xs.append(read_photo(f, spec, max_pixels, notes)); ys.append(ci)
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, MemoryError) as e:
+            skipped.append((str(f), str(e) if isinstance(e, DataError) else f'unreadable: {type(e).__name__}: {e}'))
     y = np.array(ys, dtype=np.int64)
-    for ci, d in enumerate(class_dirs): counts[d.name] = int((y == ci).sum())
-    report = FolderReport(str(root), counts, skipped, modes)
+    report = FolderReport(str(root), {d.name: int((y == ci).sum()) for ci, d in enumerate(class_dirs)}, skipped, notes, ignored)
     if skipped: warnings.warn(f"{len(skipped)} files skipped in {root}; see the report")
     if not xs: raise DataError(f"{root} holds no readable images (extensions {', '.join(IMAGE_EXTS)})\n{report}")
-    small = {k: v for k, v in counts.items() if v < min_per_class}
+    small = {k: v for k, v in report.counts.items() if v < min_per_class}
     if small:
         raise DataError("classes with fewer than min_per_class=%d usable images: %s. Add images to %s, remove the folder, "
                         "or lower min_per_class.\n%s" % (min_per_class, ', '.join(f'{k} ({v})' for k, v in small.items()),
@@ -208,21 +304,30 @@ def load_image_folder(root,                    # a folder holding one sub-folder
     return Dataset(np.stack(xs), y, [d.name for d in class_dirs], f'folder:{root}'), report
 
 # %% ../nbs/01_data.ipynb #debbc6e2
-def make_demo_folder(root, n_per_class:int=12, seed:int=0)->Path:
+def make_demo_folder(root,                 # where to write the tree (created)
+                     n_per_class:int=12,   # plain JPEGs per class
+                     seed:int=0)->Path:
     "A small image-folder tree with the problems real data has (for demonstrations and tests)."
-    rng = np.random.default_rng(seed); root = Path(root)
+    rng = np.random.default_rng(seed)
+    root = Path(root)
     for c in ('cat', 'dog'):
         (root/c).mkdir(parents=True, exist_ok=True)
         for i in range(n_per_class):
             w, h = rng.integers(20, 90, 2)
-            a = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
-            Image.fromarray(a).save(root/c/f'{i:03d}.jpg', quality=90)
+            Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root/c/f'{i:03d}.jpg', quality=90)
     Image.fromarray(rng.integers(0, 255, (40, 30, 4), dtype=np.uint8), 'RGBA').save(root/'cat'/'rgba.png')
     Image.fromarray(rng.integers(0, 255, (50, 50), dtype=np.uint8), 'L').save(root/'dog'/'gray.png')
-    im = Image.fromarray(rng.integers(0, 255, (30, 60, 3), dtype=np.uint8)); ex = im.getexif(); ex[0x0112] = 6
+    Image.fromarray(rng.integers(0, 255, (50, 50), dtype=np.uint8).astype(np.uint16)*257).save(root/'dog'/'scan16.png')
+    im = Image.fromarray(rng.integers(0, 255, (30, 60, 3), dtype=np.uint8))
+    ex = im.getexif()
+    ex[0x0112] = 6
     im.save(root/'dog'/'sideways.jpg', exif=ex)
     (root/'cat'/'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 this is not really a jpeg')
     (root/'dog'/'notes.txt').write_text('labelling notes')
+    for c, cache in (('cat', '.thumbnails/thumb0.jpg'), ('dog', '@eaDir/000.jpg/SYNOFILE_THUMB_M.jpg')):
+        (root/c/cache).parent.mkdir(parents=True, exist_ok=True)          # small copies of real photos
+        Image.open(root/c/'000.jpg').resize((16, 16)).save(root/c/cache)
+    (root/'cat'/'Thumbs.db').write_bytes(b'\0'*64)
     return root
 
 # %% ../nbs/01_data.ipynb #bd0cf17c
@@ -245,12 +350,38 @@ def stratified_subset(ds:Dataset, n:int, seed:int=0)->Dataset:
     if not n or n >= len(ds): return ds
     return ds.subset(split_stratified(ds.y, {'keep': n/len(ds)}, seed)['keep'])
 
+# %% ../nbs/01_data.ipynb #d645198f
+def split_minimum(fractions:dict)->int:   # split name -> share, as for `split_stratified`
+    "The fewest distinct images a class needs so that `split_stratified` gives each split and training one."
+    n = 1
+    while min(int(round(f*n)) for f in fractions.values()) < 1 or n - sum(int(round(f*n)) for f in fractions.values()) < 1:
+        n += 1
+    return n
+
+def check_class_sizes(y:np.ndarray,        # labels, one per image
+                      groups:np.ndarray,   # duplicate groups (equal photos count once)
+                      classes:list,        # class names, indexed by label
+                      fractions:dict,      # split name -> share
+                      min_per_class:int=1, # the team's own minimum
+                     ):
+    "`DataError` naming each class with too few distinct images for the splits, and how many it needs."
+    need = max(min_per_class, split_minimum(fractions))
+    have = {c: len(np.unique(groups[y == i])) for i, c in enumerate(classes)}
+    short = {c: n for c, n in have.items() if n < need}
+    if short:
+        shares = ', '.join(f'{k} {v:g}' for k, v in fractions.items())
+        raise DataError(f"each class needs at least {need} distinct images (min_per_class={min_per_class}; splits "
+                        f"{shares} give every split and training one only from {split_minimum(fractions)} up): "
+                        + ', '.join(f'{c} has {n}' for c, n in short.items())
+                        + '. Add photos to these classes, merge or remove them, or lower the split shares.')
+
 # %% ../nbs/01_data.ipynb #d1cb1b2f
 def _resize_batch(x:np.ndarray, spec:InputSpec)->np.ndarray:
     "Resize a uint8 NHWC batch to `spec` (bilinear), converting channels if needed."
     if x.shape[1:] == (spec.size, spec.size, spec.channels): return x
     t = torch.from_numpy(x).permute(0, 3, 1, 2).float()
-    if t.shape[1] != spec.channels: t = t.mean(1, keepdim=True) if spec.channels == 1 else t.expand(-1, 3, -1, -1)
+    if t.shape[1] != spec.channels:                              # grey to RGB copies; RGB to grey by ITU-R 601 luma, as Pillow
+        t = (t*torch.tensor([.299, .587, .114]).view(1, 3, 1, 1)).sum(1, keepdim=True) if spec.channels == 1 else t.expand(-1, 3, -1, -1)
     t = F.interpolate(t, size=(spec.size, spec.size), mode='bilinear', align_corners=False, antialias=True)
     return t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
@@ -262,12 +393,16 @@ def load_source(source:str='bundled', spec:InputSpec=InputSpec(), train_size:int
         d = data_dir()/BUNDLED_DIR if source == 'bundled' else Path(source[4:])
         pool, test = load_idx(d, 'train'), load_idx(d, 'test')
         info.update(licence='MIT (Fashion-MNIST, Zalando SE)', origin=str(d))
-        sp = split_stratified(pool.y, {'val': val_fraction}, seed, groups=image_hashes(pool.x))
+        groups = image_hashes(pool.x)
+        check_class_sizes(pool.y, groups, pool.classes, {'val': val_fraction})
+        sp = split_stratified(pool.y, {'val': val_fraction}, seed, groups=groups)
         splits = {'train': pool.subset(sp['train']), 'val': pool.subset(sp['val']), 'test': test}
     elif source.startswith('folder:'):
         ds, rep = load_image_folder(source[7:], spec, min_per_class)
         info.update(licence='your own data: record its licence in the dataset card', origin=source[7:], report=repr(rep))
-        sp = split_stratified(ds.y, {'val': val_fraction, 'test': test_fraction}, seed, groups=image_hashes(ds.x))
+        groups, shares = image_hashes(ds.x), {'val': val_fraction, 'test': test_fraction}
+        check_class_sizes(ds.y, groups, ds.classes, shares, min_per_class)
+        sp = split_stratified(ds.y, shares, seed, groups=groups)
         splits = {k: ds.subset(v) for k, v in sp.items()}
     else: raise DataError(f"unknown source {source!r}: use 'bundled', 'idx:<dir>' or 'folder:<dir>'")
     rng = np.random.default_rng(seed)
@@ -277,25 +412,40 @@ def load_source(source:str='bundled', spec:InputSpec=InputSpec(), train_size:int
     return splits, info
 
 # %% ../nbs/01_data.ipynb #e64f6f71
-def show_grid(images:np.ndarray, titles=None, rows:int|None=None, cols:int=10, size:float=1.1, suptitle=None):
+def show_grid(images,                # uint8 HWC images; a None leaves its place empty
+              titles=None,           # one title per image, or None
+              rows:int|None=None,    # default: as many as the images need
+              cols:int=10,
+              size:float=1.1,        # inches per image
+              suptitle=None):
     "A grid of uint8 HWC images."
-    n = len(images); rows = rows or math.ceil(n/cols)
+    n = len(images)
+    rows = rows or math.ceil(n/cols)
     fig, axs = plt.subplots(rows, cols, figsize=(cols*size, rows*size*1.15), squeeze=False)
     for i, ax in enumerate(axs.flat):
         ax.axis('off')
-        if i < n:
-            im = images[i]
-            ax.imshow(im[..., 0] if im.shape[-1] == 1 else im, cmap='gray', vmin=0, vmax=255)
-            if titles is not None: ax.set_title(titles[i], fontsize=7)
+        if i >= n or images[i] is None: continue
+        im = images[i]
+        ax.imshow(im[..., 0] if im.shape[-1] == 1 else im, cmap='gray', vmin=0, vmax=255)
+        if titles is not None: ax.set_title(titles[i], fontsize=7)
     if suptitle: fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
 
-def class_samples(ds:Dataset, per_class:int=8, seed:int=0)->tuple[np.ndarray, list]:
-    "`per_class` images of every class, class by class."
+# %% ../nbs/01_data.ipynb #31123895
+def class_samples(ds:Dataset,         # the images to show
+                  per_class:int=8,    # places per class (one row each)
+                  seed:int=0,
+                 )->tuple[list, list]:  # images (None where a class has fewer), titles
+    "Up to `per_class` images of every class, class by class; a small class leaves its places empty."
     rng = np.random.default_rng(seed)
-    idx = np.concatenate([rng.choice(np.flatnonzero(ds.y == c), per_class, replace=False) for c in range(len(ds.classes))])
-    return ds.x[idx], [ds.classes[c] for c in ds.y[idx]]
+    xs, ts = [], []
+    for c, name in enumerate(ds.classes):
+        idx = np.flatnonzero(ds.y == c)
+        idx = rng.choice(idx, min(per_class, len(idx)), replace=False)
+        xs += [ds.x[i] for i in idx] + [None]*(per_class - len(idx))
+        ts += [name]*per_class
+    return xs, ts
 
 # %% ../nbs/01_data.ipynb #e20d1a68
 def _seed_of(*keys)->int:
