@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, asdict
 import yaml
 import pandas as pd
 import matplotlib.pyplot as plt
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from .rundir import Param, ChapterParams, RunDir, data_dir
 
 # %% auto #0
@@ -38,6 +38,7 @@ PARAMS = ChapterParams('constraints',
 # %% ../nbs/00_constraints.ipynb #5f285ffe
 class Device(BaseModel):
     "One phone of the catalog; fields as published by the vendor (see `source_specs`, `source_accel`)."
+    model_config = ConfigDict(allow_inf_nan=False)     # 'nan' or 'inf' in the CSV is an error, not a number
     id: str = Field(pattern=r'^[a-z0-9][a-z0-9-]*$')
     name: str
     vendor: str

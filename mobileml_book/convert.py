@@ -142,7 +142,8 @@ def export_onnx(model:FrameModel, spec:dict, path, meta:dict|None=None)->Path:
     "ONNX (one self-contained file, free batch dimension) with `meta` in its metadata properties."
     import onnx
     with atomic_path(path) as tmp, quiet():
-        torch.onnx.export(model.eval(), (frame_example(spec),), str(tmp), dynamo=True, external_data=False,
+        # traced at batch 2: an example dimension of 1 is specialised to a constant, which fails a free batch
+        torch.onnx.export(model.eval(), (frame_example(spec, 2),), str(tmp), dynamo=True, external_data=False,
                           input_names=['frames'], output_names=['logits', 'probs'], dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=4096)},))
         m = onnx.load(str(tmp))
         for k, v in (meta or {}).items(): m.metadata_props.add(key=k, value=v if isinstance(v, str) else json.dumps(v))

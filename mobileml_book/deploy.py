@@ -16,7 +16,8 @@ from tqdm.auto import tqdm
 import httpx
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import serialization
@@ -27,18 +28,19 @@ from .constraints import (PARAMS as CONSTRAINTS_PARAMS, TIERS, Budget, ModelStat
                                        load_app_stores, load_devices, load_networks)
 
 # %% auto #0
-__all__ = ['PLATFORMS', 'FORMATS', 'SEMVER', 'PARAMS', 'ENC_MAGIC', 'NAME_RE', 'ACCEL_ROUTES', 'BUCKETS', 'conversion_records',
-           'record_files', 'optimization_variants', 'candidate_table', 'BundleError', 'canonical_json', 'public_pem',
-           'key_id', 'load_signing_key', 'load_public_key', 'run_keys', 'load_content_key', 'encrypt_bytes',
-           'decrypt_bytes', 'check_name', 'build_bundle', 'verify_manifest', 'Bundle', 'load_bundle', 'Policy',
-           'os_version', 'has_accelerator', 'device_os', 'estimate_ms', 'model_checks', 'fit_table', 'fit_tiers',
-           'manifest_meta', 'publish', 'versions', 'bundle_dirs', 'read_manifest', 'store_candidates',
-           'download_estimate', 'size_report', 'download_seconds', 'delivery_options', 'select_variant',
-           'assign_catalog', 'bucket', 'buckets', 'in_stage', 'rollout_path', 'get_rollout', 'set_rollout',
-           'assigned_version', 'store_controller', 'make_fleet', 'Scenario', 'Guardrails', 'ratio_stats',
-           'compare_rates', 'sample_ratio_p', 'min_detectable_effect', 'simulate_rollout', 'DeviceInfo', 'device_row',
-           'make_app', 'LocalServer', 'NetworkFaults', 'serve', 'app_from_env', 'DownloadInterrupted', 'ServiceError',
-           'app_model_dir', 'active_bundle', 'install_bundle', 'fetch_model']
+__all__ = ['PLATFORMS', 'FORMATS', 'SEMVER', 'PARAMS', 'ENC_MAGIC', 'NAME_RE', 'ACCEL_ROUTES', 'BUCKETS', 'MAX_BODY_BYTES',
+           'conversion_records', 'record_files', 'optimization_variants', 'candidate_table', 'BundleError',
+           'canonical_json', 'public_pem', 'key_id', 'load_signing_key', 'load_public_key', 'run_keys',
+           'load_content_key', 'encrypt_bytes', 'decrypt_bytes', 'check_name', 'build_bundle', 'verify_manifest',
+           'Bundle', 'load_bundle', 'Policy', 'os_version', 'has_accelerator', 'device_os', 'estimate_ms',
+           'model_checks', 'fit_table', 'fit_tiers', 'manifest_meta', 'publish', 'versions', 'bundle_dirs',
+           'read_manifest', 'store_candidates', 'download_estimate', 'size_report', 'download_seconds',
+           'delivery_options', 'select_variant', 'assign_catalog', 'bucket', 'buckets', 'in_stage', 'rollout_path',
+           'get_rollout', 'set_rollout', 'assigned_version', 'store_controller', 'make_fleet', 'Scenario', 'Guardrails',
+           'ratio_stats', 'compare_rates', 'sample_ratio_p', 'min_detectable_effect', 'simulate_rollout', 'DeviceInfo',
+           'device_row', 'BodyLimit', 'validation_error', 'make_app', 'LocalServer', 'NetworkFaults', 'serve',
+           'app_from_env', 'DownloadInterrupted', 'ServiceError', 'app_model_dir', 'active_bundle', 'install_bundle',
+           'fetch_model']
 
 # %% ../nbs/05_deployment.ipynb #ab0f7efb
 PLATFORMS = ('ios', 'android')
@@ -699,7 +701,7 @@ def simulate_rollout(fleet:pd.DataFrame, scenario:Scenario, stages:list, guard:G
 # %% ../nbs/05_deployment.ipynb #4a18c992
 class DeviceInfo(BaseModel):
     "What the app reports about its phone when it asks which model to run."
-    model_config = ConfigDict(extra='forbid')
+    model_config = ConfigDict(extra='forbid', allow_inf_nan=False)
     device_id: str = Field(pattern=r'^[A-Za-z0-9_-]{8,64}$', description='random id made at install (never a hardware id): decides the rollout cohort')
     catalog_id: str|None = Field(None, pattern=r'^[a-z0-9][a-z0-9-]{0,63}$', description='phone model id of the catalog: fills the fields not given')
     os: Literal['ios', 'android']|None = None
@@ -726,17 +728,59 @@ def device_row(info:DeviceInfo, devices:pd.DataFrame|None)->pd.Series:
     if d.get('os') is None: raise KeyError('the phone did not say its OS')
     return pd.Series(d, name=info.catalog_id or 'reported')
 
+# %% ../nbs/05_deployment.ipynb #17250d2d
+MAX_BODY_BYTES = 1 << 20    # 1 MiB: four times a full telemetry batch of 500 events; more is refused unread
+
+class BodyLimit:
+    "ASGI middleware: 413 for a request body over `limit` bytes, decided before the body is parsed."
+    def __init__(self, app, limit:int=MAX_BODY_BYTES): self.app, self.limit = app, limit
+
+    def _too_large(self):
+        return JSONResponse({'detail': f'request body over {self.limit:,} bytes: send smaller batches'}, status_code=413)
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] != 'http': return await self.app(scope, receive, send)
+        n = dict(scope['headers']).get(b'content-length', b'0')
+        if not n.isdigit() or int(n) > self.limit: return await self._too_large()(scope, receive, send)
+        seen, over, started = 0, False, False
+        async def counted():                              # a body sent in chunks, without a length
+            nonlocal seen, over
+            m = await receive()
+            seen += len(m.get('body', b''))
+            if seen > self.limit:
+                over = True
+                return {'type': 'http.disconnect'}
+            return m
+        async def guarded(m):
+            nonlocal started
+            if over and not started: return           # the app's answer to a cut body is replaced below
+            started = True
+            await send(m)
+        try: await self.app(scope, counted, guarded)
+        except Exception:                                 # the app gave up on the cut body: answer for it
+            if not over: raise
+        if over and not started: await self._too_large()(scope, receive, send)
+
+# %% ../nbs/05_deployment.ipynb #3ebd8cbd
+async def validation_error(request:Request, exc:RequestValidationError)->JSONResponse:
+    "422 naming each bad field and why, never echoing what was sent (a 20 MB field, or a NaN JSON cannot encode)."
+    errs = [dict(loc=list(e['loc']), msg=e['msg'], type=e['type']) for e in exc.errors()[:20]]
+    return JSONResponse({'detail': errs}, status_code=422)
+
 # %% ../nbs/05_deployment.ipynb #136cac79
 def _bad(status:int, msg:str): raise HTTPException(status_code=status, detail=msg)
 
 def make_app(store, devices:pd.DataFrame|None=None,
              routers=(),                    # more APIRouters to mount (the Monitoring chapter's telemetry)
+             max_body_bytes:int=MAX_BODY_BYTES,   # larger request bodies get 413, unread
              title:str='mobileml-book model delivery')->FastAPI:
     "The delivery service over a store folder: assignments per phone (variant and rollout cohort) and bundle files with ETag and ranges."
     store = Path(store).resolve()
     devices = load_devices() if devices is None else devices
     app = FastAPI(title=title, version='1')
     app.state.store, app.state.devices = store, devices
+    app.add_middleware(BodyLimit, limit=max_body_bytes)
+    app.add_exception_handler(RequestValidationError, validation_error)
     cache = {}
 
     def policy()->Policy:

@@ -19,12 +19,13 @@ from .rundir import Param, ChapterParams, RunDir, atomic_write, dumps, now_iso
 from .constraints import CPU_WATTS, TIERS, energy_mj, load_brief_figures, load_devices
 
 # %% auto #0
-__all__ = ['PARAMS', 'RUNTIME_MODULES', 'INPUT_STATS', 'SEMVER_RE', 'SHIFTS', 'TIER_THERMAL', 'time_runs', 'bench_here',
-           'bench_file', 'benchmark_records', 'device_estimates', 'image_stats', 'TelemetryEvent', 'TelemetryBatch',
-           'TelemetryStore', 'telemetry_url_of', 'telemetry_router', 'shift_images', 'simulate_fleet', 'psi',
-           'reference_profile', 'Thresholds', 'check_alerts', 'register_release', 'version_table', 'set_live',
-           'live_version', 'rollback', 'compare_versions', 'ThermalModel', 'Dispatcher', 'gallery_work',
-           'dispatch_main', 'start_dispatcher', 'kill_and_resume', 'make_gallery', 'cheap_cut', 'simulate_gallery']
+__all__ = ['PARAMS', 'RUNTIME_MODULES', 'INPUT_STATS', 'SEMVER_RE', 'MAX_CLOCK_SKEW_S', 'SHIFTS', 'FLEET_START', 'TIER_THERMAL',
+           'time_runs', 'bench_here', 'bench_file', 'benchmark_records', 'device_estimates', 'image_stats',
+           'TelemetryEvent', 'TelemetryBatch', 'TelemetryStore', 'telemetry_url_of', 'telemetry_router', 'fleet_end',
+           'shift_images', 'simulate_fleet', 'psi', 'reference_profile', 'Thresholds', 'check_alerts',
+           'register_release', 'version_table', 'set_live', 'live_version', 'rollback', 'compare_versions',
+           'ThermalModel', 'Dispatcher', 'gallery_work', 'dispatch_main', 'start_dispatcher', 'kill_and_resume',
+           'make_gallery', 'cheap_cut', 'simulate_gallery']
 
 # %% ../nbs/06_monitoring.ipynb #9ef7abc5
 PARAMS = ChapterParams('monitoring',
@@ -145,7 +146,7 @@ SEMVER_RE = r'^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$'
 
 class TelemetryEvent(BaseModel):
     "One prediction as a phone reports it (no image, no user data)."
-    model_config = ConfigDict(extra='forbid')
+    model_config = ConfigDict(extra='forbid', allow_inf_nan=False)    # NaN and Infinity are refused by name, not stored
     event_id: str = Field(pattern=r'^[A-Za-z0-9_-]{8,64}$', description='made by the phone per prediction: a retry sends the same id')
     device_id: str = Field(pattern=r'^[A-Za-z0-9_-]{8,64}$', description='random install id (never a hardware id)')
     catalog_id: str = Field(pattern=r'^[a-z0-9][a-z0-9-]{0,63}$', description='phone model id of the catalog')
@@ -165,15 +166,19 @@ class TelemetryEvent(BaseModel):
 
 class TelemetryBatch(BaseModel):
     "What one request carries: up to 500 events, all valid or none stored."
-    model_config = ConfigDict(extra='forbid')
+    model_config = ConfigDict(extra='forbid', allow_inf_nan=False)
     events: list[TelemetryEvent] = Field(min_length=1, max_length=500)
 
 # %% ../nbs/06_monitoring.ipynb #d5c693f4
+MAX_CLOCK_SKEW_S = 600.0    # a phone's clock may run this far ahead of the server's before its times are replaced
+
 class TelemetryStore:
     "Telemetry events in any SQLAlchemy database (SQLite by default); each `event_id` stored once, each batch in one transaction."
-    def __init__(self, url:str):
+    def __init__(self, url:str,                            # SQLAlchemy URL
+                 clock=time.time,                          # the server's clock (seconds): what times are checked against
+                 max_skew_s:float=MAX_CLOCK_SKEW_S):       # event times further ahead of `clock` are clamped to it
         import sqlalchemy as sa
-        self.sa, self.url = sa, url
+        self.sa, self.url, self.clock, self.max_skew_s = sa, url, clock, max_skew_s
         self.engine = sa.create_engine(url)
         if self.engine.dialect.name == 'sqlite':
             @sa.event.listens_for(self.engine, 'connect')
@@ -185,27 +190,35 @@ class TelemetryStore:
             if n == 'event_id': continue
             t = {float: sa.Float, int: sa.Integer}.get(f.annotation, sa.String(120))
             cols.append(sa.Column(n, t, nullable=False, index=n in ('ts', 'cohort')))
-        self.table = sa.Table('telemetry_events', md, *cols, sa.Column('received', sa.Float, nullable=False))
+        extra = [sa.Column('received', sa.Float, nullable=False), sa.Column('device_ts', sa.Float),
+                 sa.Column('clock_clamped', sa.Integer, nullable=False, server_default='0')]
+        self.table = sa.Table('telemetry_events', md, *cols, *extra)
         md.create_all(self.engine)
+        have = {c['name'] for c in sa.inspect(self.engine).get_columns('telemetry_events')}
+        with self.engine.begin() as c:                     # a store made by an earlier version: add the new columns
+            for col in extra:
+                if col.name not in have: c.execute(sa.text(f'ALTER TABLE telemetry_events ADD COLUMN {col.name} '
+                                                           f'{col.type.compile(self.engine.dialect)} DEFAULT 0'))
 
     def add(self, events:list[dict|TelemetryEvent])->dict:
-        "Store a batch in one transaction; returns how many were new and how many were already there (retries)."
+        "Store a batch in one transaction: how many were new, already there (retries), and had their clock clamped."
         sa, t = self.sa, self.table
-        rows = {}
+        rows, now = {}, float(self.clock())
         for e in events:
             d = e.model_dump() if isinstance(e, BaseModel) else TelemetryEvent.model_validate(e).model_dump()
+            ahead = d['ts'] > now + self.max_skew_s                                  # a phone whose clock is wrong
+            d.update(device_ts=d['ts'], ts=now if ahead else d['ts'], clock_clamped=int(ahead), received=now)
             rows.setdefault(d['event_id'], d)                                       # a repeat inside the batch counts once
-        now = time.time()
         with self.engine.begin() as c:
             have = set(c.execute(sa.select(t.c.event_id).where(t.c.event_id.in_(list(rows)))).scalars())
-            new = [dict(r, received=now) for k, r in rows.items() if k not in have]
+            new = [r for k, r in rows.items() if k not in have]
             if new:
                 d = self.engine.dialect.name
                 if d in ('sqlite', 'postgresql'):
                     ins = __import__(f'sqlalchemy.dialects.{d}', fromlist=['insert']).insert(t).on_conflict_do_nothing(index_elements=['event_id'])
                 else: ins = t.insert()
                 c.execute(ins, new)
-        return dict(stored=len(new), duplicates=len(events) - len(new))
+        return dict(stored=len(new), duplicates=len(events) - len(new), clock_clamped=sum(r['clock_clamped'] for r in new))
 
     def frame(self, cohort:str|None=None)->pd.DataFrame:
         "The events (of one cohort), oldest first."
@@ -213,8 +226,11 @@ class TelemetryStore:
         if cohort is not None: q = q.where(self.table.c.cohort == cohort)
         with self.engine.connect() as c: return pd.read_sql(q.order_by(self.table.c.ts), c)
 
-    def count(self)->int:
-        with self.engine.connect() as c: return int(c.execute(self.sa.select(self.sa.func.count()).select_from(self.table)).scalar())
+    def count(self, clamped:bool=False)->int:              # True: only the events whose time was clamped
+        "How many events are stored."
+        q = self.sa.select(self.sa.func.count()).select_from(self.table)
+        if clamped: q = q.where(self.table.c.clock_clamped == 1)
+        with self.engine.connect() as c: return int(c.execute(q).scalar())
 
 def telemetry_url_of(run:RunDir, url:str='run')->str:
     "The store's URL: `url`, or SQLite in the run's artifacts (`artifacts/monitoring/telemetry.db`)."
@@ -226,11 +242,16 @@ def telemetry_router(store:TelemetryStore)->APIRouter:
     @r.post('/v1/telemetry')
     def ingest(batch:TelemetryBatch): return store.add(batch.events)
     @r.get('/v1/telemetry/summary')
-    def summary(): return dict(events=store.count())
+    def summary(): return dict(events=store.count(), clock_clamped=store.count(clamped=True))
     return r
 
 # %% ../nbs/06_monitoring.ipynb #57692527
 SHIFTS = {'night': ('dim', 'sensor_noise'), 'blur': ('defocus_blur', 'motion_blur')}
+FLEET_START = 1.7e9        # the simulated fleet's first day (Unix time): its own clock, so runs repeat exactly
+
+def fleet_end(days:int)->float:   # days of telemetry simulated
+    "The simulated server's time at the end of `days` of telemetry: where alert windows end."
+    return FLEET_START + days*86_400
 
 def shift_images(x:np.ndarray, shift:str='night', severity:int=3, seed:int=0)->np.ndarray:
     "The images under a shift: the phone-C corruptions of `SHIFTS[shift]` applied in turn."
@@ -247,7 +268,7 @@ def simulate_fleet(devices:pd.DataFrame,
                    latency_ms:dict,                    # catalog id -> expected latency of the stable version (ms)
                    memory_mb:float,                    # expected memory of the stable version (MiB)
                    versions=('1.0.0', '1.1.0'), candidate_share:float=0.5, shift_share:float=0.0, window_days:int=1, regression:float=1.0,
-                   model:str='fashion-classifier', cohort:str='default', start:float=1.7e9, seed:int=0)->list[dict]:
+                   model:str='fashion-classifier', cohort:str='default', start:float=FLEET_START, seed:int=0)->list[dict]:
     "Telemetry events of a simulated fleet; during the last `window_days`, `shift_share` of the phones see shifted inputs and the candidate regresses by `regression`."
     rng = np.random.default_rng(seed)
     cat = rng.choice(devices.index.to_numpy(), n_phones)
@@ -313,9 +334,12 @@ def _ratio_test(w:pd.DataFrame, metric:str, stable:str, cand:str):
     if len(r_c) < 3: return None, None, {}
     return stats.mannwhitneyu(r_c, r_s, alternative='greater').pvalue, float(np.exp(np.median(r_c) - np.median(r_s))), per_dev
 
-def check_alerts(events:pd.DataFrame, ref:dict, th:Thresholds, window_s:float, stable:str, candidate:str)->tuple[list[dict], pd.DataFrame]:
-    "Alerts over the last `window_s` seconds of `events` against the reference; returns (alerts, every test with its statistics)."
-    t1 = float(events.ts.max()); w = events[events.ts > t1 - window_s]
+def check_alerts(events:pd.DataFrame, ref:dict, th:Thresholds, window_s:float, stable:str, candidate:str,
+                 now:float|None=None,   # the server's time (s) the window ends at; None: this machine's clock
+                )->tuple[list[dict], pd.DataFrame]:
+    "Alerts over the `window_s` seconds before `now` (never a phone's clock) against the reference: (alerts, every test)."
+    t1 = time.time() if now is None else float(now)
+    w = events[(events.ts > t1 - window_s) & (events.ts <= t1)]
     win = dict(start=pd.to_datetime(t1 - window_s, unit='s').isoformat(), end=pd.to_datetime(t1, unit='s').isoformat(), events=int(len(w)))
     if len(w) < th.min_events: return [], pd.DataFrame()
     names = [*INPUT_STATS, 'confidence']

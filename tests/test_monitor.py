@@ -11,7 +11,7 @@ from mobileml_book.data import load_idx
 from mobileml_book.deploy import LocalServer, make_app
 from mobileml_book.monitor import (Dispatcher, TelemetryStore, Thresholds, ThermalModel, TIER_THERMAL, check_alerts, cheap_cut, gallery_work,
                                    image_stats, kill_and_resume, live_version, make_gallery, psi, reference_profile, register_release, rollback,
-                                   set_live, shift_images, simulate_fleet, start_dispatcher, telemetry_router, version_table)
+                                   set_live, shift_images, simulate_fleet, start_dispatcher, telemetry_router, version_table, fleet_end)
 
 @pytest.fixture(scope='module')
 def world(tmp_path_factory):
@@ -62,16 +62,57 @@ def test_telemetry_refuses_malformed_events_and_stores_a_retry_once(tmp_path):
     store = TelemetryStore(f"sqlite:///{tmp_path/'t.db'}")
     with LocalServer(make_app(tmp_path/'store', load_devices(), routers=(telemetry_router(store),))) as s, httpx.Client(base_url=s.url, trust_env=False) as c:
         ok = c.post('/v1/telemetry', json=dict(events=[_event(0), _event(1)]))
-        assert ok.status_code == 200 and ok.json() == dict(stored=2, duplicates=0)
+        assert ok.status_code == 200 and ok.json() == dict(stored=2, duplicates=0, clock_clamped=0)
         again = c.post('/v1/telemetry', json=dict(events=[_event(1), _event(2)]))             # a retry that also carries a new event
-        assert again.json() == dict(stored=1, duplicates=1)
+        assert again.json() == dict(stored=1, duplicates=1, clock_clamped=0)
         for bad in [_event(3, confidence=1.5), {k: v for k, v in _event(4).items() if k != 'latency_ms'}, _event(5, photo='...'),
                     _event(6, event_id='x'), _event(7, version='one')]:
             r = c.post('/v1/telemetry', json=dict(events=[_event(8), bad]))
             assert r.status_code == 422 and r.json()['detail'][0]['loc'][:3] == ['body', 'events', 1]
         assert c.post('/v1/telemetry', content=b'not json', headers={'content-type': 'application/json'}).status_code == 422
-        assert c.get('/v1/telemetry/summary').json() == dict(events=3)
+        assert c.get('/v1/telemetry/summary').json() == dict(events=3, clock_clamped=0)
     assert store.count() == 3 and sorted(store.frame().event_id) == [f'test-event-{i:06d}' for i in range(3)]   # nothing of a refused batch
+
+def _server(tmp_path, store):
+    return LocalServer(make_app(tmp_path/'store', load_devices(), routers=(telemetry_router(store),)))
+
+@pytest.mark.parametrize('field,value', [('confidence', 'NaN'), ('latency_ms', 'Infinity'), ('brightness', '-Infinity')])
+def test_non_finite_number_is_a_422_naming_the_field(tmp_path, field, value):
+    store = TelemetryStore(f"sqlite:///{tmp_path/'t.db'}")
+    body = json.dumps(dict(events=[_event(0), _event(1, **{field: 12345.678})])).replace('12345.678', value)
+    assert value in body
+    with _server(tmp_path, store) as s, httpx.Client(base_url=s.url, trust_env=False) as c:
+        r = c.post('/v1/telemetry', content=body, headers={'content-type': 'application/json'})
+    assert r.status_code == 422                                                    # 500 before: the error could not be encoded
+    assert r.json()['detail'][0]['loc'] == ['body', 'events', 1, field] and store.count() == 0
+
+def test_oversized_bodies_get_413_unread_and_errors_never_echo_input(tmp_path):
+    store = TelemetryStore(f"sqlite:///{tmp_path/'t.db'}")
+    with _server(tmp_path, store) as s, httpx.Client(base_url=s.url, trust_env=False, timeout=60) as c:
+        big_field = c.post('/v1/telemetry', json=dict(events=[_event(0, note='x'*20_000_000)]))
+        t0 = time.perf_counter()
+        many = c.post('/v1/telemetry', json=dict(events=[_event(i) for i in range(50_000)]))
+        many_s = time.perf_counter() - t0
+        chunks = c.post('/v1/telemetry', content=iter([b'{"events": [', b' '*(2 << 20), b']}']),
+                        headers={'content-type': 'application/json'})                   # no Content-Length
+        secret = c.post('/v1/telemetry', json=dict(events=[_event(0, note='s3cr3t-value')]))
+    for r in (big_field, many, chunks):
+        assert r.status_code == 413 and len(r.content) < 500 and 'bytes' in r.json()['detail'], (r.status_code, len(r.content))
+    assert many_s < 30                                                             # refused, not parsed (3.7 s to parse before)
+    assert secret.status_code == 422 and b's3cr3t-value' not in secret.content and 'note' in secret.text
+    assert store.count() == 0
+
+def test_a_phone_with_a_wrong_clock_does_not_silence_drift_alerts(tmp_path, alerts):
+    now = fleet_end(3)
+    store = TelemetryStore(f"sqlite:///{tmp_path/'t.db'}", clock=lambda: now)
+    ev = alerts['events']['night']
+    for i in range(0, len(ev), 500): store.add(ev[i:i + 500])
+    ahead = dict(ev[-1], event_id='wrong-clock-000001', ts=now + 365*86_400)       # one phone a year ahead
+    assert store.add([ahead])['clock_clamped'] == 1 and store.count(clamped=True) == 1
+    fr = store.frame()
+    assert fr.ts.max() <= now and fr.device_ts.max() == ahead['ts']               # filed at the server's time, kept as sent
+    got = check_alerts(fr, alerts['ref'], Thresholds(alpha=0.01), 86_400, '1.0.0', '1.1.0', now=now)[0]
+    assert [a['metric'] for a in got] == [a['metric'] for a in alerts['night']] and 'brightness' in {a['metric'] for a in got}
 
 def test_psi():
     rng = np.random.default_rng(0); a = rng.normal(size=4000)
@@ -84,10 +125,10 @@ def alerts(world):
     night = shift_images(live_x, 'night', 3, seed=0)
     pools = {k: ({s: v.to_numpy() for s, v in image_stats(im).items()}, _proba(world['f'], im)) for k, im in [('clean', live_x), ('shifted', night)]}
     dev = load_devices(); lat = {d: 2.0 for d in dev.index}
-    out = {}
+    out = dict(ref=ref, events={})
     for scen, kw in [('night', dict(shift_share=0.6, regression=1.0)), ('control', dict(shift_share=0.0, regression=1.0))]:
-        ev = pd.DataFrame(simulate_fleet(dev, 60, 3, 6, pools, lat, 20.0, candidate_share=0.5, cohort=scen, seed=3, **kw))
-        out[scen] = check_alerts(ev, ref, Thresholds(alpha=0.01), 86_400, '1.0.0', '1.1.0')[0]
+        out['events'][scen] = ev = simulate_fleet(dev, 60, 3, 6, pools, lat, 20.0, candidate_share=0.5, cohort=scen, seed=3, **kw)
+        out[scen] = check_alerts(pd.DataFrame(ev), ref, Thresholds(alpha=0.01), 86_400, '1.0.0', '1.1.0', now=fleet_end(3))[0]
     return out
 
 def test_night_shift_raises_an_input_drift_alert(alerts):
