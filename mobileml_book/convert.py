@@ -13,23 +13,24 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
+from PIL import Image
 from tqdm.auto import tqdm
 from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dumps, now_iso, sha256_file
-from .data import load_data, MobileAugment, Dataset, PhoneC, stratified_subset
+from .data import load_data, MobileAugment, Dataset, InputSpec, PhoneC, preprocessing_contract, stratified_subset, to_spec
 from .models import Preprocess, MobileNetV2, model_spec, build_net
 from .training import load_models, phone_c_subset, store_uri
 from .optimize import load_variant, save_variants, ptq, time_in_turns, lower_to_pte
 
 # %% auto #0
-__all__ = ['FORMATS', 'COREML_TARGETS', 'PARAMS', 'CONVERTERS', 'RUNTIMES', 'EXT', 'KERAS_TFLITE', 'FrameModel', 'ImageModel',
-           'frame_example', 'threads', 'torch_logits', 'tiny_model', 'quiet', 'versions', 'import_runtimes',
-           'export_onnx', 'onnx_metadata', 'export_tflite', 'export_coreml', 'save_mlpackage', 'export_executorch',
-           'runner', 'coreml_ops', 'coreml_ops_outside', 'preflight', 'WarpNet', 'fidelity', 'FidelityError', 'gate',
-           'enforce', 'coreml_structure', 'zip_dir', 'io_spec', 'make_record', 'save_records', 'record_path',
-           'calibration_frames', 'mlflow_run_id', 'conversion_sources', 'litert_int8', 'export_all', 'gate_all',
-           'keras_mobilenetv2', 'torch_to_keras', 'port_weights', 'keras_from_torch', 'keras_logits',
-           'forgot_depthwise_transpose', 'keras_tflite', 'keras_route', 'plot_formats', 'table_records', 'convert_run',
-           'load_records']
+__all__ = ['FORMATS', 'COREML_TARGETS', 'PARAMS', 'CONVERTERS', 'RUNTIMES', 'EXT', 'APP_RESIZES', 'KERAS_TFLITE', 'FrameModel',
+           'ImageModel', 'frame_example', 'threads', 'torch_logits', 'tiny_model', 'quiet', 'versions',
+           'import_runtimes', 'export_onnx', 'onnx_metadata', 'export_tflite', 'export_coreml', 'save_mlpackage',
+           'export_executorch', 'runner', 'coreml_ops', 'coreml_ops_outside', 'preflight', 'WarpNet', 'fidelity',
+           'FidelityError', 'gate', 'enforce', 'coreml_structure', 'zip_dir', 'io_spec', 'preprocessing_of',
+           'make_record', 'save_records', 'record_path', 'calibration_frames', 'mlflow_run_id', 'conversion_sources',
+           'litert_int8', 'export_all', 'gate_all', 'camera_frames', 'app_resize', 'resize_study', 'keras_mobilenetv2',
+           'torch_to_keras', 'port_weights', 'keras_from_torch', 'keras_logits', 'forgot_depthwise_transpose',
+           'keras_tflite', 'keras_route', 'plot_formats', 'table_records', 'convert_run', 'load_records']
 
 # %% ../nbs/04_conversion.ipynb #324d4ed4
 FORMATS = ('onnx', 'tflite', 'coreml', 'executorch')
@@ -420,14 +421,19 @@ def io_spec(path, fmt:str, spec:dict)->tuple[dict, list]:
         ins, outs = [d('frames', [1, s_, s_, c], 'uint8', layout='NHWC')], [d('logits', [1, k], 'float32'), d('probs', [1, k], 'float32')]
     return ins[0], outs
 
+def preprocessing_of(spec:dict)->dict:   # a model spec
+    "The whole pre-processing contract of an exported file: what the app does (the Data chapter's), what the model does."
+    return dict(**preprocessing_contract(InputSpec(spec['frame_size'], spec['frame_channels'])),
+                inside_model=dict(input_size=spec['input_size'], in_channels=spec['in_channels'], mean=spec['mean'], std=spec['std'],
+                                  steps='uint8 -> float / 255, channels to the network\'s, bilinear resize to input_size, (x - mean) / std'))
+
 def make_record(path, fmt:str, precision:str, spec:dict, route:str, variant:str, source:dict, fid:dict|None=None, latency:dict|None=None,
                 coreml_target:str='iOS16', model_path=None, **extra)->dict:
     "The record of one exported file `path` (`model_path`: what the runtime opens, when it differs: an `.mlpackage` shipped zipped)."
     path = Path(path); inp, outs = io_spec(model_path or path, fmt, spec)
     return dict(name=f'{fmt}-{precision}' if route == 'pytorch' else f'keras-{fmt}-{precision}', variant=variant, format=fmt, route=route, precision=precision,
                 file=path.name, size_bytes=path.stat().st_size, sha256=sha256_file(path), input=inp, outputs=outs, labels=spec['labels'],
-                preprocessing=dict(frame_size=spec['frame_size'], frame_channels=spec['frame_channels'], input_size=spec['input_size'],
-                                   in_channels=spec['in_channels'], mean=spec['mean'], std=spec['std'], inside_model=True),
+                preprocessing=preprocessing_of(spec),
                 platforms=['ios'] if fmt == 'coreml' else ['android', 'ios'], min_os={'ios': coreml_target.removeprefix('iOS')} if fmt == 'coreml' else {},
                 converter=versions(*CONVERTERS[fmt]) if route == 'pytorch' else versions('tensorflow', 'keras', *(('tf2onnx',) if fmt == 'onnx' else ()), *(('coremltools',) if fmt == 'coreml' else ())),
                 runtime=versions(*RUNTIMES[fmt]), source=source, fidelity=fid, latency=latency, created=now_iso(), **extra)
@@ -503,7 +509,7 @@ def export_all(run:RunDir, sources:dict, formats, precisions, calib:np.ndarray, 
     lite = None
     for fmt, prec in tqdm(jobs, desc='export', disable=not progress):
         net, spec, src = sources[prec]
-        meta = dict(labels=spec['labels'], preprocessing={k: spec[k] for k in ('frame_size', 'frame_channels', 'input_size', 'in_channels', 'mean', 'std')},
+        meta = dict(labels=spec['labels'], preprocessing=preprocessing_of(spec),
                     source=src['checkpoint'], created_by='mobileml-book', precision=prec)
         name = f'{fmt}-{prec}'; path = art/f'student-{prec}{EXT[fmt]}'; ref = FrameModel(net, spec).eval(); t0 = time.perf_counter()
         if fmt == 'onnx': export_onnx(ref, spec, path, meta)
@@ -536,6 +542,64 @@ def gate_all(exports:dict, x:np.ndarray, y:np.ndarray, x_pc:np.ndarray, y_pc:np.
         rows[name] = dict(format=e['format'], precision=e['precision'], route='pytorch', reference='same', gate='numeric', **fidelity(f, refs[key][0], x, y, refs[key][1], x_pc, y_pc))
         runners[name] = f
     return pd.DataFrame(rows).T.infer_objects(), runners
+
+# %% ../nbs/04_conversion.ipynb #36868b66
+APP_RESIZES = ('the contract', 'bilinear, no antialias', 'nearest neighbour', 'squashed, no centre crop',
+               'BGR instead of RGB', 'rotation not applied')
+
+def camera_frames(x:np.ndarray,        # uint8 N x H x W x C test images
+                  scale:int=4,          # how much larger the camera's frame is
+                  aspect:float=4/3,     # the camera's width / height
+                 )->np.ndarray:         # uint8 N x scale*H x round(aspect*scale*H) x C
+    "What a camera hands the app: each image enlarged (bicubic), then widened to `aspect` by repeating its edges."
+    s = x.shape[1]*scale
+    big = np.stack([np.asarray(Image.fromarray(i.squeeze(-1) if i.shape[-1] == 1 else i).resize((s, s), Image.BICUBIC))
+                    for i in x])
+    big = big.reshape(len(x), s, s, x.shape[-1])
+    pad = (round(aspect*s) - s)//2
+    return np.pad(big, ((0, 0), (0, 0), (pad, pad), (0, 0)), mode='edge')
+
+# %% ../nbs/04_conversion.ipynb #d6640255
+def app_resize(frames:np.ndarray,   # uint8 N x H x W x C camera frames
+               size:int,            # the model's frame size
+               how:str='the contract',   # one of APP_RESIZES
+              )->np.ndarray:        # uint8 N x size x size x C
+    "Camera frames shrunk the way an app does it: by the pre-processing contract, or by one usual mistake."
+    if how not in APP_RESIZES: raise ValueError(f'unknown resize {how!r}: one of {APP_RESIZES}')
+    c = frames.shape[-1]
+    pil = [Image.fromarray(f.squeeze(-1) if c == 1 else f) for f in frames]
+    if how == 'the contract' or how in ('BGR instead of RGB', 'rotation not applied'):
+        out = np.stack([to_spec(im, InputSpec(size, c)) for im in pil])
+        if how == 'BGR instead of RGB': out = out[..., ::-1]
+        if how == 'rotation not applied': out = np.rot90(out, 1, axes=(1, 2))
+        return np.ascontiguousarray(out)
+    h, w = frames.shape[1:3]
+    box = ((w - h)//2, 0, (w - h)//2 + h, h) if w >= h else (0, (h - w)//2, w, (h - w)//2 + w)
+    if how == 'nearest neighbour': out = [np.asarray(im.crop(box).resize((size, size), Image.NEAREST)) for im in pil]
+    elif how == 'squashed, no centre crop': out = [np.asarray(im.resize((size, size), Image.BILINEAR)) for im in pil]
+    else:
+        t = torch.from_numpy(frames[:, box[1]:box[3], box[0]:box[2]]).permute(0, 3, 1, 2).float()
+        t = F.interpolate(t, size=(size, size), mode='bilinear', align_corners=False, antialias=False)
+        return t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+    return np.stack(out).reshape(len(frames), size, size, c)
+
+# %% ../nbs/04_conversion.ipynb #9fe7f0cd
+def resize_study(predict,            # uint8 frames -> logits (an exported file's runner)
+                 x:np.ndarray,       # uint8 test images at the model's frame size
+                 y:np.ndarray,       # their labels
+                 scale:int=4,        # camera frame size, in multiples of the model's
+                )->pd.DataFrame:
+    "Per app-side resize: how far its frames are from the contract's (grey levels) and the accuracy they get."
+    cam, size = camera_frames(x, scale), x.shape[1]
+    ref = app_resize(cam, size)
+    rows = {}
+    for how in APP_RESIZES:
+        if how == 'BGR instead of RGB' and x.shape[-1] == 1: continue              # grey frames have no channel order
+        f = app_resize(cam, size, how)
+        rows[how] = dict(mean_abs_diff=float(np.abs(f.astype(int) - ref).mean()), accuracy=float((predict(f).argmax(1) == y).mean()))
+    df = pd.DataFrame(rows).T
+    df['loss_pt'] = (df.accuracy['the contract'] - df.accuracy)*100
+    return df
 
 # %% ../nbs/04_conversion.ipynb #b8f84317
 def keras_mobilenetv2(spec:dict):
@@ -697,7 +761,7 @@ def convert_run(run:RunDir, formats=FORMATS, precisions=('fp32',), coreml_target
     table['latency_p50_ms'] = [lat.get(k, {}).get('p50_ms', np.nan) for k in table.index]
     table['latency_p90_ms'] = [lat.get(k, {}).get('p90_ms', np.nan) for k in table.index]
     recs = table_records(exports, table, sources['fp32'][1], coreml_target=coreml_target, latency_runs=latency_runs)
-    return save_records(run, recs, chosen=sources['int8'][2]['variant'] if 'int8' in sources else 'student fp32')
+    return save_records(run, recs, chosen=sources['int8'][2]['variant'] if 'int8' in sources else 'student fp32', n_clean=len(test))
 
 def load_records(run)->dict:
     "The Conversion chapter's `records.json` of `run` (made by `convert_run` with quick settings when missing)."

@@ -24,13 +24,13 @@ __all__ = ['CORRUPTIONS', 'PARAMS', 'FASHION_CLASSES', 'BUNDLED_DIR', 'DEBIAN_FA
            'image_hashes', 'read_idx', 'write_idx', 'load_idx', 'make_idx_subset', 'DataError', 'to_8bit', 'to_spec',
            'not_data', 'FolderReport', 'read_photo', 'load_image_folder', 'make_demo_folder', 'split_stratified',
            'stratified_subset', 'split_minimum', 'check_class_sizes', 'load_source', 'show_grid', 'class_samples',
-           'motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposure', 'jpeg_roundtrip', 'jpeg', 'rotation',
-           'orientation', 'low_res', 'framing', 'to_float', 'to_uint8', 'corrupt', 'augmentation_gallery',
-           'MobileAugment', 'PhoneC', 'make_phone_c', 'save_phone_c', 'read_phone_c', 'tiny_cnn', 'fit_quick',
-           'torch_predict', 'accuracy', 'phone_c_accuracy', 'evaluate', 'plot_severity', 'background_photos',
-           'SyntheticConfig', 'make_synthetic', 'concat', 'ConsentError', 'dhash', 'hamming', 'GroundTruthQueue',
-           'load_version', 'simulate_field', 'torch_proba', 'dataset_card', 'card_markdown', 'save_splits',
-           'read_splits', 'prepare_data', 'load_data']
+           'preprocessing_contract', 'motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposure',
+           'jpeg_roundtrip', 'jpeg', 'rotation', 'orientation', 'low_res', 'framing', 'to_float', 'to_uint8', 'corrupt',
+           'augmentation_gallery', 'MobileAugment', 'PhoneC', 'make_phone_c', 'save_phone_c', 'read_phone_c',
+           'tiny_cnn', 'fit_quick', 'torch_predict', 'accuracy', 'phone_c_accuracy', 'evaluate', 'plot_severity',
+           'background_photos', 'SyntheticConfig', 'make_synthetic', 'concat', 'ConsentError', 'dhash', 'hamming',
+           'GroundTruthQueue', 'load_version', 'simulate_field', 'torch_proba', 'dataset_card', 'card_markdown',
+           'save_splits', 'read_splits', 'majority_share', 'prepare_data', 'load_data']
 
 # %% ../nbs/01_data.ipynb #0a86d927
 CORRUPTIONS = ('motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposure', 'jpeg',
@@ -399,7 +399,8 @@ def load_source(source:str='bundled', spec:InputSpec=InputSpec(), train_size:int
         splits = {'train': pool.subset(sp['train']), 'val': pool.subset(sp['val']), 'test': test}
     elif source.startswith('folder:'):
         ds, rep = load_image_folder(source[7:], spec, min_per_class)
-        info.update(licence='your own data: record its licence in the dataset card', origin=source[7:], report=repr(rep))
+        info.update(licence='your own data: record its licence in the dataset card', origin=source[7:], report=repr(rep),
+                    folder=dict(counts=rep.counts, skipped=dict(rep.skipped), ignored=rep.ignored, normalised=rep.normalised))
         groups, shares = image_hashes(ds.x), {'val': val_fraction, 'test': test_fraction}
         check_class_sizes(ds.y, groups, ds.classes, shares, min_per_class)
         sp = split_stratified(ds.y, shares, seed, groups=groups)
@@ -446,6 +447,15 @@ def class_samples(ds:Dataset,         # the images to show
         xs += [ds.x[i] for i in idx] + [None]*(per_class - len(idx))
         ts += [name]*per_class
     return xs, ts
+
+# %% ../nbs/01_data.ipynb #59939753
+def preprocessing_contract(spec:InputSpec)->dict:   # the model's input size and channels
+    "What an app must do to a photo or camera frame before the model sees it: `to_spec`, stated as data."
+    return dict(frame_size=spec.size, frame_channels=spec.channels, dtype='uint8', value_range=[0, 255], layout='NHWC',
+                channel_order='RGB' if spec.channels == 3 else 'grey: ITU-R 601-2 luma, L = 0.299 R + 0.587 G + 0.114 B',
+                orientation='upright: apply the EXIF orientation (or the camera sensor rotation) first',
+                alpha='composited on white', crop='centre square, side = the shorter side',
+                resize=dict(method='bilinear', antialias=True, note='area-aware when shrinking, as Pillow BILINEAR'))
 
 # %% ../nbs/01_data.ipynb #e20d1a68
 def _seed_of(*keys)->int:
@@ -929,6 +939,13 @@ def read_splits(folder)->dict:
     "The splits stored by `save_splits`."
     z = np.load(Path(folder)/'splits.npz'); classes = [str(c) for c in z['classes']]
     return {k: Dataset(z[f'{k}_x'], z[f'{k}_y'], classes, f'run:{k}') for k in ('train', 'val', 'test')}
+
+# %% ../nbs/01_data.ipynb #59bd55d3
+def majority_share(card:dict,            # a dataset card (`dataset_card`, or `load_data(run)[2]`)
+                   split:str='test')->float:
+    "The accuracy of always answering the largest class of `split`: what a model must beat to be worth anything."
+    counts = card['splits'][split]['counts']
+    return max(counts.values())/sum(counts.values())
 
 # %% ../nbs/01_data.ipynb #b121f56b
 def prepare_data(run:RunDir, progress:bool=False, **params)->dict:

@@ -28,13 +28,13 @@ from .constraints import (PARAMS as CONSTRAINTS_PARAMS, TIERS, Budget, ModelStat
                                        load_app_stores, load_devices, load_networks)
 
 # %% auto #0
-__all__ = ['PLATFORMS', 'FORMATS', 'SEMVER', 'PARAMS', 'ENC_MAGIC', 'NAME_RE', 'ACCEL_ROUTES', 'BUCKETS', 'MAX_BODY_BYTES',
-           'conversion_records', 'record_files', 'optimization_variants', 'candidate_table', 'BundleError',
-           'canonical_json', 'public_pem', 'key_id', 'load_signing_key', 'load_public_key', 'run_keys',
-           'load_content_key', 'encrypt_bytes', 'decrypt_bytes', 'check_name', 'build_bundle', 'verify_manifest',
-           'Bundle', 'load_bundle', 'Policy', 'os_version', 'has_accelerator', 'device_os', 'estimate_ms',
-           'model_checks', 'fit_table', 'fit_tiers', 'manifest_meta', 'publish', 'versions', 'bundle_dirs',
-           'read_manifest', 'store_candidates', 'download_estimate', 'size_report', 'download_seconds',
+__all__ = ['PLATFORMS', 'FORMATS', 'SEMVER', 'PARAMS', 'MAX_QUALITY_DROP_PT', 'ENC_MAGIC', 'NAME_RE', 'ACCEL_ROUTES', 'BUCKETS',
+           'MAX_BODY_BYTES', 'conversion_records', 'record_files', 'optimization_variants', 'candidate_table',
+           'quality_floor', 'BundleError', 'canonical_json', 'public_pem', 'key_id', 'load_signing_key',
+           'load_public_key', 'run_keys', 'load_content_key', 'encrypt_bytes', 'decrypt_bytes', 'check_name',
+           'build_bundle', 'verify_manifest', 'Bundle', 'load_bundle', 'Policy', 'os_version', 'has_accelerator',
+           'device_os', 'estimate_ms', 'model_checks', 'fit_table', 'fit_tiers', 'manifest_meta', 'publish', 'versions',
+           'bundle_dirs', 'read_manifest', 'store_candidates', 'download_estimate', 'size_report', 'download_seconds',
            'delivery_options', 'select_variant', 'assign_catalog', 'bucket', 'buckets', 'in_stage', 'rollout_path',
            'get_rollout', 'set_rollout', 'assigned_version', 'store_controller', 'make_fleet', 'Scenario', 'Guardrails',
            'ratio_stats', 'compare_rates', 'sample_ratio_p', 'min_detectable_effect', 'simulate_rollout', 'DeviceInfo',
@@ -61,6 +61,7 @@ PARAMS = ChapterParams('deployment',
     Param('latency_budget_ms', float, quick=1.0, lo=0.01, hi=10_000.0, help="the model's share of the frame budget on every phone (ms, estimated; as in the Optimization chapter)"),
     Param('host_ghz', float, quick=2.5, lo=0.5, hi=6.0, help="clock of the machine the export latencies were measured on (GHz), to scale them to a phone's clock"),
     Param('quality_tol_pt', float, quick=0.5, lo=0.0, hi=100.0, help='variants within this many points of phone-C accuracy of the best one count as equally good'),
+    Param('max_quality_drop_pt', float, quick=3.0, lo=0.0, hi=100.0, help='quality floor: a file more than this many points of phone-C accuracy below the best fp32 file never ships'),
     Param('signing_key', str, quick='run', pattern=r'^(run|file:.+)$', path=True, help="'run': an ed25519 key made in the run's artifacts; 'file:<pem>': the team's own private key (PEM, mode 0600)"),
     Param('encrypt', bool, quick=False, help='store the model files of the published bundles encrypted (AES-256-GCM)'),
     Param('first_use_s', float, quick=20.0, lo=0.0, hi=86_400.0, help='seconds from the first launch of the app to the first use of the feature (the head start of a background download)'),
@@ -102,7 +103,13 @@ def _val(x):
     "`x`, or None for a missing value (NaN) that pandas put in its place."
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
-def candidate_table(records:list[dict], variants:dict|None=None)->pd.DataFrame:
+MAX_QUALITY_DROP_PT = 3.0   # points of phone-C accuracy a smaller file may lose against the fp32 model and still ship
+
+def candidate_table(records:list[dict],        # the Conversion chapter's export records
+                    variants:dict|None=None,   # the Optimization chapter's variants (quality, latency to fall back on)
+                    max_drop_pt:float=MAX_QUALITY_DROP_PT,  # quality floor: points below the best fp32 file's phone-C
+                    min_acc:float|None=None,   # clean accuracy a file must beat (the largest class's share: chance)
+                   )->pd.DataFrame:
     "One row per export record: what it is, its quality (phone-C and clean accuracy), size and host latency, and whether it may ship."
     vs = (variants or {}).get('variants', {})
     rows = []
@@ -135,6 +142,26 @@ def candidate_table(records:list[dict], variants:dict|None=None)->pd.DataFrame:
         if len(same):
             j = same.phone_c_acc.idxmin()                           # the cautious one
             df.loc[i, ['phone_c_acc', 'acc', 'quality_from']] = [same.phone_c_acc[j], same.acc[j], f"borrowed from {same['name'][j]}"]
+    return quality_floor(df, max_drop_pt, min_acc)
+
+def quality_floor(df:pd.DataFrame,       # `candidate_table` rows
+                  max_drop_pt:float,     # points of phone-C accuracy allowed below the best fp32 file
+                  min_acc:float|None,    # clean accuracy to beat, or None
+                 )->pd.DataFrame:
+    "Mark rows below the floor as not shippable, with the numbers: a small file at chance never ships."
+    df = df.copy()
+    fp32 = df[(df.precision == 'fp32') & df.shippable & df.phone_c_acc.notna()]
+    ref = float(fp32.phone_c_acc.max()) if len(fp32) else None
+    df['drop_pt'] = None if ref is None else (ref - df.phone_c_acc.astype(float))*100
+    for i, r in df[df.shippable].iterrows():
+        why = None
+        if _num(r.phone_c_acc) is None: why = 'quality not measured (no phone-C accuracy of the file or its variant)'
+        elif ref is not None and r.drop_pt > max_drop_pt:
+            why = (f"quality floor: phone-C {r.phone_c_acc:.1%} is {r.drop_pt:.1f} pt below the fp32 model's {ref:.1%} "
+                   f"(max_quality_drop_pt {max_drop_pt:g})")
+        elif min_acc is not None and _num(r.acc) is not None and r.acc <= min_acc:
+            why = f"clean accuracy {r.acc:.1%} is no better than always answering the largest class ({min_acc:.1%})"
+        if why: df.loc[i, ['shippable', 'why_not']] = [False, why]
     return df
 
 # %% ../nbs/05_deployment.ipynb #6c910b88

@@ -11,8 +11,8 @@ from .rundir import (ChapterParams, ParamError, PROFILES, RunDir, atomic_write, 
 
 # %% auto #0
 __all__ = ['BUDGET_S', 'GOALS', 'Chapter', 'book_config', 'find_chapters', 'parse_overrides', 'resolve_params',
-           'resolve_path_value', 'fingerprint', 'StepFailed', 'run_chapter', 'build_report', 'run_book', 'params_table',
-           'bench', 'goals', 'build_readme', 'threading_main', 'main']
+           'resolve_path_value', 'fingerprint', 'StepFailed', 'run_chapter', 'findings', 'build_report', 'run_book',
+           'params_table', 'bench', 'goals', 'build_readme', 'threading_main', 'main']
 
 # %% ../nbs/07_pipeline.ipynb #47f11f37
 class Chapter:
@@ -174,6 +174,10 @@ def _fmt(v):
     if isinstance(v, int) and not isinstance(v, bool): return f'{v:,}'
     return html.escape(str(v))
 
+def findings(metrics:dict)->list[tuple[str, str]]:   # a run's metrics.json
+    "(chapter, finding) of every chapter: results on the run's data that the reader must see before the scorecard."
+    return [(ch, f) for ch, m in metrics.items() if isinstance(m, dict) for f in (m.get('findings') or [])]
+
 def build_report(run:RunDir)->Path:
     "Write the run's one-page `report.html`: status, scorecard of all metrics, key plots."
     st, metrics, params = run.status(), run.metrics(), run.params()
@@ -183,7 +187,11 @@ def build_report(run:RunDir)->Path:
              f"<p>profile <b>{html.escape(str(params.get('profile', '?')))}</b>; updated {html.escape(st.get('updated', now_iso()))}; "
              f"machine: {html.escape(str(st.get('machine', '')))}</p>",
              f"<h2>Steps</h2><table><tr><th>chapter</th><th>state</th><th>seconds</th></tr>{steps}</table>",
-             "<h2>Scorecard</h2>"]
+             ]
+    fs = findings(metrics)
+    if fs: parts.append("<h2 id='findings'>Findings on this run's data</h2><ul class='findings'>"
+                        + ''.join(f"<li><b>{html.escape(ch)}</b>: {html.escape(f)}</li>" for ch, f in fs) + "</ul>")
+    parts.append("<h2>Scorecard</h2>")
     for ch, m in metrics.items():
         rows = ''.join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in _flat(m))
         parts.append(f"<h3 id='{html.escape(ch)}'>{html.escape(ch)}</h3><table class='metrics'>{rows}</table>")
@@ -193,7 +201,8 @@ def build_report(run:RunDir)->Path:
                          f"<figcaption>{html.escape(ch)}: {html.escape(fig.stem)}</figcaption></figure>")
     css = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}"
            "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
-           ".done{color:green}.failed{color:#b00;font-weight:bold}.running{color:#c80}img{max-width:100%}")
+           ".done{color:green}.failed{color:#b00;font-weight:bold}.running{color:#c80}img{max-width:100%}"
+           ".findings li{color:#8a4b00;margin:.3em 0}")
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>mobileml-book report</title><style>{css}</style></head><body>{''.join(parts)}</body></html>"
     return atomic_write(run.path/'report.html', page)
 
@@ -271,6 +280,7 @@ def run_book(profile:str='quick',          # 'quick' (seconds per chapter) or 'f
         if not env_path: del os.environ['PYTHONPATH']
     run.update_status(None, finished=now_iso(), seconds=round(time.time()-t_all, 1))
     build_report(run)
+    for ch, f in findings(run.metrics()): log(f"finding ({ch}): {f}")
     return run
 
 # %% ../nbs/07_pipeline.ipynb #33b19f7a

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07a_rundir.ipynb #1fa49b7b
 from __future__ import annotations
-import os, json, tempfile, hashlib, fcntl, difflib, datetime as dt
+import os, json, tempfile, hashlib, fcntl, difflib, warnings, datetime as dt
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Annotated
@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError, create_model, ConfigDict
 
 # %% auto #0
 __all__ = ['PROFILES', 'atomic_write', 'atomic_path', 'sha256_file', 'ParamError', 'Param', 'ChapterParams', 'project_root',
-           'data_dir', 'default_run_dir', 'dumps', 'now_iso', 'RunDir']
+           'data_dir', 'default_run_dir', 'dumps', 'now_iso', 'RunDir', 'Finding', 'book_tests', 'expect']
 
 # %% ../nbs/07a_rundir.ipynb #01ee5809
 def _umask()->int:
@@ -274,3 +274,22 @@ class RunDir:
         dst = self.artifacts(chapter)/'figures'/f'{name}.png'
         with atomic_path(dst) as tmp: fig.savefig(tmp, dpi=dpi, bbox_inches='tight', format='png')
         return dst
+
+# %% ../nbs/07a_rundir.ipynb #9815f8f8
+class Finding(UserWarning):
+    "A result on the run's own data that the reader must see: kept in the metrics and the report, never an abort."
+
+def book_tests()->bool:
+    "Whether the chapter runs under `nbdev_test`, on the book's own data (nbdev sets `IN_TEST`)."
+    return bool(os.environ.get('IN_TEST'))
+
+def expect(ok,                    # the check's outcome (truthy: it holds)
+           msg:str,               # what failed and what it means, with the measured numbers
+           findings:list|None=None,  # the chapter's findings, saved with its metrics (appended to)
+          )->bool:                # `ok` as a bool
+    "A check on the run's data: an error under `nbdev_test`, a `Finding` (warned and kept) in a run on anyone's data."
+    if ok: return True
+    if book_tests(): raise AssertionError(msg)
+    warnings.warn(msg, Finding, stacklevel=2)
+    if findings is not None: findings.append(msg)
+    return False
