@@ -290,7 +290,7 @@ def load_image_folder(root,                       # a folder holding one sub-fol
             skipped.append((str(f), f'not an image extension ({f.suffix or "none"})'))
             continue
         try: xs.append(read_photo(f, spec, max_pixels, notes)); ys.append(ci)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, MemoryError) as e:
+        except Exception as e:                            # whatever one bad file raises, the rest still load
             skipped.append((str(f), str(e) if isinstance(e, DataError) else f'unreadable: {type(e).__name__}: {e}'))
     y = np.array(ys, dtype=np.int64)
     report = FolderReport(str(root), {d.name: int((y == ci).sum()) for ci, d in enumerate(class_dirs)}, skipped, notes, ignored)
