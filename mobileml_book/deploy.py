@@ -8,6 +8,7 @@ import asyncio, base64, hashlib, json, math, os, re, shutil, socket, tempfile, t
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 from typing import Literal
+from packaging.version import Version
 import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
@@ -76,6 +77,8 @@ PARAMS = ChapterParams('deployment',
     Param('alpha', float, quick=0.05, lo=1e-6, hi=0.5, help='risk of a false halt per guardrail over the whole rollout (split over the stages)'),
     Param('ab_effect_pt', float, quick=2.0, lo=0.0, hi=50.0, help='how many points the candidate moves the quality proxy: up in the good case, down in the bad one'),
     Param('seed', int, quick=0, lo=0, hi=2**31 - 1, help='seed of the fleet, the simulation and the demo install ids'),
+    rules=[('stages must ascend and end at 100 (percent of the fleet)', lambda v: v['stages'] == sorted(v['stages']) and v['stages'][-1] == 100),
+           ('candidate_version must be greater than version', lambda v: Version(v['candidate_version']) > Version(v['version']))],
 )
 
 # %% ../nbs/05_deployment.ipynb #1255bec5

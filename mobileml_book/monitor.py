@@ -56,6 +56,8 @@ PARAMS = ChapterParams('monitoring',
     Param('session_budget_s', float, quick=600.0, lo=10.0, hi=86_400.0, help="device seconds one background session may run before the OS stops it (an assumption; iOS's BGProcessingTask gives minutes)"),
     Param('gallery_size', int, quick=600, full=5000, lo=50, hi=200_000, help='photos in the demonstration gallery (real test and phone-C images)'),
     Param('seed', int, quick=0, lo=0, hi=2**31 - 1, help='seed of the fleet, the gallery and the shift'),
+    rules=[('window_days must be shorter than fleet_days: the alert window needs days of telemetry before it',
+            lambda v: v['window_days'] < v['fleet_days'])],
 )
 
 # %% ../nbs/06_monitoring.ipynb #2a7511b9

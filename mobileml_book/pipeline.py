@@ -121,6 +121,10 @@ def resolve_path_value(v:str, p, chapter:str, cwd=None)->str:
     full = (Path(cwd or os.getcwd())/os.path.expanduser(path)).resolve()
     if not full.exists():
         raise ParamError(f"parameter {p.name!r} of chapter {chapter!r} got {v!r}: {full} does not exist. Allowed: {p.allowed()}.")
+    want_dir = {'folder': True, 'idx': True, 'file': False}.get(scheme)
+    if want_dir is not None and full.is_dir() != want_dir:
+        raise ParamError(f"parameter {p.name!r} of chapter {chapter!r} got {v!r}: {full} is a {'folder' if full.is_dir() else 'file'}, "
+                         f"and {scheme}: needs a {'folder' if want_dir else 'file'}. Allowed: {p.allowed()}.")
     return f'{scheme}:{full}'
 
 # %% ../nbs/07_pipeline.ipynb #c1850759

@@ -113,8 +113,9 @@ class ChapterParams:
     "The parameters of one chapter, validated as a whole."
     def __init__(self,
                  chapter:str,  # the chapter's key: its metrics and artifacts live under this name
-                 *params:Param):
-        self.chapter, self.params = chapter, {p.name:p for p in params}
+                 *params:Param,
+                 rules:tuple=()):  # (message, check(values) -> bool): rules between parameters, checked before any run
+        self.chapter, self.params, self.rules = chapter, {p.name:p for p in params}, tuple(rules)
         fields = {p.name:(p.annotation(), ...) for p in params}
         self.model = create_model(f'{chapter}_params', __config__=ConfigDict(extra='forbid'), **fields)
         for prof in PROFILES: self.validate(self.defaults(prof))  # a wrong declaration fails at import
@@ -147,7 +148,11 @@ class ChapterParams:
             got = values.get(name, p.values['quick'])
             raise ParamError(f"parameter {name!r} of chapter {self.chapter!r} got {got!r}: {err['msg']}. "
                              f"Allowed: {p.allowed()}.") from None
-        return {n:getattr(m, n) for n in values}
+        out = {n:getattr(m, n) for n in values}
+        if set(out) == set(self.params):                          # a complete set: the rules between parameters
+            for msg, ok in self.rules:
+                if not ok(out): raise ParamError(f"chapter {self.chapter!r}: {msg}")
+        return out
 
     def collect(self, ns:dict)->dict:
         "Validate this chapter's parameters as they stand in a notebook's namespace (`globals()`)."

@@ -80,6 +80,12 @@ def test_executed_notebook_keeps_outputs(quick_run):
     (['-p', 'source=folder:no/such/dir'], ["'source' of chapter 'data'", "does not exist"]),
     (['-p', 'source=web:x'], ["'source' of chapter 'data'", "matching"]),
     (['-p', 'severities=[1, 7]'], ["'severities' of chapter 'data'"]),
+    (['-p', 'source=folder:README.md'], ["'source' of chapter 'data'", "is a file, and folder: needs a folder"]),
+    (['-p', 'stages=[25, 5, 100]'], ["chapter 'deployment': stages must ascend and end at 100"]),
+    (['-p', 'stages=[1, 50]'], ["chapter 'deployment': stages must ascend and end at 100"]),
+    (['-p', 'candidate_version=0.9.0'], ["chapter 'deployment': candidate_version must be greater than version"]),
+    (['-p', 'version=1.10.0', '-p', 'candidate_version=1.9.0'], ["candidate_version must be greater than version"]),
+    (['-p', 'window_days=3'], ["chapter 'monitoring': window_days must be shorter than fleet_days"]),
 ])
 def test_bad_parameters_fail_at_once_and_write_nothing(tmp_path, args, needles):
     out = tmp_path/'never'
