@@ -23,14 +23,14 @@ __all__ = ['CORRUPTIONS', 'PARAMS', 'FASHION_CLASSES', 'BUNDLED_DIR', 'DEBIAN_FA
            'MAX_PIXELS', 'CACHE_DIRS', 'CACHE_FILES', 'CORRUPTION_FNS', 'BACKGROUNDS', 'InputSpec', 'Dataset',
            'image_hashes', 'read_idx', 'write_idx', 'load_idx', 'make_idx_subset', 'DataError', 'to_8bit', 'to_spec',
            'not_data', 'FolderReport', 'read_photo', 'load_image_folder', 'make_demo_folder', 'split_stratified',
-           'stratified_subset', 'split_minimum', 'check_class_sizes', 'load_source', 'show_grid', 'class_samples',
-           'preprocessing_contract', 'motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposure',
-           'jpeg_roundtrip', 'jpeg', 'rotation', 'orientation', 'low_res', 'framing', 'to_float', 'to_uint8', 'corrupt',
-           'augmentation_gallery', 'MobileAugment', 'PhoneC', 'make_phone_c', 'save_phone_c', 'read_phone_c',
-           'tiny_cnn', 'fit_quick', 'torch_predict', 'accuracy', 'phone_c_accuracy', 'evaluate', 'plot_severity',
-           'background_photos', 'SyntheticConfig', 'make_synthetic', 'concat', 'ConsentError', 'dhash', 'hamming',
-           'GroundTruthQueue', 'load_version', 'simulate_field', 'torch_proba', 'dataset_card', 'card_markdown',
-           'save_splits', 'read_splits', 'majority_share', 'prepare_data', 'load_data']
+           'stratified_subset', 'split_minimum', 'check_class_sizes', 'folder_problem', 'load_source', 'show_grid',
+           'class_samples', 'preprocessing_contract', 'motion_blur', 'defocus_blur', 'sensor_noise', 'dim',
+           'overexposure', 'jpeg_roundtrip', 'jpeg', 'rotation', 'orientation', 'low_res', 'framing', 'to_float',
+           'to_uint8', 'corrupt', 'augmentation_gallery', 'MobileAugment', 'PhoneC', 'make_phone_c', 'save_phone_c',
+           'read_phone_c', 'tiny_cnn', 'fit_quick', 'torch_predict', 'accuracy', 'phone_c_accuracy', 'evaluate',
+           'plot_severity', 'background_photos', 'SyntheticConfig', 'make_synthetic', 'concat', 'ConsentError', 'dhash',
+           'hamming', 'GroundTruthQueue', 'load_version', 'simulate_field', 'torch_proba', 'dataset_card',
+           'card_markdown', 'save_splits', 'read_splits', 'majority_share', 'prepare_data', 'load_data']
 
 # %% ../nbs/01_data.ipynb #0a86d927
 CORRUPTIONS = ('motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposure', 'jpeg',
@@ -38,7 +38,8 @@ CORRUPTIONS = ('motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposu
 
 PARAMS = ChapterParams('data',
     Param('source', str, quick='bundled', pattern=r'^(bundled|idx:.+|folder:.+)$', path=True,
-          help="'bundled' (Fashion-MNIST subset in data/), 'idx:<dir>' (IDX files) or 'folder:<dir>' (root/<class>/*.jpg)"),
+          help="'bundled' (Fashion-MNIST subset in data/), 'idx:<dir>' (IDX files) or 'folder:<dir>' (root/<class>/*.jpg)",
+          check=lambda v: folder_problem(v)),     # the folder's classes, looked at before any chapter runs
     Param('img_size', int, quick=32, lo=16, hi=512, help='side of the square input the model takes (pixels)'),
     Param('channels', int, quick=1, choices=[1, 3], help='1 for grayscale, 3 for RGB'),
     Param('train_size', int, quick=3000, full=0, lo=0, hi=10_000_000, help='training images used (0: all)'),
@@ -259,8 +260,9 @@ def read_photo(path,                        # one image file
         if im.format == 'JPEG': im.draft(im.mode, (spec.size, spec.size))   # decode at 1/2..1/8 scale when big
         w, h = im.size
         if w*h > max_pixels:
-            raise DataError(f'{w0} x {h0} pixels ({w0*h0/1e6:.3g} MP) is over the limit of {max_pixels/1e6:.3g} MP '
-                            '(max_pixels): a decompression bomb, or a scan to shrink before training')
+            raise DataError(f'{w0} x {h0} pixels ({w0*h0/1e6:.3g} MP) is over the limit of {max_pixels/1e6:.3g} MP decoded from '
+                            'one file (max_pixels; a JPEG decodes reduced, so a larger one loads): a decompression bomb, '
+                            'or a scan to shrink before training')
         im.load()
         if notes is not None:
             for k in (im.mode, 'exif-rotated' if im.getexif().get(0x0112, 1) != 1 else None, to_8bit(im)[1]):
@@ -280,10 +282,15 @@ def load_image_folder(root,                       # a folder holding one sub-fol
     ignored, skipped, notes, xs, ys = {}, [], {}, [], []
     class_dirs = []
     for d in sorted(root.iterdir()):
-        if not d.is_dir(): continue
-        if (why := not_data(d.name, True)): ignored[why] = ignored.get(why, 0) + sum(len(f) for _, _, f in os.walk(d))
+        if not d.is_dir():
+            why = not_data(d.name, False) or 'file outside the class folders'
+            ignored[why] = ignored.get(why, 0) + 1
+        elif (why := not_data(d.name, True)): ignored[why] = ignored.get(why, 0) + sum(len(f) for _, _, f in os.walk(d))
         else: class_dirs.append(d)
     if not class_dirs: raise DataError(f"{root} has no class sub-folders: put the images of each class in {root}/<class name>/")
+    if len(class_dirs) < 2:
+        raise DataError(f"{root} has one class sub-folder ({class_dirs[0].name}): a classifier needs two classes or more, "
+                        f"each in a sub-folder of {root}")
     files = [(ci, f) for ci, d in enumerate(class_dirs) for f in _photo_files(d, ignored)]
     for ci, f in tqdm(files, desc='checking images', disable=not progress):
         if f.suffix.lower() not in IMAGE_EXTS:
@@ -374,6 +381,23 @@ def check_class_sizes(y:np.ndarray,        # labels, one per image
                         f"{shares} give every split and training one only from {split_minimum(fractions)} up): "
                         + ', '.join(f'{c} has {n}' for c, n in short.items())
                         + '. Add photos to these classes, merge or remove them, or lower the split shares.')
+
+# %% ../nbs/01_data.ipynb #71cd6a1d
+def folder_problem(source:str,                # the chapter's `source` parameter
+                   fractions:dict={'val': 0.1, 'test': 0.15})->str|None:   # the default split shares
+    "What is wrong with a `folder:` source that a look at its names shows (classes, files per class), or None."
+    if not source.startswith('folder:'): return None
+    root, ignored = Path(source[7:]), {}
+    if not root.is_dir(): return f'{root} is not a folder'
+    classes = sorted(d for d in root.iterdir() if d.is_dir() and not not_data(d.name, True))
+    if len(classes) < 2:
+        return (f"{root} has {len(classes)} class sub-folder{'s' if len(classes) != 1 else ''}: a classifier needs two or more, "
+                f"each holding that class's photos ({root}/<class name>/*.jpg)")
+    need = split_minimum(fractions)
+    few = {d.name: n for d in classes if (n := sum(f.suffix.lower() in IMAGE_EXTS for f in _photo_files(d, ignored))) < need}
+    if few: return (f"too few photos to split into training, validation and test (at least {need} a class): "
+                    + ', '.join(f'{k} has {v}' for k, v in few.items()))
+    return None
 
 # %% ../nbs/01_data.ipynb #d1cb1b2f
 def _resize_batch(x:np.ndarray, spec:InputSpec)->np.ndarray:
@@ -773,6 +797,10 @@ def concat(*ds:Dataset)->Dataset:
 class ConsentError(PermissionError):
     "A field image without the user's consent: refused, and nothing is stored."
 
+def _luma(a:np.ndarray)->np.ndarray:   # uint8 H x W x C
+    "Grey levels (ITU-R 601 luma for RGB), float32 H x W."
+    return a[..., 0].astype(np.float32) if a.shape[-1] == 1 else a.astype(np.float32) @ np.array([.299, .587, .114], np.float32)
+
 def dhash(img:np.ndarray, bits:int=8)->int:
     "Difference hash: 64 bits that survive re-compression and resizing (near-duplicate detection)."
     g = img.mean(-1) if img.ndim == 3 else img
@@ -830,7 +858,7 @@ class GroundTruthQueue:
             d = hamming(h, np.array(hs))
             for k in np.argsort(d):
                 if d[k] > self.near_dup_bits: break
-                mad = float(np.abs(self.image(ids[k]).astype(np.int16) - a).mean())
+                mad = float(np.abs(_luma(self.image(ids[k])) - _luma(a)).mean())   # JPEG mostly moves colour: judge the grey
                 if mad <= self.near_dup_mad: return {'status': 'near_duplicate', 'id': ids[k], 'bits': int(d[k]), 'mad': mad}
         status = 'to_label' if confidence is None or confidence < self.min_confidence else 'weak'
         b = io.BytesIO(); Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(b, 'PNG')

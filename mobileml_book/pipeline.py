@@ -70,6 +70,7 @@ def parse_overrides(items)->dict:
     for it in items or []:
         if '=' not in it: raise ParamError(f"-p {it!r}: write overrides as name=value (e.g. -p photo_kb=200)")
         k, v = it.split('=', 1)
+        if re.fullmatch(r'\s*[+-]?(0\d[\d_]*|\d+(:\d+)+)\s*', v): out[k.strip()] = v.strip(); continue   # YAML 1.1 would change it
         try: out[k.strip()] = yaml.safe_load(v) if v.strip() else ''
         except yaml.YAMLError: out[k.strip()] = v
     return out
@@ -111,6 +112,8 @@ def resolve_params(chapters:list[Chapter], profile:str='quick', file_values:dict
         c.params.validate(vals[c.key])
         for p in c.params.params.values():
             if p.path and isinstance(vals[c.key][p.name], str): vals[c.key][p.name] = resolve_path_value(vals[c.key][p.name], p, c.key, cwd)
+            if p.check and (problem := p.check(vals[c.key][p.name])):
+                raise ParamError(f"parameter {p.name!r} of chapter {c.key!r} got {vals[c.key][p.name]!r}: {problem}")
     return vals
 
 def resolve_path_value(v:str, p, chapter:str, cwd=None)->str:
@@ -187,10 +190,14 @@ def build_report(run:RunDir)->Path:
     st, metrics, params = run.status(), run.metrics(), run.params()
     steps = ''.join(f"<tr><td>{html.escape(n)}</td><td class='{s.get('state')}'>{s.get('state')}</td>"
                     f"<td>{s.get('seconds', '')}</td></tr>" for n, s in st.get('steps', {}).items())
+    failed = ''.join(f"<div class='failed'><p>{html.escape(n)} failed: <code>{html.escape(str(s.get('error', '')))}</code></p>"
+                     f"<pre>{html.escape(str(s.get('failed_cell', '')))}</pre><p>executed notebook: {html.escape(str(s.get('notebook', '')))}"
+                     "; fix the cause, then run again with --resume</p></div>"
+                     for n, s in st.get('steps', {}).items() if s.get('state') == 'failed')
     parts = [f"<h1>mobileml-book run: {html.escape(run.path.name)}</h1>",
              f"<p>profile <b>{html.escape(str(params.get('profile', '?')))}</b>; updated {html.escape(st.get('updated', now_iso()))}; "
              f"machine: {html.escape(str(st.get('machine', '')))}</p>",
-             f"<h2>Steps</h2><table><tr><th>chapter</th><th>state</th><th>seconds</th></tr>{steps}</table>",
+             f"<h2>Steps</h2><table><tr><th>chapter</th><th>state</th><th>seconds</th></tr>{steps}</table>", failed,
              ]
     fs = findings(metrics)
     if fs: parts.append("<h2 id='findings'>Findings on this run's data</h2><ul class='findings'>"

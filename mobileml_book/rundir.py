@@ -4,7 +4,7 @@
 
 # %% ../nbs/07a_rundir.ipynb #1fa49b7b
 from __future__ import annotations
-import os, json, tempfile, hashlib, fcntl, difflib, warnings, datetime as dt
+import os, re, json, tempfile, hashlib, fcntl, difflib, warnings, datetime as dt
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Annotated
@@ -80,8 +80,10 @@ class Param:
                  choices:tuple|list|None=None, # allowed values (or allowed items of a list)
                  pattern:str|None=None, # regular expression a string value must match
                  path:bool=False,     # the value names a file or folder (after an optional `scheme:`): the runner makes it absolute and checks it exists
-                 help:str=''):        # one line for `mobileml-book params` and the docs
+                 help:str='',         # one line for `mobileml-book params` and the docs
+                 check=None):         # value -> problem (str) or None: a look at what the value names, run before any chapter
         self.name,self.type,self.lo,self.hi,self.pattern,self.path,self.help = name,type,lo,hi,pattern,path,help
+        self.check = check
         self.choices = tuple(choices) if choices is not None else None
         self.values = dict(quick=quick, full=quick if full is None else full)
 
@@ -107,6 +109,23 @@ class Param:
         return s
 
     def __repr__(self): return f"Param({self.name}: {self.allowed()}, quick={self.values['quick']!r}, full={self.values['full']!r})"
+
+# %% ../nbs/07a_rundir.ipynb #64c037d1
+def _numeric(p:Param)->bool:
+    "Whether `p` holds numbers (int or float, or a list of them)."
+    t = p.type.__args__[0] if getattr(p.type, '__origin__', None) is list else p.type
+    return t in (int, float)
+
+def _yaml11(p:Param, v, chapter:str):
+    "Refuse what YAML 1.1 makes of a typo in a number: `yes`/`on` read as true, `010` as octal 8, `1:30` as 90."
+    if not _numeric(p): return
+    for x in (v if isinstance(v, list) else [v]):
+        if isinstance(x, bool):
+            raise ParamError(f"parameter {p.name!r} of chapter {chapter!r} got {x!r} (YAML reads yes/no/on/off as true/false): "
+                             f"write a number. Allowed: {p.allowed()}.")
+        if isinstance(x, str) and re.fullmatch(r'\s*[+-]?(0\d[\d_]*|\d+(:\d+)+)\s*', x):
+            raise ParamError(f"parameter {p.name!r} of chapter {chapter!r} got {x!r}: a leading zero or a colon makes YAML 1.1 read "
+                             f"another number (010 is 8, 1:30 is 90); write it plainly. Allowed: {p.allowed()}.")
 
 # %% ../nbs/07a_rundir.ipynb #7912e351
 class ChapterParams:
@@ -140,6 +159,7 @@ class ChapterParams:
     def validate(self, values:dict)->dict:
         "Check `values` (all of them, or overrides on top of nothing) and return them converted to their types."
         self.check_names(values)
+        for n, v in values.items(): _yaml11(self.params[n], v, self.chapter)
         try: m = self.model.model_validate({**{n:p.values['quick'] for n,p in self.params.items()}, **values})
         except ValidationError as e:
             err = e.errors()[0]

@@ -80,3 +80,8 @@ def test_heic_photos_load(tmp_path):
         Image.open(root/c/'000.png').save(root/c/'iphone.heic')               # what an iPhone's camera saves
     ds, rep = load_image_folder(root, InputSpec(32, 3))
     assert rep.counts == {'cat': 11, 'coffee': 11} and not rep.skipped
+
+def test_one_class_is_refused_by_name(tmp_path):
+    root = _photos(tmp_path, {'cat': 12})
+    with pytest.raises(DataError, match=r'has one class sub-folder \(cat\): a classifier needs two classes'):
+        load_image_folder(root, InputSpec(32, 3))

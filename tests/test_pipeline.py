@@ -86,6 +86,10 @@ def test_executed_notebook_keeps_outputs(quick_run):
     (['-p', 'candidate_version=0.9.0'], ["chapter 'deployment': candidate_version must be greater than version"]),
     (['-p', 'version=1.10.0', '-p', 'candidate_version=1.9.0'], ["candidate_version must be greater than version"]),
     (['-p', 'window_days=3'], ["chapter 'monitoring': window_days must be shorter than fleet_days"]),
+    (['-p', 'seed=yes'], ["'seed' of chapter", "YAML reads yes/no/on/off as true/false"]),
+    (['-p', 'fleet_days=on'], ["'fleet_days' of chapter 'monitoring'", "write a number"]),
+    (['-p', 'seed=010'], ["'seed' of chapter", "010 is 8"]),
+    (["-p", "source=folder:tests"], ["'source' of chapter 'data'", "a classifier needs two or more"]),
 ])
 def test_bad_parameters_fail_at_once_and_write_nothing(tmp_path, args, needles):
     out = tmp_path/'never'
