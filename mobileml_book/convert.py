@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 from PIL import Image
 from tqdm.auto import tqdm
 from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dumps, now_iso, sha256_file
-from .data import load_data, MobileAugment, Dataset, InputSpec, PhoneC, preprocessing_contract, stratified_subset, to_spec
+from .data import LUMA, load_data, MobileAugment, Dataset, InputSpec, PhoneC, preprocessing_contract, stratified_subset, to_spec
 from .models import Preprocess, MobileNetV2, model_spec, build_net
 from .training import load_models, phone_c_subset, store_uri
 from .optimize import load_variant, save_variants, ptq, time_in_turns, lower_to_pte
@@ -624,7 +624,7 @@ def keras_mobilenetv2(spec:dict):
     frames = keras.Input((spec['frame_size'], spec['frame_size'], spec['frame_channels']), dtype='uint8', name='frames')
     x = ops.cast(frames, 'float32')/255.0
     if spec['frame_channels'] == 1 and spec['in_channels'] == 3: x = ops.concatenate([x]*3, axis=-1)
-    elif spec['frame_channels'] == 3 and spec['in_channels'] == 1: x = ops.sum(x*ops.convert_to_tensor([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
+    elif spec['frame_channels'] == 3 and spec['in_channels'] == 1: x = ops.sum(x*ops.convert_to_tensor(list(LUMA)), axis=-1, keepdims=True)
     if spec['frame_size'] != spec['input_size']: x = ops.image.resize(x, (spec['input_size'],)*2, interpolation='bilinear', antialias=False)
     x = (x - spec['mean'])/spec['std']
     c = divisible(32*kw['width']); x = conv_bn(x, c, 3, kw['stem_stride'], 'features.0'); n = 1

@@ -20,17 +20,18 @@ from .rundir import Param, ChapterParams, RunDir, data_dir, atomic_write, atomic
 
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'PARAMS', 'FASHION_CLASSES', 'BUNDLED_DIR', 'DEBIAN_FASHION_MNIST', 'IDX_FILES', 'IMAGE_EXTS',
-           'MAX_PIXELS', 'CACHE_DIRS', 'CACHE_FILES', 'CORRUPTION_FNS', 'BACKGROUNDS', 'InputSpec', 'Dataset',
+           'MAX_PIXELS', 'LUMA', 'CACHE_DIRS', 'CACHE_FILES', 'CORRUPTION_FNS', 'BACKGROUNDS', 'InputSpec', 'Dataset',
            'image_hashes', 'read_idx', 'write_idx', 'load_idx', 'make_idx_subset', 'DataError', 'to_8bit', 'to_spec',
-           'not_data', 'FolderReport', 'read_photo', 'load_image_folder', 'make_demo_folder', 'split_stratified',
-           'stratified_subset', 'split_minimum', 'check_class_sizes', 'folder_problem', 'load_source', 'show_grid',
-           'class_samples', 'preprocessing_contract', 'motion_blur', 'defocus_blur', 'sensor_noise', 'dim',
-           'overexposure', 'jpeg_roundtrip', 'jpeg', 'rotation', 'orientation', 'low_res', 'framing', 'to_float',
-           'to_uint8', 'corrupt', 'augmentation_gallery', 'MobileAugment', 'PhoneC', 'make_phone_c', 'save_phone_c',
-           'read_phone_c', 'tiny_cnn', 'fit_quick', 'torch_predict', 'accuracy', 'phone_c_accuracy', 'evaluate',
-           'plot_severity', 'background_photos', 'SyntheticConfig', 'make_synthetic', 'concat', 'ConsentError', 'dhash',
-           'hamming', 'GroundTruthQueue', 'load_version', 'simulate_field', 'torch_proba', 'dataset_card',
-           'card_markdown', 'save_splits', 'read_splits', 'majority_share', 'prepare_data', 'load_data']
+           'not_data', 'FolderReport', 'class_folders', 'read_photo', 'load_image_folder', 'make_demo_folder',
+           'split_stratified', 'stratified_subset', 'split_minimum', 'check_class_sizes', 'folder_problem',
+           'load_source', 'show_grid', 'class_samples', 'preprocessing_contract', 'motion_blur', 'defocus_blur',
+           'sensor_noise', 'dim', 'overexposure', 'jpeg_roundtrip', 'jpeg', 'rotation', 'orientation', 'low_res',
+           'framing', 'to_float', 'to_uint8', 'corrupt', 'augmentation_gallery', 'MobileAugment', 'PhoneC',
+           'make_phone_c', 'save_phone_c', 'read_phone_c', 'tiny_cnn', 'fit_quick', 'torch_predict', 'accuracy',
+           'phone_c_accuracy', 'evaluate', 'plot_severity', 'background_photos', 'SyntheticConfig', 'make_synthetic',
+           'concat', 'ConsentError', 'dhash', 'hamming', 'GroundTruthQueue', 'load_version', 'simulate_field',
+           'torch_proba', 'dataset_card', 'card_markdown', 'save_splits', 'read_splits', 'majority_share',
+           'prepare_data', 'load_data']
 
 # %% ../nbs/01_data.ipynb #0a86d927
 CORRUPTIONS = ('motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposure', 'jpeg',
@@ -150,6 +151,7 @@ def make_idx_subset(src, dst,
 # %% ../nbs/01_data.ipynb #7daf8536
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff', '.heic', '.heif')
 MAX_PIXELS = 89_478_485       # Pillow's own decompression-bomb limit: pixels decoded from one file
+LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma: grey from RGB, as Pillow's convert('L'), the model and the app compute it
 
 class DataError(ValueError):
     "A dataset that cannot be used as it is: the message says which folder or file and what to do."
@@ -222,6 +224,20 @@ class FolderReport:
         return s
 
 # %% ../nbs/01_data.ipynb #0fd29838
+def class_folders(root:Path,    # the image root
+                  ignored:dict,  # filled: why -> files left out (caches, hidden items, loose files)
+                 )->list[Path]:
+    "The class sub-folders of `root`, sorted; system caches, hidden folders and loose files are counted in `ignored`."
+    out = []
+    for d in sorted(root.iterdir()):
+        if not d.is_dir():
+            why = not_data(d.name, False) or 'file outside the class folders'
+            ignored[why] = ignored.get(why, 0) + 1
+        elif (why := not_data(d.name, True)): ignored[why] = ignored.get(why, 0) + sum(len(f) for _, _, f in os.walk(d))
+        else: out.append(d)
+    return out
+
+# %% ../nbs/01_data.ipynb #4945d236
 def _photo_files(d:Path,          # one class folder
                  ignored:dict,    # filled: why -> files left out
                 )->list[Path]:
@@ -249,6 +265,7 @@ def _own_pixel_limit():
             yield
     finally: Image.MAX_IMAGE_PIXELS = old
 
+# %% ../nbs/01_data.ipynb #4d6dbf2c
 def read_photo(path,                        # one image file
                spec:InputSpec,              # what to normalise it to
                max_pixels:int=MAX_PIXELS,   # most pixels decoded from one file (a JPEG decodes reduced first)
@@ -280,13 +297,7 @@ def load_image_folder(root,                       # a folder holding one sub-fol
     root = Path(root)
     if not root.is_dir(): raise DataError(f"image folder {root} does not exist: pass folder:<dir> with one sub-folder per class")
     ignored, skipped, notes, xs, ys = {}, [], {}, [], []
-    class_dirs = []
-    for d in sorted(root.iterdir()):
-        if not d.is_dir():
-            why = not_data(d.name, False) or 'file outside the class folders'
-            ignored[why] = ignored.get(why, 0) + 1
-        elif (why := not_data(d.name, True)): ignored[why] = ignored.get(why, 0) + sum(len(f) for _, _, f in os.walk(d))
-        else: class_dirs.append(d)
+    class_dirs = class_folders(root, ignored)
     if not class_dirs: raise DataError(f"{root} has no class sub-folders: put the images of each class in {root}/<class name>/")
     if len(class_dirs) < 2:
         raise DataError(f"{root} has one class sub-folder ({class_dirs[0].name}): a classifier needs two classes or more, "
@@ -365,6 +376,7 @@ def split_minimum(fractions:dict)->int:   # split name -> share, as for `split_s
         n += 1
     return n
 
+# %% ../nbs/01_data.ipynb #da9e5e07
 def check_class_sizes(y:np.ndarray,        # labels, one per image
                       groups:np.ndarray,   # duplicate groups (equal photos count once)
                       classes:list,        # class names, indexed by label
@@ -389,7 +401,7 @@ def folder_problem(source:str,                # the chapter's `source` parameter
     if not source.startswith('folder:'): return None
     root, ignored = Path(source[7:]), {}
     if not root.is_dir(): return f'{root} is not a folder'
-    classes = sorted(d for d in root.iterdir() if d.is_dir() and not not_data(d.name, True))
+    classes = class_folders(root, ignored)
     if len(classes) < 2:
         return (f"{root} has {len(classes)} class sub-folder{'s' if len(classes) != 1 else ''}: a classifier needs two or more, "
                 f"each holding that class's photos ({root}/<class name>/*.jpg)")
@@ -405,7 +417,7 @@ def _resize_batch(x:np.ndarray, spec:InputSpec)->np.ndarray:
     if x.shape[1:] == (spec.size, spec.size, spec.channels): return x
     t = torch.from_numpy(x).permute(0, 3, 1, 2).float()
     if t.shape[1] != spec.channels:                              # grey to RGB copies; RGB to grey by ITU-R 601 luma, as Pillow
-        t = (t*torch.tensor([.299, .587, .114]).view(1, 3, 1, 1)).sum(1, keepdim=True) if spec.channels == 1 else t.expand(-1, 3, -1, -1)
+        t = (t*torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True) if spec.channels == 1 else t.expand(-1, 3, -1, -1)
     t = F.interpolate(t, size=(spec.size, spec.size), mode='bilinear', align_corners=False, antialias=True)
     return t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
@@ -476,7 +488,7 @@ def class_samples(ds:Dataset,         # the images to show
 def preprocessing_contract(spec:InputSpec)->dict:   # the model's input size and channels
     "What an app must do to a photo or camera frame before the model sees it: `to_spec`, stated as data."
     return dict(frame_size=spec.size, frame_channels=spec.channels, dtype='uint8', value_range=[0, 255], layout='NHWC',
-                channel_order='RGB' if spec.channels == 3 else 'grey: ITU-R 601-2 luma, L = 0.299 R + 0.587 G + 0.114 B',
+                channel_order='RGB' if spec.channels == 3 else 'grey: ITU-R 601-2 luma, L = {} R + {} G + {} B'.format(*LUMA),
                 orientation='upright: apply the EXIF orientation (or the camera sensor rotation) first',
                 alpha='composited on white', crop='centre square, side = the shorter side',
                 resize=dict(method='bilinear', antialias=True, note='area-aware when shrinking, as Pillow BILINEAR'))
@@ -799,7 +811,7 @@ class ConsentError(PermissionError):
 
 def _luma(a:np.ndarray)->np.ndarray:   # uint8 H x W x C
     "Grey levels (ITU-R 601 luma for RGB), float32 H x W."
-    return a[..., 0].astype(np.float32) if a.shape[-1] == 1 else a.astype(np.float32) @ np.array([.299, .587, .114], np.float32)
+    return a[..., 0].astype(np.float32) if a.shape[-1] == 1 else a.astype(np.float32) @ np.array(LUMA, np.float32)
 
 def dhash(img:np.ndarray, bits:int=8)->int:
     "Difference hash: 64 bits that survive re-compression and resizing (near-duplicate detection)."

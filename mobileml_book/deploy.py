@@ -147,6 +147,7 @@ def candidate_table(records:list[dict],        # the Conversion chapter's export
             df.loc[i, ['phone_c_acc', 'acc', 'quality_from']] = [same.phone_c_acc[j], same.acc[j], f"borrowed from {same['name'][j]}"]
     return quality_floor(df, max_drop_pt, min_acc)
 
+# %% ../nbs/05_deployment.ipynb #a17bcb8e
 def quality_floor(df:pd.DataFrame,       # `candidate_table` rows
                   max_drop_pt:float,     # points of phone-C accuracy allowed below the best fp32 file
                   min_acc:float|None,    # clean accuracy to beat, or None

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
-from .data import to_float
+from .data import LUMA, to_float
 
 # %% ../nbs/02_models.ipynb #cf981415
 def conv_bn(i:int, o:int, k:int=3, s:int=1, groups:int=1, act:bool=True)->nn.Sequential:
@@ -211,7 +211,7 @@ class Preprocess(nn.Module):
         if x.dim() == 3: x = x.unsqueeze(0)                     # one HWC frame (decided by rank, not by data)
         x = x.permute(0, 3, 1, 2).float()/255
         if self.frame_channels == 1 and self.in_channels == 3: x = x.expand(-1, 3, -1, -1)
-        elif self.frame_channels == 3 and self.in_channels == 1: x = (x*torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        elif self.frame_channels == 3 and self.in_channels == 1: x = (x*torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
         if self.frame_size != self.input_size:
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode='bilinear', align_corners=False)
         return (x - self.mean)/self.std
@@ -255,7 +255,7 @@ def build_net(spec:dict)->nn.Module:
 def from_unit(t:torch.Tensor, spec:dict)->torch.Tensor:
     "Float NCHW images on the [0, 1] scale -> the network's input: its channels, its input size, its normalisation."
     if t.shape[1] == 1 and spec['in_channels'] == 3: t = t.expand(-1, 3, -1, -1)
-    elif t.shape[1] == 3 and spec['in_channels'] == 1: t = (t*torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    elif t.shape[1] == 3 and spec['in_channels'] == 1: t = (t*torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
     if t.shape[-1] != spec['input_size']: t = F.interpolate(t, size=(spec['input_size'],)*2, mode='bilinear', align_corners=False)
     return (t - spec['mean'])/spec['std']
 

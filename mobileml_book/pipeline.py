@@ -185,6 +185,7 @@ def findings(metrics:dict)->list[tuple[str, str]]:   # a run's metrics.json
     "(chapter, finding) of every chapter: results on the run's data that the reader must see before the scorecard."
     return [(ch, f) for ch, m in metrics.items() if isinstance(m, dict) for f in (m.get('findings') or [])]
 
+# %% ../nbs/07_pipeline.ipynb #6bbaa1b8
 def build_report(run:RunDir)->Path:
     "Write the run's one-page `report.html`: status, scorecard of all metrics, key plots."
     st, metrics, params = run.status(), run.metrics(), run.params()

@@ -116,6 +116,7 @@ def _numeric(p:Param)->bool:
     t = p.type.__args__[0] if getattr(p.type, '__origin__', None) is list else p.type
     return t in (int, float)
 
+# %% ../nbs/07a_rundir.ipynb #a7648187
 def _yaml11(p:Param, v, chapter:str):
     "Refuse what YAML 1.1 makes of a typo in a number: `yes`/`on` read as true, `010` as octal 8, `1:30` as 90."
     if not _numeric(p): return
@@ -304,10 +305,12 @@ class RunDir:
 class Finding(UserWarning):
     "A result on the run's own data that the reader must see: kept in the metrics and the report, never an abort."
 
+# %% ../nbs/07a_rundir.ipynb #173e55d8
 def book_tests()->bool:
     "Whether the chapter runs under `nbdev_test`, on the book's own data (nbdev sets `IN_TEST`)."
     return bool(os.environ.get('IN_TEST'))
 
+# %% ../nbs/07a_rundir.ipynb #4860125e
 def expect(ok,                    # the check's outcome (truthy: it holds)
            msg:str,               # what failed and what it means, with the measured numbers
            findings:list|None=None,  # the chapter's findings, saved with its metrics (appended to)
