@@ -219,7 +219,11 @@ def runner(path, fmt:str, threads:int=1):
         inp, out = names['inputs'][0], 'logits' if 'logits' in names['outputs'] else names['outputs'][0]
         scale, zero = sig.get_output_details()[out]['quantization']                    # an int8 output comes with its scale
         deq = (lambda y: (y.astype(np.float32) - zero)*scale) if scale else (lambda y: y)
-        return lambda x, bs=256: np.concatenate([deq(sig(**{inp: np.ascontiguousarray(x[i:i+bs])})[out]) for i in range(0, len(x), bs)])
+        fixed = int(sig.get_input_details()[inp]['shape_signature'][0]) == 1               # a batch-1 file: its graph may reshape to batch 1
+        def run(x, bs=256):
+            bs = 1 if fixed else bs
+            return np.concatenate([deq(sig(**{inp: np.ascontiguousarray(x[i:i+bs])})[out]) for i in range(0, len(x), bs)])
+        return run
     if fmt == 'executorch':
         from executorch.runtime import Runtime
         with quiet(): m = Runtime.get().load_program(path).load_method('forward')

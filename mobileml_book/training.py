@@ -5,6 +5,7 @@
 # %% ../nbs/02_training.ipynb #a09358c4
 from __future__ import annotations
 import copy, json, math, os, platform, time, warnings
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -12,34 +13,44 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
+from fastcore.basics import patch
 from tqdm.auto import tqdm
 from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dumps, now_iso
 from .data import load_data, MobileAugment, Dataset, PhoneC, evaluate, to_float, stratified_subset
 from .models import *
 
 # %% auto #0
-__all__ = ['PARAMS', 'save_checkpoint', 'load_checkpoint', 'freeze_features', 'unfreeze', 'val_metrics', 'fit', 'store_uri',
-           'env_versions', 'start_tracking', 'data_params', 'tracked_fit', 'log_results', 'student_spec',
-           'teacher_spec', 'train_student', 'train_teacher', 'phone_c_subset', 'register_models', 'prepare_training',
-           'load_models']
+__all__ = ['LITE_ARCHS', 'PARAMS', 'phone_c_subset', 'student_spec', 'teacher_spec', 'save_checkpoint', 'load_checkpoint',
+           'freeze_features', 'unfreeze', 'val_metrics', 'fit', 'store_uri', 'env_versions', 'start_tracking',
+           'data_params', 'tracked_fit', 'log_results', 'Features', 'tune_start', 'trunk_features', 'set_trainable',
+           'feature_logits', 'feature_metrics', 'distill_loss', 'fit_features', 'pc_flat', 'evaluate_features',
+           'lite_spec', 'training_images', 'Backbone', 'cache_backbone', 'tune', 'per_class', 'scratch_fit',
+           'transfer_curve', 'register_models', 'prepare_training', 'load_models']
 
 # %% ../nbs/02_training.ipynb #6fe1435f
+LITE_ARCHS = ['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2']
+
 PARAMS = ChapterParams('training',
-    Param('arch', str, quick='mobilenetv2', choices=['mobilenetv2', 'squeezenet'], help='architecture of the student'),
-    Param('width', float, quick=0.5, lo=0.1, hi=2.0, help='width multiplier of the student (channels x width)'),
-    Param('input_size', int, quick=32, lo=16, hi=512, help='side of the square input the student runs at (px); frames are resized inside the model'),
-    Param('teacher_size', int, quick=32, lo=32, hi=512, help='input side of the EfficientNet-Lite0 teacher (px)'),
-    Param('epochs', int, quick=2, full=3, lo=1, hi=200, help='epochs of the student (early stopping may end sooner)'),
-    Param('teacher_epochs', int, quick=1, full=1, lo=1, hi=200, help='epochs of each teacher phase (head, then whole net)'),
-    Param('train_size', int, quick=1200, full=0, lo=0, hi=10_000_000, help='training images of the student (0: all)'),
-    Param('teacher_train_size', int, quick=256, full=8000, lo=0, hi=10_000_000, help='training images of the teacher (0: all)'),
-    Param('batch_size', int, quick=32, full=64, lo=1, hi=4096, help='images per training step'),
-    Param('lr', float, quick=3e-3, lo=1e-6, hi=1.0, help='peak learning rate (one-cycle schedule)'),
-    Param('augment', bool, quick=True, help='mobile augmentation of the Data chapter in the loop'),
-    Param('aug_p', float, quick=0.5, lo=0.0, hi=1.0, help='share of training images that get a phone corruption'),
+    Param('arch', str, quick='efficientnet_lite0', choices=LITE_ARCHS, help='pretrained architecture of the student'),
+    Param('input_size', int, quick=64, full=96, lo=32, hi=512, help='side the student runs at (px); frames are resized inside the model'),
+    Param('tune_blocks', int, quick=1, full=1, lo=0, hi=30, help="last blocks of the student fine-tuned with its head (the rest stays ImageNet's, its output computed once)"),
+    Param('teacher_arch', str, quick='efficientnet_lite2', choices=LITE_ARCHS, help='pretrained architecture of the teacher'),
+    Param('teacher_size', int, quick=96, full=128, lo=32, hi=512, help='input side of the teacher (px)'),
+    Param('teacher_tune_blocks', int, quick=2, full=2, lo=0, hi=30, help='last blocks of the teacher fine-tuned with its head'),
+    Param('steps', int, quick=150, full=600, lo=1, hi=1_000_000, help='optimisation steps of each fine-tuning (the budget: the same for 1,000 images as for 16,000)'),
+    Param('eval_every', int, quick=50, full=100, lo=1, hi=1_000_000, help='steps between validation checks (early stopping and the best checkpoint)'),
+    Param('patience', int, quick=3, lo=1, hi=100, help='validation checks without a better accuracy before stopping'),
+    Param('train_size', int, quick=1200, full=8000, lo=0, hi=10_000_000, help='training images of student and teacher (0: all)'),
+    Param('val_size', int, quick=300, full=0, lo=0, hi=10_000_000, help='validation images (0: all)'),
+    Param('batch_size', int, quick=128, lo=1, hi=4096, help='images per fine-tuning step'),
+    Param('lr', float, quick=2e-3, lo=1e-6, hi=1.0, help='peak learning rate (one-cycle schedule)'),
+    Param('augment', bool, quick=True, help='train on a copy of every image under a phone corruption as well (mobile augmentation)'),
+    Param('aug_p', float, quick=0.7, lo=0.0, hi=1.0, help='share of the augmented copies that get a phone corruption (the rest are flipped only)'),
     Param('aug_severity', int, quick=3, lo=1, hi=5, help='highest severity of the training corruptions'),
-    Param('pretrained', bool, quick=True, help='start the teacher from ImageNet weights'),
-    Param('patience', int, quick=2, lo=1, hi=100, help='epochs without a better validation accuracy before stopping'),
+    Param('distill_alphas', list[float], quick=[0.5, 0.9], lo=0.0, hi=1.0, help='weights of the teacher term tried in the distillation sweep (0, the student alone, is always run)'),
+    Param('temperature', float, quick=4.0, lo=1.0, hi=20.0, help='distillation temperature (softens teacher and student)'),
+    Param('curve_per_class', list[int], quick=[10, 30], full=[10, 30, 100], lo=1, hi=1_000_000, help='labelled images per class in the transfer-learning curve'),
+    Param('curve_steps', int, quick=40, full=150, lo=1, hi=1_000_000, help='steps of the from-scratch nets of the transfer-learning curve (whole net, pixels in)'),
     Param('eval_size', int, quick=60, full=100, lo=0, hi=10_000_000, help='test images per phone-C cell in the evaluation (0: all)'),
     Param('baseline_train_size', int, quick=256, full=2000, lo=16, hi=10_000_000, help='training images of the brief SqueezeNet and VGG runs (size and latency are their point)'),
     Param('latency_runs', int, quick=20, full=50, lo=5, hi=10_000, help='timed runs per latency measurement (after warm-up)'),
@@ -49,6 +60,22 @@ PARAMS = ChapterParams('training',
     Param('target_platform', str, quick='android', choices=['android', 'ios', 'both'], help='platform the model is for (logged with every run)'),
     Param('device_tier', str, quick='mid', choices=['low', 'mid', 'high'], help='device tier the model is for (logged with every run)'),
 )
+
+# %% ../nbs/02_training.ipynb #181a0544
+def phone_c_subset(pc:PhoneC, n:int)->PhoneC:
+    "Phone-C restricted to the first `n` test images of every cell (0: all)."
+    if not n or n >= len(pc.y): return pc
+    return PhoneC(pc.x[:, :, :n], pc.y[:n], pc.names, pc.severities, pc.seed)
+
+def _frame(train:Dataset)->tuple[int, int]: return train.x.shape[1], train.x.shape[3]
+
+def student_spec(p:dict, classes:list, frame:tuple)->dict:
+    "Spec of the student from the chapter's parameters."
+    return lite_spec(p['arch'], classes, p['input_size'], frame)
+
+def teacher_spec(p:dict, classes:list, frame:tuple)->dict:
+    "Spec of the teacher from the chapter's parameters."
+    return lite_spec(p['teacher_arch'], classes, p['teacher_size'], frame)
 
 # %% ../nbs/02_training.ipynb #46664def
 def save_checkpoint(path, net:nn.Module, spec:dict, info:dict|None=None)->Path:
@@ -160,7 +187,9 @@ def data_params(card:dict)->dict:
 # %% ../nbs/02_training.ipynb #63484853
 def tracked_fit(name:str, net:nn.Module, train:Dataset, val:Dataset, spec:dict, run:RunDir, card:dict,
                 params:dict,                # the run's settings, logged as MLflow parameters
-                target_platform:str='android', device_tier:str='mid', **fit_kw)->tuple[nn.Module, pd.DataFrame, str]:
+                target_platform:str='android', device_tier:str='mid',
+                trainer=None,               # the training function: `fit` (pixels) by default, or `fit_features` (cached trunk)
+                **fit_kw)->tuple[nn.Module, pd.DataFrame, str]:
     "`fit` inside an MLflow run: parameters, data hashes, tags, per-epoch metrics, checkpoint and spec as artifacts."
     import mlflow
     ckpt = run.artifacts('training')/f'{name}.pt'
@@ -168,9 +197,9 @@ def tracked_fit(name:str, net:nn.Module, train:Dataset, val:Dataset, spec:dict, 
         mlflow.log_params({**params, 'n_train': len(train), 'n_val': len(val), **data_params(card)})
         mlflow.set_tags({'model': name, 'arch': spec['arch'], 'target_platform': target_platform, 'device_tier': device_tier,
                          **{f'version.{k}': v for k, v in env_versions().items()}})
-        log = lambda row, ep: mlflow.log_metrics({k: float(v) for k, v in row.items() if k != 'epoch'}, step=ep)
+        log = lambda row, ep: mlflow.log_metrics({k: float(v) for k, v in row.items() if k not in ('epoch', 'step')}, step=ep)
         t0 = time.perf_counter()
-        net, hist = fit(net, train, val, spec, ckpt=ckpt, log=log, desc=name, **fit_kw)
+        net, hist = (trainer or fit)(net, train, val, spec, ckpt=ckpt, log=log, desc=name, **fit_kw)
         mlflow.log_metric('train_seconds', time.perf_counter() - t0)
         mlflow.log_artifact(str(ckpt)); mlflow.log_dict(spec, f'{name}.spec.json')
     return net, hist, r.info.run_id
@@ -180,84 +209,246 @@ def log_results(run_id:str, metrics:dict):
     import mlflow
     with mlflow.start_run(run_id=run_id): mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
 
-# %% ../nbs/02_training.ipynb #0507300f
-def _frame(train:Dataset)->tuple[int, int]: return train.x.shape[1], train.x.shape[3]
+# %% ../nbs/02_training.ipynb #bf58500c
+@dataclass
+class Features:
+    "What a frozen trunk computes for a set of images, once: every step and every run reuses it."
+    z: torch.Tensor          # (N, C, H, W) float16: the output of blocks [0, stop)
+    y: np.ndarray            # (N,) integer labels
+    stop: int                # index of the first block not in the trunk
+    def __len__(self): return len(self.y)
+    def subset(self, idx)->Features: return Features(self.z[idx], self.y[idx], self.stop)
+    def __add__(self, o:Features)->Features:
+        assert o.stop == self.stop, f"features cut at block {self.stop} and {o.stop} cannot be joined"
+        return Features(torch.cat([self.z, o.z]), np.concatenate([self.y, o.y]), self.stop)
 
-def student_spec(p:dict, classes:list, frame:tuple)->dict:
-    "Spec of the student from the chapter's parameters."
-    kw = dict(width=p['width'], stem_stride=2, strides=[1, 1, 2, 2, 1, 2, 1]) if p['arch'] == 'mobilenetv2' else dict(width=p['width'])
-    return model_spec(p['arch'], classes, p['input_size'], frame[1], frame[0], frame[1], 0.5, 0.5, **kw)
+# %% ../nbs/02_training.ipynb #82f543f3
+def tune_start(net:EfficientNetLite, tune_blocks:int)->int:   # blocks fine-tuned, counted from the last
+    "Index of the first fine-tuned block: the trunk before it stays frozen."
+    if not 0 <= tune_blocks <= len(net._blocks): raise ValueError(f"tune_blocks={tune_blocks}: {net.variant} has {len(net._blocks)} blocks; choose 0 to {len(net._blocks)}")
+    return len(net._blocks) - tune_blocks
 
-def teacher_spec(p:dict, classes:list, frame:tuple)->dict:
-    "Spec of the EfficientNet-Lite0 teacher (3 channels: a grayscale frame is replicated inside the model)."
-    return model_spec('efficientnet_lite0', classes, p['teacher_size'], 3, frame[0], frame[1], LITE0_MEAN, LITE0_STD)
+@torch.no_grad()
+def trunk_features(net:EfficientNetLite, spec:dict,
+                   x:np.ndarray,             # (N, H, W, C) uint8 frames
+                   y:np.ndarray,             # (N,) labels
+                   stop:int,                 # blocks [0, stop) are run
+                   bs:int=64,                # 64 measured fastest here (larger batches fall out of cache)
+                   progress:bool=True, desc:str='features')->Features:
+    "Run the frozen trunk once over uint8 frames, in channels-last (the faster layout on CPU)."
+    net.eval().to(memory_format=torch.channels_last); out = []
+    try:
+        for i in tqdm(range(0, len(x), bs), desc=desc, disable=not progress, leave=False):
+            out.append(net.trunk(to_input(x[i:i+bs], spec).contiguous(memory_format=torch.channels_last), stop).half())
+    finally: net.to(memory_format=torch.contiguous_format)
+    return Features(torch.cat(out).contiguous(), np.asarray(y), stop)
 
-def _augment(p:dict, on:bool): return MobileAugment(p=p['aug_p'], max_severity=p['aug_severity'], seed=p['seed']) if on else None
+# %% ../nbs/02_training.ipynb #12daed3e
+def set_trainable(net:EfficientNetLite, start:int)->EfficientNetLite:   # first block that learns
+    "Freeze the stem and blocks `[0, start)`; the blocks from `start`, the head and the classifier learn."
+    for n, p in net.named_parameters():
+        p.requires_grad = not (n.startswith(('_conv_stem.', '_bn0.')) or (n.startswith('_blocks.') and int(n.split('.')[1]) < start))
+    return net
 
-def train_student(run:RunDir, splits:dict, card:dict, p:dict, augment:bool|None=None, name:str='student', progress:bool=True, **fit_kw):
-    "Train the student from parameters `p` (augmentation from `p` unless given); tracked; returns (net, spec, history, run_id)."
-    aug = p['augment'] if augment is None else augment
-    spec = student_spec(p, splits['train'].classes, _frame(splits['train']))
-    torch.manual_seed(p['seed']); net = build_net(spec)
-    params = {k: p[k] for k in ('arch', 'width', 'input_size', 'epochs', 'batch_size', 'lr', 'aug_p', 'aug_severity', 'seed', 'threads')}
-    net, hist, rid = tracked_fit(name, net, stratified_subset(splits['train'], p['train_size'], p['seed']), splits['val'], spec, run, card,
-                                 {**params, 'augment': aug}, p['target_platform'], p['device_tier'],
-                                 epochs=p['epochs'], bs=p['batch_size'], lr=p['lr'], seed=p['seed'], augment=_augment(p, aug),
-                                 patience=p['patience'], progress=progress, **fit_kw)
-    return net, spec, hist, rid
+@torch.no_grad()
+def feature_logits(net:EfficientNetLite, f:Features, bs:int=1000)->torch.Tensor:
+    "Logits (N, n_classes) of the network's tail on cached features."
+    net.eval(); return torch.cat([net.tail(f.z[i:i+bs].float(), f.stop) for i in range(0, len(f), bs)])
 
-def train_teacher(run:RunDir, splits:dict, card:dict, p:dict, pretrained:bool|None=None, name:str='teacher', progress:bool=True):
-    "EfficientNet-Lite0: pretrained -> head on frozen features, then the whole net; scratch -> the whole net for the same epochs."
-    pre = p['pretrained'] if pretrained is None else pretrained
-    spec = teacher_spec(p, splits['train'].classes, _frame(splits['train']))
-    torch.manual_seed(p['seed']); net = load_lite0(len(spec['labels']), pretrained=pre)
-    tr = stratified_subset(splits['train'], p['teacher_train_size'], p['seed'])
-    base = dict(arch='efficientnet_lite0', input_size=p['teacher_size'], batch_size=p['batch_size'], seed=p['seed'], pretrained=pre,
-                augment=p['augment'], aug_p=p['aug_p'], aug_severity=p['aug_severity'], threads=p['threads'])
-    kw = dict(bs=p['batch_size'], seed=p['seed'], augment=_augment(p, p['augment']), patience=p['patience'], progress=progress)
-    hists, rids = [], []
-    if pre:   # phase 1: only the new head learns, on ImageNet features
-        net, h, rid = tracked_fit(f'{name}-head', freeze_features(net), tr, splits['val'], spec, run, card,
-                                  {**base, 'phase': 'head', 'epochs': p['teacher_epochs'], 'lr': 3e-3}, p['target_platform'], p['device_tier'],
-                                  epochs=p['teacher_epochs'], lr=3e-3, **kw)
-        hists.append(h.assign(phase='head')); rids.append(rid)
-    epochs = p['teacher_epochs'] if pre else 2*p['teacher_epochs']          # scratch gets the same number of passes
-    lr = 1e-3 if pre else p['lr']
-    net, h, rid = tracked_fit(name, unfreeze(net), tr, splits['val'], spec, run, card,
-                              {**base, 'phase': 'whole', 'epochs': epochs, 'lr': lr}, p['target_platform'], p['device_tier'],
-                              epochs=epochs, lr=lr, **kw)
-    hists.append(h.assign(phase='whole')); rids.append(rid)
-    return net, spec, pd.concat(hists, ignore_index=True), rid
+def feature_metrics(net:EfficientNetLite, f:Features)->dict:
+    "Validation loss and accuracy on cached features."
+    out = feature_logits(net, f); y = torch.from_numpy(f.y).long()
+    return dict(val_loss=float(F.cross_entropy(out, y)), val_acc=float((out.argmax(1) == y).float().mean()))
 
-# %% ../nbs/02_training.ipynb #01b17a83
-def phone_c_subset(pc:PhoneC, n:int)->PhoneC:
-    "Phone-C restricted to the first `n` test images of every cell (0: all)."
-    if not n or n >= len(pc.y): return pc
-    return PhoneC(pc.x[:, :, :n], pc.y[:n], pc.names, pc.severities, pc.seed)
+def distill_loss(out:torch.Tensor, y:torch.Tensor,
+                 soft:torch.Tensor|None,     # the teacher's logits for the same images, or None
+                 alpha:float=0.0,            # weight of the teacher term (0: labels only)
+                 T:float=4.0)->torch.Tensor: # temperature: above 1 softens both distributions
+    "Hinton's distillation loss: `alpha` x T^2 x KL(teacher || student) at temperature T, plus (1 - alpha) x cross-entropy."
+    ce = F.cross_entropy(out, y)
+    if soft is None or alpha == 0: return ce
+    kl = F.kl_div(F.log_softmax(out/T, 1), F.softmax(soft/T, 1), reduction='batchmean')
+    return alpha*T*T*kl + (1 - alpha)*ce
 
-def register_models(run:RunDir, **specs)->Path:
-    "Record in `models.json` how to rebuild each model (spec + checkpoint file), merging with what is there."
-    path = run.artifacts('training')/'models.json'
+# %% ../nbs/02_training.ipynb #0e0cbc30
+def fit_features(net:EfficientNetLite, train:Features, val:Features, spec:dict,
+                 steps:int=600,              # optimisation steps: the budget, whatever the dataset's size
+                 bs:int=128,                 # cached images per step
+                 lr:float=2e-3,              # peak learning rate of the one-cycle schedule
+                 wd:float=1e-4,              # AdamW weight decay
+                 seed:int=0,                 # batch order
+                 soft:torch.Tensor|None=None,  # (len(train), n_classes) teacher logits for distillation
+                 alpha:float=0.0,            # weight of the teacher term
+                 T:float=4.0,                # distillation temperature
+                 eval_every:int=100,         # steps between validation checks
+                 patience:int=3,             # checks without a better validation accuracy before stopping
+                 ckpt=None,                  # path of the best checkpoint (written atomically)
+                 log=None,                   # log(row, step) at each check (e.g. to MLflow)
+                 progress:bool=True, desc:str='fine-tuning')->tuple[EfficientNetLite, pd.DataFrame]:
+    "Fine-tune the blocks after the cached trunk, the head and the classifier for `steps` steps; returns the best net and the checks."
+    torch.manual_seed(seed); g = torch.Generator().manual_seed(seed)
+    set_trainable(net, train.stop); y = torch.from_numpy(train.y).long()
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=wd)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
+    best, best_acc, bad, hist, tot, seen, t0 = None, -1.0, 0, [], 0.0, 0, time.perf_counter()
+    order, pos, bs = torch.randperm(len(train), generator=g), 0, min(bs, len(train))
+    for step in tqdm(range(1, steps + 1), desc=desc, disable=not progress, leave=False):
+        if pos + bs > len(train): order, pos = torch.randperm(len(train), generator=g), 0
+        j = order[pos:pos + bs]; pos += bs
+        net.train(); out = net.tail(train.z[j].float(), train.stop)
+        loss = distill_loss(out, y[j], None if soft is None else soft[j], alpha, T)
+        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+        tot += loss.item()*len(j); seen += len(j)
+        if step % eval_every and step != steps: continue
+        row = dict(step=step, train_loss=tot/seen, **feature_metrics(net, val), seconds=time.perf_counter() - t0)
+        hist.append(row); tot, seen = 0.0, 0
+        if log is not None: log(row, step)
+        if row['val_acc'] > best_acc:
+            best_acc, bad, best = row['val_acc'], 0, copy.deepcopy(net.state_dict())
+            if ckpt is not None: save_checkpoint(ckpt, net, spec, row)
+        else:
+            bad += 1
+            if bad >= patience: break
+    net.load_state_dict(best)
+    return unfreeze(net).eval(), pd.DataFrame(hist)
+
+# %% ../nbs/02_training.ipynb #6c8ec003
+def pc_flat(pc:PhoneC)->np.ndarray:
+    "Every image of phone-C in one (cells x N, H, W, C) array, cell by cell."
+    return pc.x.reshape(-1, *pc.x.shape[3:])
+
+def evaluate_features(net:EfficientNetLite, test:Features,
+                      pc_f:Features,        # features of `pc_flat(pc)`
+                      pc:PhoneC)->dict:
+    "`data.evaluate` on cached features: clean accuracy, phone-C mean accuracy and the table per corruption and severity."
+    ok = (feature_logits(net, pc_f).argmax(1).numpy() == pc_f.y).reshape(len(pc.names), len(pc.severities), -1).mean(-1)
+    t = pd.DataFrame(ok, index=pc.names, columns=pc.severities).rename_axis('corruption').rename_axis('severity', axis=1)
+    clean = float((feature_logits(net, test).argmax(1).numpy() == test.y).mean())
+    return dict(clean_acc=clean, phone_c_acc=float(t.values.mean()), table=t)
+
+# %% ../nbs/02_training.ipynb #0c410743
+def lite_spec(arch:str, classes:list,
+              size:int,                 # input side of the network (px)
+              frame:tuple)->dict:       # (side, channels) of the camera frames
+    "Spec of a pretrained EfficientNet-Lite: RGB input (a gray frame is replicated inside the model), Lite's scaling."
+    return model_spec(arch, classes, size, 3, frame[0], frame[1], LITE0_MEAN, LITE0_STD)
+
+def training_images(train:Dataset, p:dict)->tuple[np.ndarray, np.ndarray, int]:
+    "The training frames of student and teacher: a stratified sample, then (with `augment`) a phone-corrupted copy of each."
+    tr = stratified_subset(train, p['train_size'], p['seed'])
+    if not p['augment']: return tr.x, tr.y, len(tr)
+    aug = MobileAugment(p=p['aug_p'], max_severity=p['aug_severity'], seed=p['seed'])
+    return np.concatenate([tr.x, aug(tr.x)]), np.concatenate([tr.y, tr.y]), len(tr)
+
+@dataclass
+class Backbone:
+    "A pretrained network, where its fine-tuning starts, and its trunk's features of every image the chapter uses."
+    net: EfficientNetLite
+    spec: dict
+    train: Features          # the `n_clean` clean training images first, then their augmented copies
+    n_clean: int
+    val: Features
+    test: Features
+    pc: Features             # phone-C (evaluation subset), cell by cell
+    seconds: float           # time spent computing the features
+
+def cache_backbone(arch:str, spec:dict, tune_blocks:int, images:tuple, val:Dataset, test:Dataset, pc:PhoneC,
+                   progress:bool=True)->Backbone:
+    "Load the pretrained `arch` with a new head and compute its frozen trunk's features once for every image."
+    net = load_lite(arch.removeprefix('efficientnet_'), len(spec['labels'])); stop = tune_start(net, tune_blocks)
+    x, y, n_clean = images; t0 = time.perf_counter(); name = arch.removeprefix('efficientnet_')
+    f = lambda x, y, what: trunk_features(net, spec, x, y, stop, progress=progress, desc=f'{name} features: {what}')
+    tr, v, te = f(x, y, 'training'), f(val.x, val.y, 'validation'), f(test.x, test.y, 'test')
+    pcf = f(pc_flat(pc), np.tile(pc.y, len(pc.names)*len(pc.severities)), 'phone-C')
+    return Backbone(net, spec, tr, n_clean, v, te, pcf, time.perf_counter() - t0)
+
+# %% ../nbs/02_training.ipynb #aa9b51d2
+@patch
+def fresh(self:Backbone, seed:int=0)->EfficientNetLite:
+    "A copy of the pretrained network with a new classifier: every fine-tuning run starts from the same point."
+    if not hasattr(self, '_init'): self._init = copy.deepcopy(self.net.state_dict())
+    net = build_net(self.spec); net.load_state_dict(self._init)
+    torch.manual_seed(seed); net._fc.reset_parameters()
+    return net
+
+def tune(bb:Backbone, name:str, run:RunDir, card:dict, p:dict,
+         train:Features|None=None,      # what to train on (default: all of `bb.train`)
+         soft:torch.Tensor|None=None,   # teacher logits aligned with `train`, for distillation
+         alpha:float=0.0, progress:bool=True)->tuple[EfficientNetLite, pd.DataFrame, str]:
+    "Fine-tune a fresh copy of the backbone on its cached features, tracked in MLflow; returns (net, checks, run id)."
+    train = bb.train if train is None else train
+    params = dict(arch=bb.spec['arch'], input_size=bb.spec['input_size'], tune_from=train.stop, steps=p['steps'],
+                  batch_size=p['batch_size'], lr=p['lr'], augment=p['augment'], alpha=alpha, temperature=p['temperature'], seed=p['seed'])
+    return tracked_fit(name, bb.fresh(p['seed']), train, bb.val, bb.spec, run, card, params, p['target_platform'], p['device_tier'],
+                       trainer=fit_features, steps=p['steps'], bs=p['batch_size'], lr=p['lr'], seed=p['seed'], soft=soft,
+                       alpha=alpha, T=p['temperature'], eval_every=p['eval_every'], patience=p['patience'], progress=progress)
+
+# %% ../nbs/02_training.ipynb #38868052
+def per_class(y:np.ndarray,     # (N,) labels
+              k:int,            # images wanted per class (a class with fewer keeps all it has)
+              seed:int=0)->np.ndarray:
+    "Indices of `k` images of every class, drawn at random: what a team that labelled `k` photos per class has."
+    rng = np.random.default_rng(seed)
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:k] for c in np.unique(y)]))
+
+def scratch_fit(spec:dict, ds:Dataset, val:Dataset,
+                steps:int,              # optimisation steps (whole net, pixels in)
+                bs:int=32, lr:float=3e-3, seed:int=0, progress:bool=True)->nn.Module:
+    "The same architecture from random weights, trained on `ds` for about `steps` steps (best epoch by validation)."
+    torch.manual_seed(seed); epochs = max(1, math.ceil(steps*bs/len(ds)))
+    net, _ = fit(build_net(spec), ds, val, spec, epochs=epochs, bs=bs, lr=lr, seed=seed, patience=epochs, progress=progress, desc='from scratch')
+    return net
+
+# %% ../nbs/02_training.ipynb #45aa5329
+def transfer_curve(bb:Backbone, images:tuple,   # (x, y, n_clean) of `training_images`, behind `bb.train`
+                   val:Dataset, test:Dataset, pc:PhoneC, p:dict, run:RunDir, card:dict, progress:bool=True)->pd.DataFrame:
+    "Clean and phone-C accuracy against labelled images per class: pretrained (cached trunk) and the same net from scratch."
+    x, y, n_clean = images; rows = []; small_val = val.subset(np.arange(min(200, len(val))))
+    for k in tqdm(p['curve_per_class'], desc='transfer-learning curve', disable=not progress):
+        idx = per_class(y[:n_clean], k, p['seed'])
+        both = np.concatenate([idx, idx + n_clean]) if len(y) > n_clean else idx    # with their augmented copies
+        t0 = time.perf_counter()
+        net, _, _ = tune(bb, f'curve-pretrained-{k}', run, card, p, train=bb.train.subset(both), progress=False)
+        ev = evaluate_features(net, bb.test, bb.pc, pc)
+        rows.append(dict(per_class=k, images=len(both), start='pretrained', clean_acc=ev['clean_acc'],
+                         phone_c_acc=ev['phone_c_acc'], seconds=time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        net = scratch_fit(bb.spec, Dataset(x[both], y[both], val.classes), small_val, p['curve_steps'], seed=p['seed'], progress=False)
+        ev = evaluate(predict_fn(net, bb.spec), test, pc)
+        rows.append(dict(per_class=k, images=len(both), start='from scratch', clean_acc=ev['clean_acc'],
+                         phone_c_acc=ev['phone_c_acc'], seconds=time.perf_counter() - t0))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/02_training.ipynb #771705be
+def register_models(run:RunDir, **models)->Path:   # name -> (net, spec)
+    "Save each model's checkpoint and record in `models.json` how to rebuild it, merging with what is there."
+    art = run.artifacts('training'); path = art/'models.json'
     reg = json.loads(path.read_text()) if path.exists() else {}
-    reg.update({k: dict(spec=s, checkpoint=f'{k}.pt') for k, s in specs.items()})
+    for k, (net, spec) in models.items():
+        save_checkpoint(art/f'{k}.pt', net, spec); reg[k] = dict(spec=spec, checkpoint=f'{k}.pt')
     atomic_write(path, dumps(reg)); return path
 
 def prepare_training(run:RunDir, progress:bool=False, **params)->Path:
-    "Train and register teacher and student into `run` with this chapter's parameters (defaults: quick)."
+    "Fine-tune and register teacher and student into `run` with this chapter's parameters (defaults: quick)."
     p = {**PARAMS.defaults('quick'), **PARAMS.validate(params)}
-    splits, _, card = load_data(run)
-    start_tracking(run, p['tracking_uri'])
-    _, t_spec, *_ = train_teacher(run, splits, card, p, progress=progress)
-    _, s_spec, *_ = train_student(run, splits, card, p, progress=progress)
-    return register_models(run, teacher=t_spec, student=s_spec)
+    splits, pc, card = load_data(run); start_tracking(run, p['tracking_uri'])
+    frame, classes = _frame(splits['train']), splits['train'].classes
+    imgs, val = training_images(splits['train'], p), stratified_subset(splits['val'], p['val_size'], p['seed'])
+    out = {}
+    for role, spec, tb in [('teacher', teacher_spec(p, classes, frame), p['teacher_tune_blocks']),
+                           ('student', student_spec(p, classes, frame), p['tune_blocks'])]:
+        bb = cache_backbone(spec['arch'], spec, tb, imgs, val, splits['test'], phone_c_subset(pc, 1), progress=progress)
+        out[role] = (tune(bb, role, run, card, p, progress=progress)[0], spec)
+    return register_models(run, **out)
 
+# %% ../nbs/02_training.ipynb #f0573c1e
 def load_models(run:RunDir|None=None, k:int=3)->dict:
-    "`{'teacher'|'student': {'net', 'spec', 'wrapped'}}` from `run` (trained with quick settings if this chapter has not run)."
+    "`{'teacher'|'student': {'net', 'spec', 'wrapped'}}` from `run` (fine-tuned with quick settings if this chapter has not run)."
     run = run if isinstance(run, RunDir) else RunDir(run)
     art = run.path/'artifacts'/'training'; reg_path = art/'models.json'
     ok = reg_path.exists() and all((art/f'{m}.pt').exists() for m in ('teacher', 'student'))
     if not ok:
-        print(f"training chapter artifacts missing in {run.path}: training teacher and student with the quick settings")
+        print(f"training chapter artifacts missing in {run.path}: fine-tuning teacher and student with the quick settings")
         prepare_training(run)
     out = {}
     for name, e in json.loads(reg_path.read_text()).items():
