@@ -19,19 +19,19 @@ from tqdm.auto import tqdm
 from .rundir import Param, ChapterParams, RunDir, data_dir, atomic_write, atomic_path, dumps, now_iso
 
 # %% auto #0
-__all__ = ['CORRUPTIONS', 'PARAMS', 'FASHION_CLASSES', 'BUNDLED_DIR', 'DEBIAN_FASHION_MNIST', 'IDX_FILES', 'IMAGE_EXTS',
-           'MAX_PIXELS', 'LUMA', 'CACHE_DIRS', 'CACHE_FILES', 'CORRUPTION_FNS', 'BACKGROUNDS', 'InputSpec', 'Dataset',
-           'image_hashes', 'read_idx', 'write_idx', 'load_idx', 'make_idx_subset', 'DataError', 'to_8bit', 'to_spec',
-           'not_data', 'FolderReport', 'class_folders', 'read_photo', 'load_image_folder', 'make_demo_folder',
-           'split_stratified', 'stratified_subset', 'split_minimum', 'check_class_sizes', 'folder_problem',
-           'load_source', 'show_grid', 'class_samples', 'preprocessing_contract', 'motion_blur', 'defocus_blur',
-           'sensor_noise', 'dim', 'overexposure', 'jpeg_roundtrip', 'jpeg', 'rotation', 'orientation', 'low_res',
-           'framing', 'to_float', 'to_uint8', 'corrupt', 'augmentation_gallery', 'MobileAugment', 'PhoneC',
-           'make_phone_c', 'save_phone_c', 'read_phone_c', 'tiny_cnn', 'fit_quick', 'torch_predict', 'accuracy',
-           'phone_c_accuracy', 'evaluate', 'plot_severity', 'background_photos', 'SyntheticConfig', 'make_synthetic',
-           'concat', 'ConsentError', 'dhash', 'hamming', 'GroundTruthQueue', 'load_version', 'simulate_field',
-           'torch_proba', 'dataset_card', 'card_markdown', 'save_splits', 'read_splits', 'majority_share',
-           'prepare_data', 'load_data']
+__all__ = ['CORRUPTIONS', 'PARAMS', 'AUTO_SIZE', 'AUTO_CHANNELS', 'FASHION_CLASSES', 'BUNDLED_DIR', 'DEBIAN_FASHION_MNIST',
+           'IDX_FILES', 'IMAGE_EXTS', 'MAX_PIXELS', 'LUMA', 'CACHE_DIRS', 'CACHE_FILES', 'CORRUPTION_FNS',
+           'BACKGROUNDS', 'InputSpec', 'Dataset', 'image_hashes', 'input_spec', 'read_idx', 'write_idx', 'load_idx',
+           'make_idx_subset', 'DataError', 'to_8bit', 'to_spec', 'not_data', 'FolderReport', 'class_folders',
+           'read_photo', 'load_image_folder', 'make_demo_folder', 'split_stratified', 'stratified_subset',
+           'split_minimum', 'check_class_sizes', 'folder_problem', 'load_source', 'show_grid', 'class_samples',
+           'preprocessing_contract', 'motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposure',
+           'jpeg_roundtrip', 'jpeg', 'rotation', 'orientation', 'low_res', 'framing', 'to_float', 'to_uint8', 'corrupt',
+           'augmentation_gallery', 'MobileAugment', 'PhoneC', 'make_phone_c', 'save_phone_c', 'read_phone_c',
+           'tiny_cnn', 'fit_quick', 'torch_predict', 'accuracy', 'phone_c_accuracy', 'evaluate', 'plot_severity',
+           'background_photos', 'SyntheticConfig', 'make_synthetic', 'concat', 'ConsentError', 'dhash', 'hamming',
+           'GroundTruthQueue', 'load_version', 'simulate_field', 'torch_proba', 'dataset_card', 'card_markdown',
+           'save_splits', 'read_splits', 'majority_share', 'prepare_data', 'load_data']
 
 # %% ../nbs/01_data.ipynb #0a86d927
 CORRUPTIONS = ('motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposure', 'jpeg',
@@ -41,8 +41,9 @@ PARAMS = ChapterParams('data',
     Param('source', str, quick='bundled', pattern=r'^(bundled|idx:.+|folder:.+)$', path=True,
           help="'bundled' (Fashion-MNIST subset in data/), 'idx:<dir>' (IDX files) or 'folder:<dir>' (root/<class>/*.jpg)",
           check=lambda v: folder_problem(v)),     # the folder's classes, looked at before any chapter runs
-    Param('img_size', int, quick=32, lo=16, hi=512, help='side of the square input the model takes (pixels)'),
-    Param('channels', int, quick=1, choices=[1, 3], help='1 for grayscale, 3 for RGB'),
+    Param('img_size', int, quick=0, lo=0, hi=512, check=lambda v: None if v == 0 or v >= 16 else f'img_size={v}: use 0 (automatic) or a side of 16 px or more',
+          help='side of the square frames stored (px); 0: automatic, 32 for the bundled data and IDX files, 64 for a folder of photos'),
+    Param('channels', int, quick=0, choices=[0, 1, 3], help='1 for grayscale, 3 for RGB; 0: automatic, 1 for the bundled data and IDX files, 3 for a folder of photos'),
     Param('train_size', int, quick=3000, full=0, lo=0, hi=10_000_000, help='training images used (0: all)'),
     Param('val_fraction', float, quick=0.1, lo=0.01, hi=0.5, help='share of the training pool held out for validation'),
     Param('test_fraction', float, quick=0.15, lo=0.05, hi=0.5, help='share held back for testing (folder sources; IDX sources have their own test file)'),
@@ -87,6 +88,18 @@ class Dataset:
 def image_hashes(x:np.ndarray)->np.ndarray:
     "sha256 of every image's bytes (to check that no test image is in training)."
     return np.array([hashlib.sha256(i.tobytes()).hexdigest() for i in x])
+
+# %% ../nbs/01_data.ipynb #10c0a59b
+AUTO_SIZE = {'bundled': 32, 'idx': 32, 'folder': 64}    # frame side (px) when `img_size` is 0
+AUTO_CHANNELS = {'bundled': 1, 'idx': 1, 'folder': 3}   # channels when `channels` is 0: a phone's photos are RGB
+
+def input_spec(source:str,        # 'bundled', 'idx:<folder>' or 'folder:<folder>'
+               img_size:int=0,    # frame side in px; 0: automatic (AUTO_SIZE)
+               channels:int=0     # 1 or 3; 0: automatic (AUTO_CHANNELS)
+              )->InputSpec:
+    "The frames a source is stored at: what the user asked for, or what suits the source."
+    kind = source.split(':', 1)[0]
+    return InputSpec(img_size or AUTO_SIZE[kind], channels or AUTO_CHANNELS[kind])
 
 # %% ../nbs/01_data.ipynb #20d4808d
 FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
@@ -991,7 +1004,7 @@ def majority_share(card:dict,            # a dataset card (`dataset_card`, or `l
 def prepare_data(run:RunDir, progress:bool=False, **params)->dict:
     "Build splits, phone-C and the dataset card into `run` with this chapter's parameters (defaults: quick)."
     p = {**PARAMS.defaults('quick'), **PARAMS.validate(params)}
-    spec = InputSpec(p['img_size'], p['channels'])
+    spec = input_spec(p['source'], p['img_size'], p['channels'])
     splits, info = load_source(p['source'], spec, p['train_size'], p['val_fraction'], p['test_fraction'], p['test_size'], p['min_per_class'], p['seed'])
     pc = make_phone_c(splits['test'], p['corruptions'], p['severities'], p['seed'], progress=progress)
     art = run.artifacts('data')

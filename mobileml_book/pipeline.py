@@ -200,6 +200,9 @@ def build_report(run:RunDir)->Path:
              f"machine: {html.escape(str(st.get('machine', '')))}</p>",
              f"<h2>Steps</h2><table><tr><th>chapter</th><th>state</th><th>seconds</th></tr>{steps}</table>", failed,
              ]
+    heads = [(ch, m['headline']) for ch, m in metrics.items() if isinstance(m, dict) and m.get('headline')]
+    if heads: parts.append("<h2 id='headline'>What this run says</h2><ul class='headline'>"
+                           + ''.join(f"<li><b>{html.escape(ch)}</b>: {html.escape(str(h))}</li>" for ch, h in heads) + "</ul>")
     fs = findings(metrics)
     if fs: parts.append("<h2 id='findings'>Findings on this run's data</h2><ul class='findings'>"
                         + ''.join(f"<li><b>{html.escape(ch)}</b>: {html.escape(f)}</li>" for ch, f in fs) + "</ul>")
@@ -323,13 +326,15 @@ def bench(profile:str='quick', out:str|None=None, log=print)->dict:
 # %% ../nbs/07_pipeline.ipynb #b2c3d4e5
 GOALS = [   # (chapter, goal, metric keys, test on the values)
     ('training', 'student clean accuracy >= 0.90', ['student_acc'], lambda a: a >= 0.90),
-    ('training', 'augmentation closes >= half of the phone-C gap', ['aug_gap_closed'], lambda g: g >= 0.5),
+    ('training', 'teacher >= student + 2 points', ['teacher_lead_pt'], lambda d: d >= 2.0),
+    ('training', 'distilled student >= student trained alone + 0.5 point, same step budget', ['distill_gain_pt'], lambda g: g >= 0.5),
+    ('training', 'pretrained >= from scratch + 10 points at <= 30 labelled images per class', ['pretrained_gain_pt', 'pretrained_gain_per_class'], lambda g, k: g >= 10 and k <= 30),
+    ('training', 'mobile augmentation closes >= half of the clean - phone-C gap', ['aug_gap_closed'], lambda g: g >= 0.5),
     ('training', '... at <= 1 point of clean accuracy', ['aug_clean_cost_pt'], lambda c: c <= 1.0),
-    ('training', 'teacher at least as accurate as the student', ['teacher_acc', 'student_acc'], lambda t, s: t >= s),
     ('optimization', 'int8 >= 3.8x smaller than fp32', ['int8_size_ratio'], lambda r: r >= 3.8),
-    ('optimization', 'int8 loses <= 0.3 pt on clean', ['int8_acc_drop_pt'], lambda d: d <= 0.3),
-    ('optimization', 'int8 loses <= 0.3 pt on phone-C', ['int8_phone_c_drop_pt'], lambda d: d <= 0.3),
-    ('optimization', 'int8 >= 2x faster at p50 in a mobile runtime', ['int8_latency_speedup'], lambda s: s >= 2.0),
+    ('optimization', 'int8 >= 2x faster at p50 in a mobile runtime (1 thread, batch 1)', ['int8_latency_speedup'], lambda s: s >= 2.0),
+    ('optimization', 'int8 loses <= 0.5 pt on clean', ['int8_acc_drop_pt'], lambda d: d <= 0.5),
+    ('optimization', 'int8 loses <= 0.5 pt on phone-C', ['int8_phone_c_drop_pt'], lambda d: d <= 0.5),
     ('optimization', 'our int8 recipe loses strictly less than the naive default (clean)', ['int8_acc_drop_pt', 'naive_ptq_acc_drop_pt'], lambda o, n: o < n),
     ('optimization', 'our int8 recipe loses strictly less than the naive default (phone-C)', ['int8_phone_c_drop_pt', 'naive_ptq_phone_c_drop_pt'], lambda o, n: o < n),
     ('optimization', 'latency predictor within 15% on held-out architectures', ['latency_predictor_mape'], lambda e: e <= 0.15),

@@ -9,7 +9,7 @@ def byo_run(tmp_path_factory):
     d = tmp_path_factory.mktemp('byo')
     root = make_photo_folder(d/'photos', ('cat', 'coffee', 'rocket', 'astronaut'), n=30)
     out = d/'runs'/'byo'
-    r = cli('run', '--profile', 'quick', '-p', f'source=folder:{root}', '-p', 'channels=3', '--out', out, '--no-progress')
+    r = cli('run', '--profile', 'quick', '-p', f'source=folder:{root}', '--out', out, '--no-progress')   # RGB is the folder default
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     return out, r
 
@@ -36,3 +36,14 @@ def test_findings_reach_the_report(byo_run):
     html = (out/'report.html').read_text()
     for f in found: assert f.split('\n')[0][:60].replace('&', '&amp;').replace('<', '&lt;').replace("'", '&#x27;') in html
     assert ('Findings on this run' in html) == bool(found)
+
+def test_a_team_folder_gives_a_model_far_above_chance_with_its_interval(byo_run):
+    "30 photos per class: the pretrained student must be far above chance, and the report must say how sure that is."
+    out, _ = byo_run
+    m = json.loads((out/'metrics.json').read_text())
+    t, chance = m['training'], 1/m['data']['n_classes']
+    assert t['student_acc'] >= 2.5*chance, t['student_acc']
+    lo, hi = t['student_acc_ci']
+    assert lo <= t['student_acc'] <= hi and hi - lo > 0.05       # a few dozen test photos: a wide interval, stated
+    html = (out/'report.html').read_text()
+    assert 'What this run says' in html and f"{lo:.1%}" in html

@@ -16,7 +16,7 @@ def test_quick_run_writes_the_contract(quick_run):
     assert 'report:' in r.stdout and str(out) in r.stdout
 
 OPTIMIZATION_KEYS = ('int8_size_ratio', 'int8_acc_drop_pt', 'int8_phone_c_drop_pt', 'naive_ptq_acc_drop_pt', 'naive_ptq_phone_c_drop_pt',
-                     'int8_latency_speedup', 'distill_gain_pt', 'teacher_student_size_ratio', 'pruning', 'latency_predictor_mape', 'chosen')
+                     'int8_latency_speedup', 'teacher_student_size_ratio', 'pruning', 'latency_predictor_mape', 'chosen')
 
 def test_quick_run_hands_on_optimization_variants(quick_run):
     "Chapter 03 writes its metrics and a loadable chosen variant for the Conversion and Deployment chapters."
