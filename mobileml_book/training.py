@@ -69,12 +69,15 @@ def phone_c_subset(pc:PhoneC, n:int)->PhoneC:
     if not n or n >= len(pc.y): return pc
     return PhoneC(pc.x[:, :, :n], pc.y[:n], pc.names, pc.severities, pc.seed)
 
+# %% ../nbs/02_training.ipynb #e5772bc7
 def _frame(train:Dataset)->tuple[int, int]: return train.x.shape[1], train.x.shape[3]
 
+# %% ../nbs/02_training.ipynb #e3de15aa
 def student_spec(p:dict, classes:list, frame:tuple)->dict:
     "Spec of the student from the chapter's parameters."
     return lite_spec(p['arch'], classes, p['input_size'], frame)
 
+# %% ../nbs/02_training.ipynb #41767688
 def teacher_spec(p:dict, classes:list, frame:tuple)->dict:
     "Spec of the teacher from the chapter's parameters."
     return lite_spec(p['teacher_arch'], classes, p['teacher_size'], frame)
@@ -241,6 +244,7 @@ def tune_start(net:EfficientNetLite, tune_blocks:int)->int:   # blocks fine-tune
     if not 0 <= tune_blocks <= len(net._blocks): raise ValueError(f"tune_blocks={tune_blocks}: {net.variant} has {len(net._blocks)} blocks; choose 0 to {len(net._blocks)}")
     return len(net._blocks) - tune_blocks
 
+# %% ../nbs/02_training.ipynb #d7c5f077
 @torch.no_grad()
 def trunk_features(net:EfficientNetLite, spec:dict,
                    x:np.ndarray,             # (N, H, W, C) uint8 frames
@@ -263,16 +267,19 @@ def set_trainable(net:EfficientNetLite, start:int)->EfficientNetLite:   # first 
         p.requires_grad = not (n.startswith(('_conv_stem.', '_bn0.')) or (n.startswith('_blocks.') and int(n.split('.')[1]) < start))
     return net
 
+# %% ../nbs/02_training.ipynb #73e9a14a
 @torch.no_grad()
 def feature_logits(net:EfficientNetLite, f:Features, bs:int=1000)->torch.Tensor:
     "Logits (N, n_classes) of the network's tail on cached features."
     net.eval(); return torch.cat([net.tail(f.z[i:i+bs].float(), f.stop) for i in range(0, len(f), bs)])
 
+# %% ../nbs/02_training.ipynb #bf72fe6f
 def feature_metrics(net:EfficientNetLite, f:Features)->dict:
     "Validation loss and accuracy on cached features."
     out = feature_logits(net, f); y = torch.from_numpy(f.y).long()
     return dict(val_loss=float(F.cross_entropy(out, y)), val_acc=float((out.argmax(1) == y).float().mean()))
 
+# %% ../nbs/02_training.ipynb #cea5568b
 def distill_loss(out:torch.Tensor, y:torch.Tensor,
                  soft:torch.Tensor|None,     # the teacher's logits for the same images, or None
                  alpha:float=0.0,            # weight of the teacher term (0: labels only)
@@ -325,6 +332,7 @@ def pc_flat(pc:PhoneC)->np.ndarray:
     "Every image of phone-C in one (cells x N, H, W, C) array, cell by cell."
     return pc.x.reshape(-1, *pc.x.shape[3:])
 
+# %% ../nbs/02_training.ipynb #afa90c92
 def evaluate_features(net:EfficientNetLite, test:Features,
                       pc_f:Features,        # features of `pc_flat(pc)`
                       pc:PhoneC)->dict:
@@ -341,6 +349,7 @@ def lite_spec(arch:str, classes:list,
     "Spec of a pretrained EfficientNet-Lite: RGB input (a gray frame is replicated inside the model), Lite's scaling."
     return model_spec(arch, classes, size, 3, frame[0], frame[1], LITE0_MEAN, LITE0_STD)
 
+# %% ../nbs/02_training.ipynb #6ff5adb3
 def training_images(train:Dataset, p:dict)->tuple[np.ndarray, np.ndarray, int]:
     "The training frames of student and teacher: a stratified sample, then (with `augment`) a phone-corrupted copy of each."
     tr = stratified_subset(train, p['train_size'], p['seed'])
@@ -348,6 +357,7 @@ def training_images(train:Dataset, p:dict)->tuple[np.ndarray, np.ndarray, int]:
     aug = MobileAugment(p=p['aug_p'], max_severity=p['aug_severity'], seed=p['seed'])
     return np.concatenate([tr.x, aug(tr.x)]), np.concatenate([tr.y, tr.y]), len(tr)
 
+# %% ../nbs/02_training.ipynb #97749457
 @dataclass
 class Backbone:
     "A pretrained network, where its fine-tuning starts, and its trunk's features of every image the chapter uses."
@@ -360,6 +370,7 @@ class Backbone:
     pc: Features             # phone-C (evaluation subset), cell by cell
     seconds: float           # time spent computing the features
 
+# %% ../nbs/02_training.ipynb #b6cf99b1
 def cache_backbone(arch:str, spec:dict, tune_blocks:int, images:tuple, val:Dataset, test:Dataset, pc:PhoneC,
                    progress:bool=True)->Backbone:
     "Load the pretrained `arch` with a new head and compute its frozen trunk's features once for every image."
@@ -379,6 +390,7 @@ def fresh(self:Backbone, seed:int=0)->EfficientNetLite:
     torch.manual_seed(seed); net._fc.reset_parameters()
     return net
 
+# %% ../nbs/02_training.ipynb #5a85e75c
 def tune(bb:Backbone, name:str, run:RunDir, card:dict, p:dict,
          train:Features|None=None,      # what to train on (default: all of `bb.train`)
          soft:torch.Tensor|None=None,   # teacher logits aligned with `train`, for distillation
@@ -399,6 +411,7 @@ def per_class(y:np.ndarray,     # (N,) labels
     rng = np.random.default_rng(seed)
     return np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:k] for c in np.unique(y)]))
 
+# %% ../nbs/02_training.ipynb #d8bf9fd3
 def scratch_fit(spec:dict, ds:Dataset, val:Dataset,
                 steps:int,              # optimisation steps (whole net, pixels in)
                 bs:int=32, lr:float=3e-3, seed:int=0, progress:bool=True)->nn.Module:
@@ -438,6 +451,7 @@ def register_models(run:RunDir, **models)->Path:   # name -> (net, spec)
         save_checkpoint(art/f'{k}.pt', net, spec); reg[k] = dict(spec=spec, checkpoint=f'{k}.pt')
     atomic_write(path, dumps(reg)); return path
 
+# %% ../nbs/02_training.ipynb #aec722d6
 def prepare_training(run:RunDir, progress:bool=False, **params)->Path:
     "Fine-tune and register teacher and student into `run` with this chapter's parameters (defaults: quick)."
     p = {**PARAMS.defaults('quick'), **PARAMS.validate(params)}
@@ -476,6 +490,7 @@ def accuracy_ci(correct:int,         # test images classified right
     ci = binomtest(int(correct), int(n)).proportion_ci(confidence_level=level, method='wilson')
     return float(ci.low), float(ci.high)
 
+# %% ../nbs/02_training.ipynb #4c9bc804
 def ship_verdict(acc:float, ci:tuple, majority:float,   # accuracy, its interval, share of the largest test class
                  floor:float)->tuple[bool, str]:        # the team's lowest acceptable accuracy
     "Whether the student is worth shipping, and why, judged on the interval's lower end."
