@@ -141,6 +141,8 @@ class Conv2dSame(nn.Conv2d):
     def forward(self, x):
         ih, iw = x.shape[-2:]; k, s = self.kernel_size[0], self.stride[0]
         ph = max((math.ceil(ih/s) - 1)*s + k - ih, 0); pw = max((math.ceil(iw/s) - 1)*s + k - iw, 0)
+        if ph % 2 == 0 and pw % 2 == 0:   # symmetric (every 1x1 and stride-1 conv): the conv's own padding, no pad node
+            return F.conv2d(x, self.weight, self.bias, self.stride, (ph//2, pw//2), self.dilation, self.groups)
         return F.conv2d(F.pad(x, [pw//2, pw - pw//2, ph//2, ph - ph//2]), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 class MBConv(nn.Module):

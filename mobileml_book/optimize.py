@@ -17,22 +17,23 @@ from tqdm.auto import tqdm
 from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dumps
 from .data import load_data, MobileAugment, Dataset, PhoneC, evaluate, stratified_subset
 from .models import *
-from .training import fit, load_models, phone_c_subset
+from .training import (fit, load_models, phone_c_subset, lite_spec, cache_backbone, fit_features,
+                                    evaluate_features)
 from .constraints import load_devices
 
 # %% auto #0
 __all__ = ['RECIPES', 'PARAMS', 'file_bytes', 'example_input', 'measure', 'prunable', 'sparsity', 'layer_sparsity', 'prune_to',
-           'finalize_pruning', 'recalibrate_bn', 'magnitude_schedule', 'prune_channels', 'xnnpack_quantizer',
-           'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert', 'weight_only',
-           'lower_to_pte', 'to_pte', 'pte_runner', 'time_in_turns', 'pte_latency_ms', 'graph_predict_fn',
+           'finalize_pruning', 'recalibrate_bn', 'magnitude_schedule', 'prune_channels', 'annotate_conv_clamp',
+           'xnnpack_quantizer', 'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert',
+           'weight_only', 'lower_to_pte', 'to_pte', 'pte_runner', 'time_in_turns', 'pte_latency_ms', 'graph_predict_fn',
            'candidate_spec', 'n_layers', 'features', 'LatencyPredictor', 'mape', 'sample_space', 'within_budget',
-           'phone_estimates', 'pareto', 'save_variants', 'load_variant']
+           'lite_candidate', 'phone_estimates', 'pareto', 'save_variants', 'load_variant']
 
 # %% ../nbs/03_optimization.ipynb #d1589d23
 RECIPES = ('naive', 'ptq', 'qat', 'weight_int8', 'fp16')
 
 PARAMS = ChapterParams('optimization',
-    Param('sparsities', list[float], quick=[0.5], full=[0.3, 0.5, 0.7, 0.9], lo=0.0, hi=0.99, help='weight sparsities of magnitude pruning, reached in this order (the schedule)'),
+    Param('sparsities', list[float], quick=[0.5], full=[0.5, 0.7, 0.9], lo=0.0, hi=0.99, help='weight sparsities of magnitude pruning, reached in this order (the schedule)'),
     Param('channel_keep', list[float], quick=[0.5], full=[0.75, 0.5], lo=0.1, hi=1.0, help='share of hidden channels kept by structured pruning'),
     Param('finetune_size', int, quick=300, full=1000, lo=16, hi=10_000_000, help='training images of each fine-tuning pass after pruning'),
     Param('finetune_epochs', int, quick=1, full=1, lo=1, hi=100, help='fine-tuning epochs after each pruning step'),
@@ -40,19 +41,24 @@ PARAMS = ChapterParams('optimization',
     Param('calib_size', int, quick=128, full=512, lo=1, hi=100_000, help='calibration images of our post-training recipe'),
     Param('naive_calib_size', int, quick=8, lo=1, hi=100_000, help='calibration images of the naive default (a handful of clean ones)'),
     Param('qat_epochs', int, quick=1, full=1, lo=1, hi=100, help='epochs of quantization-aware training'),
-    Param('qat_size', int, quick=300, full=2000, lo=16, hi=10_000_000, help='training images of quantization-aware training'),
-    Param('search_population', int, quick=3, full=8, lo=2, hi=200, help='candidate architectures trained in the search'),
-    Param('search_size', int, quick=200, full=2000, lo=16, hi=10_000_000, help='training images per search candidate'),
+    Param('qat_size', int, quick=300, full=1000, lo=16, hi=10_000_000, help='training images of quantization-aware training'),
+    Param('search_population', int, quick=3, full=6, lo=2, hi=200, help='candidate architectures trained in the search'),
+    Param('search_size', int, quick=200, full=1000, lo=16, hi=10_000_000, help='training images per search candidate'),
     Param('search_epochs', int, quick=1, full=1, lo=1, hi=50, help='epochs per search candidate'),
     Param('search_widths', list[float], quick=[0.35, 0.5, 0.75, 1.0], lo=0.1, hi=2.0, help='width multipliers the search may pick'),
     Param('search_sizes', list[int], quick=[24, 32], lo=16, hi=512, help='input sides (px) the search may pick'),
     Param('search_depths', list[float], quick=[0.5, 1.0], lo=0.1, hi=2.0, help='depth multipliers (block repeats) the search may pick'),
+    Param('lite_variants', list[str], quick=['lite0'], full=['lite0', 'lite1', 'lite2'], choices=list(LITE_SCALING), help='pretrained EfficientNet-Lite variants the family search may pick'),
+    Param('lite_sizes', list[int], quick=[64, 96], full=[64, 96, 128], lo=32, hi=512, help='input sides (px) the family search may pick'),
+    Param('lite_population', int, quick=2, full=5, lo=1, hi=100, help='pretrained candidates ranked in the family search'),
+    Param('lite_steps', int, quick=60, full=200, lo=1, hi=100_000, help='head-training steps of each pretrained candidate (on cached trunk features)'),
     Param('device', str, quick='galaxy-a03s', choices=list(load_devices().index), help='target phone: an id of the Constraints chapter catalog (data/devices.csv)'),
     Param('latency_budget_ms', float, quick=20.0, lo=0.01, hi=10_000.0, help="this model's share of the frame budget on the target phone (ms, estimated)"),
     Param('size_budget_mb', float, quick=6.0, lo=0.01, hi=10_000.0, help='size budget of the model file (MB)'),
     Param('host_ghz', float, quick=2.5, lo=0.5, hi=6.0, help="clock of this machine's cores (GHz): scales latencies measured here to a phone's clock"),
     Param('runtime_bench', bool, quick=False, full=True, help='lower the student fp32 and int8 to ExecuTorch (XNNPACK) and measure size and speed there (about 35 s)'),
-    Param('eval_size', int, quick=30, full=50, lo=0, hi=10_000_000, help='test images per phone-C cell in the evaluation (0: all)'),
+    Param('test_size', int, quick=0, full=1000, lo=0, hi=10_000_000, help='clean test images of every evaluation, a stratified subset the same for all variants (0: all the data chapter kept)'),
+    Param('eval_size', int, quick=30, full=10, lo=0, hi=10_000_000, help='test images per phone-C cell in the evaluation (0: all)'),
     Param('latency_runs', int, quick=30, full=200, lo=5, hi=10_000, help='timed runs per latency measurement (after warm-up)'),
     Param('seed', int, quick=0, lo=0, hi=2**31 - 1, help='seed of fine-tuning, calibration samples and the search'),
     Param('threads', int, quick=2, lo=1, hi=256, help='CPU threads for training'),
@@ -206,11 +212,40 @@ def prune_channels(net:nn.Module,       # a MobileNetV2-style or EfficientNet-Li
             net.head[-1] = _take_linear(net.head[-1], idx); net.last = len(idx)
     return net
 
+# %% ../nbs/03_optimization.ipynb #1d9867ab
+def annotate_conv_clamp(gm:torch.fx.GraphModule,   # an exported graph before `prepare_pt2e`
+                        config)->None:              # the quantizer's QuantizationConfig
+    "Annotate conv -> ReLU6 (hardtanh) as one pattern, observing the clamp's output: XNNPACK's quantizer fuses only ReLU."
+    from torch.fx import Node
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer_utils import (get_input_act_qspec, get_weight_qspec,
+        get_bias_qspec, get_output_act_qspec, QuantizationAnnotation, _is_annotated, _mark_nodes_as_annotated)
+    from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY
+    from torchao.quantization.pt2e.utils import _is_conv_node
+    clamps = {torch.ops.aten.relu6.default, torch.ops.aten.hardtanh.default, torch.ops.aten.hardtanh_.default}
+    for n in gm.graph.nodes:
+        if n.op != 'call_function' or n.target not in clamps: continue
+        conv = n.args[0]
+        if not (isinstance(conv, Node) and _is_conv_node(conv)) or len(conv.users) != 1: continue
+        part = [n, conv, conv.args[1]]
+        qmap = {conv.args[0]: get_input_act_qspec(config), conv.args[1]: get_weight_qspec(config)}
+        bias = conv.args[2] if len(conv.args) > 2 else None
+        if isinstance(bias, Node): qmap[bias] = get_bias_qspec(config); part.append(bias)
+        if _is_annotated(part): continue
+        conv.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(input_qspec_map=qmap, _annotated=True)
+        n.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(output_qspec=get_output_act_qspec(config), _annotated=True)
+        _mark_nodes_as_annotated(part)
+
 # %% ../nbs/03_optimization.ipynb #b06addba
-def xnnpack_quantizer(per_channel:bool=True, qat:bool=False):
-    "XNNPACK's PT2E quantizer (int8 symmetric weights, int8 activations); `per_channel=False` is its default setting."
+def xnnpack_quantizer(per_channel:bool=True, qat:bool=False,
+                      fuse_clamp:bool=True):   # False: XNNPACK's own annotation (conv -> ReLU6 unfused)
+    "XNNPACK's PT2E quantizer (int8 symmetric weights and activations), conv -> ReLU6 fused; `per_channel=False` is its default."
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
-    return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat))
+    config = get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat)
+    if not fuse_clamp: return XNNPACKQuantizer().set_global(config)
+    class ClampAware(XNNPACKQuantizer):
+        def annotate(self, model):
+            annotate_conv_clamp(model, self.global_config); return super().annotate(model)
+    return ClampAware().set_global(config)
 
 def export_program(net:nn.Module, spec:dict)->torch.export.ExportedProgram:
     "`net` captured by torch.export with a free batch dimension."
@@ -238,10 +273,11 @@ def calibrate(g, x:np.ndarray, spec:dict, bs:int=128):
     for i in range(0, len(x), bs): g(to_input(x[i:i+bs], spec))
     return g
 
-def ptq(net:nn.Module, spec:dict, calib:np.ndarray, per_channel:bool=True)->torch.fx.GraphModule:
+def ptq(net:nn.Module, spec:dict, calib:np.ndarray, per_channel:bool=True,
+        fuse_clamp:bool=True)->torch.fx.GraphModule:   # see `xnnpack_quantizer`
     "Post-training static int8 quantization (PT2E, XNNPACK quantizer) calibrated on uint8 images `calib`."
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, convert_pt2e
-    g = prepare_pt2e(export_graph(copy.deepcopy(net).eval(), spec), xnnpack_quantizer(per_channel))
+    g = prepare_pt2e(export_graph(copy.deepcopy(net).eval(), spec), xnnpack_quantizer(per_channel, fuse_clamp=fuse_clamp))
     return _trainable(convert_pt2e(calibrate(g, calib, spec)))
 
 def qat_prepare(spec:dict, per_channel:bool=True):
@@ -299,9 +335,13 @@ def time_in_turns(fns:dict, x, warmup:int=20, runs:int=200)->dict:
     return {k: dict(p50_ms=float(np.percentile(v, 50)), p90_ms=float(np.percentile(v, 90)), p99_ms=float(np.percentile(v, 99)),
                     mean_ms=float(np.mean(v)), cpu_ms=cpu[k]/runs*1e3, runs=runs) for k, v in ts.items()}
 
-def pte_latency_ms(paths:dict, spec:dict, warmup:int=20, runs:int=200)->dict:
+def pte_latency_ms(paths:dict, spec:dict, warmup:int=20, runs:int=200,
+                   threads:int=1)->dict:   # ExecuTorch's thread pool during the timing (its default is every core)
     "p50/p90 latency (ms) of each ExecuTorch program in `paths` (name -> file), batch 1, timed in turns."
-    return time_in_turns({k: pte_runner(p) for k, p in paths.items()}, torch.rand(example_input(spec).shape), warmup, runs)
+    from executorch.extension.pybindings import portable_lib
+    old = portable_lib._threadpool_get_thread_count(); portable_lib._unsafe_reset_threadpool(threads)
+    try: return time_in_turns({k: pte_runner(p) for k, p in paths.items()}, torch.rand(example_input(spec).shape), warmup, runs)
+    finally: portable_lib._unsafe_reset_threadpool(old)
 
 def graph_predict_fn(g, spec:dict, bs:int=500):
     "`predict(x_uint8) -> labels` through a PT2E graph (no `.eval()`: exported graphs are already in the mode they were set to)."
@@ -346,6 +386,21 @@ def sample_space(widths, sizes, depths, n:int, seed:int=0)->list[dict]:
 def within_budget(df:pd.DataFrame, latency_ms:float, size_mb:float)->pd.Series:
     "Rows whose estimated phone latency and size fit the budget."
     return (df['phone_ms'] <= latency_ms) & (df['size_bytes'] <= size_mb*1e6)
+
+# %% ../nbs/03_optimization.ipynb #7cbddd26
+def lite_candidate(variant:str,          # 'lite0' | 'lite1' | 'lite2' (a key of `LITE_SCALING`)
+                   size:int,             # input side of the candidate (px)
+                   spec:dict,            # the student's spec: labels and frames are kept
+                   train:Dataset, val:Dataset, test:Dataset, pc:PhoneC,
+                   steps:int=200,        # head-training steps on the cached features
+                   seed:int=0)->tuple[nn.Module, dict, dict]:
+    "A pretrained EfficientNet-Lite ranked by its frozen trunk: returns (net, spec, evaluation)."
+    arch = f'efficientnet_{variant}'
+    spec_c = lite_spec(arch, spec['labels'], size, (spec['frame_size'], spec['frame_channels']))
+    bb = cache_backbone(arch, spec_c, 0, (train.x, train.y, len(train)), val, test, pc, progress=False)
+    net, _ = fit_features(bb.fresh(seed), bb.train, bb.val, spec_c, steps=steps, bs=64, seed=seed,
+                          eval_every=max(1, steps//4), patience=2, progress=False)
+    return net, spec_c, evaluate_features(net, bb.test, bb.pc, pc)
 
 # %% ../nbs/03_optimization.ipynb #5e5d0ccb
 def phone_estimates(df:pd.DataFrame, predictor:LatencyPredictor, host_ghz:float, phone_ghz:float, q_ratio:float, q_speed:float,
