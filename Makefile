@@ -42,7 +42,7 @@ lab: $(STAMP)
 
 ## time a whole run per chapter against the budgets (quick: 450 s; `make bench PROFILE=full`: 1800 s)
 bench: $(STAMP)
-	$(BIN)/mobileml-book bench --profile $(or $(BENCH_PROFILE),quick)
+	$(BIN)/mobileml-book bench --profile $(if $(filter command line,$(origin PROFILE)),$(PROFILE),$(or $(BENCH_PROFILE),quick))
 
 ## the full profile's goals (accuracy, size, speed) against what `make book` measured
 goals: $(STAMP)

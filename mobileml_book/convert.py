@@ -19,7 +19,7 @@ from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dum
 from .data import LUMA, load_data, MobileAugment, Dataset, InputSpec, PhoneC, preprocessing_contract, stratified_subset, to_spec
 from .models import Preprocess, MobileNetV2, model_spec, build_net
 from .training import load_models, phone_c_subset, store_uri
-from .optimize import load_variant, save_variants, ptq, time_in_turns, lower_to_pte
+from .optimize import load_variant, save_variants, ptq, time_in_turns, lower_to_pte, annotate_conv_clamp
 
 # %% auto #0
 __all__ = ['FORMATS', 'COREML_TARGETS', 'PARAMS', 'CONVERTERS', 'RUNTIMES', 'EXT', 'APP_RESIZES', 'KERAS_TFLITE', 'FrameModel',
@@ -44,7 +44,7 @@ PARAMS = ChapterParams('conversion',
     Param('fp32_agreement', float, quick=0.999, lo=0.0, hi=1.0, help='least top-1 agreement of an fp32 export with the PyTorch model it came from'),
     Param('int8_agreement', float, quick=0.96, lo=0.0, hi=1.0, help='least top-1 agreement of an int8 export with the int8 PyTorch model it came from (rounding of integer kernels flips a few low-margin images)'),
     Param('quantized_vs_fp32', float, quick=0.95, lo=0.0, hi=1.0, help='least top-1 agreement of a quantized file without a quantized PyTorch twin (the Keras route) with its fp32 model'),
-    Param('eval_size', int, quick=300, full=0, lo=0, hi=10_000_000, help='clean test images of the fidelity gate (0: all)'),
+    Param('eval_size', int, quick=300, full=1000, lo=0, hi=10_000_000, help='clean test images of the fidelity gate (0: all)'),
     Param('phone_c_size', int, quick=10, full=20, lo=0, hi=10_000_000, help='test images per phone-C cell in the fidelity gate (0: all)'),
     Param('latency_runs', int, quick=200, lo=10, hi=100_000, help='timed runs per format (batch 1, 1 thread) after the warm-up'),
     Param('warmup', int, quick=20, lo=0, hi=10_000, help='untimed runs before timing'),
@@ -491,12 +491,15 @@ def conversion_sources(run:RunDir, int8_name:str|None=None)->dict:
 
 # %% ../nbs/04_conversion.ipynb #9ea6e97f
 def litert_int8(net:nn.Module, spec:dict, calib:np.ndarray):
-    "An fp32 network quantized to int8 with litert-torch's PT2E quantizer (per channel, static), calibrated on uint8 frames: (FrameModel graph with a free batch dimension, its quant config)."
+    "An fp32 network quantized to int8 with litert-torch's PT2E quantizer (per channel, static, conv -> ReLU6 fused as LiteRT runs it), calibrated on uint8 frames: (FrameModel graph with a free batch dimension, its quant config)."
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, convert_pt2e
     from torchao.quantization.pt2e import allow_exported_model_train_eval
-    q = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    class ClampAware(PT2EQuantizer):      # LiteRT fuses ReLU6 into its conv: the reference must observe after the clamp too
+        def annotate(self, model):
+            annotate_conv_clamp(model, self.global_config); return super().annotate(model)
+    q = ClampAware().set_global(get_symmetric_quantization_config(is_per_channel=True))
     with quiet():
         ep = torch.export.export(FrameModel(copy.deepcopy(net).eval(), spec).eval(), (frame_example(spec, 2),),
                                  dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=65536)},))    # batched reference; the file is traced at batch 1
