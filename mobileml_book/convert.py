@@ -19,7 +19,7 @@ from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dum
 from .data import LUMA, load_data, MobileAugment, Dataset, InputSpec, PhoneC, preprocessing_contract, stratified_subset, to_spec
 from .models import Preprocess, MobileNetV2, model_spec, build_net
 from .training import load_models, phone_c_subset, store_uri
-from .optimize import load_variant, save_variants, ptq, time_in_turns, lower_to_pte, annotate_conv_clamp
+from .optimize import load_variant, save_variants, ptq, time_in_turns, lower_to_pte, clamp_aware
 
 # %% auto #0
 __all__ = ['FORMATS', 'COREML_TARGETS', 'PARAMS', 'CONVERTERS', 'RUNTIMES', 'EXT', 'APP_RESIZES', 'KERAS_TFLITE', 'FrameModel',
@@ -496,10 +496,8 @@ def litert_int8(net:nn.Module, spec:dict, calib:np.ndarray):
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, convert_pt2e
     from torchao.quantization.pt2e import allow_exported_model_train_eval
-    class ClampAware(PT2EQuantizer):      # LiteRT fuses ReLU6 into its conv: the reference must observe after the clamp too
-        def annotate(self, model):
-            annotate_conv_clamp(model, self.global_config); return super().annotate(model)
-    q = ClampAware().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    q = clamp_aware(PT2EQuantizer)().set_global(   # LiteRT fuses ReLU6 into its conv: the reference observes after it too
+        get_symmetric_quantization_config(is_per_channel=True))
     with quiet():
         ep = torch.export.export(FrameModel(copy.deepcopy(net).eval(), spec).eval(), (frame_example(spec, 2),),
                                  dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=65536)},))    # batched reference; the file is traced at batch 1

@@ -24,10 +24,10 @@ from .constraints import load_devices
 # %% auto #0
 __all__ = ['RECIPES', 'PARAMS', 'file_bytes', 'example_input', 'measure', 'prunable', 'sparsity', 'layer_sparsity', 'prune_to',
            'finalize_pruning', 'recalibrate_bn', 'magnitude_schedule', 'prune_channels', 'annotate_conv_clamp',
-           'xnnpack_quantizer', 'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert',
-           'weight_only', 'lower_to_pte', 'to_pte', 'pte_runner', 'time_in_turns', 'pte_latency_ms', 'graph_predict_fn',
-           'candidate_spec', 'n_layers', 'features', 'LatencyPredictor', 'mape', 'sample_space', 'within_budget',
-           'lite_candidate', 'phone_estimates', 'pareto', 'save_variants', 'load_variant']
+           'clamp_aware', 'xnnpack_quantizer', 'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare',
+           'qat_convert', 'weight_only', 'lower_to_pte', 'to_pte', 'pte_runner', 'time_in_turns', 'pte_latency_ms',
+           'graph_predict_fn', 'candidate_spec', 'n_layers', 'features', 'LatencyPredictor', 'mape', 'sample_space',
+           'within_budget', 'lite_candidate', 'phone_estimates', 'pareto', 'save_variants', 'load_variant']
 
 # %% ../nbs/03_optimization.ipynb #d1589d23
 RECIPES = ('naive', 'ptq', 'qat', 'weight_int8', 'fp16')
@@ -235,6 +235,14 @@ def annotate_conv_clamp(gm:torch.fx.GraphModule,   # an exported graph before `p
         n.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(output_qspec=get_output_act_qspec(config), _annotated=True)
         _mark_nodes_as_annotated(part)
 
+# %% ../nbs/03_optimization.ipynb #05e172ae
+def clamp_aware(quantizer_cls:type)->type:   # a PT2E Quantizer class with a `global_config` (XNNPACK's, litert-torch's)
+    "A subclass of `quantizer_cls` that annotates conv -> ReLU6 with `annotate_conv_clamp` before its own rules."
+    class ClampAware(quantizer_cls):
+        def annotate(self, model):
+            annotate_conv_clamp(model, self.global_config); return super().annotate(model)
+    return ClampAware
+
 # %% ../nbs/03_optimization.ipynb #b06addba
 def xnnpack_quantizer(per_channel:bool=True, qat:bool=False,
                       fuse_clamp:bool=True):   # False: XNNPACK's own annotation (conv -> ReLU6 unfused)
@@ -242,10 +250,7 @@ def xnnpack_quantizer(per_channel:bool=True, qat:bool=False,
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
     config = get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat)
     if not fuse_clamp: return XNNPACKQuantizer().set_global(config)
-    class ClampAware(XNNPACKQuantizer):
-        def annotate(self, model):
-            annotate_conv_clamp(model, self.global_config); return super().annotate(model)
-    return ClampAware().set_global(config)
+    return clamp_aware(XNNPACKQuantizer)().set_global(config)
 
 def export_program(net:nn.Module, spec:dict)->torch.export.ExportedProgram:
     "`net` captured by torch.export with a free batch dimension."
