@@ -18,8 +18,9 @@ from tqdm.auto import tqdm
 from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dumps, now_iso, sha256_file
 from .data import LUMA, load_data, MobileAugment, Dataset, InputSpec, PhoneC, preprocessing_contract, stratified_subset, to_spec
 from .models import Preprocess, MobileNetV2, model_spec, build_net
-from .training import load_models, phone_c_subset, store_uri
-from .optimize import load_variant, save_variants, ptq, time_in_turns, lower_to_pte, clamp_aware
+from .training import load_models, phone_c_subset, store_uri, mlflow_run_id
+from .optimize import (load_variant, load_variants, variant_file, ptq, time_in_turns, lower_to_pte, clamp_aware,
+                                    calibration_frames)
 
 # %% auto #0
 __all__ = ['FORMATS', 'COREML_TARGETS', 'PARAMS', 'CONVERTERS', 'RUNTIMES', 'EXT', 'APP_RESIZES', 'KERAS_TFLITE', 'FrameModel',
@@ -27,10 +28,10 @@ __all__ = ['FORMATS', 'COREML_TARGETS', 'PARAMS', 'CONVERTERS', 'RUNTIMES', 'EXT
            'import_runtimes', 'export_onnx', 'onnx_metadata', 'export_tflite', 'export_coreml', 'save_mlpackage',
            'export_executorch', 'runner', 'coreml_ops', 'coreml_ops_outside', 'preflight', 'WarpNet', 'fidelity',
            'FidelityError', 'gate', 'enforce', 'coreml_structure', 'zip_dir', 'io_spec', 'preprocessing_of',
-           'make_record', 'save_records', 'record_path', 'calibration_frames', 'mlflow_run_id', 'conversion_sources',
-           'litert_int8', 'export_all', 'gate_all', 'camera_frames', 'app_resize', 'resize_study', 'keras_mobilenetv2',
-           'torch_to_keras', 'port_weights', 'keras_from_torch', 'keras_logits', 'forgot_depthwise_transpose',
-           'keras_tflite', 'keras_route', 'plot_formats', 'table_records', 'convert_run', 'load_records']
+           'make_record', 'save_records', 'record_path', 'conversion_sources', 'litert_int8', 'export_all', 'gate_all',
+           'camera_frames', 'app_resize', 'resize_study', 'keras_mobilenetv2', 'torch_to_keras', 'port_weights',
+           'keras_from_torch', 'keras_logits', 'forgot_depthwise_transpose', 'keras_tflite', 'keras_route',
+           'plot_formats', 'table_records', 'convert_run', 'load_records']
 
 # %% ../nbs/04_conversion.ipynb #324d4ed4
 FORMATS = ('onnx', 'tflite', 'coreml', 'executorch')
@@ -454,38 +455,17 @@ def record_path(run:RunDir, rec:dict)->Path:
     return (run if isinstance(run, RunDir) else RunDir(run)).path/'artifacts'/'conversion'/rec['file']
 
 # %% ../nbs/04_conversion.ipynb #c66753a7
-def calibration_frames(train:Dataset, n:int, seed:int=0)->np.ndarray:
-    "The Optimization chapter's calibration recipe: `n` training frames plus phone-condition copies of them."
-    src = train.x[np.random.default_rng(seed).choice(len(train), min(n, len(train)), replace=False)]
-    return np.concatenate([src, MobileAugment(p=1.0, seed=seed)(src)])
-
-def mlflow_run_id(run:RunDir, name:str='student')->str|None:
-    "The MLflow run that trained `name` in this run directory's store, if there is one."
-    db = run.path/'artifacts'/'training'/'mlflow.db'
-    if not db.exists(): return None
-    import logging, mlflow
-    logging.getLogger('alembic').setLevel(logging.WARNING); logging.getLogger('mlflow').setLevel(logging.WARNING)
-    with quiet():
-        mlflow.set_tracking_uri(store_uri(run))
-        df = mlflow.search_runs(search_all_experiments=True, filter_string=f"tags.mlflow.runName = '{name}'", order_by=['start_time DESC'], max_results=1)
-    return None if df.empty else str(df.run_id.iloc[0])
-
 def conversion_sources(run:RunDir, int8_name:str|None=None)->dict:
     "`{'fp32': (net, spec, source), 'int8': (graph, spec, source)}` from the Optimization chapter's variants (made with quick settings if missing)."
-    art = run.path/'artifacts'/'optimization'
-    if not (art/'variants.json').exists():
-        print(f"no optimization variants in {run.path}: making the fp32 student and its int8 post-training quantization with quick settings")
-        m = load_models(run)['student']; splits, _, _ = load_data(run)
-        g = ptq(m['net'], m['spec'], calibration_frames(splits['train'], 128))
-        save_variants(run, {'student fp32': m['net'], 'int8 ptq': g}, pd.DataFrame(), m['spec'], 'int8 ptq')
-    v = json.loads((art/'variants.json').read_text())
-    int8 = int8_name or (v['chosen'] if v['variants'][v['chosen']]['file'].endswith('.pt2') else
-                         next((k for k in ('int8 ptq', 'int8 qat', 'int8 naive') if k in v['variants']), None))
-    out, rid = {}, mlflow_run_id(run)
+    v = load_variants(run)
+    int8 = int8_name or (v.chosen if v.variants[v.chosen].file.endswith('.pt2') else
+                         next((k for k in ('int8 ptq', 'int8 qat', 'int8 naive') if k in v.variants), None))
+    out = {}
+    with quiet(): rid = mlflow_run_id(run)
     for prec, name in (('fp32', 'student fp32'), ('int8', int8)):
         if name is None: continue
         net, spec, rec = load_variant(run, name)
-        f = art/rec['file']
+        f = variant_file(run, rec)
         out[prec] = (net, spec, dict(variant=name, run_dir=str(run.path), checkpoint=str(f.relative_to(run.path)), checkpoint_sha256=sha256_file(f), mlflow_run_id=rid))
     return out
 

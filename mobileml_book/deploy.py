@@ -93,10 +93,10 @@ def record_files(run:RunDir, rec:dict)->dict[str, Path]:
     main = Path(record_path(run, rec))
     return {main.name: main}
 
-def optimization_variants(run:RunDir)->dict:
-    "The Optimization chapter's `variants.json` of `run` (`{'variants': {}}` when there is none)."
-    p = run.path/'artifacts'/'optimization'/'variants.json'
-    return json.loads(p.read_text()) if p.exists() else {'variants': {}}
+def optimization_variants(run:RunDir):
+    "The Optimization chapter's hand-off of `run` (`optimize.Variants`; empty when that chapter has not run)."
+    from mobileml_book.optimize import load_variants
+    return load_variants(run, make=False)
 
 # %% ../nbs/05_deployment.ipynb #245fd839
 def _num(x):
@@ -109,12 +109,12 @@ def _val(x):
 MAX_QUALITY_DROP_PT = 3.0   # points of phone-C accuracy a smaller file may lose against the fp32 model and still ship
 
 def candidate_table(records:list[dict],        # the Conversion chapter's export records
-                    variants:dict|None=None,   # the Optimization chapter's variants (quality, latency to fall back on)
+                    variants=None,             # the Optimization chapter's `Variants` (quality, latency to fall back on)
                     max_drop_pt:float=MAX_QUALITY_DROP_PT,  # quality floor: points below the best fp32 file's phone-C
                     min_acc:float|None=None,   # clean accuracy a file must beat (the largest class's share: chance)
                    )->pd.DataFrame:
     "One row per export record: what it is, its quality (phone-C and clean accuracy), size and host latency, and whether it may ship."
-    vs = (variants or {}).get('variants', {})
+    vs = {k: v.model_dump() for k, v in variants.variants.items()} if variants is not None else {}
     rows = []
     for r in records:
         fid, v, lat = r.get('fidelity') or {}, vs.get(r.get('variant'), {}), r.get('latency') or {}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_optimization.ipynb #f882d22b
 from __future__ import annotations
-import copy, gzip, io, json, math, time, types
+import copy, gzip, io, json, math, platform, time, types
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -13,21 +13,24 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torch.nn.utils.prune as prune
 import matplotlib.pyplot as plt
+from pydantic import BaseModel, ConfigDict
 from tqdm.auto import tqdm
 from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dumps
 from .data import load_data, MobileAugment, Dataset, PhoneC, evaluate, stratified_subset
 from .models import *
 from .training import (fit, load_models, phone_c_subset, lite_spec, cache_backbone, fit_features,
-                                    evaluate_features)
+                                    evaluate_features, distill_loss, unfreeze)
 from .constraints import load_devices
 
 # %% auto #0
-__all__ = ['RECIPES', 'PARAMS', 'file_bytes', 'example_input', 'measure', 'prunable', 'sparsity', 'layer_sparsity', 'prune_to',
-           'finalize_pruning', 'recalibrate_bn', 'magnitude_schedule', 'prune_channels', 'annotate_conv_clamp',
-           'clamp_aware', 'xnnpack_quantizer', 'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare',
-           'qat_convert', 'weight_only', 'lower_to_pte', 'to_pte', 'pte_runner', 'time_in_turns', 'pte_latency_ms',
-           'graph_predict_fn', 'candidate_spec', 'n_layers', 'features', 'LatencyPredictor', 'mape', 'sample_space',
-           'within_budget', 'lite_candidate', 'phone_estimates', 'pareto', 'save_variants', 'load_variant']
+__all__ = ['RECIPES', 'PARAMS', 'INT8_DOT_FLAGS', 'file_bytes', 'example_input', 'measure', 'prunable', 'sparsity',
+           'layer_sparsity', 'prune_to', 'finalize_pruning', 'recalibrate_bn', 'freeze_bn', 'self_distill', 'finetune',
+           'magnitude_schedule', 'prune_channels', 'annotate_conv_clamp', 'clamp_aware', 'xnnpack_quantizer',
+           'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert', 'weight_only',
+           'lower_to_pte', 'to_pte', 'pte_runner', 'time_in_turns', 'pte_latency_ms', 'graph_predict_fn',
+           'int8_size_ceiling', 'int8_dot_isa', 'candidate_spec', 'n_layers', 'features', 'LatencyPredictor', 'mape',
+           'sample_space', 'within_budget', 'lite_candidate', 'phone_estimates', 'pareto', 'save_variants',
+           'calibration_frames', 'Variant', 'Variants', 'load_variants', 'variant_file', 'load_variant']
 
 # %% ../nbs/03_optimization.ipynb #d1589d23
 RECIPES = ('naive', 'ptq', 'qat', 'weight_int8', 'fp16')
@@ -37,10 +40,13 @@ PARAMS = ChapterParams('optimization',
     Param('channel_keep', list[float], quick=[0.5], full=[0.75, 0.5], lo=0.1, hi=1.0, help='share of hidden channels kept by structured pruning'),
     Param('finetune_size', int, quick=300, full=1000, lo=16, hi=10_000_000, help='training images of each fine-tuning pass after pruning'),
     Param('finetune_epochs', int, quick=1, full=1, lo=1, hi=100, help='fine-tuning epochs after each pruning step'),
+    Param('finetune_lr', float, quick=1e-4, lo=1e-7, hi=1.0, help='peak learning rate of the fine-tuning after pruning (whole network, batch norms frozen)'),
+    Param('distill_alpha', float, quick=0.7, lo=0.0, hi=1.0, help="weight of the unchanged float student's outputs in every fine-tune and in QAT (0: labels only)"),
     Param('recipes', list[str], quick=['naive', 'ptq', 'weight_int8', 'fp16'], full=list(RECIPES), choices=RECIPES, help='quantization recipes to run (qat: its int8 conversion alone takes about 15 s)'),
     Param('calib_size', int, quick=128, full=512, lo=1, hi=100_000, help='calibration images of our post-training recipe'),
     Param('naive_calib_size', int, quick=8, lo=1, hi=100_000, help='calibration images of the naive default (a handful of clean ones)'),
     Param('qat_epochs', int, quick=1, full=1, lo=1, hi=100, help='epochs of quantization-aware training'),
+    Param('qat_lr', float, quick=2e-4, lo=1e-7, hi=1.0, help='peak learning rate of quantization-aware training'),
     Param('qat_size', int, quick=300, full=1000, lo=16, hi=10_000_000, help='training images of quantization-aware training'),
     Param('search_population', int, quick=3, full=6, lo=2, hi=200, help='candidate architectures trained in the search'),
     Param('search_size', int, quick=200, full=1000, lo=16, hi=10_000_000, help='training images per search candidate'),
@@ -134,14 +140,46 @@ def recalibrate_bn(net:nn.Module, x:np.ndarray, spec:dict, bs:int=128)->nn.Modul
     for b, mo in zip(bns, moms): b.momentum = mo
     return net.eval()
 
+# %% ../nbs/03_optimization.ipynb #b1b57dbb
+def freeze_bn(net:nn.Module)->nn.Module:
+    "Freeze every batch norm of `net` (statistics and scale): `fit` keeps frozen ones in eval mode (in place)."
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm): m.requires_grad_(False)
+    return net
+
+# %% ../nbs/03_optimization.ipynb #9927d77b
+def self_distill(ref:nn.Module,      # the network before the change (float, unpruned): the teacher
+                 alpha:float=0.7,    # weight of its outputs against the labels (0: labels only)
+                 T:float=4.0):       # distillation temperature
+    "A `loss_fn` for `fit`: Hinton's loss against `ref`'s logits on the same (augmented) batch."
+    ref = copy.deepcopy(ref).eval()
+    def loss(out, y, x):
+        with torch.no_grad(): soft = ref(x)
+        return distill_loss(out, y, soft, alpha, T)
+    return loss
+
+# %% ../nbs/03_optimization.ipynb #de586d36
+def finetune(net:nn.Module, ref:nn.Module, train:Dataset, val:Dataset, spec:dict,
+             epochs:int=1,         # passes over `train`
+             lr:float=1e-4,        # peak learning rate (one-cycle)
+             alpha:float=0.7,      # weight of `ref`'s outputs in the loss (0: labels only)
+             seed:int=0, augment=None, progress:bool=True, desc:str='fine-tuning')->nn.Module:
+    "Fine-tune `net` after a change (pruning) with its batch norms frozen and distillation from `ref`, the network before the change."
+    net, _ = fit(freeze_bn(net), train, val, spec, epochs=epochs, lr=lr, seed=seed, augment=augment, patience=epochs,
+                 loss_fn=self_distill(ref, alpha) if alpha else None, progress=progress, desc=desc)
+    return unfreeze(net)
+
+# %% ../nbs/03_optimization.ipynb #676b5be2
 def magnitude_schedule(net:nn.Module, spec:dict, levels:list, train:Dataset, val:Dataset,
                        epochs:int=1,           # fine-tuning epochs after each step
-                       lr:float=3e-4, bs:int=64, seed:int=0, augment=None, progress:bool=True)->dict:
+                       lr:float=1e-4,          # peak learning rate of each fine-tune
+                       alpha:float=0.7,        # weight of the unpruned net's outputs in the fine-tune (0: labels only)
+                       seed:int=0, augment=None, progress:bool=True)->dict:
     "Prune `net` (a copy) to each sparsity in `levels` in turn, fine-tuning after each step; returns {level: finalized net}."
-    net, out = copy.deepcopy(net), {}
+    ref, net, out = net, copy.deepcopy(net), {}
     for s in sorted(levels):
         recalibrate_bn(prune_to(net, s), train.x[:1000], spec)
-        net, _ = fit(net, train, val, spec, epochs=epochs, bs=bs, lr=lr, seed=seed, augment=augment, patience=epochs, progress=progress, desc=f'sparsity {s:.0%}')
+        net = finetune(net, ref, train, val, spec, epochs, lr, alpha, seed, augment, progress, desc=f'sparsity {s:.0%}')
         out[s] = finalize_pruning(net)
     return out
 
@@ -215,16 +253,17 @@ def prune_channels(net:nn.Module,       # a MobileNetV2-style or EfficientNet-Li
 # %% ../nbs/03_optimization.ipynb #1d9867ab
 def annotate_conv_clamp(gm:torch.fx.GraphModule,   # an exported graph before `prepare_pt2e`
                         config)->None:              # the quantizer's QuantizationConfig
-    "Annotate conv -> ReLU6 (hardtanh) as one pattern, observing the clamp's output: XNNPACK's quantizer fuses only ReLU."
+    "Annotate conv [-> batch norm] -> ReLU6 (hardtanh) as one pattern, observed after the clamp: XNNPACK's quantizer fuses only ReLU."
     from torch.fx import Node
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer_utils import (get_input_act_qspec, get_weight_qspec,
         get_bias_qspec, get_output_act_qspec, QuantizationAnnotation, _is_annotated, _mark_nodes_as_annotated)
     from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY
-    from torchao.quantization.pt2e.utils import _is_conv_node
+    from torchao.quantization.pt2e.utils import _is_conv_node, _is_bn_node
     clamps = {torch.ops.aten.relu6.default, torch.ops.aten.hardtanh.default, torch.ops.aten.hardtanh_.default}
     for n in gm.graph.nodes:
         if n.op != 'call_function' or n.target not in clamps: continue
         conv = n.args[0]
+        if isinstance(conv, Node) and _is_bn_node(conv) and len(conv.users) == 1: conv = conv.args[0]   # QAT: BN not folded yet
         if not (isinstance(conv, Node) and _is_conv_node(conv)) or len(conv.users) != 1: continue
         part = [n, conv, conv.args[1]]
         qmap = {conv.args[0]: get_input_act_qspec(config), conv.args[1]: get_weight_qspec(config)}
@@ -252,32 +291,39 @@ def xnnpack_quantizer(per_channel:bool=True, qat:bool=False,
     if not fuse_clamp: return XNNPACKQuantizer().set_global(config)
     return clamp_aware(XNNPACKQuantizer)().set_global(config)
 
+# %% ../nbs/03_optimization.ipynb #8a2f8a97
 def export_program(net:nn.Module, spec:dict)->torch.export.ExportedProgram:
     "`net` captured by torch.export with a free batch dimension."
     batch = torch.export.Dim('batch', min=1, max=65536)
     return torch.export.export(net, (example_input(spec, 2),), dynamic_shapes=({0: batch},))
 
+# %% ../nbs/03_optimization.ipynb #0558baf7
 def export_graph(net:nn.Module, spec:dict)->torch.fx.GraphModule:
     "`net` as a graph module with a free batch dimension, ready for a PT2E quantizer."
     return export_program(net, spec).module()
 
+# %% ../nbs/03_optimization.ipynb #fc0c93cc
 def _train(self, mode:bool=True):
     from torchao.quantization.pt2e import move_exported_model_to_train, move_exported_model_to_eval, enable_observer, disable_observer
-    (move_exported_model_to_train if mode else move_exported_model_to_eval)(self)
+    (move_exported_model_to_train if mode and not self.frozen_bn else move_exported_model_to_eval)(self)   # frozen: BN on its running statistics
     self.apply(enable_observer if mode else disable_observer)     # evaluating must not move the int8 ranges it is judged on
     return self
 
-def _trainable(g):
+def _trainable(g,
+               frozen_bn:bool=False):   # True: `.train()` keeps batch norm (and dropout) in eval mode, fake quantization learning
     "Let `.train()`/`.eval()` work on an exported graph as on a module (PT2E forbids them; these switch its dropout and batch norm, and return the graph)."
+    g.frozen_bn = frozen_bn
     g.train = types.MethodType(_train, g); g.eval = types.MethodType(lambda self: _train(self, False), g)
     return g
 
+# %% ../nbs/03_optimization.ipynb #79b2ee65
 @torch.no_grad()
 def calibrate(g, x:np.ndarray, spec:dict, bs:int=128):
     "Run uint8 images `x` through an observed graph so its observers learn the activation ranges."
     for i in range(0, len(x), bs): g(to_input(x[i:i+bs], spec))
     return g
 
+# %% ../nbs/03_optimization.ipynb #17c13ac6
 def ptq(net:nn.Module, spec:dict, calib:np.ndarray, per_channel:bool=True,
         fuse_clamp:bool=True)->torch.fx.GraphModule:   # see `xnnpack_quantizer`
     "Post-training static int8 quantization (PT2E, XNNPACK quantizer) calibrated on uint8 images `calib`."
@@ -285,12 +331,15 @@ def ptq(net:nn.Module, spec:dict, calib:np.ndarray, per_channel:bool=True,
     g = prepare_pt2e(export_graph(copy.deepcopy(net).eval(), spec), xnnpack_quantizer(per_channel, fuse_clamp=fuse_clamp))
     return _trainable(convert_pt2e(calibrate(g, calib, spec)))
 
-def qat_prepare(spec:dict, per_channel:bool=True):
+# %% ../nbs/03_optimization.ipynb #0636de9d
+def qat_prepare(spec:dict, per_channel:bool=True,
+                frozen_bn:bool=True):   # keep the trained batch-norm statistics (fine-tuning); False to train them (from scratch)
     "A `prepare` hook for the Training chapter's `fit`: export the network and insert int8 fake quantization."
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
-    def prepare(net): return _trainable(prepare_qat_pt2e(export_graph(net, spec), xnnpack_quantizer(per_channel, qat=True)))
+    def prepare(net): return _trainable(prepare_qat_pt2e(export_graph(net, spec), xnnpack_quantizer(per_channel, qat=True)), frozen_bn)
     return prepare
 
+# %% ../nbs/03_optimization.ipynb #ef7efd37
 def qat_convert(g)->torch.fx.GraphModule:
     "The int8 graph of a QAT-trained one (fake quantization replaced by real quantize/dequantize)."
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
@@ -353,6 +402,25 @@ def graph_predict_fn(g, spec:dict, bs:int=500):
     @torch.no_grad()
     def predict(x): return np.concatenate([g(to_input(np.asarray(x[i:i+bs]), spec)).argmax(1).numpy() for i in range(0, len(x), bs)])
     return predict
+
+# %% ../nbs/03_optimization.ipynb #f3822f27
+def int8_size_ceiling(net:nn.Module)->float:
+    "The fp32/int8 size ratio per-channel int8 can reach on `net`'s conv and linear layers (batch norm folded into biases)."
+    w = ch = 0      # int8: 1 byte per weight; per output channel a 32-bit bias, scale and zero point (fp32: 4 bytes each weight and bias)
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)): w, ch = w + m.weight.numel(), ch + m.weight.shape[0]
+    return 4*(w + ch)/(w + 12*ch)
+
+# %% ../nbs/03_optimization.ipynb #08f5d263
+INT8_DOT_FLAGS = ('avx512_vnni', 'avx_vnni', 'amx_int8', 'asimddp', 'i8mm')   # x86 VNNI and AMX; ARM dot product, int8 matmul
+
+def int8_dot_isa(cpuinfo='/proc/cpuinfo')->list[str]|None:   # Linux's CPU description
+    "The int8 dot-product instruction sets this CPU reports (None: nothing to read, as on macOS)."
+    p = Path(cpuinfo)
+    if not p.exists(): return None
+    lines = [l.split(':', 1)[1] for l in p.read_text().splitlines() if l.lower().startswith(('flags', 'features')) and ':' in l]
+    flags = set(' '.join(lines).split())
+    return [f for f in INT8_DOT_FLAGS if f in flags]
 
 # %% ../nbs/03_optimization.ipynb #0d1d3878
 def candidate_spec(spec:dict,            # the student's spec: frames and labels are kept
@@ -441,14 +509,58 @@ def save_variants(run:RunDir, nets:dict, table:pd.DataFrame, spec:dict, chosen:s
     atomic_write(art/'variants.json', dumps(dict(chosen=chosen, variants=recs, **(extra or {}))))
     return art/'variants.json'
 
-def load_variant(run:RunDir, name:str|None=None):
-    "A saved variant (the chosen one by default): (network or int8 graph, spec, record)."
+# %% ../nbs/03_optimization.ipynb #f5ddb350
+def calibration_frames(train:Dataset, n:int, seed:int=0)->np.ndarray:
+    "This chapter's calibration recipe: `n` training frames (uint8, NHWC) plus a phone-condition copy of each."
+    src = train.x[np.random.default_rng(seed).choice(len(train), min(n, len(train)), replace=False)]
+    return np.concatenate([src, MobileAugment(p=1.0, seed=seed)(src)])
+
+# %% ../nbs/03_optimization.ipynb #8eb3e63b
+class Variant(BaseModel):
+    "One saved network of this chapter's hand-off: its file, its spec and what was measured on it."
+    model_config = ConfigDict(extra='allow')   # the rest of the comparison's columns (params, macs, kind, ...)
+    file: str                      # file name in the chapter's artifacts (.pt: pickled fp32 module; .pt2: int8 PT2E graph)
+    format: str                    # how it is stored, in words
+    spec: dict                     # the model spec it runs with (see `model_spec`)
+    acc: float|None = None         # clean accuracy on the chapter's test subset
+    phone_c_acc: float|None = None # mean accuracy on phone-C
+    size_bytes: int|None = None    # bytes of the saved state
+    p50_ms: float|None = None      # median latency here (ms)
+    p90_ms: float|None = None      # 90th-percentile latency here (ms)
+    runtime: str|None = None       # where the latency was measured
+
+class Variants(BaseModel):
+    "What the Optimization chapter hands on: every saved variant and the one it chose."
+    model_config = ConfigDict(extra='allow')
+    chosen: str|None = None               # the variant the chapter would ship (None: nothing saved)
+    variants: dict[str, Variant] = {}     # name -> variant
+    int8_recipe: str|None = None          # the int8 recipe that won (ptq or qat)
+    device: str|None = None               # the target phone of the chapter's budget
+
+# %% ../nbs/03_optimization.ipynb #a4a48bd5
+def load_variants(run:RunDir,
+                  make:bool=True)->Variants:   # False: an empty record when the chapter has not run
+    "This chapter's hand-off of `run`; made with quick settings (fp32 student + int8 `ptq`) when missing and `make`."
     run = run if isinstance(run, RunDir) else RunDir(run)
-    path = run.path/'artifacts'/'optimization'/'variants.json'
-    if not path.exists(): raise FileNotFoundError(f"no optimization variants in {run.path}: run the Optimization chapter into it first (mobileml-book run --only optimization --out {run.path} --resume)")
-    art = path.parent; v = json.loads(path.read_text()); name = name or v['chosen']
-    if name not in v['variants']: raise KeyError(f"no variant {name!r}: choose one of {', '.join(v['variants'])}")
-    r = v['variants'][name]; f = art/r['file']
-    if f.suffix == '.pt2': import torchao.quantization.pt2e.quantize_pt2e   # registers the int8 operators the saved graph uses
+    path = run.artifact('optimization', 'variants.json')
+    if not path.exists() and make:
+        print(f"no optimization variants in {run.path}: making the fp32 student and its int8 ptq with quick settings")
+        m = load_models(run)['student']; train = load_data(run)[0]['train']
+        g = ptq(m['net'], m['spec'], calibration_frames(train, 128))
+        save_variants(run, {'student fp32': m['net'], 'int8 ptq': g}, pd.DataFrame(), m['spec'], 'int8 ptq')
+    return Variants.model_validate_json(path.read_text()) if path.exists() else Variants()
+
+def variant_file(run:RunDir, v:Variant)->Path:
+    "The saved file of variant `v` of `run`."
+    return (run if isinstance(run, RunDir) else RunDir(run)).artifact('optimization', v.file)
+
+# %% ../nbs/03_optimization.ipynb #443dfeea
+def load_variant(run:RunDir,
+                 name:str|None=None):   # a variant's name (None: the chosen one)
+    "A saved variant: (network or int8 graph, spec, `Variant`); made with quick settings when the chapter has not run."
+    v = load_variants(run); name = name or v.chosen
+    if name not in v.variants: raise KeyError(f"no variant {name!r}: choose one of {', '.join(v.variants)}")
+    r = v.variants[name]; f = variant_file(run, r)
+    if f.suffix == '.pt2': import torchao.quantization.pt2e.quantize_pt2e   # registers the int8 operators the graph uses
     net = _trainable(torch.export.load(f).module()) if f.suffix == '.pt2' else torch.load(f, map_location='cpu', weights_only=False)
-    return net, r['spec'], r
+    return net, r.spec, r

@@ -81,9 +81,10 @@ class Param:
                  pattern:str|None=None, # regular expression a string value must match
                  path:bool=False,     # the value names a file or folder (after an optional `scheme:`): the runner makes it absolute and checks it exists
                  help:str='',         # one line for `mobileml-book params` and the docs
+                 min_len:int=1,       # fewest items of a list value (the default refuses an empty list; 0 where empty means something)
                  check=None):         # value -> problem (str) or None: a look at what the value names, run before any chapter
         self.name,self.type,self.lo,self.hi,self.pattern,self.path,self.help = name,type,lo,hi,pattern,path,help
-        self.check = check
+        self.check, self.min_len = check, min_len
         self.choices = tuple(choices) if choices is not None else None
         self.values = dict(quick=quick, full=quick if full is None else full)
 
@@ -94,7 +95,7 @@ class Param:
         if self.choices is not None: item = Literal[self.choices]
         if self.lo is not None or self.hi is not None: item = Annotated[item, Field(ge=self.lo, le=self.hi)]
         if self.pattern is not None: item = Annotated[item, Field(pattern=self.pattern)]
-        return list[item] if is_list else item
+        return Annotated[list[item], Field(min_length=self.min_len)] if is_list else item
 
     def allowed(self)->str:
         "Human description of the allowed values."
@@ -105,7 +106,9 @@ class Param:
         if self.lo is not None and self.hi is not None: s += f" from {self.lo} to {self.hi}"
         elif self.lo is not None: s += f" >= {self.lo}"
         elif self.hi is not None: s += f" <= {self.hi}"
-        if getattr(self.type,'__origin__',None) is list and self.choices is not None: s = f"a list of {s}"
+        if getattr(self.type,'__origin__',None) is list:
+            s = f"a list of {s}" if self.choices is not None else s
+            if self.min_len: s += f", at least {self.min_len} item{'s' if self.min_len > 1 else ''}"
         return s
 
     def __repr__(self): return f"Param({self.name}: {self.allowed()}, quick={self.values['quick']!r}, full={self.values['full']!r})"
@@ -242,6 +245,10 @@ class RunDir:
         p = self.path/'artifacts'/chapter
         p.mkdir(parents=True, exist_ok=True)
         return p
+
+    def artifact(self, chapter:str, name:str)->Path:
+        "Where `chapter` keeps its artifact `name` (read-only: nothing is created; the file may not exist yet)."
+        return self.path/'artifacts'/chapter/name
 
     @contextmanager
     def _locked(self):

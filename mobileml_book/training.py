@@ -22,11 +22,11 @@ from .models import *
 # %% auto #0
 __all__ = ['LITE_ARCHS', 'PARAMS', 'phone_c_subset', 'student_spec', 'teacher_spec', 'save_checkpoint', 'load_checkpoint',
            'freeze_features', 'unfreeze', 'EarlyStop', 'val_metrics', 'fit', 'store_uri', 'env_versions',
-           'start_tracking', 'data_params', 'tracked_fit', 'log_results', 'Features', 'tune_start', 'trunk_features',
-           'set_trainable', 'feature_logits', 'feature_metrics', 'distill_loss', 'fit_features', 'pc_flat',
-           'evaluate_features', 'lite_spec', 'training_images', 'Backbone', 'cache_backbone', 'tune', 'per_class',
-           'scratch_fit', 'transfer_curve', 'register_models', 'prepare_training', 'load_models', 'accuracy_ci',
-           'ship_verdict']
+           'start_tracking', 'data_params', 'mlflow_run_id', 'tracked_fit', 'log_results', 'Features', 'tune_start',
+           'trunk_features', 'set_trainable', 'feature_logits', 'feature_metrics', 'distill_loss', 'fit_features',
+           'pc_flat', 'evaluate_features', 'lite_spec', 'training_images', 'Backbone', 'cache_backbone', 'tune',
+           'per_class', 'scratch_fit', 'transfer_curve', 'register_models', 'prepare_training', 'load_models',
+           'accuracy_ci', 'ship_verdict']
 
 # %% ../nbs/02_training.ipynb #6fe1435f
 LITE_ARCHS = ['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2']
@@ -48,7 +48,7 @@ PARAMS = ChapterParams('training',
     Param('augment', bool, quick=True, help='train on a copy of every image under a phone corruption as well (mobile augmentation)'),
     Param('aug_p', float, quick=0.7, lo=0.0, hi=1.0, help='share of the augmented copies that get a phone corruption (the rest are flipped only)'),
     Param('aug_severity', int, quick=3, lo=1, hi=5, help='highest severity of the training corruptions'),
-    Param('distill_alphas', list[float], quick=[0.5, 0.9], lo=0.0, hi=1.0, help='weights of the teacher term tried in the distillation sweep (0, the student alone, is always run)'),
+    Param('distill_alphas', list[float], quick=[0.5, 0.9], lo=0.0, hi=1.0, min_len=0, help='weights of the teacher term tried in the distillation sweep (0, the student alone, is always run)'),
     Param('temperature', float, quick=4.0, lo=1.0, hi=20.0, help='distillation temperature (softens teacher and student)'),
     Param('curve_per_class', list[int], quick=[10, 30], full=[10, 30], lo=1, hi=1_000_000, help='labelled images per class in the transfer-learning curve'),
     Param('curve_steps', int, quick=40, full=60, lo=1, hi=1_000_000, help='steps of the from-scratch nets of the transfer-learning curve (whole net, pixels in)'),
@@ -199,6 +199,19 @@ def data_params(card:dict)->dict:
     d.update({f'data.{k}.sha256': v['sha256'] for k, v in card['splits'].items()})
     d.update({'data.phone_c.sha256': card['phone_c']['sha256'], 'data.source': card['source']})
     return d
+
+# %% ../nbs/02_training.ipynb #583b9709
+def mlflow_run_id(run:RunDir,
+                  name:str='student')->str|None:   # the MLflow run name (student, teacher, ...)
+    "The MLflow run that trained `name` in this run directory's store, or None when there is none."
+    db = run.artifact('training', 'mlflow.db')
+    if not db.exists(): return None
+    import logging, mlflow
+    logging.getLogger('alembic').setLevel(logging.WARNING); logging.getLogger('mlflow').setLevel(logging.WARNING)
+    mlflow.set_tracking_uri(store_uri(run))
+    df = mlflow.search_runs(search_all_experiments=True, filter_string=f"tags.mlflow.runName = '{name}'",
+                            order_by=['start_time DESC'], max_results=1)
+    return None if df.empty else str(df.run_id.iloc[0])
 
 # %% ../nbs/02_training.ipynb #63484853
 def tracked_fit(name:str, net:nn.Module, train:Dataset, val:Dataset, spec:dict, run:RunDir, card:dict,
