@@ -16,9 +16,9 @@ from .rundir import Param, ChapterParams, RunDir, data_dir
 # %% auto #0
 __all__ = ['PARAMS', 'TIERS', 'NEON_FLOPS_PER_CYCLE', 'CPU_EFFICIENCY', 'CPU_WATTS', 'RADIO_WATTS', 'CHECK_LETTERS', 'Device',
            'load_devices', 'plot_catalog', 'load_app_stores', 'cellular_cap_mb', 'load_brief_figures', 'load_networks',
-           'cloud_latency_ms', 'device_latency_ms', 'monthly_cost_usd', 'energy_mj', 'compare_device_cloud',
-           'load_reference_models', 'plot_latency_breakdown', 'gallery_minutes', 'ModelStats', 'Budget', 'check_model',
-           'check_summary', 'failed_letters', 'fit_matrix', 'plot_fit_matrix', 'explorer']
+           'cloud_latency_ms', 'load_yardsticks', 'device_latency_ms', 'monthly_cost_usd', 'energy_mj',
+           'compare_device_cloud', 'load_reference_models', 'plot_latency_breakdown', 'gallery_minutes', 'ModelStats',
+           'Budget', 'check_model', 'check_summary', 'failed_letters', 'fit_matrix', 'plot_fit_matrix', 'explorer']
 
 # %% ../nbs/00_constraints.ipynb #7fc54545
 PARAMS = ChapterParams('constraints',
@@ -26,7 +26,7 @@ PARAMS = ChapterParams('constraints',
     Param('network', str, quick='4g', choices=['3g','4g','5g','wifi'], help='network profile for the cloud round trip (data/networks.yaml)'),
     Param('photo_kb', int, quick=300, lo=1, hi=50_000, help='size of one uploaded camera photo, in kB (JPEG)'),
     Param('server_ms', float, quick=30.0, lo=0, hi=10_000, help='inference time on the server'),
-    Param('price_per_1000', float, quick=0.10, lo=0, hi=100, help='cloud price per 1000 predictions, USD (the brief quotes $0.10)'),
+    Param('price_per_1000', float, quick=0.10, lo=0, hi=100, help='cloud price per 1000 predictions, USD (Heartbeat by Fritz AI quotes 0.10)'),
     Param('preds_per_user_day', int, quick=50, lo=0, hi=1_000_000, help='predictions one user makes per day'),
     Param('users', int, quick=100_000, lo=1, hi=10_000_000_000, help='daily active users'),
     Param('app_mb', float, quick=60.0, lo=0, hi=4000, help="the app's download size without the model, MB"),
@@ -136,9 +136,15 @@ def cloud_latency_ms(photo_kb:float,     # size of the uploaded photo, kB
     parts = dict(connect=handshakes*rtt_ms, round_trip=rtt_ms, upload=up, server=server_ms, download=down)
     return {**parts, 'total': sum(parts.values())}
 
+# %% ../nbs/00_constraints.ipynb #e5918bde
+def load_yardsticks(path=None)->dict:   # path: a YAML file; default `data/yardsticks.yaml`
+    "Published expectations (`data/yardsticks.yaml`) the chapters set their measured figures beside, each with its source."
+    return yaml.safe_load(Path(path or data_dir()/'yardsticks.yaml').read_text())
+
+
 # %% ../nbs/00_constraints.ipynb #7c04dcf7
 NEON_FLOPS_PER_CYCLE = 16   # 2 x 128-bit FMA pipes x 4 fp32 lanes x 2 flops: the peak of a big ARM core
-CPU_EFFICIENCY = 0.2        # share of that peak a mobile CNN sustains on one core (assumption; calibrated in chapter 03)
+CPU_EFFICIENCY = 0.2        # share of that peak a mobile CNN sustains on one core (an assumption; chapter 03 fits a latency predictor on measured runs instead)
 
 def device_latency_ms(macs:float,        # multiply-accumulates of one inference
                       ghz:float,         # clock of the core that runs it
@@ -296,7 +302,6 @@ def plot_fit_matrix(fm:pd.DataFrame, budget:Budget):
 def explorer(devices:pd.DataFrame, networks:dict, refs:pd.DataFrame):
     "An ipywidgets explorer over the device-vs-cloud calculator."
     import ipywidgets as W
-    from IPython.display import display
     w = dict(device=W.Dropdown(options=list(devices.index), description='phone'),
              model=W.Dropdown(options=[m for m in refs.index if pd.notna(refs.macs[m])], description='model'),
              network=W.Dropdown(options=list(networks), value='4g' if '4g' in networks else list(networks)[0], description='network'),
@@ -304,15 +309,14 @@ def explorer(devices:pd.DataFrame, networks:dict, refs:pd.DataFrame):
              price=W.FloatLogSlider(0.10, base=10, min=-3, max=1, description='$ / 1000'),
              preds=W.IntSlider(50, 1, 1000, description='preds/user/day'),
              users=W.IntText(100_000, description='users'))
-    out = W.Output()
+    table = W.HTML()   # a plain value, not an Output widget: no output capture, which stalls headless runs under papermill
     def update(*_):
         box.result = compare_device_cloud(devices.loc[w['device'].value], refs.macs[w['model'].value], networks[w['network'].value],
                                           w['photo_kb'].value, 30, w['price'].value, w['preds'].value, w['users'].value).round(2)
-        out.clear_output(wait=True)
-        with out: display(box.result)
+        table.value = box.result.to_html()
     box = W.VBox([W.HBox([w['device'], w['model'], w['network']]), W.HBox([w['photo_kb'], w['price']]),
-                  W.HBox([w['preds'], w['users']]), out])
-    box.controls, box.out = w, out
+                  W.HBox([w['preds'], w['users']]), table])
+    box.controls, box.table = w, table
     for x in w.values(): x.observe(update, 'value')
     update()
     return box

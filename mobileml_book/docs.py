@@ -9,15 +9,17 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 import yaml
+from docutils.nodes import SkipNode as _SkipNode
 from .pipeline import book_config, run_book, _default_exp, _has_parameters
 
 # %% auto #0
-__all__ = ['CALLOUTS', 'WIDGET_MIME', 'WIDGET_NOTE', 'REPORT_CSS', 'SITE_CSS', 'FAVICON', 'Page', 'site_name', 'nb_title',
-           'book_pages', 'quarto_sidebar', 'myst_toctrees', 'latest_book_run', 'docs_run', 'exec_show_docs_only',
-           'BookFilter', 'split_title_cell', 'nbdev_process', 'mixed_import_cells', 'split_directives',
-           'callouts_to_myst', 'doc_link_rewriter', 'doc_anchors', 'nb_link_rewriter', 'clean_show_doc',
-           'myst_notebook', 'api_markdown', 'report_markdown', 'sphinx_conf', 'stage_sphinx', 'build_sphinx',
-           'stage_quarto', 'build_quarto', 'check_site', 'build_docs', 'cli']
+__all__ = ['APPENDIX', 'CALLOUTS', 'WIDGET_MIME', 'WIDGET_NOTE', 'PROGRESS_RE', 'REPORT_CSS', 'SITE_CSS', 'FAVICON', 'Page',
+           'site_name', 'nb_title', 'book_pages', 'quarto_sidebar', 'myst_toctrees', 'latest_book_run', 'docs_run',
+           'exec_show_docs_only', 'BookFilter', 'split_title_cell', 'nbdev_process', 'mixed_import_cells',
+           'split_directives', 'callouts_to_myst', 'doc_link_rewriter', 'doc_anchors', 'nb_link_rewriter',
+           'clean_show_doc', 'is_progress_bar', 'myst_notebook', 'api_markdown', 'report_markdown', 'sphinx_conf',
+           'math_svg', 'setup', 'stage_sphinx', 'build_sphinx', 'stage_quarto', 'build_quarto', 'check_site',
+           'build_docs', 'cli']
 
 # %% ../nbs/07b_docs.ipynb #879e9d0d
 @dataclass
@@ -44,16 +46,19 @@ def nb_title(nb:dict)->str:
     raise ValueError("the notebook has no `# Title` cell")
 
 # %% ../nbs/07b_docs.ipynb #5e2df163
+APPENDIX = 'Appendix: for maintainers'
+
 def _nb_order(p:Path): return (0 if p.stem == 'index' else 1 if re.match(r'\d', p.name) else 2, p.name)
 
 def book_pages(root=None)->list[Page]:
     "Every page of the site in sidebar order: the one source of order and titles that both routes read."
     cfg = book_config(root); nbs = Path(cfg['root'])/cfg.get('nbs_path', 'nbs')
+    appendix = set(cfg.get('appendix', '').split())   # settings.ini: notebooks for maintainers
     pages, mods = [], []
     for p in sorted((p for p in nbs.glob('*.ipynb') if not p.name.startswith(('_', '.'))), key=_nb_order):
         nb = json.loads(p.read_text())
         mod = _default_exp(nb)
-        section = ['', 'Chapters', 'More'][_nb_order(p)[0]]
+        section = APPENDIX if p.name in appendix else ['', 'Chapters', 'More'][_nb_order(p)[0]]
         pages.append(Page(site_name(p.name), nb_title(nb), section, 'notebook', p.name, mod))
         if mod: mods.append(mod)
     pages.append(Page('report', 'Run report', 'Reference', 'report'))
@@ -259,8 +264,20 @@ WIDGET_MIME = 'application/vnd.jupyter.widget-view+json'
 WIDGET_NOTE = ("*An interactive widget sits here when the notebook runs in JupyterLab (`make lab`): "
                "it calls Python, so a static page cannot run it.*")
 
-def _output(o:dict, links, asis:bool)->dict:
+PROGRESS_RE = re.compile(r'\[\d+:\d\d(?::\d\d)?(?:<[^,\]]*)?,\s*[^\]]*(?:/s|s/\w+)\]')   # tqdm's `[00:01<01:13, 2.00it/s]`
+
+def is_progress_bar(o:dict)->bool:   # one cell output, as nbformat stores it
+    "Whether `o` is a progress bar: a tqdm widget (its text form is tqdm's meter) or a stderr stream of meters."
+    d = o.get('data', {})
+    if WIDGET_MIME in d: return bool(PROGRESS_RE.search(''.join(d.get('text/plain', ''))))
+    if o.get('output_type') == 'stream' and o.get('name') == 'stderr':
+        lines = [l for l in ''.join(o.get('text', '')).replace('\r', '\n').splitlines() if l.strip()]
+        return bool(lines) and all(PROGRESS_RE.search(l) for l in lines)
+    return False
+
+def _output(o:dict, links, asis:bool)->dict|None:
     o, d = copy.deepcopy(o), o.get('data', {})
+    if is_progress_bar(o): return None          # a static page has no use for a finished bar
     if WIDGET_MIME in d: return dict(output_type='display_data', metadata={}, data={'text/markdown': WIDGET_NOTE})
     if 'text/markdown' in d:
         t = ''.join(d['text/markdown'])
@@ -292,7 +309,7 @@ def myst_notebook(nb:dict, links=None, note:str|None=None)->dict:
             if dirs.get('echo') == 'false' or not code.strip(): tags.append('remove-input')
             if dirs.get('output') == 'false': tags.append('remove-output')
             if dirs.get('code-fold') == 'true': tags.append('hide-input')
-            outs = [_output(o, links, dirs.get('output') == 'asis') for o in c.get('outputs', [])]
+            outs = [r for o in c.get('outputs', []) if (r := _output(o, links, dirs.get('output') == 'asis')) is not None]
             if not code.strip() and not outs: continue
             c = dict(cell_type='code', execution_count=c.get('execution_count'), source=code, outputs=outs,
                      metadata={'tags': tags} if tags else {})
@@ -348,6 +365,9 @@ SITE_CSS = """.nbdev-source{float:right;font-size:smaller}
 .nbdev-anchor{display:block;position:relative;top:-4em;visibility:hidden}
 p.lead{font-size:1.25em;color:var(--pst-color-text-muted)}
 p.run-note{font-size:.9em;color:var(--pst-color-text-muted);border-left:3px solid var(--pst-color-primary);padding-left:.6em}
+img.math-svg{vertical-align:middle;display:inline}
+div.math-display{text-align:center;margin:1em 0}
+div.cell_input div.highlight pre{white-space:pre-wrap;overflow-wrap:anywhere}
 """
 FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect x="8" y="2" width="16" height="28" rx="3" fill="#1f5fa6"/>'
            '<rect x="10" y="6" width="12" height="18" fill="#fff"/><circle cx="16" cy="27" r="1.5" fill="#fff"/></svg>')
@@ -356,19 +376,47 @@ def sphinx_conf(cfg:dict)->dict:
     "The Sphinx configuration of the site, from settings.ini (written as conf.py into the staging folder)."
     title = cfg.get('title', cfg['lib_name'])
     return dict(project=title, author=cfg.get('author', ''), copyright=cfg.get('copyright', ''), language='en',
-        extensions=['myst_nb', 'sphinx.ext.githubpages'],
+        extensions=['myst_nb', 'sphinx.ext.githubpages', 'mobileml_book.docs'],   # the last: `setup` below
         html_theme='sphinx_book_theme', html_title=title, html_favicon='_static/favicon.svg',
         html_baseurl=cfg.get('doc_host', '') + cfg.get('doc_baseurl', '') + '/',
         html_theme_options=dict(repository_url=cfg.get('git_url', ''), use_repository_button=bool(cfg.get('git_url')),
                                 home_page_in_toc=True, show_toc_level=2),
         html_context=dict(default_mode='light'),       # without it the theme logs an error in the console on first visit
+        html_math_renderer='mathtext',                  # formulas as SVG drawn at build time: no MathJax, no CDN
         html_static_path=['_static'], html_css_files=['book.css'], html_extra_path=['_extra'],
         html_copy_source=True, html_show_sourcelink=False,   # the theme's download button offers the executed .ipynb
         nb_execution_mode='off',                       # the outputs are the run's: never re-execute
         nb_render_markdown_format='myst', nb_ipywidgets_js={}, nb_merge_streams=True,
-        myst_enable_extensions=['colon_fence', 'attrs_block'],   # no dollarmath: the chapters write prices like $0.10
+        myst_enable_extensions=['colon_fence', 'attrs_block', 'dollarmath'],   # equations as $...$; prices are written US\$
         exclude_patterns=['_build', '_extra', '**.ipynb_checkpoints'],
         suppress_warnings=['myst.header', 'mystnb.unknown_mime_type', 'misc.highlighting_failure'])
+
+# %% ../nbs/07b_docs.ipynb #14e1227c
+def math_svg(tex:str,               # one formula in TeX, without the dollar signs
+             display:bool=False)->str:  # a display equation (drawn larger) rather than inline
+    "An `<img>` of the formula drawn by matplotlib's mathtext as SVG, or its TeX in `<code>` if mathtext cannot parse it."
+    import base64, io
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.mathtext import math_to_image
+    buf, alt = io.BytesIO(), html.escape(tex, quote=True)
+    try: math_to_image(f'${tex.strip()}$', buf, prop=FontProperties(size=15 if display else 11), format='svg')
+    except ValueError: return f'<code class="math-tex">{alt}</code>'
+    src = 'data:image/svg+xml;base64,' + base64.b64encode(buf.getvalue()).decode()
+    return f'<img class="math-svg{" display" if display else ""}" src="{src}" alt="{alt}">'
+
+
+# %% ../nbs/07b_docs.ipynb #0afaf48d
+def _visit_math(self, node):
+    self.body.append(math_svg(node.astext())); raise _SkipNode
+
+def _visit_displaymath(self, node):
+    self.body.append(f'<div class="math-display">{math_svg(node.astext(), display=True)}</div>'); raise _SkipNode
+
+def setup(app):
+    "The Sphinx extension behind `sphinx_conf`'s `html_math_renderer='mathtext'`: formulas drawn by `math_svg`."
+    app.add_html_math_renderer('mathtext', (_visit_math, None), (_visit_displaymath, None))
+    return dict(parallel_read_safe=True, parallel_write_safe=True)
+
 
 # %% ../nbs/07b_docs.ipynb #0caa4dcd
 def _chain(*fs):

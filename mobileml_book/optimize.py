@@ -20,7 +20,7 @@ from .data import load_data, MobileAugment, Dataset, PhoneC, evaluate, stratifie
 from .models import *
 from .training import (fit, load_models, phone_c_subset, lite_spec, cache_backbone, fit_features,
                                     evaluate_features, distill_loss, unfreeze)
-from .constraints import load_devices
+from .constraints import load_devices, load_yardsticks
 
 # %% auto #0
 __all__ = ['RECIPES', 'PARAMS', 'INT8_DOT_FLAGS', 'file_bytes', 'example_input', 'measure', 'prunable', 'sparsity',

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
+from sklearn.metrics import confusion_matrix, ConfusionMatrixDisplay
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dumps, now_iso, expect
@@ -26,7 +27,7 @@ __all__ = ['LITE_ARCHS', 'PARAMS', 'phone_c_subset', 'student_spec', 'teacher_sp
            'trunk_features', 'set_trainable', 'feature_logits', 'feature_metrics', 'distill_loss', 'fit_features',
            'pc_flat', 'evaluate_features', 'lite_spec', 'training_images', 'Backbone', 'cache_backbone', 'tune',
            'per_class', 'scratch_fit', 'transfer_curve', 'register_models', 'prepare_training', 'load_models',
-           'accuracy_ci', 'ship_verdict']
+           'most_confused', 'accuracy_ci', 'ship_verdict']
 
 # %% ../nbs/02_training.ipynb #6fe1435f
 LITE_ARCHS = ['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2']
@@ -492,6 +493,21 @@ def load_models(run:RunDir|None=None, k:int=3)->dict:
         net, spec = load_checkpoint(art/e['checkpoint'])
         out[name] = dict(net=net, spec=spec, wrapped=wrap(net, spec, k))
     return out
+
+# %% ../nbs/02_training.ipynb #ed97af58
+def most_confused(y_true:np.ndarray,   # (N,) true class indices
+                  y_pred:np.ndarray,   # (N,) predicted class indices, same length
+                  classes:list,        # class names, indexed by class
+                  k:int=5)->pd.DataFrame:  # pairs to return; raises ValueError on a length mismatch
+    "The `k` (true, predicted) pairs the model confuses most often, from scikit-learn's confusion matrix."
+    if len(y_true) != len(y_pred): raise ValueError(f"{len(y_true)} labels but {len(y_pred)} predictions: pass one prediction per label")
+    cm = confusion_matrix(y_true, y_pred, labels=range(len(classes)))
+    np.fill_diagonal(cm, 0)
+    i, j = np.unravel_index(np.argsort(cm, axis=None)[::-1][:k], cm.shape)
+    rows = [dict(actual=classes[a], predicted=classes[b], count=int(cm[a, b]), share_of_actual=cm[a, b]/max(1, (y_true == a).sum()))
+            for a, b in zip(i, j) if cm[a, b] > 0]
+    return pd.DataFrame(rows, columns=['actual', 'predicted', 'count', 'share_of_actual'])
+
 
 # %% ../nbs/02_training.ipynb #5981bc1e
 def accuracy_ci(correct:int,         # test images classified right

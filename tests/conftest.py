@@ -5,7 +5,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
-def cli(*args, cwd=ROOT, env=None, timeout=900):
+RUN_TIMEOUT = 3 * 3600   # a whole quick book takes about 20 min on two slow cores; a hung cell fails the step itself
+
+def cli(*args, cwd=ROOT, env=None, timeout=RUN_TIMEOUT):
     "Run the `mobileml-book` console script; returns the CompletedProcess (text)."
     e = {**os.environ, **(env or {})}
     return subprocess.run([str(BIN/'mobileml-book'), *map(str, args)], cwd=cwd, env=e, capture_output=True, text=True, timeout=timeout)

@@ -205,3 +205,15 @@ def test_no_cell_mixes_imports_with_computation():
     "nbdev_docs (the Quarto route) executes every cell that imports; one that also computes breaks the build."
     from mobileml_book.docs import mixed_import_cells
     assert mixed_import_cells(ROOT) == [], "split these cells: imports in a cell of their own"
+
+def test_progress_bars_of_the_run_leave_no_trace_on_the_pages(site, run_dir):
+    "The run's notebooks hold tqdm widgets; the pages keep only the notes of real interactive widgets (00's explorer)."
+    out, _ = site
+    from mobileml_book.docs import WIDGET_NOTE, WIDGET_MIME, is_progress_bar, site_name
+    note = WIDGET_NOTE.strip('*')[:40]
+    for nb_path in sorted((run_dir/'notebooks').glob('[0-9]*.ipynb')):
+        outs = [o for c in json.loads(nb_path.read_text())['cells'] for o in c.get('outputs', [])]
+        bars = sum(map(is_progress_bar, outs))
+        widgets = sum(WIDGET_MIME in o.get('data', {}) for o in outs) - sum(is_progress_bar(o) for o in outs if WIDGET_MIME in o.get('data', {}))
+        page = next(out.rglob(f'{site_name(nb_path.name)}.html'))
+        assert page.read_text().count(note) == widgets, (nb_path.name, bars, widgets)
