@@ -55,7 +55,9 @@ def test_a_new_release_stays_dark_until_rolled_out(world, server):
     assert a['version'] == '1.0.0' and a['arm'] == 'stable'
 
 def test_bundles_verify_and_carry_the_manifest_fields(world):
-    for m in [read_manifest(p) for p in (world['store']/MODEL/'1.0.0').iterdir() if p.is_dir()]:
+    manifests = [read_manifest(p) for p in (world['store']/MODEL/'1.0.0').iterdir() if p.is_dir()]
+    assert {m['format'] for m in manifests} >= {r['format'] for r in world['recs']}, 'a record without its published bundle'
+    for m in manifests:
         b = load_bundle(world['store']/MODEL/'1.0.0'/m['bundle'], world['pub'])
         for k in ('model', 'version', 'format', 'precision', 'files', 'input', 'preprocessing', 'labels', 'min_os', 'tiers', 'source', 'created', 'key_id'):
             assert k in b.manifest, k
