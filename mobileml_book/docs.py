@@ -409,14 +409,15 @@ def math_svg(tex:str,               # one formula in TeX, without the dollar sig
 def _visit_math(self, node):
     self.body.append(math_svg(node.astext())); raise _SkipNode
 
+# %% ../nbs/07b_docs.ipynb #0b58cfa3
 def _visit_displaymath(self, node):
     self.body.append(f'<div class="math-display">{math_svg(node.astext(), display=True)}</div>'); raise _SkipNode
 
+# %% ../nbs/07b_docs.ipynb #79d2e0be
 def setup(app):
     "The Sphinx extension behind `sphinx_conf`'s `html_math_renderer='mathtext'`: formulas drawn by `math_svg`."
     app.add_html_math_renderer('mathtext', (_visit_math, None), (_visit_displaymath, None))
     return dict(parallel_read_safe=True, parallel_write_safe=True)
-
 
 # %% ../nbs/07b_docs.ipynb #0caa4dcd
 def _chain(*fs):
