@@ -407,11 +407,13 @@ def math_svg(tex:str,               # one formula in TeX, without the dollar sig
 
 # %% ../nbs/07b_docs.ipynb #0afaf48d
 def _visit_math(self, node):
-    self.body.append(math_svg(node.astext())); raise _SkipNode
+    self.body.append(math_svg(node.astext()))
+    raise _SkipNode   # the node is written: docutils skips its children
 
 # %% ../nbs/07b_docs.ipynb #0b58cfa3
 def _visit_displaymath(self, node):
-    self.body.append(f'<div class="math-display">{math_svg(node.astext(), display=True)}</div>'); raise _SkipNode
+    self.body.append(f'<div class="math-display">{math_svg(node.astext(), display=True)}</div>')
+    raise _SkipNode
 
 # %% ../nbs/07b_docs.ipynb #79d2e0be
 def setup(app):
