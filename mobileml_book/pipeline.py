@@ -10,9 +10,9 @@ import yaml
 from .rundir import (ChapterParams, ParamError, PROFILES, RunDir, atomic_write, project_root, now_iso, dumps)
 
 # %% auto #0
-__all__ = ['BUDGET_S', 'GOALS', 'Chapter', 'book_config', 'find_chapters', 'parse_overrides', 'resolve_params',
-           'resolve_path_value', 'fingerprint', 'StepFailed', 'run_chapter', 'findings', 'build_report', 'run_book',
-           'params_table', 'bench', 'goals', 'build_readme', 'threading_main', 'main']
+__all__ = ['BUDGET_S', 'CHAPTER_BUDGET_S', 'GOALS', 'Chapter', 'book_config', 'find_chapters', 'parse_overrides',
+           'resolve_params', 'resolve_path_value', 'fingerprint', 'StepFailed', 'run_chapter', 'findings',
+           'build_report', 'run_book', 'params_table', 'bench', 'goals', 'build_readme', 'threading_main', 'main']
 
 # %% ../nbs/07_pipeline.ipynb #47f11f37
 class Chapter:
@@ -300,6 +300,7 @@ def run_book(profile:str='quick',          # 'quick' (seconds per chapter) or 'f
 
 # %% ../nbs/07_pipeline.ipynb #33b19f7a
 BUDGET_S = dict(quick=450, full=1800)   # the book's time budgets for a whole run on 2 CPU cores
+CHAPTER_BUDGET_S = {'ondevice': dict(quick=30, full=180)}   # chapters with a budget of their own (seconds, 2 CPU cores)
 
 def params_table(profile:str|None=None, root=None)->str:
     "Every chapter's parameters as text: name, allowed values, quick and full values, help."
@@ -319,7 +320,9 @@ def bench(profile:str='quick', out:str|None=None, log=print)->dict:
     total = time.time() - t0
     steps = {n: s['seconds'] for n, s in run.status()['steps'].items()}
     log(f"\nbench: profile {profile} on {_machine()}")
-    for n, s in steps.items(): log(f"  {n:<24} {s:8.1f} s")
+    for n, s in steps.items():
+        b = CHAPTER_BUDGET_S.get(n.split('_', 1)[-1], {}).get(profile)        # step '08_ondevice' -> chapter 'ondevice'
+        log(f"  {n:<24} {s:8.1f} s" + (f"   budget {b} s: {'within' if s <= b else 'OVER'}" if b else ''))
     log(f"  {'total (incl. runner)':<24} {total:8.1f} s   budget {BUDGET_S[profile]} s: {'within' if total <= BUDGET_S[profile] else 'OVER'}")
     return dict(steps=steps, total=total, budget=BUDGET_S[profile])
 
@@ -342,6 +345,11 @@ GOALS = [   # (chapter, goal, metric keys, test on the values)
     ('monitoring', 'no alert on the unshifted control', ['alert_counts.control'], lambda n: n == 0),
     ('monitoring', 'the night-time shift raises an input-drift alert', ['alerts.shifted'], lambda a: any(x['kind'] == 'input drift' for x in a)),
     ('monitoring', 'a dispatcher killed with SIGKILL resumes with every item processed exactly once', ['dispatcher.resume.processed_once', 'dispatcher.resume.lost'], lambda once, lost: bool(once) and lost == 0),
+    ('ondevice', 'FedAvg within 2 points of centralized training on the same non-IID data, within the round budget', ['fedavg_gap_pt'], lambda g: g <= 2.0),
+    ('ondevice', "personalization gains >= 5 points on the user's shifted photos ...", ['user_gain_pt'], lambda g: g >= 5.0),
+    ('ondevice', '... losing <= 1 point on the general test set', ['general_change_pt'], lambda c: c >= -1.0),
+    ('ondevice', 'weights updated by the ExecuTorch training runtime agree with PyTorch to 1e-4', ['et_parity'], lambda d: d <= 1e-4),
+    ('ondevice', 'the chapter runs in <= 180 s (full profile, 2 CPU cores)', ['chapter_s'], lambda s: s <= 180),
 ]
 
 def goals(metrics:dict):

@@ -90,6 +90,9 @@ def test_executed_notebook_keeps_outputs(quick_run):
     (['-p', 'fleet_days=on'], ["'fleet_days' of chapter 'monitoring'", "write a number"]),
     (['-p', 'seed=010'], ["'seed' of chapter", "010 is 8"]),
     (["-p", "source=folder:tests"], ["'source' of chapter 'data'", "a classifier needs two or more"]),
+    (['-p', 'user_condition=fog'], ["'user_condition' of chapter 'ondevice'", "one of 'motion_blur'"]),
+    (['-p', 'fl_noise=[]'], ["'fl_noise' of chapter 'ondevice'", "at least 1 item"]),
+    (['-p', 'replay_share=1.5'], ["'replay_share' of chapter 'ondevice'", "less than or equal to 0.9"]),
 ])
 def test_bad_parameters_fail_at_once_and_write_nothing(tmp_path, args, needles):
     out = tmp_path/'never'
