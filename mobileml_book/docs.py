@@ -55,7 +55,8 @@ def book_pages(root=None)->list[Page]:
     cfg = book_config(root); nbs = Path(cfg['root'])/cfg.get('nbs_path', 'nbs')
     appendix = set(cfg.get('appendix', '').split())   # settings.ini: notebooks for maintainers
     pages, mods = [], []
-    for p in sorted((p for p in nbs.glob('*.ipynb') if not p.name.startswith(('_', '.'))), key=_nb_order):
+    last = lambda p: (_nb_order(p)[0] + (0.5 if p.name in appendix else 0), p.name)   # the appendix after every chapter
+    for p in sorted((p for p in nbs.glob('*.ipynb') if not p.name.startswith(('_', '.'))), key=last):
         nb = json.loads(p.read_text())
         mod = _default_exp(nb)
         section = APPENDIX if p.name in appendix else ['', 'Chapters', 'More'][_nb_order(p)[0]]

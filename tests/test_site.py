@@ -31,9 +31,11 @@ def site(run_dir, tmp_path_factory):
 def pages(): return book_pages(ROOT)
 
 def _chapter_notebooks():
-    "The chapters as the file system orders them, with the titles their title cells give (independently of mobileml_book.docs)."
+    "The chapters as the file system orders them, then settings.ini's appendix, with the titles their title cells give (independently of mobileml_book.docs)."
+    import configparser
+    cp = configparser.ConfigParser(); cp.read(ROOT/'settings.ini'); appendix = set(cp['DEFAULT'].get('appendix', '').split())
     out = []
-    for p in sorted((ROOT/'nbs').glob('[0-9][0-9]*.ipynb')):
+    for p in sorted((ROOT/'nbs').glob('[0-9][0-9]*.ipynb'), key=lambda p: (p.name in appendix, p.name)):
         md = ''.join(''.join(c['source']) for c in json.loads(p.read_text())['cells'] if c['cell_type'] == 'markdown')
         out.append((p.name, re.search(r'^#\s+(.+?)\s*$', md, re.M).group(1)))
     return out
