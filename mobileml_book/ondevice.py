@@ -18,11 +18,11 @@ from pydantic import BaseModel
 from .rundir import Param, ChapterParams, RunDir, atomic_write, dumps
 from .data import CORRUPTIONS, Dataset, corrupt, load_data
 from .models import to_input
-from .training import load_models
+from .training import load_models, per_class
 from .constraints import CPU_WATTS, RADIO_WATTS, energy_mj, load_networks
 
 # %% auto #0
-__all__ = ['PARAMS', 'embed', 'head_accuracy', 'UserPhotos', 'user_photos', 'stratified', 'TrainStep', 'TrainingProgram',
+__all__ = ['PARAMS', 'embed', 'head_accuracy', 'UserPhotos', 'user_photos', 'TrainStep', 'TrainingProgram',
            'export_training_program', 'batch_plan', 'train_on_runtime', 'train_in_pytorch', 'personalization_verdict',
            'Phone', 'make_fleet', 'shard_name', 'write_shards', 'local_sgd', 'int8_encode', 'int8_decode', 'drops_out',
            'phone_app', 'Experiment', 'reply_summary', 'ListeningGrid', 'data_leaks', 'int8_fedavg',
@@ -110,12 +110,6 @@ def user_photos(ds:Dataset,
     tr, te = np.concatenate(tr), np.concatenate(te)
     x = corrupt(ds.x[np.concatenate([tr, te])], condition, severity, seed)
     return UserPhotos(x[:len(tr)], ds.y[tr], x[len(tr):], ds.y[te], cls.tolist(), condition, severity)
-
-# %% ../nbs/08_ondevice.ipynb #78681545
-def stratified(y:np.ndarray, n:int, seed:int=0)->np.ndarray:   # (n,) sorted indices, about n/K per class
-    "Indices of about `n` items of `y`, the same number from every class (fewer where a class runs out)."
-    rng = np.random.default_rng(seed); ks = np.unique(y); per = max(1, n//max(1, len(ks)))
-    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:per] for c in ks]))
 
 # %% ../nbs/08_ondevice.ipynb #559b0626
 class TrainStep(nn.Module):
@@ -268,6 +262,7 @@ def int8_encode(delta:dict)->tuple[dict, dict]:   # {name: float array} -> ({nam
     scales = {k: float(np.abs(v).max())/127 or 1.0 for k, v in delta.items()}
     return {k: np.clip(np.round(v/scales[k]), -127, 127).astype(np.int8) for k, v in delta.items()}, scales
 
+# %% ../nbs/08_ondevice.ipynb #f51024eb
 def int8_decode(q:dict, scales:dict)->dict:
     "The float update an `int8_encode`d one stands for."
     return {k: v.astype(np.float32)*scales[k] for k, v in q.items()}
@@ -326,6 +321,7 @@ def reply_summary(m,                  # a reply Message, as the server received 
                        metrics=sorted(k for r in c.metric_records.values() for k in r),
                        bytes=int(sum(r.count_bytes() for r in c.array_records.values())))
 
+# %% ../nbs/08_ondevice.ipynb #5af13fda
 class ListeningGrid:
     "The server's Grid, with a log of every reply it hands the strategy (`reply_summary` of each)."
     def __init__(self, grid): self.grid, self.replies, self.experiment, self.round = grid, [], '', 0
@@ -517,10 +513,12 @@ class OnDeviceRecord(BaseModel):
     fedavg_acc: float               # FedAvg's final accuracy on the fleet test set
     central_acc: float              # centralized training's, same photos and passes
 
+# %% ../nbs/08_ondevice.ipynb #b9df0438
 def save_record(run:RunDir, rec:OnDeviceRecord)->Path:
     "Write the chapter's record into `run` (atomically)."
     return atomic_write(run.artifacts('ondevice')/'record.json', rec.model_dump_json(indent=1))
 
+# %% ../nbs/08_ondevice.ipynb #6ea0c986
 def load_record(run:RunDir)->OnDeviceRecord:
     "The chapter's record of `run`; a clear error when the chapter has not run there."
     p = run.path/'artifacts'/'ondevice'/'record.json'
