@@ -9,7 +9,7 @@ PROFILE ?= full
 RUN     ?= runs/book-$(PROFILE)
 STAMP   := $(VENV)/.installed
 
-.PHONY: book test lab bench goals serve venv export clean-nbs readme lock sync clean-runs
+.PHONY: book test lab bench bench-sweep goals serve venv export clean-nbs readme lock sync clean-runs
 
 $(STAMP): requirements.lock setup.py settings.ini
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"mobileml-book needs Python 3.11, found {sys.version.split()[0]}: set PYTHON=/path/to/python3.11"'
@@ -43,6 +43,10 @@ lab: $(STAMP)
 ## time a whole run per chapter against the budgets (quick: 450 s; `make bench PROFILE=full`: 1800 s)
 bench: $(STAMP)
 	$(BIN)/mobileml-book bench --profile $(if $(filter command line,$(origin PROFILE)),$(PROFILE),$(or $(BENCH_PROFILE),quick))
+
+## a sweep against separate runs, and its overhead (GRID=sweeps/bench.yaml; sweeps/int8-recipes.yaml for the reuse goal)
+bench-sweep: $(STAMP)
+	$(BIN)/mobileml-book sweep-bench $(or $(GRID),sweeps/bench.yaml) --out runs/sweep-bench
 
 ## the full profile's goals (accuracy, size, speed) against what `make book` measured
 goals: $(STAMP)

@@ -439,6 +439,16 @@ def main(argv=None):
     gp.add_argument('run_dir')
     sv = sub.add_parser('serve', help="serve a run's signed model bundles to phones over HTTP (chapter 05's delivery service)")
     sv.add_argument('run_dir'); sv.add_argument('--host', default='127.0.0.1'); sv.add_argument('--port', type=int, default=8765)
+    sw = sub.add_parser('sweep', help='run the pipeline over a grid of parameters on Ray (chapter 09): sweep GRID.yaml --out DIR')
+    sw.add_argument('grid', help='YAML grid: profile, only, params, grid: {name: [values]}, phone')
+    sw.add_argument('--out', required=True, help='the sweep folder (on a cluster: a path every node can reach)')
+    sw.add_argument('--address', help="a Ray cluster's head, HOST:PORT (default: a local Ray instance for this sweep)")
+    sw.add_argument('--max-parallel', type=int, help='at most this many stages at once')
+    sw.add_argument('--cpus-per-point', type=float, default=1.0, help='CPUs Ray reserves for each running stage')
+    sw.add_argument('--resume', action='store_true', help='continue the sweep in --out: finished points are skipped')
+    sw.add_argument('--no-progress', action='store_true'); sw.add_argument('--book', help="the book's checkout")
+    sb = sub.add_parser('sweep-bench', help='time one run, a one-point sweep and a whole sweep of a grid (chapter 09)')
+    sb.add_argument('grid'); sb.add_argument('--out', default='runs/sweep-bench')
     sub.add_parser('readme', help='write README.md from nbs/index.ipynb (without Quarto)')
     sub.add_parser('docs', help='build the website into _docs/ (options: `mobileml-book docs --help`)', add_help=False)
     a = ap.parse_args(argv)
@@ -448,6 +458,16 @@ def main(argv=None):
             run = run_book(a.profile, a.params_file, a.overrides, a.out, a.only, a.resume, a.force, a.book, not a.no_progress)
             print(f"\nfinished in {time.time()-t0:.1f}s\n  executed notebooks: {run.notebooks}\n  report:    {run.path/'report.html'}\n"
                   f"  artifacts: {run.path/'artifacts'}\n  metrics:   {run.metrics_path}")
+        elif a.cmd == 'sweep':
+            from .sweeps import sweep
+            led = sweep(a.grid, a.out, a.address, a.max_parallel, a.resume, a.cpus_per_point, a.book, not a.no_progress)
+            bad = [p for p in led.points.values() if p.state != 'done']
+            print(f"\n{len(led.points) - len(bad)} of {len(led.points)} points done in {led.seconds:.1f}s\n  ledger: {Path(a.out)/'sweep.json'}\n"
+                  f"  report: {Path(a.out)/'report.html'}" + ''.join(f"\n  {p.id} {p.values}: {p.state} in {p.chapter}: {p.error}" for p in bad))
+            return 1 if bad else 0
+        elif a.cmd == 'sweep-bench':
+            from .sweeps import sweep_bench
+            sweep_bench(a.grid, a.out)
         elif a.cmd == 'params': print(params_table(a.profile))
         elif a.cmd == 'report': print(build_report(RunDir(a.run_dir)))
         elif a.cmd == 'readme': build_readme(); print('README.md written from nbs/index.ipynb')
