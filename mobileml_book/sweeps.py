@@ -396,11 +396,10 @@ def exports_table(out,                 # the sweep folder
 def pareto_front(df:pd.DataFrame,   # candidates
                  cost:str,          # column to minimise (size, latency)
                  gain:str='phone_c_acc')->pd.Series:   # column to maximise
-    "True for the rows no other row beats: at most the cost and at least the gain, better in one."
-    c, g = df[cost].to_numpy(float), df[gain].to_numpy(float)
-    ok = ~(np.isnan(c) | np.isnan(g))
-    dom = lambda i: any((c[j] <= c[i]) and (g[j] >= g[i]) and ((c[j] < c[i]) or (g[j] > g[i])) for j in np.flatnonzero(ok) if j != i)
-    return pd.Series([bool(ok[i]) and not dom(i) for i in range(len(df))], index=df.index)
+    "The Optimization chapter's `pareto` over the rows where both are known (an unmeasured row is never on the front)."
+    from mobileml_book.optimize import pareto
+    known = df.dropna(subset=[cost, gain])
+    return pareto(known, cost, gain).reindex(df.index, fill_value=False)
 
 def pick(ex:pd.DataFrame)->pd.Series|None:   # `exports_table`
     "The export a phone should ship: the best phone-photo accuracy among those that fit its budgets, then the smallest."
