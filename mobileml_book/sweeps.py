@@ -198,12 +198,17 @@ def run_stage(out:str,              # the sweep folder (a path every node can re
         relocate(tmp, str(src.resolve()), str(d.resolve()))
         os.replace(tmp, d)
     before = json.loads((d/'status.json').read_text()).get('steps', {}) if (d/'status.json').exists() else {}
-    try:
+    env = os.environ.get('RAY_ADDRESS')
+    os.environ['RAY_ADDRESS'] = 'local'    # a chapter that starts Ray itself (Flower, chapter 08) gets its own instance:
+    try:                                   # on this sweep's cluster it would wait for CPUs the sweep's stages hold
         run_book(profile, overrides=point.overrides(), out=str(d), only=stage.chapters, resume=True, root=root,
                  progress=False, log=lambda *_: None)
     except StepFailed as e:
         return StageResult(state='failed', seconds=round(time.time()-t0, 1), chapter=e.chapter, cell=e.cell_source,
                            error=e.error, notebook=str(e.notebook) if e.notebook else None, **res)
+    finally:
+        if env is None: del os.environ['RAY_ADDRESS']
+        else: os.environ['RAY_ADDRESS'] = env
     after = json.loads((d/'status.json').read_text())['steps']
     ran = [c for c in stage.chapters if after[c].get('finished') != before.get(c, {}).get('finished')]
     return StageResult(state='done', ran=ran, seconds=round(time.time()-t0, 1), **res)
@@ -271,7 +276,7 @@ def ray_session(address:str|None=None,   # 'HOST:PORT' of a running cluster's he
     kw = dict(log_to_driver=False, logging_level=logging.ERROR)
     try:
         if address: ray.init(address=address, **kw)
-        else: ray.init(num_cpus=cpus or os.cpu_count(), include_dashboard=False, **kw)
+        else: ray.init(address='local', num_cpus=cpus or os.cpu_count(), include_dashboard=False, **kw)   # never a `ray start` cluster
     except (ConnectionError, ValueError, RuntimeError) as e:
         raise ParamError(f"--address {address}: cannot join a Ray cluster there ({type(e).__name__}: {str(e).splitlines()[0]}); "
                          "start one with `ray start --head` and pass the address it prints") from None
