@@ -73,6 +73,7 @@ def _selected(chapters, only):
     if unknown: raise ParamError(f"only: {', '.join(map(str, unknown))}: no such chapter; chapters: {', '.join(c.key for c in chapters)}")
     return [c for c in chapters if any(c.matches(s) for s in only)]
 
+# %% ../nbs/09_sweeps.ipynb #a8495s16
 def plan_points(grid:Grid,        # the grid
                 root=None,        # the book's checkout (default: found from the working directory)
                 cwd=None)->list[Point]:   # folder relative paths in the grid are read against (the grid file's)
@@ -228,6 +229,7 @@ class PointState(BaseModel):
     error: str | None = None
     finished: str | None = None
 
+# %% ../nbs/09_sweeps.ipynb #f76b0s23
 class Ledger(BaseModel):
     "The sweep's `sweep.json`: the grid, the plan's size, and every point's state."
     grid: Grid
@@ -238,6 +240,7 @@ class Ledger(BaseModel):
     stages_run: int = 0                        # stage tasks that returned
     seconds: float = 0.0                       # wall time of the last invocation
 
+# %% ../nbs/09_sweeps.ipynb #f76b0s16
 def load_ledger(out)->Ledger:   # the sweep folder
     "Read a sweep's ledger."
     p = Path(out)/'sweep.json'
@@ -406,6 +409,7 @@ def pareto_front(df:pd.DataFrame,   # candidates
     known = df.dropna(subset=[cost, gain])
     return pareto(known, cost, gain).reindex(df.index, fill_value=False)
 
+# %% ../nbs/09_sweeps.ipynb #70a50s11
 def pick(ex:pd.DataFrame)->pd.Series|None:   # `exports_table`
     "The export a phone should ship: the best phone-photo accuracy among those that fit its budgets, then the smallest."
     fit = ex[ex.fits & ex.phone_c_acc.notna()] if len(ex) else ex
