@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_optimization.ipynb #f882d22b
 from __future__ import annotations
-import copy, gzip, io, json, math, platform, time, types
+import copy, gzip, io, json, math, os, platform, tempfile, time, types
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -15,7 +15,7 @@ import torch.nn.utils.prune as prune
 import matplotlib.pyplot as plt
 from pydantic import BaseModel, ConfigDict
 from tqdm.auto import tqdm
-from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dumps
+from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dumps, ray_session, check_reachable
 from .data import load_data, MobileAugment, Dataset, PhoneC, evaluate, stratified_subset
 from .models import *
 from .training import (fit, load_models, phone_c_subset, lite_spec, cache_backbone, fit_features,
@@ -29,8 +29,9 @@ __all__ = ['RECIPES', 'PARAMS', 'INT8_DOT_FLAGS', 'file_bytes', 'example_input',
            'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert', 'weight_only',
            'lower_to_pte', 'to_pte', 'pte_runner', 'time_in_turns', 'pte_latency_ms', 'graph_predict_fn',
            'int8_size_ceiling', 'int8_dot_isa', 'candidate_spec', 'n_layers', 'features', 'LatencyPredictor', 'mape',
-           'sample_space', 'within_budget', 'lite_candidate', 'phone_estimates', 'pareto', 'save_variants',
-           'calibration_frames', 'Variant', 'Variants', 'load_variants', 'variant_file', 'load_variant']
+           'sample_space', 'within_budget', 'screen', 'search_trial', 'tune_search', 'lite_candidate',
+           'phone_estimates', 'pareto', 'save_variants', 'calibration_frames', 'Variant', 'Variants', 'load_variants',
+           'variant_file', 'load_variant']
 
 # %% ../nbs/03_optimization.ipynb #d1589d23
 RECIPES = ('naive', 'ptq', 'qat', 'weight_int8', 'fp16')
@@ -50,10 +51,12 @@ PARAMS = ChapterParams('optimization',
     Param('qat_size', int, quick=300, full=1000, lo=16, hi=10_000_000, help='training images of quantization-aware training'),
     Param('search_population', int, quick=3, full=6, lo=2, hi=200, help='candidate architectures trained in the search'),
     Param('search_size', int, quick=200, full=1000, lo=16, hi=10_000_000, help='training images per search candidate'),
-    Param('search_epochs', int, quick=1, full=1, lo=1, hi=50, help='epochs per search candidate'),
+    Param('search_epochs', int, quick=1, full=3, lo=1, hi=50, help='epochs of a search candidate that ASHA does not stop early (its rungs: 1, 3, 9, ...)'),
     Param('search_widths', list[float], quick=[0.35, 0.5, 0.75, 1.0], lo=0.1, hi=2.0, help='width multipliers the search may pick'),
     Param('search_sizes', list[int], quick=[24, 32], lo=16, hi=512, help='input sides (px) the search may pick'),
     Param('search_depths', list[float], quick=[0.5, 1.0], lo=0.1, hi=2.0, help='depth multipliers (block repeats) the search may pick'),
+    Param('search_address', str, quick='', help="a Ray cluster's address (HOST:PORT) for the search's trials; empty: a local Ray instance on this machine"),
+    Param('search_trial_cpus', int, quick=1, lo=1, hi=256, help='CPUs each search trial declares to Ray (its training threads)'),
     Param('lite_variants', list[str], quick=['lite0'], full=['lite0', 'lite1', 'lite2'], choices=list(LITE_SCALING), help='pretrained EfficientNet-Lite variants the family search may pick'),
     Param('lite_sizes', list[int], quick=[64, 96], full=[64, 96, 128], lo=32, hi=512, help='input sides (px) the family search may pick'),
     Param('lite_population', int, quick=2, full=5, lo=1, hi=100, help='pretrained candidates ranked in the family search'),
@@ -459,6 +462,79 @@ def sample_space(widths, sizes, depths, n:int, seed:int=0)->list[dict]:
 def within_budget(df:pd.DataFrame, latency_ms:float, size_mb:float)->pd.Series:
     "Rows whose estimated phone latency and size fit the budget."
     return (df['phone_ms'] <= latency_ms) & (df['size_bytes'] <= size_mb*1e6)
+
+# %% ../nbs/03_optimization.ipynb #03tune02
+def screen(space:list[dict],        # candidates: dicts of width, size, depth (see `sample_space`)
+           spec:dict,               # the student's spec: frames and labels are kept
+           max_ms:float,            # latency here (ms, 1 thread, fp32) above which even int8 misses the phone budget
+           max_bytes:float,         # fp32 size (bytes) above which even int8 misses the size budget
+           runs:int=30,             # timed runs per latency measurement
+           seed:int=0)->pd.DataFrame:
+    "Build and time every candidate untrained, one after another; `feasible` where its int8 form can fit the budget."
+    rows = []
+    for c in tqdm(space, desc='latency first', leave=False):
+        spec_c = candidate_spec(spec, c['width'], c['size'], c['depth'])
+        torch.manual_seed(seed); net = build_net(spec_c)
+        rows.append(dict(name=f"w{c['width']:g} {c['size']}px d{c['depth']:g}", family='MobileNetV2-style (from scratch)',
+                         arch='mobilenetv2', **c, **features(net, spec_c), size_bytes=size_bytes(net),
+                         p50_ms=latency_ms(net, c['size'], spec_c['in_channels'], runs=runs)['p50_ms']))
+    df = pd.DataFrame(rows)
+    return df.assign(feasible=(df['p50_ms'] <= max_ms) & (df['size_bytes'] <= max_bytes))
+
+# %% ../nbs/03_optimization.ipynb #03tune05
+def search_trial(config:dict,        # {'candidate': dict(width, size, depth)}: one Tune trial's configuration
+                 train:Dataset,      # training images of every candidate
+                 val:Dataset,        # validation images: the accuracy ASHA compares at each rung
+                 test:Dataset,       # clean test images, evaluated after the last epoch
+                 phone_c:PhoneC,     # the phone-C subset evaluated after the last epoch
+                 spec:dict,          # the student's spec (see `candidate_spec`)
+                 epochs:int=1,       # epochs of a trial that is not stopped early
+                 seed:int=0):        # initialisation and batch order, the same for every candidate
+    "A Ray Tune trial: train one candidate, report validation accuracy each epoch, test accuracies after the last."
+    from ray import tune
+    c = config['candidate']; spec_c = candidate_spec(spec, c['width'], c['size'], c['depth'])
+    torch.manual_seed(seed); net = build_net(spec_c)
+    def report(ep, net, row):
+        m = dict(val_acc=row['val_acc'])
+        if ep + 1 == epochs:
+            ev = evaluate(predict_fn(net, spec_c), test, phone_c); m.update(acc=ev['clean_acc'], phone_c_acc=ev['phone_c_acc'])
+        tune.report(m)
+    fit(net, train, val, spec_c, epochs=epochs, bs=16, lr=3e-3, seed=seed, patience=epochs, progress=False, callbacks=[report])
+
+# %% ../nbs/03_optimization.ipynb #03tune06
+def tune_search(space:list[dict],          # candidates to train: dicts of width, size, depth
+                address:str|None=None,     # a Ray cluster's address (HOST:PORT); None: a local instance for this call
+                epochs:int=1,              # `max_t` of ASHA: epochs of a trial that is never stopped
+                cpus_per_trial:int=1,      # CPUs each trial declares (and trains with)
+                trainable=search_trial,    # the Tune function trainable; its kwargs follow
+                progress:bool=True,
+                **kw)->pd.DataFrame:       # passed to `trainable`: train, val, test, phone_c, spec, seed
+    "Train `space` as Ray Tune trials under ASHA; one row per candidate with its accuracies, epochs run and status."
+    os.environ.setdefault('TUNE_DISABLE_AUTO_CALLBACK_LOGGERS', '1'); os.environ.setdefault('RAY_AIR_NEW_OUTPUT', '0')
+    cols = ['width', 'size', 'depth', 'val_acc', 'acc', 'phone_c_acc', 'epochs_run', 'status', 'error']
+    if not space: return pd.DataFrame(columns=cols)
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    class Bar(tune.Callback):
+        def __init__(self, bar): self.bar = bar
+        def __getstate__(self): return {}      # Tune pickles its callbacks; a notebook's bar (a widget) cannot be
+        def __setstate__(self, state): self.bar = None
+        def on_trial_complete(self, iteration, trials, trial, **info): self.bar.update(1)
+        def on_trial_error(self, iteration, trials, trial, **info): self.bar.update(1)
+    with ray_session(address), tempfile.TemporaryDirectory() as tmp, \
+         tqdm(total=len(space), desc='search trials', disable=not progress) as bar:
+        fn = tune.with_resources(tune.with_parameters(trainable, epochs=epochs, **kw), {'cpu': cpus_per_trial})
+        asha = ASHAScheduler(time_attr='training_iteration', max_t=epochs, grace_period=1, reduction_factor=3)
+        grid = tune.Tuner(fn, param_space=dict(candidate=tune.grid_search(space)),
+                          tune_config=tune.TuneConfig(metric='val_acc', mode='max', scheduler=asha, reuse_actors=True),
+                          run_config=tune.RunConfig(storage_path=tmp, name='search', verbose=0, callbacks=[Bar(bar)])).fit()
+        rows = [dict(**r.config['candidate'], val_acc=(r.metrics or {}).get('val_acc', np.nan), acc=(r.metrics or {}).get('acc', np.nan),
+                     phone_c_acc=(r.metrics or {}).get('phone_c_acc', np.nan), epochs_run=(r.metrics or {}).get('training_iteration', 0),
+                     status='error' if r.error else 'trained' if 'acc' in (r.metrics or {}) else 'stopped early',
+                     error=str(r.error).strip().splitlines()[-1] if r.error else None) for r in grid]
+    if rows and all(r['status'] == 'error' for r in rows):
+        raise RuntimeError(f"every search trial failed; the first: {rows[0]['error']}")
+    return pd.DataFrame(rows, columns=cols)
 
 # %% ../nbs/03_optimization.ipynb #7cbddd26
 def lite_candidate(variant:str,          # 'lite0' | 'lite1' | 'lite2' (a key of `LITE_SCALING`)

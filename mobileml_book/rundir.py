@@ -4,7 +4,7 @@
 
 # %% ../nbs/07a_rundir.ipynb #1fa49b7b
 from __future__ import annotations
-import os, re, json, tempfile, hashlib, fcntl, difflib, warnings, datetime as dt
+import os, re, json, tempfile, hashlib, fcntl, difflib, logging, warnings, datetime as dt
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Annotated
@@ -13,7 +13,8 @@ from pydantic import Field, ValidationError, create_model, ConfigDict
 
 # %% auto #0
 __all__ = ['PROFILES', 'atomic_write', 'atomic_path', 'sha256_file', 'ParamError', 'Param', 'ChapterParams', 'project_root',
-           'data_dir', 'default_run_dir', 'dumps', 'now_iso', 'RunDir', 'Finding', 'book_tests', 'expect']
+           'data_dir', 'default_run_dir', 'dumps', 'now_iso', 'RunDir', 'Finding', 'book_tests', 'expect',
+           'check_reachable', 'ray_session']
 
 # %% ../nbs/07a_rundir.ipynb #01ee5809
 def _umask()->int:
@@ -328,3 +329,36 @@ def expect(ok,                    # the check's outcome (truthy: it holds)
     warnings.warn(msg, Finding, stacklevel=2)
     if findings is not None: findings.append(msg)
     return False
+
+# %% ../nbs/07a_rundir.ipynb #07aray03
+_RAY_FIX = ("start one with `ray start --head` and pass the address it prints "
+            "(a sweep's --address, the Optimization chapter's search_address)")
+
+def check_reachable(address:str,        # 'HOST:PORT' of a Ray head; other forms ('auto', 'ray://...') pass unchecked
+                    timeout:float=5.0): # seconds to wait for the port to answer
+    "Fail fast with `ParamError` when nothing listens at a Ray head's address (`ray.init` would wait minutes)."
+    import socket
+    m = re.fullmatch(r'([\w.\-]+|\[[0-9a-fA-F:]+\]):(\d+)', address.strip())
+    if not m: return
+    try: socket.create_connection((m.group(1).strip('[]'), int(m.group(2))), timeout=timeout).close()
+    except OSError as e:
+        raise ParamError(f"Ray address {address!r}: nothing answers there ({e.strerror or type(e).__name__}); {_RAY_FIX}") from None
+
+# %% ../nbs/07a_rundir.ipynb #07aray02
+@contextmanager
+def ray_session(address:str|None=None,   # 'HOST:PORT' of a running cluster's head; None: a local instance
+                cpus:int|None=None):     # CPUs of the local instance (default: this machine's); ignored with an address
+    "Connect to Ray for the duration of the block; a local instance started here is stopped afterwards."
+    os.environ.setdefault('RAY_USAGE_STATS_ENABLED', '0'); os.environ.setdefault('RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO', '0')
+    if address: check_reachable(address)
+    import ray
+    if ray.is_initialized(): yield ray; return                 # the caller owns the connection
+    kw = dict(log_to_driver=False, logging_level=logging.ERROR)
+    try:
+        if address: ray.init(address=address, **kw)
+        else: ray.init(address='local', num_cpus=cpus or os.cpu_count(), include_dashboard=False, **kw)   # never a `ray start` cluster
+    except (ConnectionError, ValueError, RuntimeError) as e:
+        raise ParamError(f"Ray address {address!r}: cannot join a Ray cluster there ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0]}); {_RAY_FIX}") from None
+    try: yield ray
+    finally: ray.shutdown()

@@ -6,18 +6,18 @@
 from __future__ import annotations
 import os, json, time, shutil, sqlite3, hashlib, itertools, logging
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Literal
 import yaml, numpy as np, pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from .rundir import RunDir, ParamError, atomic_write, dumps, now_iso, PROFILES
+from .rundir import RunDir, ParamError, atomic_write, dumps, now_iso, PROFILES, ray_session
 from .pipeline import book_config, find_chapters, resolve_params, fingerprint, run_book, StepFailed
 
 # %% auto #0
 __all__ = ['Grid', 'load_grid', 'Point', 'plan_points', 'Stage', 'plan_stages', 'relocate', 'StageResult', 'stage_done',
-           'run_stage', 'PointState', 'Ledger', 'load_ledger', 'settle', 'ray_session', 'ship_phone', 'one_chain',
-           'sweep', 'exports_table', 'pareto_front', 'pick', 'points_table', 'plot_pareto', 'sweep_report',
-           'sweep_bench']
+           'run_stage', 'PointState', 'Ledger', 'load_ledger', 'settle', 'ship_phone', 'one_chain', 'sweep',
+           'exports_table', 'pareto_front', 'pick', 'points_table', 'plot_pareto', 'sweep_report', 'sweep_bench']
 
 # %% ../nbs/09_sweeps.ipynb #028b9abb
 class Grid(BaseModel):
@@ -265,26 +265,6 @@ def settle(led:Ledger, stage:Stage, res:StageResult, last:dict[str, str])->list[
         if ps.state != 'pending': ps.finished = now_iso(); touched.append(pid)
     led.updated = now_iso()
     return touched
-
-# %% ../nbs/09_sweeps.ipynb #179710a6
-from contextlib import contextmanager, nullcontext
-
-@contextmanager
-def ray_session(address:str|None=None,   # 'HOST:PORT' of a running cluster's head; None: a local instance
-                cpus:int|None=None):     # CPUs of the local instance (default: this machine's); ignored with an address
-    "Connect to Ray for the duration of the block; a local instance started here is stopped afterwards."
-    os.environ.setdefault('RAY_USAGE_STATS_ENABLED', '0'); os.environ.setdefault('RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO', '0')
-    import ray
-    if ray.is_initialized(): yield ray; return                 # the caller owns the connection
-    kw = dict(log_to_driver=False, logging_level=logging.ERROR)
-    try:
-        if address: ray.init(address=address, **kw)
-        else: ray.init(address='local', num_cpus=cpus or os.cpu_count(), include_dashboard=False, **kw)   # never a `ray start` cluster
-    except (ConnectionError, ValueError, RuntimeError) as e:
-        raise ParamError(f"--address {address}: cannot join a Ray cluster there ({type(e).__name__}: {str(e).splitlines()[0]}); "
-                         "start one with `ray start --head` and pass the address it prints") from None
-    try: yield ray
-    finally: ray.shutdown()
 
 # %% ../nbs/09_sweeps.ipynb #4fba672c
 def ship_phone(phone:str|None=None)->pd.Series:   # a catalog id; None: the catalog's slowest phone (lowest CPU clock)
