@@ -15,7 +15,7 @@ import torch.nn.utils.prune as prune
 import matplotlib.pyplot as plt
 from pydantic import BaseModel, ConfigDict
 from tqdm.auto import tqdm
-from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dumps, ray_session, check_reachable
+from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dumps, ray_session, check_reachable, ParamError
 from .data import load_data, MobileAugment, Dataset, PhoneC, evaluate, stratified_subset
 from .models import *
 from .training import (fit, load_models, phone_c_subset, lite_spec, cache_backbone, fit_features,
@@ -521,17 +521,24 @@ def tune_search(space:list[dict],          # candidates to train: dicts of width
         def __setstate__(self, state): self.bar = None
         def on_trial_complete(self, iteration, trials, trial, **info): self.bar.update(1)
         def on_trial_error(self, iteration, trials, trial, **info): self.bar.update(1)
-    with ray_session(address), tempfile.TemporaryDirectory() as tmp, \
+    with ray_session(address) as ray, tempfile.TemporaryDirectory() as tmp, \
          tqdm(total=len(space), desc='search trials', disable=not progress) as bar:
+        have = ray.cluster_resources().get('CPU', 0)
+        if cpus_per_trial > have:   # Tune would wait for such a slot forever
+            raise ParamError(f"search_trial_cpus={cpus_per_trial}: the Ray cluster has {have:g} CPUs in all; "
+                             f"use at most {int(have)}, or a cluster with more (search_address)")
         fn = tune.with_resources(tune.with_parameters(trainable, epochs=epochs, **kw), {'cpu': cpus_per_trial})
         asha = ASHAScheduler(time_attr='training_iteration', max_t=epochs, grace_period=1, reduction_factor=3)
         grid = tune.Tuner(fn, param_space=dict(candidate=tune.grid_search(space)),
                           tune_config=tune.TuneConfig(metric='val_acc', mode='max', scheduler=asha, reuse_actors=True),
                           run_config=tune.RunConfig(storage_path=tmp, name='search', verbose=0, callbacks=[Bar(bar)])).fit()
-        rows = [dict(**r.config['candidate'], val_acc=(r.metrics or {}).get('val_acc', np.nan), acc=(r.metrics or {}).get('acc', np.nan),
-                     phone_c_acc=(r.metrics or {}).get('phone_c_acc', np.nan), epochs_run=(r.metrics or {}).get('training_iteration', 0),
-                     status='error' if r.error else 'trained' if 'acc' in (r.metrics or {}) else 'stopped early',
-                     error=str(r.error).strip().splitlines()[-1] if r.error else None) for r in grid]
+    rows = []
+    for r in grid:
+        m = r.metrics or {}
+        rows.append(dict(**r.config['candidate'], **{k: m.get(k, np.nan) for k in ('val_acc', 'acc', 'phone_c_acc')},
+                         epochs_run=m.get('training_iteration', 0),
+                         status='error' if r.error else 'trained' if 'acc' in m else 'stopped early',
+                         error=str(r.error).strip().splitlines()[-1] if r.error else None))
     if rows and all(r['status'] == 'error' for r in rows):
         raise RuntimeError(f"every search trial failed; the first: {rows[0]['error']}")
     return pd.DataFrame(rows, columns=cols)

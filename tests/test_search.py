@@ -12,7 +12,6 @@ def _procs(pattern:str)->set[int]:
 def test_asha_stops_the_weak_and_keeps_every_candidate(monkeypatch):
     import ray
     monkeypatch.setenv('RAY_USAGE_STATS_ENABLED', '0'); monkeypatch.setenv('RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO', '0')
-    before = _procs('raylet') | _procs('gcs_server')
     def known(config, epochs=3, seed=0):   # a trainable whose validation accuracy is its width at every epoch
         from ray import tune
         w = config['candidate']['width']
@@ -28,13 +27,21 @@ def test_asha_stops_the_weak_and_keeps_every_candidate(monkeypatch):
     assert len(stopped) >= 1, df                       # the last candidates start after better ones have passed rung 1
     assert (stopped['epochs_run'] == 1).all() and stopped['acc'].isna().all()
     assert set(df['status']) <= {'trained', 'stopped early'}
-    assert not ((_procs('raylet') | _procs('gcs_server')) - before)   # nothing of Ray left running
 
 def test_a_failing_trainable_is_reported_not_hidden(monkeypatch):
     monkeypatch.setenv('RAY_USAGE_STATS_ENABLED', '0'); monkeypatch.setenv('RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO', '0')
+    before = _procs('raylet') | _procs('gcs_server')
     def broken(config, epochs=1, seed=0): raise ValueError('no such layer')
     with pytest.raises(RuntimeError, match='every search trial failed.*no such layer'):
         tune_search([dict(width=1.0, size=32, depth=1.0)], epochs=1, trainable=broken, progress=False)
+    assert not ((_procs('raylet') | _procs('gcs_server')) - before)   # the local instance it started is gone, error or not
+
+def test_a_trial_larger_than_the_cluster_is_refused_not_queued_forever(monkeypatch):
+    monkeypatch.setenv('RAY_USAGE_STATS_ENABLED', '0')
+    def never(config, epochs=1, seed=0): raise AssertionError('no trial may start')
+    with pytest.raises(ParamError, match='search_trial_cpus=.*use at most'):
+        tune_search([dict(width=1.0, size=32, depth=1.0)], epochs=1, cpus_per_trial=os.cpu_count() + 1, trainable=never,
+                    progress=False)
 
 def test_an_unreachable_cluster_names_the_fix_at_once():
     import time
