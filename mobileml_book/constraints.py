@@ -155,11 +155,17 @@ def device_latency_ms(macs:float,        # multiply-accumulates of one inference
     return 2*macs/flops_per_s*1000
 
 # %% ../nbs/00_constraints.ipynb #c773ba65
-def monthly_cost_usd(preds_per_user_day:float, users:float, price_per_1000:float, days:float=30)->float:
+def monthly_cost_usd(preds_per_user_day:float,   # predictions one user makes a day
+                     users:float,                # daily active users
+                     price_per_1000:float,       # the cloud's price per 1000 predictions (USD)
+                     days:float=30               # days in the month
+                    )->float:
     "Cloud bill for a month of predictions."
     return preds_per_user_day*users*days/1000*price_per_1000
 
-def energy_mj(seconds:float, watts:float)->float:
+def energy_mj(seconds:float,   # busy time (s)
+              watts:float      # power while busy (W, an assumption)
+             )->float:
     "Energy in millijoules of `seconds` at `watts` (an estimate: the power figure is an assumption)."
     return seconds*watts*1000
 
@@ -241,7 +247,11 @@ class Budget:
     ram_share: float = 0.10         # share of the phone's RAM the model may use
 
 # %% ../nbs/00_constraints.ipynb #c7e8b860
-def check_model(model:ModelStats, device:pd.Series, budget:Budget=Budget(), rules=None)->pd.DataFrame:
+def check_model(model:ModelStats,        # size, parameters, MACs and peak memory of one model
+                device:pd.Series,        # one phone of the catalog (`load_devices`)
+                budget:Budget=Budget(),  # the team's limits: app size, model size, latency, RAM share
+                rules=None               # app-store rules (None: `load_app_stores()`)
+               )->pd.DataFrame:
     "Check `model` on `device` against `budget`: one row per check with limit, value, pass/fail and the margin."
     mb = model.size_bytes/1e6
     cap = cellular_cap_mb(device.os, rules)
@@ -275,7 +285,11 @@ def failed_letters(df:pd.DataFrame)->str:
     "Letters of the failed checks: C cellular cap, B team budget, M memory, L latency ('' when all pass)."
     return ''.join(l for k, l in CHECK_LETTERS.items() if (~df.ok & df.check.str.contains(k)).any())
 
-def fit_matrix(refs:pd.DataFrame, devices:pd.DataFrame, budget:Budget, rules=None)->pd.DataFrame:
+def fit_matrix(refs:pd.DataFrame,      # reference models (`reference_models.csv`)
+               devices:pd.DataFrame,   # the phone catalog
+               budget:Budget,          # the team's limits
+               rules=None              # app-store rules (None: `load_app_stores()`)
+              )->pd.DataFrame:
     "Failed checks (as letters, see `failed_letters`) of each reference model, fp32 and int8, on each phone."
     out = {}
     for m, r in refs.iterrows():

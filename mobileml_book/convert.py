@@ -172,7 +172,13 @@ def export_tflite(model:nn.Module, spec:dict, path, quant_config=None)->Path:
         litert_torch.convert(model.eval(), sample_kwargs=dict(frames=frame_example(spec)), quant_config=quant_config).export(str(tmp))
     return Path(path)
 
-def export_coreml(model:FrameModel, spec:dict, path, target:str='iOS16', meta:dict|None=None, compress:str|None=None)->Path:
+def export_coreml(model:FrameModel,         # frames in, logits out (pre-processing inside)
+                  spec:dict,                # the model spec: frame size, channels, labels
+                  path,                     # the `.mlpackage` folder to write
+                  target:str='iOS16',       # the oldest iOS the package must run on
+                  meta:dict|None=None,      # metadata stored in the package (author, version, ...)
+                  compress:str|None=None    # None, or 'int8': weights linearly quantized per channel
+                 )->Path:
     "A Core ML ML program (8-bit image in, logits and probabilities out), weights optionally compressed to int8; written as `.mlpackage`."
     import coremltools as ct, coremltools.optimize as cto
     img = ImageModel(model.net, spec).eval()
@@ -204,7 +210,10 @@ def export_executorch(model:FrameModel, spec:dict, path)->Path:
     with quiet(): return lower_to_pte(model.eval(), frame_example(spec), path)
 
 # %% ../nbs/04_conversion.ipynb #aa0a86bb
-def runner(path, fmt:str, threads:int=1):
+def runner(path,           # an exported file (`.onnx`, `.tflite`, `.pte`, `.mlpackage`)
+           fmt:str,        # its format: 'onnx', 'tflite', 'executorch', 'coreml' (macOS only)
+           threads:int=1   # CPU threads of the runtime
+          ):
     "A callable `f(frames_uint8) -> logits` running the exported file `path` of format `fmt` in its runtime on this machine."
     path = str(path)
     if fmt == 'onnx':
@@ -401,7 +410,10 @@ def zip_dir(folder, path)->Path:
                 z.writestr(zi, p.read_bytes())
     return Path(path)
 
-def io_spec(path, fmt:str, spec:dict)->tuple[dict, list]:
+def io_spec(path,        # an exported file
+            fmt:str,     # its format
+            spec:dict    # the model spec (ExecuTorch's names come from it)
+           )->tuple[dict, list]:
     "Input and outputs of an exported file as its runtime sees them (names, shapes, dtypes); ExecuTorch's are positional, so the spec's."
     path = str(path); d = lambda name, shape, dtype, **kw: dict(name=name, shape=[int(v) if str(v).isdigit() else str(v) for v in shape], dtype=str(dtype), **kw)
     if fmt == 'onnx':
@@ -432,8 +444,18 @@ def preprocessing_of(spec:dict)->dict:   # a model spec
                 inside_model=dict(input_size=spec['input_size'], in_channels=spec['in_channels'], mean=spec['mean'], std=spec['std'],
                                   steps='uint8 -> float / 255, channels to the network\'s, bilinear resize to input_size, (x - mean) / std'))
 
-def make_record(path, fmt:str, precision:str, spec:dict, route:str, variant:str, source:dict, fid:dict|None=None, latency:dict|None=None,
-                coreml_target:str='iOS16', model_path=None, **extra)->dict:
+def make_record(path,                       # the exported file as shipped
+                fmt:str,                    # its format
+                precision:str,              # 'fp32', 'fp16', 'int8', 'dynamic-int8'
+                spec:dict,                  # the model spec
+                route:str,                  # 'pytorch' or 'keras': how it was converted
+                variant:str,                # the Optimization chapter's variant it came from
+                source:dict,                # where the weights came from (run, file, sha256)
+                fid:dict|None=None,         # its `fidelity` row, if it ran here
+                latency:dict|None=None,     # its latency here (p50_ms, p90_ms), if timed
+                coreml_target:str='iOS16',  # the oldest iOS, for Core ML files
+                model_path=None,            # what the runtime opens, when it differs from `path`
+                **extra)->dict:
     "The record of one exported file `path` (`model_path`: what the runtime opens, when it differs: an `.mlpackage` shipped zipped)."
     path = Path(path); inp, outs = io_spec(model_path or path, fmt, spec)
     return dict(name=f'{fmt}-{precision}' if route == 'pytorch' else f'keras-{fmt}-{precision}', variant=variant, format=fmt, route=route, precision=precision,
@@ -487,7 +509,14 @@ def litert_int8(net:nn.Module, spec:dict, calib:np.ndarray):
     return g, QuantConfig(pt2e_quantizer=q)
 
 # %% ../nbs/04_conversion.ipynb #218db4ad
-def export_all(run:RunDir, sources:dict, formats, precisions, calib:np.ndarray, coreml_target:str='iOS16', progress:bool=True)->dict:
+def export_all(run:RunDir,                 # where the files go (its conversion artifacts)
+               sources:dict,               # precision -> (model, spec, source): `conversion_sources`
+               formats,                    # targets: 'onnx', 'tflite', 'coreml', 'executorch'
+               precisions,                 # 'fp32', 'int8' (keys of `sources`)
+               calib:np.ndarray,           # uint8 NHWC frames for int8 calibration
+               coreml_target:str='iOS16',  # the oldest iOS for Core ML
+               progress:bool=True          # a progress bar over exports
+              )->dict:
     "Export each (format, precision) from the PyTorch models: name -> dict(path, format, precision, reference model, source, seconds)."
     art = run.artifacts('conversion'); out = {}
     jobs = [(f, p) for p in precisions for f in formats if p in sources]
@@ -512,7 +541,12 @@ def export_all(run:RunDir, sources:dict, formats, precisions, calib:np.ndarray, 
     return out
 
 # %% ../nbs/04_conversion.ipynb #9d8e0e2c
-def gate_all(exports:dict, x:np.ndarray, y:np.ndarray, x_pc:np.ndarray, y_pc:np.ndarray, coreml_target:str='iOS16', progress:bool=True)->tuple[pd.DataFrame, dict]:
+def gate_all(exports:dict,               # `export_all`'s result
+             x:np.ndarray, y:np.ndarray, # clean test frames (uint8 NHWC) and labels
+             x_pc:np.ndarray, y_pc:np.ndarray,   # phone-C frames and labels
+             coreml_target:str='iOS16',  # the oldest iOS, for the structural check of Core ML
+             progress:bool=True          # a progress bar over exports
+            )->tuple[pd.DataFrame, dict]:
     "Run every export on clean and phone-C frames against its PyTorch reference (numeric gate), or check it structurally where it cannot run; the table and the runners."
     refs, rows, runners = {}, {}, {}
     for name, e in tqdm(exports.items(), desc='fidelity', disable=not progress):
@@ -670,7 +704,14 @@ def keras_tflite(saved_model, mode:str='fp32', rep_frames:np.ndarray|None=None)-
         c.inference_output_type = tf.int8
     with quiet(): return c.convert()
 
-def keras_route(km, art:Path, modes, rep_frames:np.ndarray, formats, coreml_target:str='iOS16', meta:dict|None=None)->dict:
+def keras_route(km,                         # the Keras model (weights ported from PyTorch)
+                art:Path,                   # folder for the files
+                modes,                      # TFLite modes: 'fp32', 'dynamic-int8', 'fp16', 'int8'
+                rep_frames:np.ndarray,      # uint8 NHWC frames: the representative dataset of full int8
+                formats,                    # targets: 'tflite' (in `modes`), 'onnx', 'coreml'
+                coreml_target:str='iOS16',  # the oldest iOS for Core ML
+                meta:dict|None=None         # metadata stored in the files
+               )->dict:
     "Export the Keras model: TFLite in `modes` (TensorFlow's converter), ONNX (tf2onnx), Core ML (coremltools); name -> dict(path, format, precision, seconds)."
     import tensorflow as tf
     out = {}
@@ -716,7 +757,14 @@ def plot_formats(table:pd.DataFrame, eager:dict|None=None):
     return fig
 
 # %% ../nbs/04_conversion.ipynb #c68bd09c
-def table_records(exports:dict, table:pd.DataFrame, spec:dict, route:str='pytorch', source:dict|None=None, coreml_target:str='iOS16', latency_runs:int=200)->list[dict]:
+def table_records(exports:dict,              # name -> export (path, format, precision, source)
+                  table:pd.DataFrame,        # the gated table (`gate`), one row per export
+                  spec:dict,                 # the model spec
+                  route:str='pytorch',       # 'pytorch' or 'keras'
+                  source:dict|None=None,     # overrides each export's own source
+                  coreml_target:str='iOS16', # the oldest iOS, for Core ML files
+                  latency_runs:int=200       # timed predictions behind the table's latency columns
+                 )->list[dict]:
     "One record per export of `exports` (its row of the gated `table`, with latency columns if measured); `source` overrides the exports' own."
     keys = ('agreement', 'phone_c_agreement', 'max_abs_diff', 'mean_abs_diff', 'accuracy', 'phone_c_accuracy')
     recs = []
@@ -731,8 +779,18 @@ def table_records(exports:dict, table:pd.DataFrame, spec:dict, route:str='pytorc
     return recs
 
 # %% ../nbs/04_conversion.ipynb #5e719fb9
-def convert_run(run:RunDir, formats=FORMATS, precisions=('fp32',), coreml_target:str='iOS16', eval_size:int=300, phone_c_size:int=10,
-                thresholds:dict|None=None, latency_runs:int=200, warmup:int=20, seed:int=0, progress:bool=False)->Path:
+def convert_run(run:RunDir,                  # the run to convert (its Optimization hand-off, else the student)
+                formats=FORMATS,             # targets
+                precisions=('fp32',),        # precisions
+                coreml_target:str='iOS16',   # the oldest iOS for Core ML
+                eval_size:int=300,           # clean test frames in the gate
+                phone_c_size:int=10,         # test images per phone-C cell (corruption x severity; 0: all)
+                thresholds:dict|None=None,   # least agreement per precision (None: the quick profile's)
+                latency_runs:int=200,        # timed predictions per file
+                warmup:int=20,               # untimed predictions first
+                seed:int=0,                  # the frames' draw
+                progress:bool=False          # progress bars
+               )->Path:
     "This chapter's PyTorch route in one call: export, gate (raising `FidelityError`), time, and write the records; returns `records.json`."
     thresholds = thresholds or {'fp32': PARAMS.quick.fp32_agreement, 'int8': PARAMS.quick.int8_agreement, 'vs_fp32': PARAMS.quick.quantized_vs_fp32}
     splits, pc, _ = load_data(run); import_runtimes()

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 from PIL import Image, ImageOps, UnidentifiedImageError
 import pillow_heif
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 from .rundir import Param, ChapterParams, RunDir, data_dir, atomic_write, atomic_path, dumps, now_iso
 
 # %% auto #0
@@ -362,7 +363,11 @@ def make_demo_folder(root,                 # where to write the tree (created)
     return root
 
 # %% ../nbs/01_data.ipynb #bd0cf17c
-def split_stratified(y:np.ndarray, fractions:dict, seed:int=0, groups:np.ndarray|None=None)->dict:
+def split_stratified(y:np.ndarray,                  # labels, (N,)
+                     fractions:dict,                # split name -> share of the images, e.g. {'val': .1, 'test': .15}
+                     seed:int=0,                    # the draw
+                     groups:np.ndarray|None=None    # one id per image (e.g. its content hash): a group never straddles splits
+                    )->dict:
     "Indices per split (e.g. `{'val': .1, 'test': .15}`, the rest 'train'), stratified by label; equal `groups` stay together."
     rng = np.random.default_rng(seed)
     groups = np.arange(len(y)) if groups is None else groups
@@ -376,7 +381,10 @@ def split_stratified(y:np.ndarray, fractions:dict, seed:int=0, groups:np.ndarray
         out['train'].extend(gs[start:])
     return {k: np.sort(np.flatnonzero(np.isin(g, v))) for k, v in out.items()}
 
-def stratified_subset(ds:Dataset, n:int, seed:int=0)->Dataset:
+def stratified_subset(ds:Dataset,   # the images to sample
+                      n:int,         # how many (0, or at least len(ds): all of them)
+                      seed:int=0     # the draw
+                     )->Dataset:
     "A stratified sample of `n` images of `ds` (all of it when `n` is 0 or not smaller than `ds`)."
     if not n or n >= len(ds): return ds
     return ds.subset(split_stratified(ds.y, {'keep': n/len(ds)}, seed)['keep'])
@@ -434,8 +442,15 @@ def _resize_batch(x:np.ndarray, spec:InputSpec)->np.ndarray:
     t = F.interpolate(t, size=(spec.size, spec.size), mode='bilinear', align_corners=False, antialias=True)
     return t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
-def load_source(source:str='bundled', spec:InputSpec=InputSpec(), train_size:int=0, val_fraction:float=0.1,
-                test_fraction:float=0.15, test_size:int=0, min_per_class:int=10, seed:int=0)->tuple[dict, dict]:
+def load_source(source:str='bundled',         # 'bundled', 'idx:<dir>' (Fashion-MNIST layout) or 'folder:<dir>' (a folder per class)
+                spec:InputSpec=InputSpec(),   # the model's input: every split is resized to it
+                train_size:int=0,             # a stratified sample of this many training images (0: all)
+                val_fraction:float=0.1,       # share of the pool held out for validation
+                test_fraction:float=0.15,     # share held out for test (folders only: IDX data has its own test split)
+                test_size:int=0,              # a stratified sample of this many test images (0: all)
+                min_per_class:int=10,         # fewer distinct images in a class is a DataError that says so
+                seed:int=0                    # the splits' draw
+               )->tuple[dict, dict]:
     "Train/val/test `Dataset`s from 'bundled', 'idx:<dir>' or 'folder:<dir>', plus a description of where they came from."
     info = {'source': source}
     if source == 'bundled' or source.startswith('idx:'):
@@ -670,7 +685,12 @@ class PhoneC:
     def __repr__(self): return f"PhoneC({len(self)} images: {len(self.names)} corruptions x severities {self.severities} x {len(self.y)} test images)"
     def sha256(self)->str: return hashlib.sha256(self.x.tobytes()).hexdigest()
 
-def make_phone_c(test:Dataset, names=CORRUPTIONS, severities=(1, 2, 3, 4, 5), seed:int=0, progress:bool=True)->PhoneC:
+def make_phone_c(test:Dataset,                  # the clean test images
+                 names=CORRUPTIONS,              # corruptions to apply (keys of `CORRUPTIONS`)
+                 severities=(1, 2, 3, 4, 5),     # severities, 1 (mild) to 5 (severe)
+                 seed:int=0,                     # the corruptions' random draw
+                 progress:bool=True              # a progress bar over corruption x severity
+                )->PhoneC:
     "Corrupt every test image with every corruption at every severity (deterministic for `seed`)."
     x = np.empty((len(names), len(severities), *test.x.shape), np.uint8)
     with tqdm(total=len(names)*len(severities), desc='phone-C', disable=not progress) as pb:
@@ -699,8 +719,15 @@ def tiny_cnn(channels:int=1, n_classes:int=10)->nn.Module:
 
 def _norm(x:np.ndarray)->torch.Tensor: return to_float(x)*2 - 1    # uint8 -> [-1, 1]
 
-def fit_quick(model:nn.Module, train:Dataset, epochs:int=2, bs:int=128, lr:float=3e-3, seed:int=0,
-              augment=None, progress:bool=True)->nn.Module:
+def fit_quick(model:nn.Module,       # takes `_norm` inputs (NCHW floats), returns logits; trained in place
+              train:Dataset,         # the training images
+              epochs:int=2,          # passes over `train`
+              bs:int=128,            # batch size
+              lr:float=3e-3,         # peak learning rate of the one-cycle schedule
+              seed:int=0,            # shuffling and initial draw
+              augment=None,          # uint8 NHWC batch -> uint8 NHWC batch (e.g. `MobileAugment`), or None
+              progress:bool=True     # a progress bar over steps
+             )->nn.Module:
     "Train `model` with AdamW and a one-cycle schedule; `augment` (e.g. MobileAugment) is applied to each uint8 batch."
     torch.manual_seed(seed); rng = np.random.default_rng(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
@@ -733,7 +760,10 @@ def phone_c_accuracy(predict, pc:PhoneC)->pd.DataFrame:
     acc = {n: {s: float((predict(pc.x[i, j]) == pc.y).mean()) for j, s in enumerate(pc.severities)} for i, n in enumerate(pc.names)}
     return pd.DataFrame(acc).T.rename_axis('corruption').rename_axis('severity', axis=1)
 
-def evaluate(predict, test:Dataset, pc:PhoneC)->dict:
+def evaluate(predict,          # uint8 NHWC images -> labels
+             test:Dataset,     # clean test images
+             pc:PhoneC         # the same images under phone conditions
+            )->dict:
     "Clean accuracy, phone-C mean accuracy and the table per corruption and severity."
     t = phone_c_accuracy(predict, pc)
     return dict(clean_acc=accuracy(predict, test), phone_c_acc=float(t.values.mean()), table=t)
@@ -864,69 +894,94 @@ class GroundTruthQueue:
     def close(self): self.db.close()
     def _log(self, kind, detail): self.db.execute('INSERT INTO events(at, kind, detail) VALUES (?,?,?)', (now_iso(), kind, json.dumps(detail)))
 
-    def submit(self, image:np.ndarray|Image.Image, consent:bool, device:str='', app_version:str='', captured_at:str='',
-               model_version:str='', prediction:str|None=None, confidence:float|None=None)->dict:
-        "Queue one field image. Raises ConsentError without consent; returns {'status': 'queued'|'duplicate'|'near_duplicate', 'id': ...}."
-        if consent is not True:
-            self._log('refused', {'device': device, 'reason': 'no consent'})
-            raise ConsentError("refused: this image has no consent flag from the user, so it is not stored. "
-                               "Only images the user agreed to share may enter the ground-truth queue.")
-        a = to_spec(image, self.spec) if isinstance(image, Image.Image) else np.asarray(image, np.uint8)
-        if a.shape != (self.spec.size, self.spec.size, self.spec.channels):
-            a = _resize_batch(a[None] if a.ndim == 3 else a[None, ..., None], self.spec)[0]
-        sha = hashlib.sha256(a.tobytes()).hexdigest()
-        row = self.db.execute('SELECT id FROM items WHERE sha256 = ?', (sha,)).fetchone()
-        if row: return {'status': 'duplicate', 'id': row[0]}
-        h = dhash(a)
-        ids, hs = zip(*self.db.execute('SELECT id, dhash FROM items').fetchall()) if self.count() else ((), ())
-        if hs:
-            d = hamming(h, np.array(hs))
-            for k in np.argsort(d):
-                if d[k] > self.near_dup_bits: break
-                mad = float(np.abs(_luma(self.image(ids[k])) - _luma(a)).mean())   # JPEG mostly moves colour: judge the grey
-                if mad <= self.near_dup_mad: return {'status': 'near_duplicate', 'id': ids[k], 'bits': int(d[k]), 'mad': mad}
-        status = 'to_label' if confidence is None or confidence < self.min_confidence else 'weak'
-        b = io.BytesIO(); Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(b, 'PNG')
-        cur = self.db.execute('INSERT INTO items(sha256, dhash, png, device, app_version, captured_at, model_version, prediction, '
-                              'confidence, status, label, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)',
-                              (sha, h, b.getvalue(), device, app_version, captured_at, model_version, prediction, confidence,
-                               status, prediction if status == 'weak' else None, now_iso()))
-        return {'status': 'queued', 'id': cur.lastrowid, 'route': status}
+# %% ../nbs/01_data.ipynb #gtq0b
+@patch
+def submit(self:GroundTruthQueue,
+           image:np.ndarray|Image.Image,   # a photo or a uint8 HWC array: stored at the model's input size
+           consent:bool,                   # the user's consent flag: anything but True is refused (ConsentError)
+           device:str='',                  # the phone model
+           app_version:str='',             # the app that sent it
+           captured_at:str='',             # when the photo was taken (ISO 8601)
+           model_version:str='',           # the model that predicted on it
+           prediction:str|None=None,       # that model's label
+           confidence:float|None=None      # its confidence, 0 to 1 (None: to the labelling list)
+          )->dict:
+    "Queue one field image. Raises ConsentError without consent; returns {'status': 'queued'|'duplicate'|'near_duplicate', 'id': ...}."
+    if consent is not True:
+        self._log('refused', {'device': device, 'reason': 'no consent'})
+        raise ConsentError("refused: this image has no consent flag from the user, so it is not stored. "
+                           "Only images the user agreed to share may enter the ground-truth queue.")
+    a = to_spec(image, self.spec) if isinstance(image, Image.Image) else np.asarray(image, np.uint8)
+    if a.shape != (self.spec.size, self.spec.size, self.spec.channels):
+        a = _resize_batch(a[None] if a.ndim == 3 else a[None, ..., None], self.spec)[0]
+    sha = hashlib.sha256(a.tobytes()).hexdigest()
+    row = self.db.execute('SELECT id FROM items WHERE sha256 = ?', (sha,)).fetchone()
+    if row: return {'status': 'duplicate', 'id': row[0]}
+    h = dhash(a)
+    ids, hs = zip(*self.db.execute('SELECT id, dhash FROM items').fetchall()) if self.count() else ((), ())
+    if hs:
+        d = hamming(h, np.array(hs))
+        for k in np.argsort(d):
+            if d[k] > self.near_dup_bits: break
+            mad = float(np.abs(_luma(self.image(ids[k])) - _luma(a)).mean())   # JPEG mostly moves colour: judge the grey
+            if mad <= self.near_dup_mad: return {'status': 'near_duplicate', 'id': ids[k], 'bits': int(d[k]), 'mad': mad}
+    status = 'to_label' if confidence is None or confidence < self.min_confidence else 'weak'
+    b = io.BytesIO(); Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(b, 'PNG')
+    cur = self.db.execute('INSERT INTO items(sha256, dhash, png, device, app_version, captured_at, model_version, prediction, '
+                          'confidence, status, label, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)',
+                          (sha, h, b.getvalue(), device, app_version, captured_at, model_version, prediction, confidence,
+                           status, prediction if status == 'weak' else None, now_iso()))
+    return {'status': 'queued', 'id': cur.lastrowid, 'route': status}
 
-    def count(self, status:str|None=None)->int:
-        q = 'SELECT COUNT(*) FROM items' + (' WHERE status = ?' if status else '')
-        return self.db.execute(q, (status,) if status else ()).fetchone()[0]
+# %% ../nbs/01_data.ipynb #gtq0c
+@patch
+def count(self:GroundTruthQueue, status:str|None=None   # 'to_label', 'weak', 'labelled', or None for all
+         )->int:
+    "Items in the queue, in `status` or all."
+    q = 'SELECT COUNT(*) FROM items' + (' WHERE status = ?' if status else '')
+    return self.db.execute(q, (status,) if status else ()).fetchone()[0]
 
-    def to_label(self, limit:int=100)->pd.DataFrame:
-        "The labelling list: least confident first."
-        return pd.read_sql_query('SELECT id, device, model_version, prediction, confidence FROM items WHERE status = "to_label" '
-                                 'ORDER BY confidence ASC LIMIT ?', self.db, params=(limit,))
+@patch
+def to_label(self:GroundTruthQueue, limit:int=100)->pd.DataFrame:
+    "The labelling list: least confident first."
+    return pd.read_sql_query('SELECT id, device, model_version, prediction, confidence FROM items WHERE status = "to_label" '
+                             'ORDER BY confidence ASC LIMIT ?', self.db, params=(limit,))
 
-    def image(self, item_id:int)->np.ndarray:
-        a = np.asarray(Image.open(io.BytesIO(self.db.execute('SELECT png FROM items WHERE id = ?', (item_id,)).fetchone()[0])))
-        return a[..., None] if a.ndim == 2 else a
+@patch
+def image(self:GroundTruthQueue, item_id:int)->np.ndarray:
+    "An item's stored image, HWC uint8."
+    a = np.asarray(Image.open(io.BytesIO(self.db.execute('SELECT png FROM items WHERE id = ?', (item_id,)).fetchone()[0])))
+    return a[..., None] if a.ndim == 2 else a
 
-    def label(self, item_id:int, label:str, by:str='labeller'):
-        "Record a human label."
-        if label not in self.classes: raise ValueError(f"unknown label {label!r}: one of {self.classes}")
-        n = self.db.execute('UPDATE items SET status = "labelled", label = ?, labelled_by = ? WHERE id = ?', (label, by, item_id)).rowcount
-        if n != 1: raise KeyError(f"no item {item_id} in {self.path}")
+# %% ../nbs/01_data.ipynb #gtq0e
+@patch
+def label(self:GroundTruthQueue, item_id:int,   # an item of the queue (KeyError if absent)
+          label:str,                          # one of the queue's classes (ValueError otherwise)
+          by:str='labeller'):                   # who labelled it
+    "Record a human label."
+    if label not in self.classes: raise ValueError(f"unknown label {label!r}: one of {self.classes}")
+    n = self.db.execute('UPDATE items SET status = "labelled", label = ?, labelled_by = ? WHERE id = ?', (label, by, item_id)).rowcount
+    if n != 1: raise KeyError(f"no item {item_id} in {self.path}")
 
-    def export_version(self, folder, include_weak:bool=False)->Path:
-        "Write the labelled items (and optionally weak labels) as a dataset version: IDX files + a manifest with its hash."
-        st = ('labelled', 'weak') if include_weak else ('labelled',)
-        rows = self.db.execute(f'SELECT id, png, label FROM items WHERE status IN ({",".join("?"*len(st))}) ORDER BY id', st).fetchall()
-        if not rows: raise DataError(f"{self.path}: no labelled items to export yet: label some from to_label() first")
-        x = np.stack([self.image(r[0]) for r in rows]); y = np.array([self.classes.index(r[2]) for r in rows], np.int64)
-        ds = Dataset(x, y, self.classes, f'field:{self.path.name}')
-        folder = Path(folder); xi, yi = IDX_FILES['train']
-        write_idx(folder/f'{xi}.gz', x if x.shape[-1] > 1 else x[..., 0]); write_idx(folder/f'{yi}.gz', y)
-        atomic_write(folder/'manifest.json', dumps(dict(items=len(rows), ids=[r[0] for r in rows], classes=self.classes,
-                                                        counts=ds.counts().to_dict(), sha256=ds.sha256(), include_weak=include_weak,
-                                                        created=now_iso(), queue=str(self.path))))
-        self._log('export', {'folder': str(folder), 'items': len(rows)})
-        return folder
+@patch
+def export_version(self:GroundTruthQueue, folder,   # where the IDX files and manifest.json go
+                   include_weak:bool=False            # also the confident model labels
+                  )->Path:
+    "Write the labelled items (and optionally weak labels) as a dataset version: IDX files + a manifest with its hash."
+    st = ('labelled', 'weak') if include_weak else ('labelled',)
+    rows = self.db.execute(f'SELECT id, png, label FROM items WHERE status IN ({",".join("?"*len(st))}) ORDER BY id', st).fetchall()
+    if not rows: raise DataError(f"{self.path}: no labelled items to export yet: label some from to_label() first")
+    x = np.stack([self.image(r[0]) for r in rows]); y = np.array([self.classes.index(r[2]) for r in rows], np.int64)
+    ds = Dataset(x, y, self.classes, f'field:{self.path.name}')
+    folder = Path(folder); xi, yi = IDX_FILES['train']
+    write_idx(folder/f'{xi}.gz', x if x.shape[-1] > 1 else x[..., 0]); write_idx(folder/f'{yi}.gz', y)
+    atomic_write(folder/'manifest.json', dumps(dict(items=len(rows), ids=[r[0] for r in rows], classes=self.classes,
+                                                    counts=ds.counts().to_dict(), sha256=ds.sha256(), include_weak=include_weak,
+                                                    created=now_iso(), queue=str(self.path))))
+    self._log('export', {'folder': str(folder), 'items': len(rows)})
+    return folder
 
+# %% ../nbs/01_data.ipynb #gtq0f
 def load_version(folder)->Dataset:
     "A dataset version exported by `GroundTruthQueue.export_version` (what the training chapter consumes)."
     folder = Path(folder); m = json.loads((folder/'manifest.json').read_text())
@@ -935,7 +990,14 @@ def load_version(folder)->Dataset:
     return ds
 
 # %% ../nbs/01_data.ipynb #2fd30258
-def simulate_field(pc:PhoneC, predict_proba, classes, n:int=200, consent_rate:float=0.85, dup_rate:float=0.1, seed:int=0):
+def simulate_field(pc:PhoneC,                # where the field photos come from
+                   predict_proba,            # uint8 NHWC images -> class probabilities (the deployed model)
+                   classes,                  # label names
+                   n:int=200,                # submissions (duplicates come on top)
+                   consent_rate:float=0.85,  # share of users who agreed to share the photo
+                   dup_rate:float=0.1,       # share sent again (as is, or re-saved as JPEG)
+                   seed:int=0                # the draw
+                  ):
     "Field submissions drawn from phone-C, with model predictions, a share without consent and some (near) duplicates."
     rng = np.random.default_rng(seed); out = []
     for k in range(n):
@@ -958,7 +1020,13 @@ def torch_proba(model:nn.Module):
     return f
 
 # %% ../nbs/01_data.ipynb #c1d49ca9
-def dataset_card(splits:dict, info:dict, spec:InputSpec, pc:PhoneC, synth:Dataset|None=None, seed:int=0)->dict:
+def dataset_card(splits:dict,                 # 'train', 'val', 'test' -> Dataset
+                 info:dict,                   # where the data came from (`load_source`'s second value)
+                 spec:InputSpec,              # the model's input the splits were resized to
+                 pc:PhoneC,                   # the phone-C test set
+                 synth:Dataset|None=None,     # synthetic images added to training, if any
+                 seed:int=0                   # the seed the splits were drawn with
+                )->dict:
     "A machine-readable description of the data of a run."
     card = dict(created=now_iso(), source=info.get('source'), origin=info.get('origin'), licence=info.get('licence'),
                 input_spec=dict(size=spec.size, channels=spec.channels, dtype='uint8', layout='NHWC'),

@@ -14,6 +14,7 @@ import pandas as pd
 import matplotlib.pyplot as plt
 from scipy import stats
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 import httpx
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
@@ -39,9 +40,9 @@ __all__ = ['PLATFORMS', 'FORMATS', 'SEMVER', 'PARAMS', 'MAX_QUALITY_DROP_PT', 'E
            'delivery_options', 'select_variant', 'assign_catalog', 'bucket', 'buckets', 'in_stage', 'rollout_path',
            'get_rollout', 'set_rollout', 'assigned_version', 'store_controller', 'make_fleet', 'Scenario', 'Guardrails',
            'ratio_stats', 'compare_rates', 'sample_ratio_p', 'min_detectable_effect', 'simulate_rollout', 'DeviceInfo',
-           'device_row', 'BodyLimit', 'validation_error', 'make_app', 'LocalServer', 'NetworkFaults', 'serve',
-           'app_from_env', 'DownloadInterrupted', 'ServiceError', 'app_model_dir', 'active_bundle', 'install_bundle',
-           'fetch_model']
+           'device_row', 'BodyLimit', 'validation_error', 'StoreView', 'healthz', 'list_models', 'model_info',
+           'assignment', 'bundle_file', 'make_app', 'LocalServer', 'NetworkFaults', 'serve', 'app_from_env',
+           'DownloadInterrupted', 'ServiceError', 'app_model_dir', 'active_bundle', 'install_bundle', 'fetch_model']
 
 # %% ../nbs/05_deployment.ipynb #ab0f7efb
 PLATFORMS = ('ios', 'android')
@@ -196,7 +197,9 @@ def key_id(key:Ed25519PublicKey|Ed25519PrivateKey)->str:
     pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
     return hashlib.sha256(pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).hexdigest()[:16]
 
-def load_signing_key(path, create:bool=True)->Ed25519PrivateKey:
+def load_signing_key(path,              # a PEM file (PKCS#8)
+                     create:bool=True   # make one when missing (else FileNotFoundError)
+                    )->Ed25519PrivateKey:
     "The ed25519 private key in `path` (PEM, PKCS#8); a new one written there with mode 0600 when missing and `create`."
     path = Path(path)
     if not path.exists():
@@ -218,7 +221,9 @@ def load_public_key(src)->Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey): raise TypeError(f'not an ed25519 public key: {type(key).__name__}')
     return key
 
-def run_keys(run:RunDir, signing_key:str='run')->tuple[Ed25519PrivateKey, Path]:
+def run_keys(run:RunDir,             # the run that signs
+             signing_key:str='run'    # 'run' (a key made in the run's artifacts) or 'file:<pem>' (the team's own)
+            )->tuple[Ed25519PrivateKey, Path]:
     "This run's signing key ('run': made in the run's artifacts; 'file:<pem>': the team's own) and the path of its public key in the run."
     keys = run.artifacts('deployment')/'keys'
     priv = keys/'signing_key.pem' if signing_key == 'run' else Path(signing_key.split(':', 1)[1])
@@ -230,7 +235,9 @@ def run_keys(run:RunDir, signing_key:str='run')->tuple[Ed25519PrivateKey, Path]:
 # %% ../nbs/05_deployment.ipynb #a78b70bf
 ENC_MAGIC = b'MLBE1'    # marks a file encrypted by this chapter (format version 1): magic, 12-byte nonce, AES-GCM ciphertext + tag
 
-def load_content_key(path, create:bool=True)->bytes:
+def load_content_key(path,              # a file of 32 raw bytes
+                     create:bool=True   # make one when missing (else FileNotFoundError)
+                    )->bytes:
     "The 256-bit key that encrypts model files at rest (mode 0600), made when missing and `create`."
     path = Path(path)
     if not path.exists():
@@ -240,12 +247,18 @@ def load_content_key(path, create:bool=True)->bytes:
     if len(k) != 32: raise ValueError(f'{path}: a content key has 32 bytes, this file has {len(k)}')
     return k
 
-def encrypt_bytes(data:bytes, key:bytes, aad:bytes)->bytes:
+def encrypt_bytes(data:bytes,   # the plaintext (a model file)
+                  key:bytes,    # 32 bytes (`load_content_key`)
+                  aad:bytes     # where the file belongs (model/version/bundle/name): authenticated, not encrypted
+                 )->bytes:
     "AES-256-GCM encryption of `data`, bound to `aad` (where the file belongs)."
     nonce = os.urandom(12)
     return ENC_MAGIC + nonce + AESGCM(key).encrypt(nonce, data, aad)
 
-def decrypt_bytes(blob:bytes, key:bytes, aad:bytes)->bytes:
+def decrypt_bytes(blob:bytes,   # nonce + ciphertext, as `encrypt_bytes` wrote it
+                  key:bytes,    # 32 bytes
+                  aad:bytes     # the same place it was encrypted for
+                 )->bytes:
     "The plaintext of `encrypt_bytes`; `BundleError` when the key, the place or any byte is wrong."
     if not blob.startswith(ENC_MAGIC): raise BundleError('not a file encrypted by this library (no MLBE1 header)')
     n = len(ENC_MAGIC)
@@ -255,7 +268,9 @@ def decrypt_bytes(blob:bytes, key:bytes, aad:bytes)->bytes:
 # %% ../nbs/05_deployment.ipynb #ff651164
 NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$')   # a plain file or folder name: no separators, no leading dot
 
-def check_name(name:str, what:str='file name')->str:
+def check_name(name:str,              # a name from a manifest or a request
+               what:str='file name'   # what it names, for the error
+              )->str:
     "`name` if it is a plain name (letters, digits, `._-`, not starting with a dot), else `ValueError`."
     if not isinstance(name, str) or not NAME_RE.match(name) or '..' in name:
         raise ValueError(f'{what} {name!r} is not a plain name (letters, digits, ".", "_", "-"; no "/" or leading dot)')
@@ -296,7 +311,10 @@ def build_bundle(dst, files:dict, meta:dict, key:Ed25519PrivateKey,
     return dst
 
 # %% ../nbs/05_deployment.ipynb #b2b24e5e
-def verify_manifest(body:bytes, sig:bytes, public_key)->dict:
+def verify_manifest(body:bytes,   # the manifest exactly as stored (canonical JSON)
+                    sig:bytes,    # the manifest.sig file: JSON with alg, key_id and the base64 ed25519 signature
+                    public_key    # the app's public key: PEM file, PEM bytes or a key object
+                   )->dict:
     "The manifest in `body` if `sig` is a valid ed25519 signature of exactly these bytes by `public_key`; `BundleError` otherwise."
     pk = load_public_key(public_key)
     try: s = json.loads(sig)
@@ -330,7 +348,10 @@ class Bundle:
         if hashlib.sha256(plain).hexdigest() != e['plain_sha256']: raise BundleError(f"{e['path']}: decrypted bytes do not match the manifest")
         return plain
 
-def load_bundle(path, public_key, content_key:bytes|None=None)->Bundle:
+def load_bundle(path,                         # a bundle folder: manifest.json, manifest.sig and its files
+                public_key,                   # the app's public key: PEM file, PEM bytes or a key object
+                content_key:bytes|None=None   # for encrypted files (None: they verify, but `Bundle.read` refuses them)
+               )->Bundle:
     "Verify a bundle folder (signature, then size and sha256 of every file) and return it; `BundleError` with the reason when anything fails."
     path = Path(path)
     for f in ('manifest.json', 'manifest.sig'):
@@ -389,16 +410,25 @@ def _rules():
     if 'stores' not in _RULES: _RULES['stores'] = load_app_stores()
     return _RULES['stores']
 
-def estimate_ms(host_ms:float, host_ghz:float, device_ghz:float)->float:
+def estimate_ms(host_ms:float,     # latency measured on this machine (ms)
+                host_ghz:float,    # this machine's clock (GHz)
+                device_ghz:float   # the phone's big-core clock (GHz)
+               )->float:
     "Latency on a phone estimated from one measured here: scaled by the ratio of the clocks (one big core, same runtime)."
     return host_ms*host_ghz/device_ghz
 
-def model_checks(row, device:pd.Series, policy:Policy)->pd.DataFrame:
+def model_checks(row,                 # one candidate row of `candidate_table`
+                 device:pd.Series,    # one phone of the catalog
+                 policy:Policy        # budgets, host clock, formats
+                )->pd.DataFrame:
     "The Constraints chapter's `check_model` (cellular cap, team budget, memory, latency) of one candidate row on one phone."
     est = None if _num(row['host_p50_ms']) is None else estimate_ms(row['host_p50_ms'], policy.host_ghz, float(device['cpu_max_ghz']))
     return check_model(ModelStats(row['name'], row['size_bytes'], latency_ms=est), device, policy.budget, _rules())
 
-def fit_table(cands:pd.DataFrame, devices:pd.DataFrame, policy:Policy)->pd.DataFrame:
+def fit_table(cands:pd.DataFrame,     # candidate rows (`candidate_table` or `store_candidates`)
+              devices:pd.DataFrame,   # the phones, one per row (the catalog, or one phone's report)
+              policy:Policy           # budgets, host clock, formats
+             )->pd.DataFrame:
     "Every (phone, candidate) pair of the same platform: eligibility (format, OS), the checks of `check_model` computed at once, quality, and why it does not fit."
     cols = ['device', 'name', 'format', 'precision', 'fits', 'hw_ok', 'why_not', 'quality', 'est_ms', 'peak_mib', 'ram_limit_mib', 'size_bytes', 'accel', 'pref']
     if cands.empty or devices.empty: return pd.DataFrame(columns=cols)
@@ -430,7 +460,11 @@ def fit_table(cands:pd.DataFrame, devices:pd.DataFrame, policy:Policy)->pd.DataF
     X['why_not'] = ['; '.join(w) or None for w, _ in why]; X['fits'] = X.why_not.isna(); X['hw_ok'] = [h for _, h in why]
     return X[cols].reset_index(drop=True)
 
-def fit_tiers(row, devices:pd.DataFrame, policy:Policy, platform:str)->list[str]:
+def fit_tiers(row,                    # one candidate row
+              devices:pd.DataFrame,   # the phone catalog
+              policy:Policy,          # budgets, host clock, formats
+              platform:str            # 'ios' or 'android'
+             )->list[str]:
     "Tiers in which every catalog phone of `platform` passes the size, memory and latency checks for this candidate."
     ds = devices[devices.os.str.lower() == platform]
     ft = fit_table(pd.DataFrame([row]).assign(platforms=[[platform]]), ds, policy).set_index('device')
@@ -484,7 +518,10 @@ def read_manifest(bundle_dir)->dict:
     "A bundle's manifest as stored (not verified: the service reads it to choose; the phone verifies it before use)."
     return json.loads((Path(bundle_dir)/'manifest.json').read_text())
 
-def store_candidates(store, model:str, version:str)->pd.DataFrame:
+def store_candidates(store,          # the bundle store folder
+                     model:str,      # the model's name
+                     version:str     # a release in the store
+                    )->pd.DataFrame:
     "The bundles of one release as candidate rows (the columns of `candidate_table`), one per platform and file, from their manifests."
     rows = []
     for d in bundle_dirs(store, model, version):
@@ -503,7 +540,11 @@ def download_estimate(path)->int:
     ps = [Path(path)] if Path(path).is_file() else sorted(q for q in Path(path).rglob('*') if q.is_file())
     return sum(len(zlib.compress(p.read_bytes(), 6)) for p in ps)
 
-def size_report(store, model:str, version:str, policy:Policy)->pd.DataFrame:
+def size_report(store,          # the bundle store folder
+                model:str,      # the model's name
+                version:str,    # a release in the store
+                policy:Policy   # the team's app size and model budget
+               )->pd.DataFrame:
     "Per bundle: bytes, estimated compressed download, the app's download with it inside against the store's cellular cap, and the team's model budget."
     rows = []
     for d in bundle_dirs(store, model, version):
@@ -521,7 +562,13 @@ def download_seconds(nbytes:float, net:dict,
     "Seconds to fetch `nbytes` over a network profile (`downlink_mbps`, `rtt_ms`)."
     return round_trips*net['rtt_ms']/1000 + nbytes*8/(net['downlink_mbps']*1e6)
 
-def delivery_options(small_bytes:float, best_bytes:float, small_q:float, best_q:float, networks:dict, first_use_s:float)->pd.DataFrame:
+def delivery_options(small_bytes:float,   # the small model's download (bytes)
+                     best_bytes:float,    # the best model's download (bytes)
+                     small_q:float,       # their quality (phone-C accuracy)
+                     best_q:float,
+                     networks:dict,       # name -> {'downlink_mbps', 'rtt_ms'} (`load_networks`)
+                     first_use_s:float    # seconds from first launch to first use of the feature
+                    )->pd.DataFrame:
     "Per network and strategy: MB added to the app, wait at first use (s), quality at first use, and when the best model is ready (s after first launch)."
     rows = []
     for n, net in networks.items():
@@ -554,11 +601,17 @@ def _choose(ft:pd.DataFrame, device, policy:Policy)->dict:
     return dict(base, name=pick['name'], format=pick['format'], precision=pick['precision'], quality=float(pick.quality), est_ms=float(pick.est_ms),
                 accel=_val(pick.accel), reason=f"{pick['name']}: " + '; '.join(why))
 
-def select_variant(cands:pd.DataFrame, device:pd.Series, policy:Policy)->dict:
+def select_variant(cands:pd.DataFrame,   # candidate rows
+                   device:pd.Series,     # the phone: a catalog row, or what the app reports (`device_row`)
+                   policy:Policy         # budgets, host clock, formats, quality tolerance
+                  )->dict:
     "The best candidate for `device` within its budgets, with the reason; `name` is None when nothing fits (the feature stays off, or falls back to a server)."
     return _choose(fit_table(cands, pd.DataFrame([device]), policy), device, policy)
 
-def assign_catalog(cands:pd.DataFrame, devices:pd.DataFrame, policy:Policy)->pd.DataFrame:
+def assign_catalog(cands:pd.DataFrame,     # candidate rows
+                   devices:pd.DataFrame,   # the phone catalog
+                   policy:Policy           # budgets, host clock, formats, quality tolerance
+                  )->pd.DataFrame:
     "The variant `select_variant` picks for every phone of the catalog, with the phone's OS, tier, RAM, clock and the reason."
     ft = fit_table(cands, devices, policy); g = dict(list(ft.groupby('device', sort=False)))
     empty = ft.iloc[:0]
@@ -569,15 +622,21 @@ def assign_catalog(cands:pd.DataFrame, devices:pd.DataFrame, policy:Policy)->pd.
 # %% ../nbs/05_deployment.ipynb #e3c53f15
 BUCKETS = 10_000
 
-def bucket(device_id:str, salt:str)->int:
+def bucket(device_id:str,   # the app's random install id (never a hardware id)
+           salt:str         # the rollout's salt: model and candidate version
+          )->int:
     "The rollout bucket (0 to 9999) of a phone: sha256 of the rollout's salt and the phone's install id; stable across calls, processes and machines."
     return int.from_bytes(hashlib.sha256(f'{salt}:{device_id}'.encode()).digest()[:8], 'big') % BUCKETS
 
-def buckets(ids, salt:str)->np.ndarray:
+def buckets(ids,        # install ids
+            salt:str    # the rollout's salt
+           )->np.ndarray:
     "`bucket` of many install ids."
     return np.fromiter((bucket(i, salt) for i in ids), dtype=np.int64, count=len(ids))
 
-def in_stage(b, percent:float):
+def in_stage(b,               # bucket(s), 0 to 9999
+             percent:float    # the stage's share of the fleet, 0 to 100
+            ):
     "Whether bucket(s) `b` are in a stage that covers `percent`% of the fleet."
     return np.asarray(b) < percent*BUCKETS/100
 
@@ -599,13 +658,20 @@ def set_rollout(store, model:str, **changes)->dict:
     atomic_write(rollout_path(store, model), dumps(r))
     return r
 
-def assigned_version(rollout:dict, device_id:str)->tuple[str, str, int]:
+def assigned_version(rollout:dict,    # a rollout state (`get_rollout`)
+                     device_id:str    # the phone's install id
+                    )->tuple[str, str, int]:
     "(version, arm, bucket) for a phone under a rollout state: the candidate while rolling and the phone's bucket is in the stage, else the stable one."
     b = bucket(device_id, rollout['salt'])
     if rollout.get('candidate') and rollout.get('state') == 'rolling' and in_stage(b, rollout['percent']): return rollout['candidate'], 'candidate', b
     return rollout['stable'], 'stable', b
 
-def store_controller(store, model:str, stable:str, candidate:str, salt:str):
+def store_controller(store,           # the bundle store folder the service reads
+                     model:str,       # the model's name
+                     stable:str,      # the release everyone has
+                     candidate:str,   # the release rolling out
+                     salt:str         # the rollout's salt (cohorts)
+                    ):
     "An `on_change(percent, state, reason)` that writes each step of a rollout to the store; a finished rollout makes the candidate the stable release."
     def on_change(percent:float, state:str, reason:str|None):
         if state == 'done': set_rollout(store, model, stable=candidate, candidate=None, percent=100.0, state='done', reason=None, salt=salt)
@@ -643,14 +709,19 @@ class Guardrails:
     min_devices: int = 50             # phones per arm before latency p90 is compared
 
 # %% ../nbs/05_deployment.ipynb #0b694d09
-def ratio_stats(y, n)->tuple[float, float]:
+def ratio_stats(y,    # per phone: events (kept predictions, crashes)
+                n     # per phone: sessions
+               )->tuple[float, float]:
     "sum(y)/sum(n) over independent units (phones) and its variance by the delta method (sessions within a unit may be correlated)."
     y, n = np.asarray(y, float), np.asarray(n, float); m = len(y)
     if m < 2 or n.sum() == 0: return float('nan'), float('nan')
     r, nb = y.sum()/n.sum(), n.mean()
     return float(r), float((y.var(ddof=1) - 2*r*np.cov(y, n, ddof=1)[0, 1] + r*r*n.var(ddof=1))/(m*nb*nb))
 
-def compare_rates(y_b, n_b, y_a, n_a, conf:float=0.95)->dict:
+def compare_rates(y_b, n_b,           # candidate arm: events and sessions per phone
+                  y_a, n_a,           # stable arm: the same
+                  conf:float=0.95     # the interval's confidence
+                 )->dict:
     "B - A of a per-session rate: difference, `conf` interval and two-sided p-value per phone (delta method), and the naive per-session p-value."
     rb, vb = ratio_stats(y_b, n_b); ra, va = ratio_stats(y_a, n_a)
     d, se = rb - ra, math.sqrt(vb + va); h = stats.norm.ppf(0.5 + conf/2)*se
@@ -660,12 +731,18 @@ def compare_rates(y_b, n_b, y_a, n_a, conf:float=0.95)->dict:
     return dict(rate_a=ra, rate_b=rb, diff=d, se=se, ci_low=d - h, ci_high=d + h, conf=conf, p_value=float(2*stats.norm.sf(abs(d)/se)) if se > 0 else float('nan'),
                 naive_p_value=naive_p, phones_a=int(len(y_a)), phones_b=int(len(y_b)), sessions_a=int(Na), sessions_b=int(Nb))
 
-def sample_ratio_p(n_b:int, n_a:int, share_b:float)->float:
+def sample_ratio_p(n_b:int,         # phones in the candidate arm
+                   n_a:int,         # phones in the stable arm
+                   share_b:float    # the candidate's expected share, 0 to 1
+                  )->float:
     "p-value of the phones per arm against the expected share (chi-square goodness of fit): a tiny value means the assignment is broken."
     tot = n_a + n_b
     return float(stats.chisquare([n_b, n_a], f_exp=[tot*share_b, tot*(1 - share_b)])[1])
 
-def min_detectable_effect(se:float, alpha:float=0.05, power:float=0.8)->float:
+def min_detectable_effect(se:float,            # standard error of the difference (same unit as the effect)
+                          alpha:float=0.05,    # the test's false-alarm rate
+                          power:float=0.8      # the chance of seeing a true effect that size
+                         )->float:
     "The smallest true difference a two-sided test at `alpha` detects with probability `power`, given the standard error of the difference."
     return (stats.norm.ppf(1 - alpha/2) + stats.norm.ppf(power))*se
 
@@ -747,7 +824,9 @@ class DeviceInfo(BaseModel):
             raise ValueError('give catalog_id, or all of os, ram_gb and cpu_max_ghz')
         return self
 
-def device_row(info:DeviceInfo, devices:pd.DataFrame|None)->pd.Series:
+def device_row(info:DeviceInfo,               # what the phone reported
+               devices:pd.DataFrame|None     # the catalog, for what it did not report
+              )->pd.Series:
     "The phone as `select_variant` reads it: catalog values, overridden by what the phone reports."
     d = dict(name='reported phone', os=None, os_at_launch='0', tier=None, ram_gb=None, cpu_max_ghz=None, accelerator=None)
     if info.catalog_id is not None:
@@ -801,88 +880,131 @@ async def validation_error(request:Request, exc:RequestValidationError)->JSONRes
 # %% ../nbs/05_deployment.ipynb #136cac79
 def _bad(status:int, msg:str): raise HTTPException(status_code=status, detail=msg)
 
-def make_app(store, devices:pd.DataFrame|None=None,
-             routers=(),                    # more APIRouters to mount (the Monitoring chapter's telemetry)
+class StoreView:
+    "What the delivery service reads from a store folder, with the caches that keep a request cheap."
+    def __init__(self, store,                         # the bundle store folder (`publish` writes it)
+                 devices:pd.DataFrame|None=None):     # the phone catalog (None: the bundled one)
+        self.path = Path(store).resolve()
+        self.devices = load_devices() if devices is None else devices
+        self.cache = {}                               # manifests by release, ETags by file, picks by phone model
+
+# %% ../nbs/05_deployment.ipynb #stv0a
+@patch
+def policy(self:StoreView)->Policy:
+    "The store's selection policy (`policy.json`, written by `publish`), else the default."
+    p = self.path/'policy.json'
+    return Policy.from_dict(json.loads(p.read_text())) if p.exists() else Policy()
+
+@patch
+def models(self:StoreView)->list[str]:
+    "Models with at least one release in the store."
+    return sorted(p.name for p in self.path.iterdir() if p.is_dir() and versions(self.path, p.name)) if self.path.is_dir() else []
+
+@patch
+def model_dir(self:StoreView, model:str   # a model name from a request
+             )->Path:
+    "The model's folder; HTTP 400 for a name that is not plain, 404 for a model the store does not hold."
+    try: check_name(model, 'model name')
+    except ValueError as e: _bad(400, str(e))
+    if not versions(self.path, model): _bad(404, f"unknown model {model!r}: this service has {', '.join(self.models()) or 'no models'}")
+    return self.path/model
+
+# %% ../nbs/05_deployment.ipynb #stv0c
+@patch
+def candidates(self:StoreView, model:str, version:str   # a release in the store
+              )->tuple:
+    "(stamp, candidate rows) of a release, re-read when a manifest changes."
+    stamp = tuple((d.name, (d/'manifest.json').stat().st_mtime_ns) for d in bundle_dirs(self.path, model, version))
+    if self.cache.get((model, version), (None,))[0] != stamp: self.cache[(model, version)] = (stamp, store_candidates(self.path, model, version))
+    return self.cache[(model, version)]
+
+@patch
+def etag(self:StoreView, p:Path   # a file of the store
+        )->str:
+    "The file's strong ETag: its quoted sha256, cached while its size and modification time stay."
+    st = p.stat(); k = (str(p), st.st_mtime_ns, st.st_size)
+    if k not in self.cache: self.cache[k] = f'"{sha256_file(p)}"'
+    return self.cache[k]
+
+@patch
+def pick(self:StoreView, model:str, version:str,   # the release the phone's rollout arm gets
+         dev:pd.Series                              # the phone, as `device_row` builds it
+        )->tuple[dict, list]:
+    "`select_variant`'s pick for the phone and the picked bundle's file entries; phones of one model share the answer."
+    stamp, cands = self.candidates(model, version)
+    k = ('pick', model, version, stamp, tuple(sorted((n, str(v)) for n, v in dev.items())))
+    if k not in self.cache:
+        if len(self.cache) > 20_000: self.cache.clear()
+        pick = select_variant(cands, dev, self.policy())
+        self.cache[k] = (pick, [] if pick['name'] is None else read_manifest(self.path/model/version/pick['name'])['files'])
+    return self.cache[k]
+
+# %% ../nbs/05_deployment.ipynb #stv0e
+def _view(request:Request)->StoreView: return request.app.state.view
+
+def healthz(request:Request):
+    "Liveness, and the models the service has."
+    return dict(ok=True, models=_view(request).models())
+
+def list_models(request:Request):
+    "Every model with its releases and rollout state."
+    sv = _view(request)
+    return {m: dict(versions=versions(sv.path, m), rollout=get_rollout(sv.path, m)) for m in sv.models()}
+
+def model_info(model:str, request:Request):
+    "One model's releases and rollout state."
+    sv = _view(request); sv.model_dir(model)
+    return dict(model=model, versions=versions(sv.path, model), rollout=get_rollout(sv.path, model))
+
+# %% ../nbs/05_deployment.ipynb #stv0f
+def assignment(model:str, info:DeviceInfo, request:Request):
+    "The bundle this phone should run: its rollout arm's release, the variant `select_variant` picks, the files' URLs."
+    sv = _view(request); sv.model_dir(model)
+    try: dev = device_row(info, sv.devices)
+    except KeyError as e: _bad(422, e.args[0])
+    ro = get_rollout(sv.path, model); version, arm, b = assigned_version(ro, info.device_id)
+    if version not in versions(sv.path, model): _bad(409, f'rollout of {model!r} names version {version!r}, which is not in the store')
+    pick, entries = sv.pick(model, version, dev)
+    base = f"{request.base_url}v1/files/{model}/{version}/{pick['name']}/" if pick['name'] else None
+    files = [] if not base else [dict(path=e['path'], size_bytes=e['size_bytes'], sha256=e['sha256'], url=base + e['path']) for e in entries]
+    return dict(model=model, version=version, arm=arm, bucket=b, percent=ro.get('percent', 0.0) if arm == 'candidate' else None,
+                bundle=pick['name'], format=pick['format'], precision=pick['precision'], reason=pick['reason'],
+                manifest_url=base and base + 'manifest.json', signature_url=base and base + 'manifest.sig', files=files)
+
+# %% ../nbs/05_deployment.ipynb #stv0g
+def bundle_file(model:str, version:str, bundle:str, filename:str, request:Request):
+    "One file of a bundle, with its ETag (304 when the phone has it) and byte ranges; nothing outside the store, nothing unlisted."
+    sv = _view(request)
+    try:
+        for v, what in [(model, 'model name'), (version, 'version'), (bundle, 'bundle name'), (filename, 'file name')]: check_name(v, what)
+    except ValueError as e: _bad(400, str(e))
+    d = sv.model_dir(model)/version/bundle
+    if not (d/'manifest.json').is_file(): _bad(404, f'no bundle {bundle!r} in {model} {version}')
+    listed = {e['path'] for e in read_manifest(d)['files']} | {'manifest.json', 'manifest.sig'}
+    if filename not in listed: _bad(404, f'{filename!r} is not a file of bundle {bundle!r}')
+    p = (d/filename).resolve()
+    if not p.is_relative_to(sv.path) or not p.is_file(): _bad(404, f'{filename!r} is not a file of bundle {bundle!r}')
+    tag = sv.etag(p)
+    if tag in [t.strip() for t in request.headers.get('if-none-match', '').split(',')]: return Response(status_code=304, headers={'ETag': tag})
+    return FileResponse(p, media_type='application/json' if filename.startswith('manifest.') else 'application/octet-stream',
+                        headers={'ETag': tag, 'Cache-Control': 'public, max-age=31536000, immutable'})
+
+# %% ../nbs/05_deployment.ipynb #stv0h
+def make_app(store,                               # the bundle store folder
+             devices:pd.DataFrame|None=None,      # the phone catalog (None: the bundled one)
+             routers=(),                          # more APIRouters to mount (the Monitoring chapter's telemetry)
              max_body_bytes:int=MAX_BODY_BYTES,   # larger request bodies get 413, unread
              title:str='mobileml-book model delivery')->FastAPI:
     "The delivery service over a store folder: assignments per phone (variant and rollout cohort) and bundle files with ETag and ranges."
-    store = Path(store).resolve()
-    devices = load_devices() if devices is None else devices
     app = FastAPI(title=title, version='1')
-    app.state.store, app.state.devices = store, devices
+    app.state.view = StoreView(store, devices)
     app.add_middleware(BodyLimit, limit=max_body_bytes)
     app.add_exception_handler(RequestValidationError, validation_error)
-    cache = {}
-
-    def policy()->Policy:
-        p = store/'policy.json'
-        return Policy.from_dict(json.loads(p.read_text())) if p.exists() else Policy()
-
-    def model_dir(model:str)->Path:
-        try: check_name(model, 'model name')
-        except ValueError as e: _bad(400, str(e))
-        if not versions(store, model): _bad(404, f"unknown model {model!r}: this service has {', '.join(models()) or 'no models'}")
-        return store/model
-
-    def models()->list[str]: return sorted(p.name for p in store.iterdir() if p.is_dir() and versions(store, p.name)) if store.is_dir() else []
-
-    def candidates(model:str, version:str)->tuple:
-        "(stamp, candidate rows) of a release, re-read when a manifest changes."
-        stamp = tuple((d.name, (d/'manifest.json').stat().st_mtime_ns) for d in bundle_dirs(store, model, version))
-        if cache.get((model, version), (None,))[0] != stamp: cache[(model, version)] = (stamp, store_candidates(store, model, version))
-        return cache[(model, version)]
-
-    def etag(p:Path)->str:
-        st = p.stat(); k = (str(p), st.st_mtime_ns, st.st_size)
-        if k not in cache: cache[k] = f'"{sha256_file(p)}"'
-        return cache[k]
-
-    @app.get('/healthz')
-    def healthz(): return dict(ok=True, models=models())
-
-    @app.get('/v1/models')
-    def list_models(): return {m: dict(versions=versions(store, m), rollout=get_rollout(store, m)) for m in models()}
-
-    @app.get('/v1/models/{model}')
-    def model_info(model:str):
-        model_dir(model); return dict(model=model, versions=versions(store, model), rollout=get_rollout(store, model))
-
-    @app.post('/v1/models/{model}/assignment')
-    def assignment(model:str, info:DeviceInfo, request:Request):
-        model_dir(model)
-        try: dev = device_row(info, devices)
-        except KeyError as e: _bad(422, e.args[0])
-        ro = get_rollout(store, model); version, arm, b = assigned_version(ro, info.device_id)
-        if version not in versions(store, model): _bad(409, f'rollout of {model!r} names version {version!r}, which is not in the store')
-        stamp, cands = candidates(model, version)
-        k = ('pick', model, version, stamp, tuple(sorted((n, str(v)) for n, v in dev.items())))   # phones of one model ask the same question
-        if k not in cache:
-            if len(cache) > 20_000: cache.clear()
-            pick = select_variant(cands, dev, policy())
-            cache[k] = (pick, [] if pick['name'] is None else read_manifest(store/model/version/pick['name'])['files'])
-        pick, entries = cache[k]
-        base = f"{request.base_url}v1/files/{model}/{version}/{pick['name']}/" if pick['name'] else None
-        files = [] if not base else [dict(path=e['path'], size_bytes=e['size_bytes'], sha256=e['sha256'], url=base + e['path']) for e in entries]
-        return dict(model=model, version=version, arm=arm, bucket=b, percent=ro.get('percent', 0.0) if arm == 'candidate' else None,
-                    bundle=pick['name'], format=pick['format'], precision=pick['precision'], reason=pick['reason'],
-                    manifest_url=base and base + 'manifest.json', signature_url=base and base + 'manifest.sig', files=files)
-
-    @app.api_route('/v1/files/{model}/{version}/{bundle}/{filename:path}', methods=['GET', 'HEAD'])
-    def bundle_file(model:str, version:str, bundle:str, filename:str, request:Request):
-        try:
-            for v, what in [(model, 'model name'), (version, 'version'), (bundle, 'bundle name'), (filename, 'file name')]: check_name(v, what)
-        except ValueError as e: _bad(400, str(e))
-        d = model_dir(model)/version/bundle
-        if not (d/'manifest.json').is_file(): _bad(404, f'no bundle {bundle!r} in {model} {version}')
-        listed = {e['path'] for e in read_manifest(d)['files']} | {'manifest.json', 'manifest.sig'}
-        if filename not in listed: _bad(404, f'{filename!r} is not a file of bundle {bundle!r}')
-        p = (d/filename).resolve()
-        if not p.is_relative_to(store) or not p.is_file(): _bad(404, f'{filename!r} is not a file of bundle {bundle!r}')
-        tag = etag(p)
-        if tag in [t.strip() for t in request.headers.get('if-none-match', '').split(',')]: return Response(status_code=304, headers={'ETag': tag})
-        return FileResponse(p, media_type='application/json' if filename.startswith('manifest.') else 'application/octet-stream',
-                            headers={'ETag': tag, 'Cache-Control': 'public, max-age=31536000, immutable'})
-
+    app.add_api_route('/healthz', healthz, methods=['GET'])
+    app.add_api_route('/v1/models', list_models, methods=['GET'])
+    app.add_api_route('/v1/models/{model}', model_info, methods=['GET'])
+    app.add_api_route('/v1/models/{model}/assignment', assignment, methods=['POST'])
+    app.add_api_route('/v1/files/{model}/{version}/{bundle}/{filename:path}', bundle_file, methods=['GET', 'HEAD'])
     for r in routers: app.include_router(r)
     return app
 
@@ -933,7 +1055,10 @@ class NetworkFaults:
             await send(msg)
         await self.app(scope, receive, faulty_send)
 
-def serve(run_dir=None, host:str='127.0.0.1', port:int=8765):
+def serve(run_dir=None,           # a run with `artifacts/deployment/store` (default: runs/standalone)
+          host:str='127.0.0.1',   # interface to listen on ('0.0.0.0': every interface)
+          port:int=8765           # TCP port
+         ):
     "Run the delivery service over a run's store (`artifacts/deployment/store`) with uvicorn until interrupted."
     store = RunDir(run_dir).path/'artifacts'/'deployment'/'store'
     if not store.is_dir() or not any(versions(store, p.name) for p in store.iterdir() if p.is_dir()):
@@ -962,13 +1087,22 @@ def _activate(app_dir, model:str, installed:Path, m:dict, keep:int=2):
     olds = sorted((p for p in (d/'installed').iterdir() if p.is_dir() and p != installed), key=lambda p: p.stat().st_mtime, reverse=True)
     for p in olds[keep - 1:]: shutil.rmtree(p, ignore_errors=True)
 
-def active_bundle(app_dir, model:str, public_key, content_key:bytes|None=None)->Bundle|None:
+def active_bundle(app_dir,                      # the app's data folder
+                  model:str,                    # the model's name
+                  public_key,                   # the app's public key
+                  content_key:bytes|None=None   # for encrypted files
+                 )->Bundle|None:
     "The model the app runs now, verified (None before any install): what the app calls at start."
     p = app_model_dir(app_dir, model)/'active.json'
     if not p.exists(): return None
     return load_bundle(app_model_dir(app_dir, model)/'installed'/json.loads(p.read_text())['path'], public_key, content_key)
 
-def install_bundle(app_dir, model:str, src, public_key, content_key:bytes|None=None)->Bundle:
+def install_bundle(app_dir,                      # the app's data folder
+                   model:str,                    # the model's name
+                   src,                          # a bundle folder (the one shipped inside the app)
+                   public_key,                   # the app's public key
+                   content_key:bytes|None=None   # for encrypted files
+                  )->Bundle:
     "Install a bundle folder into the app after verifying it (the model that ships inside the app, at first launch)."
     b = load_bundle(src, public_key, content_key); d = app_model_dir(app_dir, model)/'installed'; d.mkdir(parents=True, exist_ok=True)
     dst = d/_install_name(b.manifest)

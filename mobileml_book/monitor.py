@@ -13,6 +13,7 @@ import pandas as pd
 import matplotlib.pyplot as plt
 from scipy import stats
 from tqdm.auto import tqdm
+from fastcore.basics import patch
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from .rundir import Param, ChapterParams, RunDir, atomic_write, dumps, now_iso
@@ -61,7 +62,11 @@ PARAMS = ChapterParams('monitoring',
 )
 
 # %% ../nbs/06_monitoring.ipynb #2a7511b9
-def time_runs(f, x, warmup:int=10, runs:int=100)->dict:
+def time_runs(f,               # the call to time: f(x)
+              x,               # its input (one batch)
+              warmup:int=10,   # untimed calls first (caches, lazy initialisation)
+              runs:int=100     # timed calls
+             )->dict:
     "Latency percentiles (ms) of `f(x)` over `runs` calls after `warmup` untimed ones, and CPU ms per call (the Optimization chapter's `time_in_turns`, for one function)."
     from mobileml_book.optimize import time_in_turns
     return time_in_turns({'f': f}, x, warmup, runs)['f']
@@ -77,7 +82,13 @@ def _reset_peak()->float:
         return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS:'))/1024
     except (OSError, StopIteration): return _maxrss_mib()                  # elsewhere: the peak so far is the baseline
 
-def bench_here(path, fmt:str, runs:int=100, warmup:int=10, threads:int=2, frame_shape=(32, 32, 1))->dict:
+def bench_here(path,                    # an exported model file (or Core ML package)
+               fmt:str,                 # its format: 'onnx', 'tflite', 'executorch', 'coreml'
+               runs:int=100,            # timed predictions
+               warmup:int=10,           # untimed predictions first
+               threads:int=2,           # the second thread count timed (the first is 1)
+               frame_shape=(32, 32, 1)  # one input frame, HWC uint8
+              )->dict:
     "Benchmark one file in *this* process: load time, latency at 1 and `threads` threads (batch 1), CPU time, peak memory over the baseline."
     import importlib
     from mobileml_book.convert import runner, quiet
@@ -98,7 +109,14 @@ def _bench_main():
     a = json.loads(sys.argv[1])
     print(json.dumps(bench_here(**a)))
 
-def bench_file(path, fmt:str, runs:int=100, warmup:int=10, threads:int=2, frame_shape=(32, 32, 1), timeout:float=300)->dict:
+def bench_file(path,                    # an exported model file (or Core ML package)
+               fmt:str,                 # its format: 'onnx', 'tflite', 'executorch', 'coreml'
+               runs:int=100,            # timed predictions
+               warmup:int=10,           # untimed predictions first
+               threads:int=2,           # the second thread count timed (the first is 1)
+               frame_shape=(32, 32, 1), # one input frame, HWC uint8
+               timeout:float=300        # seconds before the child is killed (subprocess.TimeoutExpired)
+              )->dict:
     "Benchmark one exported file in a fresh Python process (so its peak memory is its own)."
     args = json.dumps(dict(path=str(path), fmt=fmt, runs=runs, warmup=warmup, threads=threads, frame_shape=list(frame_shape)))
     env = {**os.environ, 'OMP_NUM_THREADS': str(threads), 'TF_CPP_MIN_LOG_LEVEL': '3'}
@@ -108,7 +126,14 @@ def bench_file(path, fmt:str, runs:int=100, warmup:int=10, threads:int=2, frame_
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 # %% ../nbs/06_monitoring.ipynb #1bd79690
-def benchmark_records(run:RunDir, records:list[dict], precisions=('fp32',), runs:int=100, warmup:int=10, threads:int=2, progress:bool=True)->pd.DataFrame:
+def benchmark_records(run:RunDir,            # the run whose files the records name
+                      records:list[dict],    # the Conversion chapter's export records
+                      precisions=('fp32',),  # only records of these precisions
+                      runs:int=100,          # timed predictions per file
+                      warmup:int=10,         # untimed predictions first
+                      threads:int=2,         # the second thread count timed (the first is 1)
+                      progress:bool=True     # a progress bar over files
+                     )->pd.DataFrame:
     "One row per export record of `precisions`: the benchmark of its file in a fresh process, or why it was skipped."
     import platform as _pf
     from mobileml_book.convert import record_path
@@ -123,7 +148,11 @@ def benchmark_records(run:RunDir, records:list[dict], precisions=('fp32',), runs
         rows.append(row)
     return pd.DataFrame(rows)
 
-def device_estimates(bench:pd.DataFrame, devices:pd.DataFrame, host_ghz:float, watts_per_core:float)->pd.DataFrame:
+def device_estimates(bench:pd.DataFrame,     # `benchmark_records`'s rows (p50_ms, p90_ms, cpu_ms; skipped rows dropped)
+                     devices:pd.DataFrame,   # the phone catalog (cpu_max_ghz, tier, os)
+                     host_ghz:float,         # this machine's clock (GHz)
+                     watts_per_core:float    # assumed power of one busy core (W)
+                    )->pd.DataFrame:
     "Every benchmarked file on every phone: latency p50/p90 and energy per prediction, scaled by the clocks (estimates)."
     b = bench[bench.skipped.isna()] if 'skipped' in bench else bench
     rows = []
@@ -137,7 +166,8 @@ def device_estimates(bench:pd.DataFrame, devices:pd.DataFrame, host_ghz:float, w
 # %% ../nbs/06_monitoring.ipynb #455f8b07
 INPUT_STATS = ('brightness', 'contrast', 'sharpness')
 
-def image_stats(x:np.ndarray)->pd.DataFrame:
+def image_stats(x:np.ndarray   # uint8 images, NHWC (C = 1 or 3)
+               )->pd.DataFrame:
     "Cheap input statistics of uint8 NHWC images: brightness and contrast (0 to 1) and sharpness (log10 of 1 + the variance of the Laplacian)."
     g = x.astype(np.float32).mean(-1)/255                                                  # grey, N x H x W
     lap = 4*g[:, 1:-1, 1:-1] - g[:, :-2, 1:-1] - g[:, 2:, 1:-1] - g[:, 1:-1, :-2] - g[:, 1:-1, 2:]
@@ -234,11 +264,14 @@ class TelemetryStore:
         if clamped: q = q.where(self.table.c.clock_clamped == 1)
         with self.engine.connect() as c: return int(c.execute(q).scalar())
 
-def telemetry_url_of(run:RunDir, url:str='run')->str:
+def telemetry_url_of(run:RunDir,     # the run whose artifacts hold the default store
+                     url:str='run'    # a SQLAlchemy URL, or 'run' for SQLite in the run
+                    )->str:
     "The store's URL: `url`, or SQLite in the run's artifacts (`artifacts/monitoring/telemetry.db`)."
     return f"sqlite:///{(run.artifacts('monitoring')/'telemetry.db').resolve()}" if url == 'run' else url
 
-def telemetry_router(store:TelemetryStore)->APIRouter:
+def telemetry_router(store:TelemetryStore   # where accepted events go
+                    )->APIRouter:
     "The ingest endpoint, to mount on the delivery service: `POST /v1/telemetry` (a batch) and `GET /v1/telemetry/summary`."
     r = APIRouter()
     @r.post('/v1/telemetry')
@@ -255,7 +288,11 @@ def fleet_end(days:int)->float:   # days of telemetry simulated
     "The simulated server's time at the end of `days` of telemetry: where alert windows end."
     return FLEET_START + days*86_400
 
-def shift_images(x:np.ndarray, shift:str='night', severity:int=3, seed:int=0)->np.ndarray:
+def shift_images(x:np.ndarray,        # uint8 images, NHWC
+                 shift:str='night',    # a key of `SHIFTS`
+                 severity:int=3,       # 1 (mild) to 5 (severe), as phone-C
+                 seed:int=0            # the corruptions' random draw
+                )->np.ndarray:
     "The images under a shift: the phone-C corruptions of `SHIFTS[shift]` applied in turn."
     from mobileml_book.data import corrupt
     x = np.array(x)                                                        # a writable copy (the splits may be read-only)
@@ -295,7 +332,11 @@ def simulate_fleet(devices:pd.DataFrame,
     return events
 
 # %% ../nbs/06_monitoring.ipynb #853c0f51
-def psi(ref, cur, bins:int=10, eps:float=1e-4)->float:
+def psi(ref,               # the reference sample of one statistic (1-D)
+        cur,               # the current window's sample of it (1-D)
+        bins:int=10,       # quantile bins of `ref`
+        eps:float=1e-4     # floor of a bin's share (an empty bin would divide by zero)
+       )->float:
     "Population stability index of `cur` against `ref`, over quantile bins of `ref`."
     ref, cur = np.asarray(ref, float), np.asarray(cur, float)
     edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
@@ -304,7 +345,9 @@ def psi(ref, cur, bins:int=10, eps:float=1e-4)->float:
     r, c = np.clip(r, eps, None), np.clip(c, eps, None)
     return float(np.sum((c - r)*np.log(c/r)))
 
-def reference_profile(x:np.ndarray, proba:np.ndarray)->dict:
+def reference_profile(x:np.ndarray,       # uint8 images the model saw before release, NHWC
+                      proba:np.ndarray    # its class probabilities on them, (N, classes)
+                     )->dict:
     "What the model saw before release: input statistics, confidences and predicted-class shares (lists, JSON-ready)."
     s = image_stats(x)
     return dict(n=len(x), **{k: s[k].tolist() for k in INPUT_STATS}, confidence=proba.max(1).tolist(),
@@ -390,7 +433,13 @@ def _client(uri:str):
     logging.getLogger('alembic').setLevel(logging.WARNING); logging.getLogger('mlflow').setLevel(logging.WARNING)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
-def register_release(uri:str, model:str, release:str, records:list[dict], run:RunDir, card:dict|None=None)->pd.DataFrame:
+def register_release(uri:str,               # the MLflow tracking and registry URI
+                     model:str,             # the registered model's name
+                     release:str,           # the app-facing version, e.g. '1.1.0'
+                     records:list[dict],    # export records to register, one model version each
+                     run:RunDir,            # the run whose files the records name
+                     card:dict|None=None    # the dataset card (its hash is tagged)
+                    )->pd.DataFrame:
     "Register each export record as a version of `model` tagged with `release` (again only if that file and release are not registered yet)."
     from mobileml_book.convert import record_path
     c = _client(uri)
@@ -414,7 +463,9 @@ def register_release(uri:str, model:str, release:str, records:list[dict], run:Ru
         rows.append(dict(version=int(v.version), release=release, format=r['format'], precision=r.get('precision'), name=r['name']))
     return pd.DataFrame(rows)
 
-def version_table(uri:str, model:str)->pd.DataFrame:
+def version_table(uri:str,     # the MLflow registry URI
+                  model:str    # the registered model's name
+                 )->pd.DataFrame:
     "Every registered version of `model` with its tags and the aliases pointing at it."
     c = _client(uri)
     al = {}
@@ -423,7 +474,11 @@ def version_table(uri:str, model:str)->pd.DataFrame:
                  aliases=','.join(sorted(al.get(int(v.version), []))), source=v.source) for v in c.search_model_versions(f"name='{model}'")]
     return pd.DataFrame(rows).sort_values('version').reset_index(drop=True)
 
-def set_live(uri:str, model:str, platform:str, version:int)->int:
+def set_live(uri:str,        # the MLflow registry URI
+             model:str,      # the registered model's name
+             platform:str,   # 'ios' or 'android': the alias is `live-<platform>`
+             version:int     # the model version to serve
+            )->int:
     "Point `live-<platform>` at `version`, remembering the alias's history (for rollback)."
     c = _client(uri); key = f'history.live-{platform}'
     tags = c.get_registered_model(model).tags
@@ -432,11 +487,17 @@ def set_live(uri:str, model:str, platform:str, version:int)->int:
     c.set_registered_model_alias(model, f'live-{platform}', str(version)); c.set_registered_model_tag(model, key, json.dumps(hist[-50:]))
     return int(version)
 
-def live_version(uri:str, model:str, platform:str):
+def live_version(uri:str,        # the MLflow registry URI
+                 model:str,      # the registered model's name
+                 platform:str    # 'ios' or 'android'
+                ):
     "The version live on `platform` (found by its alias)."
     return _client(uri).get_model_version_by_alias(model, f'live-{platform}')
 
-def rollback(uri:str, model:str, platform:str)->int:
+def rollback(uri:str,        # the MLflow registry URI
+             model:str,      # the registered model's name
+             platform:str    # 'ios' or 'android'; ValueError when nothing was live before
+            )->int:
     "Point `live-<platform>` back at the version live before the current one; returns it."
     c = _client(uri); key = f'history.live-{platform}'
     hist = json.loads(c.get_registered_model(model).tags.get(key, '[]'))
@@ -444,7 +505,10 @@ def rollback(uri:str, model:str, platform:str)->int:
     hist.pop(); c.set_registered_model_alias(model, f'live-{platform}', str(hist[-1])); c.set_registered_model_tag(model, key, json.dumps(hist))
     return hist[-1]
 
-def compare_versions(uri:str, model:str, a:int, b:int)->pd.DataFrame:
+def compare_versions(uri:str,     # the MLflow registry URI
+                     model:str,   # the registered model's name
+                     a:int, b:int # the two model versions
+                    )->pd.DataFrame:
     "Tags of two versions side by side, and whether they differ."
     t = version_table(uri, model).set_index('version')
     return pd.DataFrame({f'v{a}': t.loc[a], f'v{b}': t.loc[b]}).assign(differs=lambda d: d.iloc[:, 0] != d.iloc[:, 1])
@@ -479,68 +543,101 @@ class ThermalModel:
 # %% ../nbs/06_monitoring.ipynb #2c2dec91
 class Dispatcher:
     "A durable queue of gallery items in SQLite (WAL): batches in priority order, each batch's results committed with its progress."
-    def __init__(self, path):
+    def __init__(self, path):   # the SQLite file (made with its folder); reopening it resumes the queue
         self.path = Path(path); self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)      # explicit transactions below
         self.db.execute('PRAGMA journal_mode=WAL'); self.db.execute('PRAGMA synchronous=FULL')
-        self.db.executescript('''CREATE TABLE IF NOT EXISTS items(item_id INTEGER PRIMARY KEY, priority REAL NOT NULL, state TEXT NOT NULL DEFAULT 'pending');
+        self.db.executescript('''CREATE TABLE IF NOT EXISTS items(item_id INTEGER PRIMARY KEY, priority REAL NOT NULL,
+                                                           state TEXT NOT NULL DEFAULT 'pending');
             CREATE INDEX IF NOT EXISTS items_next ON items(state, priority DESC, item_id);
-            CREATE TABLE IF NOT EXISTS results(item_id INTEGER NOT NULL, batch INTEGER NOT NULL, pid INTEGER NOT NULL, label INTEGER, confidence REAL, ts REAL);
+            CREATE TABLE IF NOT EXISTS results(item_id INTEGER NOT NULL, batch INTEGER NOT NULL, pid INTEGER NOT NULL,
+                                               label INTEGER, confidence REAL, ts REAL);
             CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);''')
     def close(self): self.db.close()
-    def enqueue(self, item_ids, priorities)->int:
-        "Add items (again: ignored); returns how many are new."
-        n0 = self.count()
-        with self._tx(): self.db.executemany('INSERT OR IGNORE INTO items(item_id, priority) VALUES (?, ?)', zip(map(int, item_ids), map(float, priorities)))
-        return self.count() - n0
     def _tx(self):
+        "A write transaction taken at once (BEGIN IMMEDIATE): committed on success, rolled back on an exception."
         db = self.db
         class _T:
             def __enter__(s): db.execute('BEGIN IMMEDIATE')
             def __exit__(s, et, *a): db.execute('COMMIT' if et is None else 'ROLLBACK')
         return _T()
-    def count(self, state:str|None=None)->int:
-        q, a = ('SELECT COUNT(*) FROM items', ()) if state is None else ('SELECT COUNT(*) FROM items WHERE state = ?', (state,))
-        return self.db.execute(q, a).fetchone()[0]
-    def next_batch(self, n:int)->list[int]:
-        return [r[0] for r in self.db.execute("SELECT item_id FROM items WHERE state = 'pending' ORDER BY priority DESC, item_id LIMIT ?", (n,))]
-    def commit(self, ids:list[int], labels, confidences):
-        "Store a batch's results and mark its items done, in one transaction (all or nothing)."
-        with self._tx():
-            b = self.db.execute('SELECT COALESCE(MAX(batch), -1) + 1 FROM results').fetchone()[0]
-            cur = self.db.executemany("UPDATE items SET state = 'done' WHERE item_id = ? AND state = 'pending'", [(int(i),) for i in ids])
-            if cur.rowcount != len(ids): raise RuntimeError('a batch holds items that are already done')   # rolls back
-            self.db.executemany('INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)',
-                                [(int(i), b, os.getpid(), int(l), float(c), time.time()) for i, l, c in zip(ids, labels, confidences)])
-    def results(self)->pd.DataFrame: return pd.read_sql('SELECT * FROM results ORDER BY batch, item_id', self.db)
 
-    def run(self, work,                       # ids -> (labels, confidences): the real work
-            batch:int=32,
-            thermal:ThermalModel|None=None,   # the phone's thermal state (simulated device time)
-            item_s:float=0.0,                 # device seconds per item (for the thermal model and the session budget)
-            watts:float=CPU_WATTS,            # power while working (assumption)
-            session_budget_s:float|None=None, # device seconds this session may use
-            max_batches:int|None=None, pace_s:float=0.0, progress:bool=False)->dict:
-        "Process pending items batch by batch until done, out of session budget or `max_batches`; returns this session's account."
-        acc = dict(items=0, batches=0, busy_s=0.0, rest_s=0.0, max_temp=thermal.temp if thermal else None, stopped='done')
-        bar = tqdm(total=self.count('pending'), desc='dispatch', disable=not progress)
-        while True:
-            ids = self.next_batch(batch)
-            if not ids: break
-            dt = len(ids)*item_s; rest = thermal.rest_needed(dt, watts) if thermal else 0.0
-            if session_budget_s is not None and acc['busy_s'] + acc['rest_s'] + rest + dt > session_budget_s: acc['stopped'] = 'session budget'; break
-            if max_batches is not None and acc['batches'] >= max_batches: acc['stopped'] = 'max_batches'; break
-            if thermal: thermal.step(rest, 0.0); acc['rest_s'] += rest
-            labels, conf = work(ids)
-            if pace_s: time.sleep(pace_s)
-            self.commit(ids, labels, conf)
-            if thermal: thermal.step(dt, watts); acc['max_temp'] = max(acc['max_temp'], thermal.temp)
-            acc['items'] += len(ids); acc['batches'] += 1; acc['busy_s'] += dt; bar.update(len(ids))
-        bar.close()
-        return acc
+# %% ../nbs/06_monitoring.ipynb #disp0b
+@patch
+def enqueue(self:Dispatcher, item_ids,   # gallery item ids (ints)
+            priorities                   # one per id: higher runs first
+           )->int:
+    "Add items (again: ignored); returns how many are new."
+    n0 = self.count()
+    with self._tx():
+        self.db.executemany('INSERT OR IGNORE INTO items(item_id, priority) VALUES (?, ?)', zip(map(int, item_ids), map(float, priorities)))
+    return self.count() - n0
+
+@patch
+def count(self:Dispatcher, state:str|None=None   # 'pending', 'done', or None for all
+         )->int:
+    "Items in the queue, in `state` or all."
+    q, a = ('SELECT COUNT(*) FROM items', ()) if state is None else ('SELECT COUNT(*) FROM items WHERE state = ?', (state,))
+    return self.db.execute(q, a).fetchone()[0]
+
+# %% ../nbs/06_monitoring.ipynb #disp0d
+@patch
+def next_batch(self:Dispatcher, n:int   # at most this many ids
+              )->list[int]:
+    "The next pending item ids, highest priority first."
+    return [r[0] for r in self.db.execute("SELECT item_id FROM items WHERE state = 'pending' ORDER BY priority DESC, item_id LIMIT ?", (n,))]
+
+@patch
+def commit(self:Dispatcher, ids:list[int],   # the batch's item ids, all pending
+           labels, confidences):              # one per id: the work's results
+    "Store a batch's results and mark its items done, in one transaction (all or nothing)."
+    with self._tx():
+        b = self.db.execute('SELECT COALESCE(MAX(batch), -1) + 1 FROM results').fetchone()[0]
+        cur = self.db.executemany("UPDATE items SET state = 'done' WHERE item_id = ? AND state = 'pending'", [(int(i),) for i in ids])
+        if cur.rowcount != len(ids): raise RuntimeError('a batch holds items that are already done')   # rolls back
+        self.db.executemany('INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)',
+                            [(int(i), b, os.getpid(), int(l), float(c), time.time()) for i, l, c in zip(ids, labels, confidences)])
+
+@patch
+def results(self:Dispatcher)->pd.DataFrame:
+    "Every committed result, by batch."
+    return pd.read_sql('SELECT * FROM results ORDER BY batch, item_id', self.db)
+
+# %% ../nbs/06_monitoring.ipynb #disp0f
+@patch
+def run(self:Dispatcher, work,            # ids -> (labels, confidences): the real work
+        batch:int=32,                     # items per committed batch
+        thermal:ThermalModel|None=None,   # the phone's thermal state (simulated device time)
+        item_s:float=0.0,                 # device seconds per item (for the thermal model and the session budget)
+        watts:float=CPU_WATTS,            # power while working (assumption)
+        session_budget_s:float|None=None, # device seconds this session may use
+        max_batches:int|None=None,        # stop after this many batches (a test's interruption)
+        pace_s:float=0.0,                 # wall seconds to sleep per batch (lets a test kill the process mid-run)
+        progress:bool=False)->dict:
+    "Process pending items batch by batch until done, out of session budget or `max_batches`; returns this session's account."
+    acc = dict(items=0, batches=0, busy_s=0.0, rest_s=0.0, max_temp=thermal.temp if thermal else None, stopped='done')
+    bar = tqdm(total=self.count('pending'), desc='dispatch', disable=not progress)
+    while True:
+        ids = self.next_batch(batch)
+        if not ids: break
+        dt = len(ids)*item_s; rest = thermal.rest_needed(dt, watts) if thermal else 0.0
+        if session_budget_s is not None and acc['busy_s'] + acc['rest_s'] + rest + dt > session_budget_s:
+            acc['stopped'] = 'session budget'; break
+        if max_batches is not None and acc['batches'] >= max_batches: acc['stopped'] = 'max_batches'; break
+        if thermal: thermal.step(rest, 0.0); acc['rest_s'] += rest
+        labels, conf = work(ids)
+        if pace_s: time.sleep(pace_s)
+        self.commit(ids, labels, conf)
+        if thermal: thermal.step(dt, watts); acc['max_temp'] = max(acc['max_temp'], thermal.temp)
+        acc['items'] += len(ids); acc['batches'] += 1; acc['busy_s'] += dt; bar.update(len(ids))
+    bar.close()
+    return acc
 
 # %% ../nbs/06_monitoring.ipynb #32b64791
-def gallery_work(gallery_path, model_path, fmt:str='onnx'):
+def gallery_work(gallery_path,     # the gallery's .npy file (uint8 NHWC)
+                 model_path,       # an exported model file
+                 fmt:str='onnx'    # its format
+                ):
     "ids -> (labels, confidences): classify items of the gallery file (uint8 NHWC, memory-mapped) with an exported model."
     from mobileml_book.convert import runner
     x = np.load(gallery_path, mmap_mode='r'); f = runner(model_path, fmt)
@@ -555,13 +652,27 @@ def dispatch_main():
     d = Dispatcher(a['db']); print('started', flush=True)
     print(json.dumps(d.run(gallery_work(a['gallery'], a['model'], a.get('fmt', 'onnx')), a['batch'], pace_s=a.get('pace_s', 0.0))), flush=True)
 
-def start_dispatcher(db, gallery, model, fmt:str='onnx', batch:int=32, pace_s:float=0.0)->subprocess.Popen:
+def start_dispatcher(db,               # the dispatcher's SQLite file
+                     gallery,          # the gallery's .npy file
+                     model,            # an exported model file
+                     fmt:str='onnx',   # its format
+                     batch:int=32,     # items per committed batch
+                     pace_s:float=0.0  # wall seconds to sleep per batch (lets a test kill it mid-run)
+                    )->subprocess.Popen:
     "Start `dispatch_main` in a new process (the app in the background)."
     a = json.dumps(dict(db=str(db), gallery=str(gallery), model=str(model), fmt=fmt, batch=batch, pace_s=pace_s))
     return subprocess.Popen([sys.executable, '-c', 'from mobileml_book.monitor import dispatch_main; dispatch_main()', a],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-def kill_and_resume(db, gallery, model, fmt:str='onnx', batch:int=32, kill_after_batches:int=3, pace_s:float=0.05, timeout:float=120)->dict:
+def kill_and_resume(db,                     # the dispatcher's SQLite file, its items already queued
+                    gallery,                # the gallery's .npy file
+                    model,                  # an exported model file
+                    fmt:str='onnx',         # its format
+                    batch:int=32,           # items per committed batch
+                    kill_after_batches:int=3, # committed batches before the SIGKILL
+                    pace_s:float=0.05,      # wall seconds per batch in the child (time to kill it)
+                    timeout:float=120       # seconds to wait for those batches; then it is killed anyway
+                   )->dict:
     "Start a dispatcher process, SIGKILL it once `kill_after_batches` batches are committed, resume here; check every item was processed exactly once."
     p = start_dispatcher(db, gallery, model, fmt, batch, pace_s)
     t0, seen = time.time(), 0
@@ -583,7 +694,13 @@ def kill_and_resume(db, gallery, model, fmt:str='onnx', batch:int=32, kill_after
                 processes=int(res.pid.nunique()))
 
 # %% ../nbs/06_monitoring.ipynb #a6bad5df
-def make_gallery(images:np.ndarray, n:int, seed:int=0, dup_share:float=0.1, screenshot_share:float=0.15, video_share:float=0.1)->tuple[np.ndarray, pd.DataFrame]:
+def make_gallery(images:np.ndarray,         # real photos to draw from, uint8 NHWC
+                 n:int,                      # items in the gallery
+                 seed:int=0,                 # the draw
+                 dup_share:float=0.1,        # share of exact duplicates (burst shots, re-saved copies)
+                 screenshot_share:float=0.15, # share of screenshots
+                 video_share:float=0.1       # share of videos
+                )->tuple[np.ndarray, pd.DataFrame]:
     "A gallery of `n` items drawn from real `images` (with exact duplicates) and its metadata: kind, favourite, age_days."
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(images), n)
@@ -592,7 +709,9 @@ def make_gallery(images:np.ndarray, n:int, seed:int=0, dup_share:float=0.1, scre
     meta = pd.DataFrame(dict(item_id=np.arange(n), kind=kind, favourite=rng.random(n) < 0.05, age_days=rng.exponential(365, n).round(1)))
     return images[idx], meta
 
-def cheap_cut(x:np.ndarray, meta:pd.DataFrame)->pd.DataFrame:
+def cheap_cut(x:np.ndarray,         # the gallery's pixels (for exact-duplicate hashes), uint8 NHWC
+              meta:pd.DataFrame     # its metadata from `make_gallery`: kind, favourite, age_days
+             )->pd.DataFrame:
     "The items worth running the model on: photos only, one per exact duplicate group; with a priority (favourites, then newest)."
     from mobileml_book.data import image_hashes
     m = meta[meta.kind == 'photo'].copy()
@@ -602,7 +721,13 @@ def cheap_cut(x:np.ndarray, meta:pd.DataFrame)->pd.DataFrame:
     return m.sort_values('priority', ascending=False)
 
 # %% ../nbs/06_monitoring.ipynb #d9d1e9a7
-def simulate_gallery(n_items:int, item_s:float, batch:int, thermal:ThermalModel, watts:float, session_budget_s:float)->dict:
+def simulate_gallery(n_items:int,             # items to process
+                     item_s:float,            # device seconds per item
+                     batch:int,               # items per batch
+                     thermal:ThermalModel,    # the phone's thermal state (changed in place)
+                     watts:float,             # power while working (W)
+                     session_budget_s:float   # device seconds one background session may run
+                    )->dict:
     "Device time to process `n_items` in batches under the thermal model and per-session budgets (no real work): minutes busy, resting, sessions."
     busy = rest = 0.0; sessions, used, left, hot = 1, 0.0, n_items, thermal.temp
     while left > 0:

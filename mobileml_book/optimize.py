@@ -85,7 +85,13 @@ def example_input(spec:dict, n:int=1)->torch.Tensor:
     "A fresh, standard-layout input batch for export (a slice of a channels-last batch would record the wrong layout)."
     return torch.zeros(n, spec['in_channels'], spec['input_size'], spec['input_size'])
 
-def measure(name:str, net:nn.Module, spec:dict, test:Dataset, pc:PhoneC, runs:int=50, **extra)->dict:
+def measure(name:str,          # the row's name
+            net:nn.Module,     # an fp32 network (network input, logits out)
+            spec:dict,         # its model spec
+            test:Dataset,      # clean test images
+            pc:PhoneC,         # phone-C images
+            runs:int=50,       # timed predictions (batch 1)
+            **extra)->dict:
     "One row of the comparison for an fp32 network: accuracy (clean, phone-C), bytes (saved, gzip), p50/p90 latency here, parameters and MACs."
     ev = evaluate(predict_fn(net, spec), test, pc)
     raw, gz = file_bytes(net.state_dict())
@@ -133,7 +139,11 @@ def finalize_pruning(net:nn.Module)->nn.Module:
 
 # %% ../nbs/03_optimization.ipynb #7fd44700
 @torch.no_grad()
-def recalibrate_bn(net:nn.Module, x:np.ndarray, spec:dict, bs:int=128)->nn.Module:
+def recalibrate_bn(net:nn.Module,     # changed in place and returned
+                   x:np.ndarray,      # uint8 NHWC images (a few hundred are enough)
+                   spec:dict,         # the model spec (pre-processing)
+                   bs:int=128         # batch size
+                  )->nn.Module:
     "Re-estimate every batch norm's running statistics on uint8 images `x` (pruning changes what each layer sees; stale statistics wreck accuracy)."
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     moms = [b.momentum for b in bns]
@@ -382,7 +392,11 @@ def pte_runner(path):
     method = Runtime.get().load_program(str(path)).load_method('forward')
     return lambda x: method.execute([x.clone(memory_format=torch.contiguous_format)])[0]
 
-def time_in_turns(fns:dict, x, warmup:int=20, runs:int=200)->dict:
+def time_in_turns(fns:dict,        # name -> f(x)
+                  x,               # the input every callable gets
+                  warmup:int=20,   # untimed calls of each first
+                  runs:int=200     # timed calls of each
+                 )->dict:
     "Latency (ms: p50, p90, p99, mean) and CPU ms per call of each callable in `fns` (name -> f(x)) after warm-up, timed in turns so that a busy moment of a shared machine hits them all alike."
     ts, cpu = {k: [] for k in fns}, {k: 0.0 for k in fns}
     for i in range(warmup + runs):
@@ -453,13 +467,21 @@ class LatencyPredictor:
 
 def mape(pred, true)->float: return float(np.mean(np.abs(np.asarray(pred) - np.asarray(true))/np.asarray(true)))
 
-def sample_space(widths, sizes, depths, n:int, seed:int=0)->list[dict]:
+def sample_space(widths,        # width multipliers
+                 sizes,         # input sides (px)
+                 depths,        # depth multipliers
+                 n:int,         # points to draw (at most the grid's size)
+                 seed:int=0     # the draw
+                )->list[dict]:
     "`n` distinct (width, size, depth) points of the grid, drawn without replacement (seeded)."
     grid = [dict(width=w, size=s, depth=d) for w in widths for s in sizes for d in depths]
     idx = np.random.default_rng(seed).choice(len(grid), min(n, len(grid)), replace=False)
     return [grid[i] for i in sorted(idx)]
 
-def within_budget(df:pd.DataFrame, latency_ms:float, size_mb:float)->pd.Series:
+def within_budget(df:pd.DataFrame,    # candidates with phone_ms and size_bytes
+                  latency_ms:float,    # the latency budget on the target phone (ms, estimated)
+                  size_mb:float        # the size budget (MB)
+                 )->pd.Series:
     "Rows whose estimated phone latency and size fit the budget."
     return (df['phone_ms'] <= latency_ms) & (df['size_bytes'] <= size_mb*1e6)
 
@@ -568,13 +590,22 @@ def phone_estimates(df:pd.DataFrame, predictor:LatencyPredictor, host_ghz:float,
     return pd.concat([fp, q8], ignore_index=True)
 
 # %% ../nbs/03_optimization.ipynb #df798944
-def pareto(df:pd.DataFrame, cost:str, gain:str='acc')->pd.Series:
+def pareto(df:pd.DataFrame,   # one row per candidate
+           cost:str,           # the column to keep low (size, latency)
+           gain:str='acc'      # the column to keep high
+          )->pd.Series:
     "True where no other row has cost <= and gain >= with one of them strictly better."
     c, g = df[cost].to_numpy(float), df[gain].to_numpy(float)
     return pd.Series([not np.any((c <= c[i]) & (g >= g[i]) & ((c < c[i]) | (g > g[i]))) for i in range(len(df))], index=df.index)
 
 # %% ../nbs/03_optimization.ipynb #fc998c14
-def save_variants(run:RunDir, nets:dict, table:pd.DataFrame, spec:dict, chosen:str, extra:dict|None=None)->Path:
+def save_variants(run:RunDir,            # the run whose optimization artifacts get them
+                  nets:dict,             # name -> nn.Module or PT2E graph
+                  table:pd.DataFrame,    # metrics by name (acc, phone_c_acc, size_bytes, p50_ms, ...)
+                  spec:dict,             # the model spec they share
+                  chosen:str,            # the name the Conversion chapter exports by default
+                  extra:dict|None=None   # more fields of the hand-off
+                 )->Path:
     "Save each network of `nets` (name -> nn.Module or PT2E graph) atomically and write `variants.json` with the table's metrics."
     art = run.artifacts('optimization'); recs = {}
     for name, net in nets.items():
@@ -593,7 +624,10 @@ def save_variants(run:RunDir, nets:dict, table:pd.DataFrame, spec:dict, chosen:s
     return art/'variants.json'
 
 # %% ../nbs/03_optimization.ipynb #f5ddb350
-def calibration_frames(train:Dataset, n:int, seed:int=0)->np.ndarray:
+def calibration_frames(train:Dataset,   # training images to draw from
+                       n:int,           # images drawn (fewer if the set is smaller)
+                       seed:int=0       # the draw
+                      )->np.ndarray:
     "This chapter's calibration recipe: `n` training frames (uint8, NHWC) plus a phone-condition copy of each."
     src = train.x[np.random.default_rng(seed).choice(len(train), min(n, len(train)), replace=False)]
     return np.concatenate([src, MobileAugment(p=1.0, seed=seed)(src)])

@@ -449,6 +449,8 @@ def main(argv=None):
     sw.add_argument('--no-progress', action='store_true'); sw.add_argument('--book', help="the book's checkout")
     sb = sub.add_parser('sweep-bench', help='time one run, a one-point sweep and a whole sweep of a grid (chapter 09)')
     sb.add_argument('grid'); sb.add_argument('--out', default='runs/sweep-bench')
+    sb.add_argument('--skip', nargs='+', default=[], choices=['one-point', 'serial'],
+                    help='leave out the one-point sweep (the overhead goal) or the one-stage-at-a-time sweep (the parallel gain)')
     sub.add_parser('readme', help='write README.md from nbs/index.ipynb (without Quarto)')
     sub.add_parser('docs', help='build the website into _docs/ (options: `mobileml-book docs --help`)', add_help=False)
     a = ap.parse_args(argv)
@@ -467,7 +469,7 @@ def main(argv=None):
             return 1 if bad else 0
         elif a.cmd == 'sweep-bench':
             from .sweeps import sweep_bench
-            sweep_bench(a.grid, a.out)
+            sweep_bench(a.grid, a.out, skip=a.skip)
         elif a.cmd == 'params': print(params_table(a.profile))
         elif a.cmd == 'report': print(build_report(RunDir(a.run_dir)))
         elif a.cmd == 'readme': build_readme(); print('README.md written from nbs/index.ipynb')

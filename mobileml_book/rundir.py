@@ -6,6 +6,7 @@
 from __future__ import annotations
 import os, re, json, tempfile, hashlib, fcntl, difflib, logging, warnings, datetime as dt
 from contextlib import contextmanager
+from fastcore.basics import patch
 from pathlib import Path
 from typing import Any, Literal, Annotated
 import yaml
@@ -228,7 +229,7 @@ def now_iso()->str: return dt.datetime.now(dt.timezone.utc).isoformat(timespec='
 # %% ../nbs/07a_rundir.ipynb #d4e59464
 class RunDir:
     "A run directory: parameters, executed notebooks, artifacts per chapter, merged metrics, status."
-    def __init__(self, path=None): self.path = Path(path) if path else default_run_dir()
+    def __init__(self, path=None): self.path = Path(path) if path else default_run_dir()   # None: `default_run_dir()`
     def __repr__(self): return f"RunDir({str(self.path)!r})"
     def __truediv__(self, o): return self.path/o
 
@@ -241,16 +242,6 @@ class RunDir:
     @property
     def notebooks(self): return self.path/'notebooks'
 
-    def artifacts(self, chapter:str)->Path:
-        "The folder where `chapter` keeps what later chapters read (created on demand)."
-        p = self.path/'artifacts'/chapter
-        p.mkdir(parents=True, exist_ok=True)
-        return p
-
-    def artifact(self, chapter:str, name:str)->Path:
-        "Where `chapter` keeps its artifact `name` (read-only: nothing is created; the file may not exist yet)."
-        return self.path/'artifacts'/chapter/name
-
     @contextmanager
     def _locked(self):
         "An exclusive lock on the run, for read-modify-write of shared files (chapters may run side by side under nbdev_test)."
@@ -260,54 +251,87 @@ class RunDir:
             try: yield
             finally: fcntl.flock(f, fcntl.LOCK_UN)
 
-    def _read(self, p, default):
-        return json.loads(p.read_text()) if p.exists() else default
+    def _read(self, p, default): return json.loads(p.read_text()) if p.exists() else default
 
-    def metrics(self)->dict:
-        "All metrics of the run: `{chapter: {...}}`."
-        return self._read(self.metrics_path, {})
+# %% ../nbs/07a_rundir.ipynb #rund0a
+@patch
+def artifacts(self:RunDir, chapter:str   # the chapter's key, e.g. 'training'
+             )->Path:
+    "The folder where `chapter` keeps what later chapters read (created on demand)."
+    p = self.path/'artifacts'/chapter
+    p.mkdir(parents=True, exist_ok=True)
+    return p
 
-    def save_metrics(self, chapter:str, metrics:dict)->dict:
-        "Merge `metrics` under `chapter` in metrics.json (atomically, under a lock); returns the chapter's metrics."
-        with self._locked():
-            m = self.metrics()
-            m.setdefault(chapter, {}).update(json.loads(dumps(metrics)))
-            atomic_write(self.metrics_path, dumps(m))
-        return m[chapter]
+@patch
+def artifact(self:RunDir, chapter:str,   # the chapter's key
+             name:str                    # a file name inside its artifacts
+            )->Path:
+    "Where `chapter` keeps its artifact `name` (read-only: nothing is created; the file may not exist yet)."
+    return self.path/'artifacts'/chapter/name
 
-    def status(self)->dict:
-        "The run's status.json: `{'steps': {name: {...}}, ...}`."
-        return self._read(self.status_path, {'steps': {}})
+# %% ../nbs/07a_rundir.ipynb #rund0c
+@patch
+def metrics(self:RunDir)->dict:
+    "All metrics of the run: `{chapter: {...}}`."
+    return self._read(self.metrics_path, {})
 
-    def update_status(self, step:str|None=None, **fields)->dict:
-        "Merge `fields` into `step`'s entry (or the top level when `step` is None) of status.json."
-        with self._locked():
-            s = self.status()
-            tgt = s if step is None else s.setdefault('steps', {}).setdefault(step, {})
-            tgt.update(fields)
-            s['updated'] = now_iso()
-            atomic_write(self.status_path, dumps(s))
-        return s
+@patch
+def save_metrics(self:RunDir, chapter:str,   # the chapter's key
+                 metrics:dict                # JSON-able values (numpy numbers become plain JSON)
+                )->dict:
+    "Merge `metrics` under `chapter` in metrics.json (atomically, under a lock); returns the chapter's metrics."
+    with self._locked():
+        m = self.metrics()
+        m.setdefault(chapter, {}).update(json.loads(dumps(metrics)))
+        atomic_write(self.metrics_path, dumps(m))
+    return m[chapter]
 
-    def params(self)->dict:
-        "The resolved parameters of the run (params.yaml), or {} when the run has none yet."
-        return yaml.safe_load(self.params_path.read_text()) if self.params_path.exists() else {}
+# %% ../nbs/07a_rundir.ipynb #rund0d
+@patch
+def status(self:RunDir)->dict:
+    "The run's status.json: `{'steps': {name: {...}}, ...}`."
+    return self._read(self.status_path, {'steps': {}})
 
-    def write_params(self, params:dict):
-        "Write params.yaml atomically."
-        atomic_write(self.params_path, yaml.safe_dump(json.loads(dumps(params)), sort_keys=False))
+@patch
+def update_status(self:RunDir, step:str|None=None,   # a step's name, or None for the top level
+                  **fields)->dict:
+    "Merge `fields` into `step`'s entry (or the top level when `step` is None) of status.json."
+    with self._locked():
+        s = self.status()
+        tgt = s if step is None else s.setdefault('steps', {}).setdefault(step, {})
+        tgt.update(fields)
+        s['updated'] = now_iso()
+        atomic_write(self.status_path, dumps(s))
+    return s
 
-    def figures(self, chapter:str|None=None)->list[Path]:
-        "Key plots saved by `save_figure`, in chapter then name order."
-        root = self.path/'artifacts'
-        pat = f'{chapter}/figures/*.png' if chapter else '*/figures/*.png'
-        return sorted(root.glob(pat)) if root.exists() else []
+@patch
+def params(self:RunDir)->dict:
+    "The resolved parameters of the run (params.yaml), or {} when the run has none yet."
+    return yaml.safe_load(self.params_path.read_text()) if self.params_path.exists() else {}
 
-    def save_figure(self, fig, chapter:str, name:str, dpi:int=110)->Path:
-        "Save a matplotlib figure as one of `chapter`'s key plots (shown in report.html)."
-        dst = self.artifacts(chapter)/'figures'/f'{name}.png'
-        with atomic_path(dst) as tmp: fig.savefig(tmp, dpi=dpi, bbox_inches='tight', format='png')
-        return dst
+@patch
+def write_params(self:RunDir, params:dict):   # the resolved parameters, JSON-able
+    "Write params.yaml atomically."
+    atomic_write(self.params_path, yaml.safe_dump(json.loads(dumps(params)), sort_keys=False))
+
+# %% ../nbs/07a_rundir.ipynb #rund0e
+@patch
+def figures(self:RunDir, chapter:str|None=None   # one chapter's key, or None for all
+           )->list[Path]:
+    "Key plots saved by `save_figure`, in chapter then name order."
+    root = self.path/'artifacts'
+    pat = f'{chapter}/figures/*.png' if chapter else '*/figures/*.png'
+    return sorted(root.glob(pat)) if root.exists() else []
+
+@patch
+def save_figure(self:RunDir, fig,   # a matplotlib figure
+                chapter:str,        # the chapter's key
+                name:str,           # the file's stem
+                dpi:int=110)->Path:
+    "Save a matplotlib figure as one of `chapter`'s key plots (shown in report.html)."
+    dst = self.artifacts(chapter)/'figures'/f'{name}.png'
+    with atomic_path(dst) as tmp: fig.savefig(tmp, dpi=dpi, bbox_inches='tight', format='png')
+    return dst
 
 # %% ../nbs/07a_rundir.ipynb #9815f8f8
 class Finding(UserWarning):

@@ -467,8 +467,11 @@ def sweep_report(out)->Path:   # the sweep folder
 def sweep_bench(grid_file,            # the grid to measure
                 out,                  # a scratch folder (emptied)
                 root=None,            # the book's checkout
+                skip=(),              # parts to leave out: 'one-point' (the overhead goal), 'serial' (the parallel gain)
                 log=print)->dict:
     "Time one run, a one-point sweep and the whole sweep of `grid_file`; print the ratios the book's goals name."
+    bad = set(skip) - {'one-point', 'serial'}
+    if bad: raise ParamError(f"skip: {', '.join(sorted(bad))}: no such part; parts: one-point, serial")
     grid = load_grid(grid_file); out = Path(out)
     shutil.rmtree(out, ignore_errors=True); out.mkdir(parents=True)
     first = plan_points(grid, root, cwd=Path(grid_file).resolve().parent)[0]
@@ -477,18 +480,27 @@ def sweep_bench(grid_file,            # the grid to measure
     t_run = time.time() - t
     one = out/'one.yaml'                                                        # the same point as a one-point grid
     atomic_write(one, yaml.safe_dump(grid.model_copy(update=dict(grid={k: [v] for k, v in first.values.items()})).model_dump()))
-    t = time.time(); sweep(one, out/'one', **quiet); t_one = time.time() - t
+    t_one = t_serial = None
+    if 'one-point' not in skip: t = time.time(); sweep(one, out/'one', **quiet); t_one = time.time() - t
     t = time.time(); led = sweep(grid_file, out/'all', **quiet); t_all = time.time() - t
-    t = time.time(); sweep(grid_file, out/'serial', max_parallel=1, **quiet); t_serial = time.time() - t
+    if 'serial' not in skip:
+        t = time.time(); sweep(grid_file, out/'serial', max_parallel=1, **quiet); t_serial = time.time() - t
     n = len(led.points)
-    res = dict(points=n, cpus=os.cpu_count(), run_s=round(t_run, 1), one_point_sweep_s=round(t_one, 1), overhead_s=round(t_one - t_run, 1),
-               sweep_s=round(t_all, 1), separate_runs_s=round(n*t_run, 1), ratio=round(t_all/(n*t_run), 3),
-               serial_sweep_s=round(t_serial, 1), parallel_gain=round(t_serial/t_all, 3),
+    r1 = lambda v: None if v is None else round(v, 1)
+    res = dict(points=n, cpus=os.cpu_count(), run_s=r1(t_run), one_point_sweep_s=r1(t_one),
+               overhead_s=None if t_one is None else r1(t_one - t_run),
+               sweep_s=r1(t_all), separate_runs_s=r1(n*t_run), ratio=round(t_all/(n*t_run), 3),
+               serial_sweep_s=r1(t_serial), parallel_gain=None if t_serial is None else round(t_serial/t_all, 3),
                stages=led.stages, done=sum(p.state == 'done' for p in led.points.values()))
-    log(f"grid {grid_file}: {n} points, {led.stages} stages, {res['cpus']} cores\n"
-        f"  one run:             {res['run_s']:8.1f} s\n"
-        f"  one-point sweep:     {res['one_point_sweep_s']:8.1f} s  (overhead {res['overhead_s']:+.1f} s; goal <= +10 s)\n"
-        f"  {n} separate runs:   {res['separate_runs_s']:8.1f} s  ({n} x one run)\n  the sweep:           {res['sweep_s']:8.1f} s  "
-        f"(ratio {res['ratio']:.2f}; goal <= 0.5 for 8 points sharing data and training)\n"
-        f"  the sweep, one stage at a time: {res['serial_sweep_s']:.1f} s  (running stages side by side gained {res['parallel_gain']:.2f}x)")
+    lines = [f"grid {grid_file}: {n} points, {led.stages} stages, {res['cpus']} cores",
+             f"  one run:             {res['run_s']:8.1f} s"]
+    if t_one is not None:
+        lines.append(f"  one-point sweep:     {res['one_point_sweep_s']:8.1f} s  (overhead {res['overhead_s']:+.1f} s; goal <= +10 s)")
+    lines += [f"  {n} separate runs:   {res['separate_runs_s']:8.1f} s  ({n} x one run)",
+              f"  the sweep:           {res['sweep_s']:8.1f} s  (ratio {res['ratio']:.2f}; goal <= 0.5 for 8 points sharing data "
+              f"and training; {res['done']} of {n} points done)"]
+    if t_serial is not None:
+        lines.append(f"  the sweep, one stage at a time: {res['serial_sweep_s']:.1f} s  "
+                     f"(running stages side by side gained {res['parallel_gain']:.2f}x)")
+    log('\n'.join(lines))
     return res
