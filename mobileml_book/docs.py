@@ -369,6 +369,7 @@ p.run-note{font-size:.9em;color:var(--pst-color-text-muted);border-left:3px soli
 img.math-svg{vertical-align:middle;display:inline}
 div.math-display{text-align:center;margin:1em 0}
 div.cell_input div.highlight pre{white-space:pre-wrap;overflow-wrap:anywhere}
+div.cell_output div.output.stream pre{white-space:pre-wrap;overflow-wrap:anywhere}
 """
 FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect x="8" y="2" width="16" height="28" rx="3" fill="#1f5fa6"/>'
            '<rect x="10" y="6" width="12" height="18" fill="#fff"/><circle cx="16" cy="27" r="1.5" fill="#fff"/></svg>')

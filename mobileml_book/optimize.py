@@ -28,10 +28,10 @@ __all__ = ['RECIPES', 'PARAMS', 'INT8_DOT_FLAGS', 'file_bytes', 'example_input',
            'magnitude_schedule', 'prune_channels', 'annotate_conv_clamp', 'clamp_aware', 'xnnpack_quantizer',
            'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert', 'weight_only',
            'lower_to_pte', 'to_pte', 'pte_runner', 'time_in_turns', 'pte_latency_ms', 'graph_predict_fn',
-           'int8_size_ceiling', 'int8_dot_isa', 'candidate_spec', 'n_layers', 'features', 'LatencyPredictor', 'mape',
-           'sample_space', 'within_budget', 'screen', 'search_trial', 'tune_search', 'lite_candidate',
-           'phone_estimates', 'pareto', 'save_variants', 'calibration_frames', 'Variant', 'Variants', 'load_variants',
-           'variant_file', 'load_variant']
+           'pte_predict_fn', 'int8_size_ceiling', 'int8_dot_isa', 'candidate_spec', 'n_layers', 'features',
+           'LatencyPredictor', 'mape', 'sample_space', 'within_budget', 'screen', 'search_trial', 'tune_search',
+           'lite_candidate', 'phone_estimates', 'pareto', 'save_variants', 'calibration_frames', 'Variant', 'Variants',
+           'load_variants', 'variant_file', 'load_variant']
 
 # %% ../nbs/03_optimization.ipynb #d1589d23
 RECIPES = ('naive', 'ptq', 'qat', 'weight_int8', 'fp16')
@@ -65,7 +65,7 @@ PARAMS = ChapterParams('optimization',
     Param('latency_budget_ms', float, quick=20.0, lo=0.01, hi=10_000.0, help="this model's share of the frame budget on the target phone (ms, estimated)"),
     Param('size_budget_mb', float, quick=6.0, lo=0.01, hi=10_000.0, help='size budget of the model file (MB)'),
     Param('host_ghz', float, quick=2.5, lo=0.5, hi=6.0, help="clock of this machine's cores (GHz): scales latencies measured here to a phone's clock"),
-    Param('runtime_bench', bool, quick=False, full=True, help='lower the student fp32 and int8 to ExecuTorch (XNNPACK) and measure size and speed there (about 35 s)'),
+    Param('runtime_bench', bool, quick=False, full=True, help='lower the fp32 student to ExecuTorch (XNNPACK) as well and time it against the int8 program there'),
     Param('test_size', int, quick=0, full=1000, lo=0, hi=10_000_000, help='clean test images of every evaluation, a stratified subset the same for all variants (0: all the data chapter kept)'),
     Param('eval_size', int, quick=30, full=10, lo=0, hi=10_000_000, help='test images per phone-C cell in the evaluation (0: all)'),
     Param('latency_runs', int, quick=30, full=200, lo=5, hi=10_000, help='timed runs per latency measurement (after warm-up)'),
@@ -418,6 +418,20 @@ def graph_predict_fn(g, spec:dict, bs:int=500):
     "`predict(x_uint8) -> labels` through a PT2E graph (no `.eval()`: exported graphs are already in the mode they were set to)."
     @torch.no_grad()
     def predict(x): return np.concatenate([g(to_input(np.asarray(x[i:i+bs]), spec)).argmax(1).numpy() for i in range(0, len(x), bs)])
+    return predict
+
+# %% ../nbs/03_optimization.ipynb #pteacc01
+def pte_predict_fn(path,              # an ExecuTorch program with a batch-1 float NCHW input (`to_pte`)
+                   spec:dict,         # its model spec: how uint8 frames become the program's input
+                   bs:int=256):       # frames pre-processed at a time (the program still runs one by one)
+    "`predict(x_uint8) -> labels` through an ExecuTorch program, one frame at a time as a phone runs it."
+    run = pte_runner(path)
+    def predict(x):
+        out = []
+        for i in range(0, len(x), bs):
+            xb = to_input(np.asarray(x[i:i+bs]), spec)
+            out += [int(run(xb[j:j+1]).argmax(1)) for j in range(len(xb))]
+        return np.asarray(out, dtype=np.int64)
     return predict
 
 # %% ../nbs/03_optimization.ipynb #f3822f27

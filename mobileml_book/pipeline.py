@@ -12,7 +12,8 @@ from .rundir import (ChapterParams, ParamError, PROFILES, RunDir, atomic_write, 
 # %% auto #0
 __all__ = ['BUDGET_S', 'CHAPTER_BUDGET_S', 'GOALS', 'Chapter', 'book_config', 'find_chapters', 'parse_overrides',
            'resolve_params', 'resolve_path_value', 'fingerprint', 'StepFailed', 'run_chapter', 'findings',
-           'build_report', 'run_book', 'params_table', 'bench', 'goals', 'build_readme', 'threading_main', 'main']
+           'build_report', 'run_book', 'params_table', 'bench', 'goals', 'book_timing', 'build_readme',
+           'threading_main', 'main']
 
 # %% ../nbs/07_pipeline.ipynb #47f11f37
 class Chapter:
@@ -328,6 +329,8 @@ def bench(profile:str='quick', out:str|None=None, log=print)->dict:
 
 # %% ../nbs/07_pipeline.ipynb #b2c3d4e5
 GOALS = [   # (chapter, goal, metric keys, test on the values)
+    ('book', 'the whole book within its time budget (quick 450 s, full 1800 s; 2 CPU cores)', ['seconds', 'profile'],
+     lambda s, p: s <= BUDGET_S[p]),
     ('training', 'student clean accuracy >= 0.90', ['student_acc'], lambda a: a >= 0.90),
     ('training', 'teacher >= student + 2 points', ['teacher_lead_pt'], lambda d: d >= 2.0),
     ('training', 'distilled student >= student trained alone + 0.5 point, same step budget', ['distill_gain_pt'], lambda g: g >= 0.5),
@@ -368,6 +371,13 @@ def goals(metrics:dict):
         rows.append(dict(chapter=ch, goal=goal, measured=', '.join(show(k, v) for k, v in zip(keys, vals)),
                          met={True: 'met', False: 'NOT met', None: 'not measured'}[met]))
     return pd.DataFrame(rows)
+
+# %% ../nbs/07_pipeline.ipynb #bktime01
+def book_timing(run:RunDir)->dict:   # a run directory with a status.json
+    "The run's time as `goals` reads it under 'book': seconds of its chapters (None until every one is done), its profile."
+    st = run.status(); steps = st.get('steps', {}).values()
+    done = bool(steps) and all(s.get('state') == 'done' for s in steps)
+    return dict(seconds=round(sum(s['seconds'] for s in steps), 1) if done else None, profile=st.get('profile'))
 
 # %% ../nbs/07_pipeline.ipynb #8769dd8d
 def _rebase_links(md:str, prefix:str)->str:
@@ -476,7 +486,7 @@ def main(argv=None):
         elif a.cmd == 'goals':
             run = RunDir(a.run_dir)
             if not run.metrics_path.exists(): raise FileNotFoundError(f"no metrics.json in {run.path}: run the book into it first (make book)")
-            print(f"goals of {run.path} (profile {run.params().get('profile', '?')}):\n" + goals(run.metrics()).to_string(index=False))
+            print(f"goals of {run.path} (profile {run.params().get('profile', '?')}):\n" + goals({**run.metrics(), 'book': book_timing(run)}).to_string(index=False))
         elif a.cmd == 'serve':
             from .deploy import serve
             serve(a.run_dir, a.host, a.port)

@@ -195,6 +195,17 @@ def test_browser_plot_visible_on_data_and_optimization_pages(browser, server, pa
         page.close()
         assert not problems, problems
 
+def test_browser_printed_verdicts_and_code_fit_the_page(browser, server, pages):
+    "A chapter's printed verdicts (stream output) and code wrap inside the page: no line runs off to a scroll bar."
+    wide = []
+    for p in [p for p in pages if p.kind == 'notebook']:
+        page = _open(browser, server + p.name + '.html', problems := [])
+        js = 'els => els.filter(e => e.scrollWidth > e.clientWidth + 2).map(e => e.textContent.slice(0, 80))'
+        wide += [f'{p.name}: {t!r}' for t in page.eval_on_selector_all('div.output.stream pre, div.cell_input pre', js)]
+        page.close()
+        assert not problems, problems
+    assert not wide, '\n'.join(wide[:20])
+
 def test_browser_search_finds_a_chapter_term(browser, server):
     page = _open(browser, server + 'search.html?q=augmentation', problems := [])
     page.wait_for_selector('#search-results ul.search li', timeout=20000)
