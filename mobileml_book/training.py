@@ -22,7 +22,7 @@ from .models import *
 
 # %% auto #0
 __all__ = ['LITE_ARCHS', 'PARAMS', 'phone_c_subset', 'student_spec', 'teacher_spec', 'save_checkpoint', 'load_checkpoint',
-           'freeze_features', 'unfreeze', 'EarlyStop', 'val_metrics', 'fit', 'store_uri', 'env_versions',
+           'freeze_features', 'unfreeze', 'EarlyStop', 'fast_layout', 'val_metrics', 'fit', 'store_uri', 'env_versions',
            'start_tracking', 'data_params', 'mlflow_run_id', 'tracked_fit', 'log_results', 'Features', 'tune_start',
            'trunk_features', 'set_trainable', 'feature_logits', 'feature_metrics', 'distill_loss', 'fit_features',
            'pc_flat', 'evaluate_features', 'lite_spec', 'training_images', 'Backbone', 'cache_backbone', 'tune',
@@ -124,13 +124,20 @@ class EarlyStop:
         self.bad += 1
         return self.bad >= self.patience
 
+# %% ../nbs/02_training.ipynb #fastlay1
+def fast_layout(t:torch.Tensor,   # a float NCHW batch (`to_input`)
+                net:nn.Module)->torch.Tensor:   # the network it is for
+    "`t` stored channels-last for an eager network (its CPU convolutions run faster), as is for an exported graph."
+    if isinstance(net, torch.fx.GraphModule) or t.dim() != 4: return t
+    return t.contiguous(memory_format=torch.channels_last)
+
 # %% ../nbs/02_training.ipynb #eb2e84ec
 @torch.no_grad()
 def val_metrics(net:nn.Module, ds:Dataset, spec:dict, bs:int=500)->dict:
     "Loss and accuracy on a dataset through the training-time pipeline."
     net.eval(); loss, correct = 0.0, 0
     for i in range(0, len(ds), bs):
-        out = net(to_input(ds.x[i:i+bs], spec)); y = torch.from_numpy(ds.y[i:i+bs])
+        out = net(fast_layout(to_input(ds.x[i:i+bs], spec), net)); y = torch.from_numpy(ds.y[i:i+bs])
         loss += float(F.cross_entropy(out, y, reduction='sum')); correct += int((out.argmax(1) == y).sum())
     return dict(val_loss=loss/len(ds), val_acc=correct/len(ds))
 
@@ -160,7 +167,7 @@ def fit(net:nn.Module, train:Dataset, val:Dataset, spec:dict,
         for i in tqdm(range(0, len(train), bs), desc=f'{desc} epoch {ep + 1}/{epochs}', disable=not progress, leave=False):
             idx = np.sort(perm[i:i+bs]); xb = train.x[idx]
             if augment is not None: xb = augment(xb)
-            x, y = to_input(xb, spec), torch.from_numpy(train.y[idx])
+            x, y = fast_layout(to_input(xb, spec), net), torch.from_numpy(train.y[idx])
             out = net(x)
             loss = loss_fn(out, y, x) if loss_fn is not None else F.cross_entropy(out, y)
             opt.zero_grad(); loss.backward(); opt.step(); sched.step(); tot += loss.item()*len(idx)
@@ -285,7 +292,7 @@ def set_trainable(net:EfficientNetLite, start:int)->EfficientNetLite:   # first 
 @torch.no_grad()
 def feature_logits(net:EfficientNetLite, f:Features, bs:int=1000)->torch.Tensor:
     "Logits (N, n_classes) of the network's tail on cached features."
-    net.eval(); return torch.cat([net.tail(f.z[i:i+bs].float(), f.stop) for i in range(0, len(f), bs)])
+    net.eval(); return torch.cat([net.tail(fast_layout(f.z[i:i+bs].float(), net), f.stop) for i in range(0, len(f), bs)])
 
 # %% ../nbs/02_training.ipynb #bf72fe6f
 def feature_metrics(net:EfficientNetLite, f:Features)->dict:
@@ -329,7 +336,7 @@ def fit_features(net:EfficientNetLite, train:Features, val:Features, spec:dict,
     for step in tqdm(range(1, steps + 1), desc=desc, disable=not progress, leave=False):
         if pos + bs > len(train): order, pos = torch.randperm(len(train), generator=g), 0
         j = order[pos:pos + bs]; pos += bs
-        net.train(); out = net.tail(train.z[j].float(), train.stop)
+        net.train(); out = net.tail(fast_layout(train.z[j].float(), net), train.stop)
         loss = distill_loss(out, y[j], None if soft is None else soft[j], alpha, T)
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
         tot += loss.item()*len(j); seen += len(j)
