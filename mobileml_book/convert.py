@@ -20,7 +20,7 @@ from .data import LUMA, load_data, MobileAugment, Dataset, InputSpec, PhoneC, pr
 from .models import Preprocess, MobileNetV2, model_spec, build_net
 from .training import load_models, phone_c_subset, store_uri, mlflow_run_id
 from .optimize import (load_variant, load_variants, variant_file, ptq, time_in_turns, lower_to_pte, clamp_aware,
-                                    calibration_frames)
+                                    calibration_frames, int8_dot_isa)
 
 # %% auto #0
 __all__ = ['FORMATS', 'COREML_TARGETS', 'PARAMS', 'CONVERTERS', 'RUNTIMES', 'EXT', 'APP_RESIZES', 'KERAS_TFLITE', 'FrameModel',
@@ -212,13 +212,15 @@ def export_executorch(model:FrameModel, spec:dict, path)->Path:
 # %% ../nbs/04_conversion.ipynb #aa0a86bb
 def runner(path,           # an exported file (`.onnx`, `.tflite`, `.pte`, `.mlpackage`)
            fmt:str,        # its format: 'onnx', 'tflite', 'executorch', 'coreml' (macOS only)
-           threads:int=1   # CPU threads of the runtime
+           threads:int=1,  # CPU threads of the runtime
+           fused:bool=True # ONNX only; False: graph fusion off, so QDQ int8 runs in float (no integer kernels)
           ):
     "A callable `f(frames_uint8) -> logits` running the exported file `path` of format `fmt` in its runtime on this machine."
     path = str(path)
     if fmt == 'onnx':
         import onnxruntime as ort
         so = ort.SessionOptions(); so.intra_op_num_threads = threads; so.inter_op_num_threads = 1
+        if not fused: so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         s = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
         inp, out = s.get_inputs()[0].name, s.get_outputs()[0].name                     # frames -> logits (first output)
         return lambda x, bs=500: np.concatenate([s.run([out], {inp: np.ascontiguousarray(x[i:i+bs])})[0] for i in range(0, len(x), bs)])
@@ -374,8 +376,18 @@ def enforce(table:pd.DataFrame, thresholds:dict):
     "Raise `FidelityError` naming every export below its gate, with its numbers and what to look at."
     bad = table[~table.passed]
     if bad.empty: return
-    lines = [f"{i}: agreement {r.agreement:.4f} clean / {r.phone_c_agreement:.4f} phone-C (gate {r.gate_at:.4f}), "
-             f"max |logit difference| {r.max_abs_diff:.3g}" if r.gate == 'numeric' else f"{i}: {r.get('note', 'structural check failed')}" for i, r in bad.iterrows()]
+    def line(i, r):
+        if r.gate != 'numeric': return f"{i}: {r.get('note', 'structural check failed')}"
+        s = (f"{i}: agreement {r.agreement:.4f} clean / {r.phone_c_agreement:.4f} phone-C (gate {r.gate_at:.4f}), "
+             f"max |logit difference| {r.max_abs_diff:.3g}")
+        u = r.get('unfused_agreement')
+        if u is not None and not pd.isna(u) and u >= r.gate_at:
+            isa = ', '.join(int8_dot_isa() or []) or 'none'
+            s += (f"; the same file with ONNX Runtime's graph fusion off (int8 computed in float) agrees {u:.4f}: the file"
+                  f" is right, this CPU's integer kernels are not (its int8 dot-product instructions: {isa}). Check it on"
+                  " the target phone, or on an x86 CPU with VNNI")
+        return s
+    lines = [line(i, r) for i, r in bad.iterrows()]
     raise FidelityError(f"{len(bad)} export(s) failed the fidelity gate:\n  " + '\n  '.join(lines) +
                         "\nLook for a pre-processing mismatch (mean/std, channel order, resize), an operator the runtime implements differently, "
                         "or an int8 calibration that differs from the reference; the record of each file has its converter versions.")
@@ -559,6 +571,9 @@ def gate_all(exports:dict,               # `export_all`'s result
             cs = coreml_structure(e['path'], e['spec'], coreml_target)
             rows[name] = dict(format=e['format'], precision=e['precision'], route='pytorch', reference='same', gate='structural' if cs['ok'] else 'failed', note='; '.join(cs['problems']) or str(err)); continue
         rows[name] = dict(format=e['format'], precision=e['precision'], route='pytorch', reference='same', gate='numeric', **fidelity(f, refs[key][0], x, y, refs[key][1], x_pc, y_pc))
+        if e['format'] == 'onnx' and e['precision'] != 'fp32':   # the same file without integer kernels: file or CPU?
+            unfused = runner(e['path'], 'onnx', fused=False)(x).argmax(1)
+            rows[name]['unfused_agreement'] = float((unfused == refs[key][0].argmax(1)).mean())
         runners[name] = f
     return pd.DataFrame(rows).T.infer_objects(), runners
 
