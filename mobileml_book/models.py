@@ -7,8 +7,8 @@ __all__ = ['MBV2_STAGES', 'VGG16', 'LITE0_STAGES', 'LITE_SCALING', 'LITE0_MEAN',
            'InvertedResidual', 'MobileNetV2', 'Fire', 'SqueezeNet', 'VGG', 'count_macs', 'n_params', 'size_bytes',
            'latency_ms', 'Conv2dSame', 'MBConv', 'round_channels', 'lite_stages', 'EfficientNetLite',
            'EfficientNetLite0', 'lite_weights_path', 'lite0_weights_path', 'imagenet_labels', 'load_lite', 'load_lite0',
-           'Preprocess', 'Postprocess', 'MobileModel', 'model_spec', 'build_net', 'from_unit', 'to_input', 'wrap',
-           'predict_fn']
+           'Preprocess', 'Postprocess', 'MobileModel', 'fast_layout', 'model_spec', 'build_net', 'from_unit',
+           'to_input', 'wrap', 'predict_fn']
 
 # %% ../nbs/02_models.ipynb #1eddd28b
 "Mobile architectures in plain PyTorch, pre- and post-processing modules, and how to measure what a model costs."
@@ -280,6 +280,13 @@ class MobileModel(nn.Module):
         "Labels and probabilities for uint8 frames (numpy or tensor)."
         return self.post.decode(*self.eval()(torch.as_tensor(np.asarray(frames))))
 
+# %% ../nbs/02_models.ipynb #fastlay1
+def fast_layout(t:torch.Tensor,   # a float NCHW batch (`to_input`)
+                net:nn.Module)->torch.Tensor:   # the network it is for
+    "`t` stored channels-last for an eager network (its CPU convolutions run faster), as is for an exported graph."
+    if isinstance(net, torch.fx.GraphModule) or t.dim() != 4: return t
+    return t.contiguous(memory_format=torch.channels_last)
+
 # %% ../nbs/02_models.ipynb #d6572bf3
 ARCHS = {'mobilenetv2': MobileNetV2, 'squeezenet': SqueezeNet, 'vgg': VGG, 'efficientnet_lite0': EfficientNetLite0,
          'efficientnet_lite1': partial(EfficientNetLite, variant='lite1'), 'efficientnet_lite2': partial(EfficientNetLite, variant='lite2')}
@@ -315,8 +322,8 @@ def predict_fn(net:nn.Module,   # a float network taking `to_input`'s tensors
                bs:int=500):      # frames per forward pass
     "A `predict(x_uint8) -> labels` function through the training-time pipeline (for `data.evaluate`)."
     @torch.no_grad()
-    def logits(xb):   # channels-last input: PyTorch's CPU convolutions run it 1.3-1.6x faster, same numbers
-        return net.eval()(to_input(np.array(xb), spec).contiguous(memory_format=torch.channels_last))
+    def logits(xb):
+        return net.eval()(fast_layout(to_input(np.array(xb), spec), net))
     def predict(x):
         out = [logits(x[i:i+bs]).argmax(1).numpy() for i in range(0, len(x), bs)]
         return np.concatenate(out) if out else np.zeros(0, np.int64)

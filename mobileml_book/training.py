@@ -22,7 +22,7 @@ from .models import *
 
 # %% auto #0
 __all__ = ['LITE_ARCHS', 'PARAMS', 'phone_c_subset', 'student_spec', 'teacher_spec', 'save_checkpoint', 'load_checkpoint',
-           'freeze_features', 'unfreeze', 'EarlyStop', 'fast_layout', 'val_metrics', 'fit', 'store_uri', 'env_versions',
+           'freeze_features', 'unfreeze', 'EarlyStop', 'val_metrics', 'fit', 'store_uri', 'env_versions',
            'start_tracking', 'data_params', 'mlflow_run_id', 'tracked_fit', 'log_results', 'Features', 'tune_start',
            'trunk_features', 'set_trainable', 'feature_logits', 'feature_metrics', 'distill_loss', 'fit_features',
            'pc_flat', 'evaluate_features', 'lite_spec', 'training_images', 'Backbone', 'cache_backbone', 'tune',
@@ -123,13 +123,6 @@ class EarlyStop:
             return False
         self.bad += 1
         return self.bad >= self.patience
-
-# %% ../nbs/02_training.ipynb #fastlay1
-def fast_layout(t:torch.Tensor,   # a float NCHW batch (`to_input`)
-                net:nn.Module)->torch.Tensor:   # the network it is for
-    "`t` stored channels-last for an eager network (its CPU convolutions run faster), as is for an exported graph."
-    if isinstance(net, torch.fx.GraphModule) or t.dim() != 4: return t
-    return t.contiguous(memory_format=torch.channels_last)
 
 # %% ../nbs/02_training.ipynb #eb2e84ec
 @torch.no_grad()
