@@ -17,7 +17,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dumps, now_iso, sha256_file
 from .data import LUMA, load_data, MobileAugment, Dataset, InputSpec, PhoneC, preprocessing_contract, stratified_subset, to_spec
-from .models import Preprocess, MobileNetV2, model_spec, build_net
+from .models import Preprocess, MobileNetV2, model_spec, build_net, fast_layout
 from .training import load_models, phone_c_subset, store_uri, mlflow_run_id
 from .optimize import (load_variant, load_variants, variant_file, ptq, time_in_turns, lower_to_pte, clamp_aware,
                                     calibration_frames, int8_dot_isa)
@@ -83,7 +83,10 @@ def threads(n:int):
 @torch.no_grad()
 def torch_logits(model:nn.Module, x:np.ndarray, bs:int=500)->np.ndarray:
     "Logits of a `FrameModel` on uint8 frames `x`, in batches (the reference every export is compared with)."
-    return np.concatenate([model(torch.from_numpy(np.ascontiguousarray(x[i:i+bs])))[0].numpy() for i in range(0, len(x), bs)])
+    def one(f:torch.Tensor)->torch.Tensor:   # an eager network gets channels-last input (faster on a CPU, same logits)
+        if not isinstance(model, FrameModel) or isinstance(model, ImageModel): return model(f)[0]
+        return model.net(fast_layout(model.pre(f), model.net))  # an int8 graph keeps NCHW: its rounding depends on the order
+    return np.concatenate([one(torch.from_numpy(np.ascontiguousarray(x[i:i+bs]))).numpy() for i in range(0, len(x), bs)])
 
 # %% ../nbs/04_conversion.ipynb #75f24447
 def tiny_model(seed:int=0, frame_size:int=32, frame_channels:int=1, n_classes:int=10)->tuple[nn.Module, dict]:

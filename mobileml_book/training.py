@@ -24,10 +24,10 @@ from .models import *
 __all__ = ['LITE_ARCHS', 'PARAMS', 'phone_c_subset', 'student_spec', 'teacher_spec', 'save_checkpoint', 'load_checkpoint',
            'freeze_features', 'unfreeze', 'EarlyStop', 'val_metrics', 'fit', 'store_uri', 'env_versions',
            'start_tracking', 'data_params', 'mlflow_run_id', 'tracked_fit', 'log_results', 'Features', 'tune_start',
-           'trunk_features', 'set_trainable', 'feature_logits', 'feature_metrics', 'distill_loss', 'fit_features',
-           'pc_flat', 'evaluate_features', 'lite_spec', 'training_images', 'Backbone', 'cache_backbone', 'tune',
-           'per_class', 'scratch_fit', 'transfer_curve', 'register_models', 'prepare_training', 'load_models',
-           'most_confused', 'accuracy_ci', 'ship_verdict']
+           'Trunk', 'trunk_engine', 'trunk_features', 'set_trainable', 'feature_logits', 'feature_metrics',
+           'distill_loss', 'fit_features', 'pc_flat', 'evaluate_features', 'lite_spec', 'training_images', 'Backbone',
+           'cache_backbone', 'tune', 'per_class', 'scratch_fit', 'transfer_curve', 'register_models',
+           'prepare_training', 'load_models', 'most_confused', 'accuracy_ci', 'ship_verdict']
 
 # %% ../nbs/02_training.ipynb #6fe1435f
 LITE_ARCHS = ['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2']
@@ -258,21 +258,49 @@ def tune_start(net:EfficientNetLite, tune_blocks:int)->int:   # blocks fine-tune
     if not 0 <= tune_blocks <= len(net._blocks): raise ValueError(f"tune_blocks={tune_blocks}: {net.variant} has {len(net._blocks)} blocks; choose 0 to {len(net._blocks)}")
     return len(net._blocks) - tune_blocks
 
+# %% ../nbs/02_training.ipynb #trunkeng1
+class Trunk(nn.Module):
+    "The stem and blocks `[0, stop)` of a network as a module of their own, so they can be exported."
+    def __init__(self, net:EfficientNetLite, stop:int):   # the network and its first fine-tuned block
+        super().__init__(); self.net, self.stop = net, stop
+    def forward(self, x): return self.net.trunk(x, self.stop)
+
+def trunk_engine(net:EfficientNetLite,
+                 stop:int,                  # blocks [0, stop) form the frozen trunk
+                 size:int,                  # input side (px) of the batches it will get
+                 engine:str='onnxruntime',  # 'onnxruntime' (exported once) or 'torch' (eager, channels-last)
+                 threads:int|None=None):    # ONNX Runtime's threads (None: PyTorch's `torch.get_num_threads()`)
+    "A function: float NCHW batch (torch) -> the trunk's output (torch float32), computed by `engine`."
+    net.eval()
+    if engine == 'torch': return torch.no_grad()(lambda x: net.trunk(x.contiguous(memory_format=torch.channels_last), stop))
+    if engine != 'onnxruntime': raise ValueError(f"engine={engine!r}: choose 'onnxruntime' or 'torch'")
+    import contextlib, io, tempfile, onnxruntime as ort
+    with tempfile.TemporaryDirectory() as d, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter('ignore')
+        path = f'{d}/trunk.onnx'                 # traced at batch 2: a batch of 1 would be fixed into the graph
+        torch.onnx.export(Trunk(net, stop).eval(), (torch.zeros(2, net._conv_stem.in_channels, size, size),), path, dynamo=True,
+                          external_data=False, input_names=['x'], output_names=['z'],
+                          dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=4096)},))
+        so = ort.SessionOptions(); so.intra_op_num_threads = threads or torch.get_num_threads(); so.inter_op_num_threads = 1
+        sess = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
+    return lambda x: torch.from_numpy(sess.run(None, {'x': x.detach().contiguous().numpy()})[0])
+
+
 # %% ../nbs/02_training.ipynb #d7c5f077
-@torch.no_grad()
 def trunk_features(net:EfficientNetLite, spec:dict,
                    x:np.ndarray,             # (N, H, W, C) uint8 frames
                    y:np.ndarray,             # (N,) labels
                    stop:int,                 # blocks [0, stop) are run
-                   bs:int=64,                # 64 measured fastest here (larger batches fall out of cache)
+                   bs:int=64,                # frames per batch
+                   engine=None,              # `trunk_engine`'s function for (net, stop); None: one on ONNX Runtime
                    progress:bool=True, desc:str='features')->Features:
-    "Run the frozen trunk once over uint8 frames, in channels-last (the faster layout on CPU)."
-    net.eval().to(memory_format=torch.channels_last); out = []
-    try:
+    "Run the frozen trunk once over uint8 frames; its output is stored in half precision."
+    engine = engine or trunk_engine(net, stop, spec['input_size']); out = []
+    with torch.no_grad():
         for i in tqdm(range(0, len(x), bs), desc=desc, disable=not progress, leave=False):
-            out.append(net.trunk(to_input(x[i:i+bs], spec).contiguous(memory_format=torch.channels_last), stop).half())
-    finally: net.to(memory_format=torch.contiguous_format)
+            out.append(engine(to_input(x[i:i+bs], spec)).half())
     return Features(torch.cat(out).contiguous(), np.asarray(y), stop)
+
 
 # %% ../nbs/02_training.ipynb #12daed3e
 def set_trainable(net:EfficientNetLite, start:int)->EfficientNetLite:   # first block that learns
@@ -383,17 +411,21 @@ class Backbone:
     test: Features
     pc: Features             # phone-C (evaluation subset), cell by cell
     seconds: float           # time spent computing the features
+    engine: object = None    # `trunk_engine`'s function that computed them
 
 # %% ../nbs/02_training.ipynb #b6cf99b1
 def cache_backbone(arch:str, spec:dict, tune_blocks:int, images:tuple, val:Dataset, test:Dataset, pc:PhoneC,
-                   progress:bool=True)->Backbone:
+                   progress:bool=True,
+                   engine:str='onnxruntime')->Backbone:   # what runs the trunk: `trunk_engine`'s choices
     "Load the pretrained `arch` with a new head and compute its frozen trunk's features once for every image."
     net = load_lite(arch.removeprefix('efficientnet_'), len(spec['labels'])); stop = tune_start(net, tune_blocks)
     x, y, n_clean = images; t0 = time.perf_counter(); name = arch.removeprefix('efficientnet_')
-    f = lambda x, y, what: trunk_features(net, spec, x, y, stop, progress=progress, desc=f'{name} features: {what}')
+    run = trunk_engine(net, stop, spec['input_size'], engine)      # exported once, used for every set of images
+    f = lambda x, y, what: trunk_features(net, spec, x, y, stop, engine=run, progress=progress, desc=f'{name} features: {what}')
     tr, v, te = f(x, y, 'training'), f(val.x, val.y, 'validation'), f(test.x, test.y, 'test')
     pcf = f(pc_flat(pc), np.tile(pc.y, len(pc.names)*len(pc.severities)), 'phone-C')
-    return Backbone(net, spec, tr, n_clean, v, te, pcf, time.perf_counter() - t0)
+    return Backbone(net, spec, tr, n_clean, v, te, pcf, time.perf_counter() - t0, run)
+
 
 # %% ../nbs/02_training.ipynb #aa9b51d2
 @patch
