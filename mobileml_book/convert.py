@@ -81,7 +81,9 @@ def threads(n:int):
     finally: torch.set_num_threads(old)
 
 @torch.no_grad()
-def torch_logits(model:nn.Module, x:np.ndarray, bs:int=500)->np.ndarray:
+def torch_logits(model:nn.Module,   # a `FrameModel`, or a graph exported from one
+                 x:np.ndarray,      # (N, H, W, C) uint8 frames
+                 bs:int=16)->np.ndarray:   # frames per forward pass: small ones stay in the CPU's cache
     "Logits of a `FrameModel` on uint8 frames `x`, in batches (the reference every export is compared with)."
     def one(f:torch.Tensor)->torch.Tensor:   # an eager network gets channels-last input (faster on a CPU, same logits)
         if not isinstance(model, FrameModel) or isinstance(model, ImageModel): return model(f)[0]

@@ -319,7 +319,7 @@ def wrap(net:nn.Module, spec:dict, k:int=3)->MobileModel:
 
 def predict_fn(net:nn.Module,   # a float network taking `to_input`'s tensors
                spec:dict,        # its model spec: how uint8 frames become its input
-               bs:int=500):      # frames per forward pass
+               bs:int=32):       # frames per forward pass (small: batches of hundreds fall out of the CPU's cache)
     "A `predict(x_uint8) -> labels` function through the training-time pipeline (for `data.evaluate`)."
     @torch.no_grad()
     def logits(xb):

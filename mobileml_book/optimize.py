@@ -414,7 +414,8 @@ def pte_latency_ms(paths:dict, spec:dict, warmup:int=20, runs:int=200,
     try: return time_in_turns({k: pte_runner(p) for k, p in paths.items()}, torch.rand(example_input(spec).shape), warmup, runs)
     finally: portable_lib._unsafe_reset_threadpool(old)
 
-def graph_predict_fn(g, spec:dict, bs:int=500):
+def graph_predict_fn(g, spec:dict,
+                     bs:int=16):   # frames per forward pass (small ones stay in the CPU's cache)
     "`predict(x_uint8) -> labels` through a PT2E graph (no `.eval()`: exported graphs are already in the mode they were set to)."
     @torch.no_grad()
     def predict(x): return np.concatenate([g(to_input(np.asarray(x[i:i+bs]), spec)).argmax(1).numpy() for i in range(0, len(x), bs)])

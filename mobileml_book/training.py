@@ -126,7 +126,8 @@ class EarlyStop:
 
 # %% ../nbs/02_training.ipynb #eb2e84ec
 @torch.no_grad()
-def val_metrics(net:nn.Module, ds:Dataset, spec:dict, bs:int=500)->dict:
+def val_metrics(net:nn.Module, ds:Dataset, spec:dict,
+                bs:int=32)->dict:   # frames per forward pass (small ones stay in the CPU's cache)
     "Loss and accuracy on a dataset through the training-time pipeline."
     net.eval(); loss, correct = 0.0, 0
     for i in range(0, len(ds), bs):
@@ -274,15 +275,18 @@ def trunk_engine(net:EfficientNetLite,
     net.eval()
     if engine == 'torch': return torch.no_grad()(lambda x: net.trunk(x.contiguous(memory_format=torch.channels_last), stop))
     if engine != 'onnxruntime': raise ValueError(f"engine={engine!r}: choose 'onnxruntime' or 'torch'")
-    import contextlib, io, tempfile, onnxruntime as ort
-    with tempfile.TemporaryDirectory() as d, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter('ignore')
-        path = f'{d}/trunk.onnx'                 # traced at batch 2: a batch of 1 would be fixed into the graph
-        torch.onnx.export(Trunk(net, stop).eval(), (torch.zeros(2, net._conv_stem.in_channels, size, size),), path, dynamo=True,
-                          external_data=False, input_names=['x'], output_names=['z'],
-                          dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=4096)},))
-        so = ort.SessionOptions(); so.intra_op_num_threads = threads or torch.get_num_threads(); so.inter_op_num_threads = 1
-        sess = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
+    import contextlib, io, logging, tempfile, onnxruntime as ort
+    level = logging.root.manager.disable; logging.disable(logging.WARNING)    # the exporter's notes on missing ops
+    try:
+        with tempfile.TemporaryDirectory() as d, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter('ignore')
+            path = f'{d}/trunk.onnx'                 # traced at batch 2: a batch of 1 would be fixed into the graph
+            torch.onnx.export(Trunk(net, stop).eval(), (torch.zeros(2, net._conv_stem.in_channels, size, size),), path, dynamo=True,
+                              external_data=False, input_names=['x'], output_names=['z'],
+                              dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=4096)},))
+            so = ort.SessionOptions(); so.intra_op_num_threads = threads or torch.get_num_threads(); so.inter_op_num_threads = 1
+            sess = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
+    finally: logging.disable(level)
     return lambda x: torch.from_numpy(sess.run(None, {'x': x.detach().contiguous().numpy()})[0])
 
 
@@ -311,7 +315,8 @@ def set_trainable(net:EfficientNetLite, start:int)->EfficientNetLite:   # first 
 
 # %% ../nbs/02_training.ipynb #73e9a14a
 @torch.no_grad()
-def feature_logits(net:EfficientNetLite, f:Features, bs:int=1000)->torch.Tensor:
+def feature_logits(net:EfficientNetLite, f:Features,
+                   bs:int=64)->torch.Tensor:   # cached images per forward pass (small ones stay in the CPU's cache)
     "Logits (N, n_classes) of the network's tail on cached features."
     net.eval(); return torch.cat([net.tail(fast_layout(f.z[i:i+bs].float(), net), f.stop) for i in range(0, len(f), bs)])
 
