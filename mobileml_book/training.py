@@ -266,6 +266,8 @@ class Trunk(nn.Module):
         super().__init__(); self.net, self.stop = net, stop
     def forward(self, x): return self.net.trunk(x, self.stop)
 
+
+# %% ../nbs/02_training.ipynb #trunkeng1c
 def trunk_engine(net:EfficientNetLite,
                  stop:int,                  # blocks [0, stop) form the frozen trunk
                  size:int,                  # input side (px) of the batches it will get
