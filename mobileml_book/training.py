@@ -275,7 +275,7 @@ def trunk_engine(net:EfficientNetLite,
                  threads:int|None=None):    # ONNX Runtime's threads (None: PyTorch's `torch.get_num_threads()`)
     "A function: float NCHW batch (torch) -> the trunk's output (torch float32), computed by `engine`."
     net.eval()
-    if engine == 'torch': return torch.no_grad()(lambda x: net.trunk(x.contiguous(memory_format=torch.channels_last), stop))
+    if engine == 'torch': return torch.no_grad()(lambda x: net.trunk(fast_layout(x, net), stop))
     if engine != 'onnxruntime': raise ValueError(f"engine={engine!r}: choose 'onnxruntime' or 'torch'")
     import contextlib, io, logging, tempfile, onnxruntime as ort
     level = logging.root.manager.disable; logging.disable(logging.WARNING)    # the exporter's notes on missing ops
