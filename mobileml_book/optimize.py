@@ -19,19 +19,19 @@ from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dum
 from .data import load_data, MobileAugment, Dataset, PhoneC, evaluate, stratified_subset
 from .models import *
 from .training import (fit, load_models, phone_c_subset, lite_spec, cache_backbone, fit_features,
-                                    evaluate_features, distill_loss, unfreeze)
+                                    evaluate_features, distill_loss, unfreeze, pc_flat)
 from .constraints import load_devices, load_yardsticks
 
 # %% auto #0
-__all__ = ['RECIPES', 'PARAMS', 'INT8_DOT_FLAGS', 'file_bytes', 'example_input', 'measure', 'prunable', 'sparsity',
+__all__ = ['RECIPES', 'PARAMS', 'INT8_DOT_FLAGS', 'SQNR_KINDS', 'file_bytes', 'example_input', 'measure', 'prunable', 'sparsity',
            'layer_sparsity', 'prune_to', 'finalize_pruning', 'recalibrate_bn', 'freeze_bn', 'self_distill', 'finetune',
            'magnitude_schedule', 'prune_channels', 'annotate_conv_clamp', 'clamp_aware', 'xnnpack_quantizer',
            'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert', 'weight_only',
            'lower_to_pte', 'to_pte', 'pte_runner', 'time_in_turns', 'pte_latency_ms', 'graph_predict_fn',
-           'pte_predict_fn', 'int8_size_ceiling', 'int8_dot_isa', 'candidate_spec', 'n_layers', 'features',
-           'LatencyPredictor', 'mape', 'sample_space', 'within_budget', 'screen', 'search_trial', 'tune_search',
-           'lite_candidate', 'phone_estimates', 'pareto', 'save_variants', 'calibration_frames', 'Variant', 'Variants',
-           'load_variants', 'variant_file', 'load_variant']
+           'pte_predict_fn', 'int8_size_ceiling', 'int8_dot_isa', 'paired_change', 'int8_sqnr', 'candidate_spec',
+           'n_layers', 'features', 'LatencyPredictor', 'mape', 'sample_space', 'within_budget', 'screen',
+           'search_trial', 'tune_search', 'lite_candidate', 'phone_estimates', 'pareto', 'save_variants',
+           'calibration_frames', 'Variant', 'Variants', 'load_variants', 'variant_file', 'load_variant']
 
 # %% ../nbs/03_optimization.ipynb #d1589d23
 RECIPES = ('naive', 'ptq', 'qat', 'weight_int8', 'fp16')
@@ -46,6 +46,7 @@ PARAMS = ChapterParams('optimization',
     Param('recipes', list[str], quick=['naive', 'ptq', 'weight_int8', 'fp16'], full=list(RECIPES), choices=RECIPES, help='quantization recipes to run (qat: its int8 conversion alone takes about 15 s)'),
     Param('calib_size', int, quick=128, full=512, lo=1, hi=100_000, help='calibration images of our post-training recipe'),
     Param('naive_calib_size', int, quick=8, lo=1, hi=100_000, help='calibration images of the naive default (a handful of clean ones)'),
+    Param('recipe_steps', bool, quick=False, full=True, help='measure each change from the naive int8 default to our recipe on its own ExecuTorch program (two more lowerings, about 40 s)'),
     Param('qat_epochs', int, quick=1, full=1, lo=1, hi=100, help='epochs of quantization-aware training'),
     Param('qat_lr', float, quick=2e-4, lo=1e-7, hi=1.0, help='peak learning rate of quantization-aware training'),
     Param('qat_size', int, quick=300, full=1000, lo=16, hi=10_000_000, help='training images of quantization-aware training'),
@@ -67,7 +68,7 @@ PARAMS = ChapterParams('optimization',
     Param('host_ghz', float, quick=2.5, lo=0.5, hi=6.0, help="clock of this machine's cores (GHz): scales latencies measured here to a phone's clock"),
     Param('runtime_bench', bool, quick=False, full=True, help='lower the fp32 student to ExecuTorch (XNNPACK) as well and time it against the int8 program there'),
     Param('test_size', int, quick=0, full=1000, lo=0, hi=10_000_000, help='clean test images of every evaluation, a stratified subset the same for all variants (0: all the data chapter kept)'),
-    Param('eval_size', int, quick=30, full=10, lo=0, hi=10_000_000, help='test images per phone-C cell in the evaluation (0: all)'),
+    Param('eval_size', int, quick=10, lo=0, hi=10_000_000, help='test images per phone-C cell in the evaluation (0: all)'),
     Param('latency_runs', int, quick=30, full=200, lo=5, hi=10_000, help='timed runs per latency measurement (after warm-up)'),
     Param('seed', int, quick=0, lo=0, hi=2**31 - 1, help='seed of fine-tuning, calibration samples and the search'),
     Param('threads', int, quick=2, lo=1, hi=256, help='CPU threads for training'),
@@ -337,11 +338,16 @@ def calibrate(g, x:np.ndarray, spec:dict, bs:int=128):
     return g
 
 # %% ../nbs/03_optimization.ipynb #17c13ac6
-def ptq(net:nn.Module, spec:dict, calib:np.ndarray, per_channel:bool=True,
-        fuse_clamp:bool=True)->torch.fx.GraphModule:   # see `xnnpack_quantizer`
+def ptq(net:nn.Module, spec:dict,
+        calib:np.ndarray,                   # uint8 frames (N, H, W, C) the observers learn activation ranges from
+        per_channel:bool=True,
+        fuse_clamp:bool=True,               # see `xnnpack_quantizer`
+        graph:torch.fx.GraphModule|None=None  # `export_graph(net, spec)` made already (consumed); None: exported here
+       )->torch.fx.GraphModule:
     "Post-training static int8 quantization (PT2E, XNNPACK quantizer) calibrated on uint8 images `calib`."
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, convert_pt2e
-    g = prepare_pt2e(export_graph(copy.deepcopy(net).eval(), spec), xnnpack_quantizer(per_channel, fuse_clamp=fuse_clamp))
+    g = export_graph(copy.deepcopy(net).eval(), spec) if graph is None else graph
+    g = prepare_pt2e(g, xnnpack_quantizer(per_channel, fuse_clamp=fuse_clamp))
     return _trainable(convert_pt2e(calibrate(g, calib, spec)))
 
 # %% ../nbs/03_optimization.ipynb #0636de9d
@@ -453,6 +459,52 @@ def int8_dot_isa(cpuinfo='/proc/cpuinfo')->list[str]|None:   # Linux's CPU descr
     lines = [l.split(':', 1)[1] for l in p.read_text().splitlines() if l.lower().startswith(('flags', 'features')) and ':' in l]
     flags = set(' '.join(lines).split())
     return [f for f in INT8_DOT_FLAGS if f in flags]
+
+# %% ../nbs/03_optimization.ipynb #paired01
+def paired_change(ok_ref:np.ndarray,    # bool (N,): the reference model classified image i right
+                  ok_new:np.ndarray,    # bool (N,): the changed model classified the same image i right
+                  level:float=0.95      # confidence level of the interval
+                 )->dict:
+    "Accuracy change (points) of `ok_new` against `ok_ref` on the same images: exact interval, McNemar p-value, lost and gained."
+    from scipy.stats import binomtest
+    a, b = np.asarray(ok_ref, bool), np.asarray(ok_new, bool)
+    if a.ndim != 1 or a.shape != b.shape or not len(a):
+        raise ValueError(f"paired_change needs two 1-d arrays over the same images, got shapes {a.shape} and {b.shape}: "
+                         "pass one right/wrong flag per test image for each model, in the same image order")
+    lost, gained, n = int((a & ~b).sum()), int((~a & b).sum()), len(a)
+    d = lost + gained                                  # disagreements: the only images that carry the difference
+    if not d: return dict(change_pt=0.0, ci_pt=(0.0, 0.0), lost=0, gained=0, n=n, p_value=1.0)
+    t = binomtest(gained, d)                           # under no real change, each disagreement is a coin flip
+    ci = t.proportion_ci(confidence_level=level, method='exact')
+    to_pt = lambda share: 100*(2*share - 1)*d/n        # share of disagreements won -> change in points
+    return dict(change_pt=100*(gained - lost)/n, ci_pt=(to_pt(ci.low), to_pt(ci.high)), lost=lost, gained=gained, n=n,
+                p_value=float(t.pvalue))
+
+
+# %% ../nbs/03_optimization.ipynb #sqnr01
+SQNR_KINDS = {'relu6': 'ReLU6 output', 'hardtanh': 'ReLU6 output', 'relu': 'ReLU output', 'add': 'residual sum',
+              'adaptive_avg_pool2d': 'pooled features', 'mean': 'pooled features', 'linear': 'linear output'}   # node name -> kind
+
+def int8_sqnr(fp32_graph:torch.fx.GraphModule,   # `export_graph` of the network, kept unquantized (a copy went to `ptq`)
+              int8_graph:torch.fx.GraphModule,   # `ptq(..., graph=copy.deepcopy(fp32_graph))`: the same export, quantized
+              spec:dict,
+              x:np.ndarray                       # uint8 frames (M, H, W, C) both graphs run on (a hundred are enough)
+             )->pd.DataFrame:
+    "SQNR (dB) of `int8_graph` against `fp32_graph` at each activation of `SQNR_KINDS`, in network order (PT2E's numeric debugger)."
+    import re
+    from torchao.quantization.pt2e import prepare_for_propagation_comparison, extract_results_from_loggers, compare_results
+    xin, logs = to_input(np.asarray(x), spec), []
+    for g in (fp32_graph, int8_graph):
+        logged = prepare_for_propagation_comparison(g)      # a copy with a logger after every node of the original export
+        with torch.no_grad(): logged(xin)
+        logs.append(extract_results_from_loggers(logged))
+    rows = []
+    for r in compare_results(*logs).values():
+        kind = SQNR_KINDS.get(re.sub(r'_\d+$', '', r.ref_node_name))
+        if kind: rows.append(dict(node=r.ref_node_name, module=r.ref_module_stack or 'top level', kind=kind,
+                                  sqnr_db=float(r.results[0].sqnr)))
+    if not rows: raise ValueError('the two graphs share no activation: quantize a copy of the same export (`ptq(..., graph=...)`)')
+    return pd.DataFrame(rows)
 
 # %% ../nbs/03_optimization.ipynb #0d1d3878
 def candidate_spec(spec:dict,            # the student's spec: frames and labels are kept
