@@ -19,10 +19,11 @@ from .rundir import Param, ChapterParams, RunDir, atomic_write, dumps
 from .data import CORRUPTIONS, Dataset, corrupt, load_data
 from .models import to_input
 from .training import load_models, per_class
+from .optimize import paired_change
 from .constraints import CPU_WATTS, RADIO_WATTS, energy_mj, load_networks
 
 # %% auto #0
-__all__ = ['PARAMS', 'embed', 'head_accuracy', 'UserPhotos', 'user_photos', 'TrainStep', 'TrainingProgram',
+__all__ = ['PARAMS', 'embed', 'head_correct', 'head_accuracy', 'UserPhotos', 'user_photos', 'TrainStep', 'TrainingProgram',
            'export_training_program', 'batch_plan', 'train_on_runtime', 'train_in_pytorch', 'personalization_verdict',
            'Phone', 'make_fleet', 'shard_name', 'write_shards', 'local_sgd', 'int8_encode', 'int8_decode', 'drops_out',
            'phone_app', 'Experiment', 'reply_summary', 'ListeningGrid', 'data_leaks', 'int8_fedavg',
@@ -70,12 +71,17 @@ def embed(net:nn.Module, spec:dict,
     return torch.cat(out) if out else torch.empty(0, net._fc.in_features)
 
 # %% ../nbs/08_ondevice.ipynb #f35ce93e
-def head_accuracy(state:dict,            # {'weight': (K, D), 'bias': (K,)} of the classifier (tensors or arrays)
-                  z:torch.Tensor,        # (N, D) embeddings
-                  y:torch.Tensor)->float: # (N,) labels
-    "Accuracy of a classifier's weights on embeddings."
+def head_correct(state:dict,             # {'weight': (K, D), 'bias': (K,)} of the classifier (tensors or arrays)
+                 z:torch.Tensor,         # (N, D) embeddings
+                 y:torch.Tensor)->np.ndarray:  # (N,) labels
+    "Right or wrong, per embedding, for a classifier's weights: bool (N,)."
     w, b = (torch.as_tensor(np.asarray(state[k]), dtype=torch.float32) for k in ('weight', 'bias'))
-    return float(((z @ w.T + b).argmax(1) == y).float().mean()) if len(y) else float('nan')
+    return ((z @ w.T + b).argmax(1) == y).numpy()
+
+# %% ../nbs/08_ondevice.ipynb #headacc1
+def head_accuracy(state:dict, z:torch.Tensor, y:torch.Tensor)->float:   # as `head_correct`
+    "Accuracy of a classifier's weights on embeddings (NaN for none)."
+    return float(head_correct(state, z, y).mean()) if len(y) else float('nan')
 
 # %% ../nbs/08_ondevice.ipynb #a9e6d758
 @dataclass

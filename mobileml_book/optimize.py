@@ -463,23 +463,22 @@ def int8_dot_isa(cpuinfo='/proc/cpuinfo')->list[str]|None:   # Linux's CPU descr
 # %% ../nbs/03_optimization.ipynb #paired01
 def paired_change(ok_ref:np.ndarray,    # bool (N,): the reference model classified image i right
                   ok_new:np.ndarray,    # bool (N,): the changed model classified the same image i right
-                  level:float=0.95      # confidence level of the interval
-                 )->dict:
-    "Accuracy change (points) of `ok_new` against `ok_ref` on the same images: exact interval, McNemar p-value, lost and gained."
-    from scipy.stats import binomtest
+                  level:float=0.95,     # confidence level of the interval
+                  n_resamples:int=9999, # bootstrap resamples of the images
+                  seed:int=0)->dict:
+    "Accuracy change (points) of `ok_new` against `ok_ref` on the same images: paired bootstrap interval, McNemar p-value, lost, gained."
+    from scipy.stats import binomtest, bootstrap
     a, b = np.asarray(ok_ref, bool), np.asarray(ok_new, bool)
     if a.ndim != 1 or a.shape != b.shape or not len(a):
         raise ValueError(f"paired_change needs two 1-d arrays over the same images, got shapes {a.shape} and {b.shape}: "
                          "pass one right/wrong flag per test image for each model, in the same image order")
     lost, gained, n = int((a & ~b).sum()), int((~a & b).sum()), len(a)
-    d = lost + gained                                  # disagreements: the only images that carry the difference
-    if not d: return dict(change_pt=0.0, ci_pt=(0.0, 0.0), lost=0, gained=0, n=n, p_value=1.0)
-    t = binomtest(gained, d)                           # under no real change, each disagreement is a coin flip
-    ci = t.proportion_ci(confidence_level=level, method='exact')
-    to_pt = lambda share: 100*(2*share - 1)*d/n        # share of disagreements won -> change in points
-    return dict(change_pt=100*(gained - lost)/n, ci_pt=(to_pt(ci.low), to_pt(ci.high)), lost=lost, gained=gained, n=n,
-                p_value=float(t.pvalue))
-
+    if not lost + gained: return dict(change_pt=0.0, ci_pt=(0.0, 0.0), lost=0, gained=0, n=n, p_value=1.0)   # identical answers
+    p = binomtest(gained, lost + gained).pvalue        # McNemar's exact test: under no real change each disagreement is a coin flip
+    diff = lambda x, y, axis: 100*(y.mean(axis) - x.mean(axis))
+    ci = bootstrap((a.astype(float), b.astype(float)), diff, paired=True, vectorized=True, confidence_level=level,
+                   n_resamples=n_resamples, batch=500, method='percentile', rng=np.random.default_rng(seed)).confidence_interval
+    return dict(change_pt=100*(gained - lost)/n, ci_pt=(float(ci.low), float(ci.high)), lost=lost, gained=gained, n=n, p_value=float(p))
 
 # %% ../nbs/03_optimization.ipynb #sqnr01
 SQNR_KINDS = {'relu6': 'ReLU6 output', 'hardtanh': 'ReLU6 output', 'relu': 'ReLU output', 'add': 'residual sum',
