@@ -238,7 +238,10 @@ def doc_link_rewriter(doc_url:str, prefix:str='', anchors:dict|None=None):
     def fix(m):
         inner = re.sub(r'`([^`]+)`', lambda c: f'<code>{html.escape(c.group(1))}</code>', m.group(1))
         return f'<a href="{html.escape(prefix + _retarget(m.group(2), anchors))}" class="nbdev-link">{inner}</a>'
-    return lambda md: rx.sub(fix, md)
+    def rewrite(md):      # inside a code fence (a signature's docments) HTML shows as text: a link keeps its text only
+        return ''.join(rx.sub(lambda m: m.group(1), part) if part.startswith('```') else rx.sub(fix, part)
+                       for part in re.split(r'(```.*?```)', md, flags=re.S))
+    return rewrite
 
 def doc_anchors(md:str)->set:
     "The anchors `show_doc` sections in `md` get (nbdev's: the documented name in lower case)."
