@@ -18,8 +18,7 @@ from pydantic import BaseModel
 from .rundir import Param, ChapterParams, RunDir, atomic_write, dumps
 from .data import CORRUPTIONS, Dataset, corrupt, load_data
 from .models import to_input
-from .training import load_models, per_class
-from .optimize import paired_change
+from .training import load_models, per_class, paired_change
 from .constraints import CPU_WATTS, RADIO_WATTS, energy_mj, load_networks
 
 # %% auto #0

@@ -19,7 +19,7 @@ from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dum
 from .data import load_data, MobileAugment, Dataset, PhoneC, evaluate, stratified_subset
 from .models import *
 from .training import (fit, load_models, phone_c_subset, lite_spec, cache_backbone, fit_features,
-                                    evaluate_features, distill_loss, unfreeze, pc_flat)
+                                    evaluate_features, distill_loss, unfreeze, pc_flat, paired_change)
 from .constraints import load_devices, load_yardsticks
 
 # %% auto #0
@@ -28,10 +28,10 @@ __all__ = ['RECIPES', 'PARAMS', 'INT8_DOT_FLAGS', 'SQNR_KINDS', 'file_bytes', 'e
            'magnitude_schedule', 'prune_channels', 'annotate_conv_clamp', 'clamp_aware', 'xnnpack_quantizer',
            'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert', 'weight_only',
            'lower_to_pte', 'to_pte', 'pte_runner', 'time_in_turns', 'pte_latency_ms', 'graph_predict_fn',
-           'pte_predict_fn', 'int8_size_ceiling', 'int8_dot_isa', 'paired_change', 'int8_sqnr', 'candidate_spec',
-           'n_layers', 'features', 'LatencyPredictor', 'mape', 'sample_space', 'within_budget', 'screen',
-           'search_trial', 'tune_search', 'lite_candidate', 'phone_estimates', 'pareto', 'save_variants',
-           'calibration_frames', 'Variant', 'Variants', 'load_variants', 'variant_file', 'load_variant']
+           'pte_predict_fn', 'int8_size_ceiling', 'int8_dot_isa', 'int8_sqnr', 'candidate_spec', 'n_layers', 'features',
+           'LatencyPredictor', 'mape', 'sample_space', 'within_budget', 'screen', 'search_trial', 'tune_search',
+           'lite_candidate', 'phone_estimates', 'pareto', 'save_variants', 'calibration_frames', 'Variant', 'Variants',
+           'load_variants', 'variant_file', 'load_variant']
 
 # %% ../nbs/03_optimization.ipynb #d1589d23
 RECIPES = ('naive', 'ptq', 'qat', 'weight_int8', 'fp16')
@@ -460,30 +460,11 @@ def int8_dot_isa(cpuinfo='/proc/cpuinfo')->list[str]|None:   # Linux's CPU descr
     flags = set(' '.join(lines).split())
     return [f for f in INT8_DOT_FLAGS if f in flags]
 
-# %% ../nbs/03_optimization.ipynb #paired01
-def paired_change(ok_ref:np.ndarray,    # bool (N,): the reference model classified image i right
-                  ok_new:np.ndarray,    # bool (N,): the changed model classified the same image i right
-                  level:float=0.95,     # confidence level of the interval
-                  n_resamples:int=9999, # bootstrap resamples of the images
-                  seed:int=0)->dict:
-    "Accuracy change (points) of `ok_new` against `ok_ref` on the same images: paired bootstrap interval, McNemar p-value, lost, gained."
-    from scipy.stats import binomtest, bootstrap
-    a, b = np.asarray(ok_ref, bool), np.asarray(ok_new, bool)
-    if a.ndim != 1 or a.shape != b.shape or not len(a):
-        raise ValueError(f"paired_change needs two 1-d arrays over the same images, got shapes {a.shape} and {b.shape}: "
-                         "pass one right/wrong flag per test image for each model, in the same image order")
-    lost, gained, n = int((a & ~b).sum()), int((~a & b).sum()), len(a)
-    if not lost + gained: return dict(change_pt=0.0, ci_pt=(0.0, 0.0), lost=0, gained=0, n=n, p_value=1.0)   # identical answers
-    p = binomtest(gained, lost + gained).pvalue        # McNemar's exact test: under no real change each disagreement is a coin flip
-    diff = lambda x, y, axis: 100*(y.mean(axis) - x.mean(axis))
-    ci = bootstrap((a.astype(float), b.astype(float)), diff, paired=True, vectorized=True, confidence_level=level,
-                   n_resamples=n_resamples, batch=500, method='percentile', rng=np.random.default_rng(seed)).confidence_interval
-    return dict(change_pt=100*(gained - lost)/n, ci_pt=(float(ci.low), float(ci.high)), lost=lost, gained=gained, n=n, p_value=float(p))
-
 # %% ../nbs/03_optimization.ipynb #sqnr01
 SQNR_KINDS = {'relu6': 'ReLU6 output', 'hardtanh': 'ReLU6 output', 'relu': 'ReLU output', 'add': 'residual sum',
               'adaptive_avg_pool2d': 'pooled features', 'mean': 'pooled features', 'linear': 'linear output'}   # node name -> kind
 
+# %% ../nbs/03_optimization.ipynb #sqnr01b
 def int8_sqnr(fp32_graph:torch.fx.GraphModule,   # `export_graph` of the network, kept unquantized (a copy went to `ptq`)
               int8_graph:torch.fx.GraphModule,   # `ptq(..., graph=copy.deepcopy(fp32_graph))`: the same export, quantized
               spec:dict,

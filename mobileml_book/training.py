@@ -27,7 +27,7 @@ __all__ = ['LITE_ARCHS', 'PARAMS', 'phone_c_subset', 'student_spec', 'teacher_sp
            'Trunk', 'trunk_engine', 'trunk_features', 'set_trainable', 'feature_logits', 'feature_metrics',
            'distill_loss', 'fit_features', 'pc_flat', 'evaluate_features', 'lite_spec', 'training_images', 'Backbone',
            'cache_backbone', 'tune', 'per_class', 'scratch_fit', 'transfer_curve', 'register_models',
-           'prepare_training', 'load_models', 'most_confused', 'accuracy_ci', 'ship_verdict']
+           'prepare_training', 'load_models', 'most_confused', 'accuracy_ci', 'ship_verdict', 'paired_change']
 
 # %% ../nbs/02_training.ipynb #6fe1435f
 LITE_ARCHS = ['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2']
@@ -566,3 +566,23 @@ def ship_verdict(acc:float, ci:tuple, majority:float,   # accuracy, its interval
     if lo <= majority: return False, f"not worth shipping: {head} is not surely better than always answering the largest class ({majority:.1%})"
     if lo < floor: return False, f"not worth shipping yet: {head} may be below the floor of {floor:.0%} (`ship_floor`)"
     return True, f"worth shipping: {head}, above the floor of {floor:.0%} and above the largest class's share ({majority:.1%})"
+
+# %% ../nbs/02_training.ipynb #paired01
+def paired_change(ok_ref:np.ndarray,    # bool (N,): the reference model classified image i right
+                  ok_new:np.ndarray,    # bool (N,): the changed model classified the same image i right
+                  level:float=0.95,     # confidence level of the interval
+                  n_resamples:int=9999, # bootstrap resamples of the images
+                  seed:int=0)->dict:
+    "Accuracy change (points) of `ok_new` against `ok_ref` on the same images: paired bootstrap interval, McNemar p-value, lost, gained."
+    from scipy.stats import binomtest, bootstrap
+    a, b = np.asarray(ok_ref, bool), np.asarray(ok_new, bool)
+    if a.ndim != 1 or a.shape != b.shape or not len(a):
+        raise ValueError(f"paired_change needs two 1-d arrays over the same images, got shapes {a.shape} and {b.shape}: "
+                         "pass one right/wrong flag per test image for each model, in the same image order")
+    lost, gained, n = int((a & ~b).sum()), int((~a & b).sum()), len(a)
+    if not lost + gained: return dict(change_pt=0.0, ci_pt=(0.0, 0.0), lost=0, gained=0, n=n, p_value=1.0)   # identical answers
+    p = binomtest(gained, lost + gained).pvalue        # McNemar's exact test: under no real change each disagreement is a coin flip
+    diff = lambda x, y, axis: 100*(y.mean(axis) - x.mean(axis))
+    ci = bootstrap((a.astype(float), b.astype(float)), diff, paired=True, vectorized=True, confidence_level=level,
+                   n_resamples=n_resamples, batch=500, method='percentile', rng=np.random.default_rng(seed)).confidence_interval
+    return dict(change_pt=100*(gained - lost)/n, ci_pt=(float(ci.low), float(ci.high)), lost=lost, gained=gained, n=n, p_value=float(p))
