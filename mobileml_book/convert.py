@@ -15,7 +15,7 @@ import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from PIL import Image
 from tqdm.auto import tqdm
-from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dumps, now_iso, sha256_file
+from .rundir import Param, ChapterParams, Goal, RunDir, atomic_write, atomic_path, dumps, now_iso, sha256_file
 from .data import LUMA, load_data, MobileAugment, Dataset, InputSpec, PhoneC, preprocessing_contract, stratified_subset, to_spec
 from .models import Preprocess, MobileNetV2, model_spec, build_net, fast_layout
 from .training import load_models, phone_c_subset, store_uri, mlflow_run_id
@@ -23,8 +23,8 @@ from .optimize import (load_variant, load_variants, variant_file, ptq, time_in_t
                                     calibration_frames, int8_dot_isa)
 
 # %% auto #0
-__all__ = ['FORMATS', 'COREML_TARGETS', 'PARAMS', 'CONVERTERS', 'RUNTIMES', 'EXT', 'APP_RESIZES', 'KERAS_TFLITE', 'FrameModel',
-           'ImageModel', 'frame_example', 'threads', 'torch_logits', 'tiny_model', 'quiet', 'versions',
+__all__ = ['FORMATS', 'COREML_TARGETS', 'PARAMS', 'GOALS', 'CONVERTERS', 'RUNTIMES', 'EXT', 'APP_RESIZES', 'KERAS_TFLITE',
+           'FrameModel', 'ImageModel', 'frame_example', 'threads', 'torch_logits', 'tiny_model', 'quiet', 'versions',
            'import_runtimes', 'export_onnx', 'onnx_metadata', 'export_tflite', 'export_coreml', 'save_mlpackage',
            'export_executorch', 'runner', 'coreml_ops', 'coreml_ops_outside', 'preflight', 'WarpNet', 'fidelity',
            'FidelityError', 'gate', 'enforce', 'coreml_structure', 'zip_dir', 'io_spec', 'preprocessing_of',
@@ -53,6 +53,12 @@ PARAMS = ChapterParams('conversion',
     Param('calib_size', int, quick=128, full=512, lo=1, hi=100_000, help='calibration images of the LiteRT int8 model (clean + phone-condition copies)'),
     Param('seed', int, quick=0, lo=0, hi=2**31 - 1, help='seed of the calibration sample'),
 )
+
+# %% ../nbs/04_conversion.ipynb #goals01
+GOALS = [   # what the full profile should reach, judged on this chapter's metrics (`mobileml-book goals`)
+    Goal('every exported file passed its fidelity gate (fp32 >= 99.9% top-1 agreement, clean and phone-C)', ('all_passed',),
+         lambda a: bool(a)),
+]
 
 # %% ../nbs/04_conversion.ipynb #49de7231
 class FrameModel(nn.Module):

@@ -16,14 +16,14 @@ from tqdm.auto import tqdm
 from fastcore.basics import patch
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
-from .rundir import Param, ChapterParams, RunDir, atomic_write, dumps, now_iso
+from .rundir import Param, ChapterParams, Goal, RunDir, atomic_write, dumps, now_iso
 from .constraints import CPU_WATTS, TIERS, energy_mj, load_brief_figures, load_devices
 
 # %% auto #0
-__all__ = ['PARAMS', 'RUNTIME_MODULES', 'INPUT_STATS', 'SEMVER_RE', 'MAX_CLOCK_SKEW_S', 'SHIFTS', 'FLEET_START', 'TIER_THERMAL',
-           'time_runs', 'bench_here', 'bench_file', 'benchmark_records', 'device_estimates', 'image_stats',
-           'TelemetryEvent', 'TelemetryBatch', 'TelemetryStore', 'telemetry_url_of', 'telemetry_router', 'fleet_end',
-           'shift_images', 'simulate_fleet', 'psi', 'reference_profile', 'Thresholds', 'check_alerts',
+__all__ = ['PARAMS', 'GOALS', 'RUNTIME_MODULES', 'INPUT_STATS', 'SEMVER_RE', 'MAX_CLOCK_SKEW_S', 'SHIFTS', 'FLEET_START',
+           'TIER_THERMAL', 'time_runs', 'bench_here', 'bench_file', 'benchmark_records', 'device_estimates',
+           'image_stats', 'TelemetryEvent', 'TelemetryBatch', 'TelemetryStore', 'telemetry_url_of', 'telemetry_router',
+           'fleet_end', 'shift_images', 'simulate_fleet', 'psi', 'reference_profile', 'Thresholds', 'check_alerts',
            'register_release', 'version_table', 'set_live', 'live_version', 'rollback', 'compare_versions',
            'ThermalModel', 'Dispatcher', 'gallery_work', 'dispatch_main', 'start_dispatcher', 'kill_and_resume',
            'make_gallery', 'cheap_cut', 'simulate_gallery']
@@ -60,6 +60,14 @@ PARAMS = ChapterParams('monitoring',
     rules=[('window_days must be shorter than fleet_days: the alert window needs days of telemetry before it',
             lambda v: v['window_days'] < v['fleet_days'])],
 )
+
+# %% ../nbs/06_monitoring.ipynb #goals01
+GOALS = [   # what the full profile should reach, judged on this chapter's metrics (`mobileml-book goals`)
+    Goal('no alert on the unshifted control', ('alert_counts.control',), lambda n: n == 0),
+    Goal('the night-time shift raises an input-drift alert', ('alerts.shifted',), lambda a: any(x['kind'] == 'input drift' for x in a)),
+    Goal('a dispatcher killed with SIGKILL resumes with every item processed exactly once',
+         ('dispatcher.resume.processed_once', 'dispatcher.resume.lost'), lambda once, lost: bool(once) and lost == 0),
+]
 
 # %% ../nbs/06_monitoring.ipynb #2a7511b9
 def time_runs(f,               # the call to time: f(x)

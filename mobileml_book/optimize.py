@@ -15,7 +15,7 @@ import torch.nn.utils.prune as prune
 import matplotlib.pyplot as plt
 from pydantic import BaseModel, ConfigDict
 from tqdm.auto import tqdm
-from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dumps, ray_session, check_reachable, ParamError
+from .rundir import Param, ChapterParams, Goal, RunDir, atomic_write, atomic_path, dumps, ray_session, check_reachable, ParamError
 from .data import load_data, MobileAugment, Dataset, PhoneC, evaluate, stratified_subset
 from .models import *
 from .training import (fit, load_models, phone_c_subset, lite_spec, cache_backbone, fit_features,
@@ -23,11 +23,11 @@ from .training import (fit, load_models, phone_c_subset, lite_spec, cache_backbo
 from .constraints import load_devices, load_yardsticks
 
 # %% auto #0
-__all__ = ['RECIPES', 'PARAMS', 'INT8_DOT_FLAGS', 'SQNR_KINDS', 'file_bytes', 'example_input', 'measure', 'prunable', 'sparsity',
-           'layer_sparsity', 'prune_to', 'finalize_pruning', 'recalibrate_bn', 'freeze_bn', 'self_distill', 'finetune',
-           'magnitude_schedule', 'prune_channels', 'annotate_conv_clamp', 'clamp_aware', 'xnnpack_quantizer',
-           'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert', 'weight_only',
-           'lower_to_pte', 'to_pte', 'pte_runner', 'time_in_turns', 'pte_latency_ms', 'graph_predict_fn',
+__all__ = ['RECIPES', 'PARAMS', 'GOALS', 'INT8_DOT_FLAGS', 'SQNR_KINDS', 'file_bytes', 'example_input', 'measure', 'prunable',
+           'sparsity', 'layer_sparsity', 'prune_to', 'finalize_pruning', 'recalibrate_bn', 'freeze_bn', 'self_distill',
+           'finetune', 'magnitude_schedule', 'prune_channels', 'annotate_conv_clamp', 'clamp_aware',
+           'xnnpack_quantizer', 'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert',
+           'weight_only', 'lower_to_pte', 'to_pte', 'pte_runner', 'time_in_turns', 'pte_latency_ms', 'graph_predict_fn',
            'pte_predict_fn', 'int8_size_ceiling', 'int8_dot_isa', 'int8_sqnr', 'candidate_spec', 'n_layers', 'features',
            'LatencyPredictor', 'mape', 'sample_space', 'within_budget', 'screen', 'search_trial', 'tune_search',
            'lite_candidate', 'phone_estimates', 'pareto', 'save_variants', 'calibration_frames', 'Variant', 'Variants',
@@ -73,6 +73,21 @@ PARAMS = ChapterParams('optimization',
     Param('seed', int, quick=0, lo=0, hi=2**31 - 1, help='seed of fine-tuning, calibration samples and the search'),
     Param('threads', int, quick=2, lo=1, hi=256, help='CPU threads for training'),
 )
+
+# %% ../nbs/03_optimization.ipynb #goals01
+GOALS = [   # what the full profile should reach, judged on this chapter's metrics (`mobileml-book goals`)
+    Goal('int8 >= 3.8x smaller than fp32', ('int8_size_ratio',), lambda r: r >= 3.8),
+    Goal('int8 >= 2x faster at p50 in a mobile runtime (1 thread, batch 1)', ('int8_latency_speedup',), lambda s: s >= 2.0),
+    Goal('int8 loses <= 0.5 pt on clean (95% interval beside it)', ('int8_acc_drop_pt', 'int8_acc_drop_ci_pt'),
+         lambda d, ci: d <= 0.5),
+    Goal('int8 loses <= 0.5 pt on phone-C (95% interval beside it)', ('int8_phone_c_drop_pt', 'int8_phone_c_drop_ci_pt'),
+         lambda d, ci: d <= 0.5),
+    Goal('our int8 recipe loses strictly less than the naive default (clean)', ('int8_acc_drop_pt', 'naive_ptq_acc_drop_pt'),
+         lambda o, n: o < n),
+    Goal('our int8 recipe loses strictly less than the naive default (phone-C)',
+         ('int8_phone_c_drop_pt', 'naive_ptq_phone_c_drop_pt'), lambda o, n: o < n),
+    Goal('latency predictor within 15% on held-out architectures', ('latency_predictor_mape',), lambda e: e <= 0.15),
+]
 
 # %% ../nbs/03_optimization.ipynb #1744788a
 def file_bytes(obj)->tuple[int, int]:

@@ -7,19 +7,19 @@ from __future__ import annotations
 import os, sys, re, json, time, hashlib, argparse, shutil, importlib, base64, html, textwrap
 from pathlib import Path
 import yaml
-from .rundir import (ChapterParams, ParamError, PROFILES, RunDir, atomic_write, project_root, now_iso, dumps)
+from .rundir import (ChapterParams, Goal, ParamError, PROFILES, RunDir, atomic_write, project_root, now_iso, dumps)
 
 # %% auto #0
-__all__ = ['BUDGET_S', 'CHAPTER_BUDGET_S', 'GOALS', 'Chapter', 'book_config', 'find_chapters', 'parse_overrides',
+__all__ = ['BUDGET_S', 'CHAPTER_BUDGET_S', 'BOOK_GOALS', 'Chapter', 'book_config', 'find_chapters', 'parse_overrides',
            'resolve_params', 'resolve_path_value', 'fingerprint', 'StepFailed', 'run_chapter', 'findings',
            'build_report', 'run_book', 'params_table', 'bench', 'goals', 'book_timing', 'build_readme',
            'threading_main', 'main']
 
 # %% ../nbs/07_pipeline.ipynb #47f11f37
 class Chapter:
-    "One step of the pipeline: a chapter notebook and its parameter declaration."
-    def __init__(self, path:Path, module:str, params:ChapterParams):
-        self.path, self.module, self.params = Path(path), module, params
+    "One step of the pipeline: a chapter notebook, its parameter declaration and its goals."
+    def __init__(self, path:Path, module:str, params:ChapterParams, goals:list[Goal]|None=None):
+        self.path, self.module, self.params, self.goals = Path(path), module, params, list(goals or [])
         self.name, self.key = self.path.stem, params.chapter
     def __repr__(self): return f"Chapter({self.name}, key={self.key!r}, {len(self.params.params)} params)"
     def matches(self, sel:str)->bool:
@@ -58,10 +58,13 @@ def find_chapters(root=None)->list[Chapter]:
         if not _has_parameters(nb): continue
         mod = _default_exp(nb)
         if mod is None: raise ValueError(f"{p.name} has a parameters cell but no `#| default_exp`: its module must export PARAMS")
-        spec = getattr(importlib.import_module(f"{cfg['lib_name']}.{mod}"), 'PARAMS', None)
+        m = importlib.import_module(f"{cfg['lib_name']}.{mod}")
+        spec, goals = getattr(m, 'PARAMS', None), getattr(m, 'GOALS', [])
         if not isinstance(spec, ChapterParams):
             raise ValueError(f"{p.name}: module {cfg['lib_name']}.{mod} exports no PARAMS = ChapterParams(...): run nbdev_export")
-        out.append(Chapter(p, mod, spec))
+        if not all(isinstance(g, Goal) for g in goals):
+            raise ValueError(f"{p.name}: GOALS of {cfg['lib_name']}.{mod} must be a list of rundir.Goal(text, keys, test)")
+        out.append(Chapter(p, mod, spec, goals))
     return out
 
 # %% ../nbs/07_pipeline.ipynb #4f93daa4
@@ -328,51 +331,25 @@ def bench(profile:str='quick', out:str|None=None, log=print)->dict:
     return dict(steps=steps, total=total, budget=BUDGET_S[profile])
 
 # %% ../nbs/07_pipeline.ipynb #b2c3d4e5
-GOALS = [   # (chapter, goal, metric keys, test on the values)
-    ('book', 'the whole book within its time budget (quick 450 s, full 1800 s; 2 CPU cores)', ['seconds', 'profile'],
-     lambda s, p: s <= BUDGET_S[p]),
-    ('training', 'student clean accuracy >= 0.90', ['student_acc'], lambda a: a >= 0.90),
-    ('training', 'teacher >= student + 2 points', ['teacher_lead_pt'], lambda d: d >= 2.0),
-    ('training', 'distilled student >= student trained alone + 0.5 point, same step budget', ['distill_gain_pt'], lambda g: g >= 0.5),
-    ('training', 'pretrained >= from scratch + 10 points at <= 30 labelled images per class', ['pretrained_gain_pt', 'pretrained_gain_per_class'], lambda g, k: g >= 10 and k <= 30),
-    ('training', 'mobile augmentation closes >= half of the clean - phone-C gap', ['aug_gap_closed'], lambda g: g >= 0.5),
-    ('training', '... at <= 1 point of clean accuracy', ['aug_clean_cost_pt'], lambda c: c <= 1.0),
-    ('optimization', 'int8 >= 3.8x smaller than fp32', ['int8_size_ratio'], lambda r: r >= 3.8),
-    ('optimization', 'int8 >= 2x faster at p50 in a mobile runtime (1 thread, batch 1)', ['int8_latency_speedup'], lambda s: s >= 2.0),
-    ('optimization', 'int8 loses <= 0.5 pt on clean (95% interval beside it)', ['int8_acc_drop_pt', 'int8_acc_drop_ci_pt'],
-     lambda d, ci: d <= 0.5),
-    ('optimization', 'int8 loses <= 0.5 pt on phone-C (95% interval beside it)', ['int8_phone_c_drop_pt', 'int8_phone_c_drop_ci_pt'],
-     lambda d, ci: d <= 0.5),
-    ('optimization', 'our int8 recipe loses strictly less than the naive default (clean)', ['int8_acc_drop_pt', 'naive_ptq_acc_drop_pt'], lambda o, n: o < n),
-    ('optimization', 'our int8 recipe loses strictly less than the naive default (phone-C)', ['int8_phone_c_drop_pt', 'naive_ptq_phone_c_drop_pt'], lambda o, n: o < n),
-    ('optimization', 'latency predictor within 15% on held-out architectures', ['latency_predictor_mape'], lambda e: e <= 0.15),
-    ('conversion', 'every exported file passed its fidelity gate (fp32 >= 99.9% top-1 agreement, clean and phone-C)', ['all_passed'], lambda a: bool(a)),
-    ('monitoring', 'no alert on the unshifted control', ['alert_counts.control'], lambda n: n == 0),
-    ('monitoring', 'the night-time shift raises an input-drift alert', ['alerts.shifted'], lambda a: any(x['kind'] == 'input drift' for x in a)),
-    ('monitoring', 'a dispatcher killed with SIGKILL resumes with every item processed exactly once', ['dispatcher.resume.processed_once', 'dispatcher.resume.lost'], lambda once, lost: bool(once) and lost == 0),
-    ('ondevice', 'FedAvg within 2 points of centralized training on the same non-IID data, within the round budget', ['fedavg_gap_pt'], lambda g: g <= 2.0),
-    ('ondevice', "personalization gains >= 5 points on the user's shifted photos ... (95% interval beside it)",
-     ['user_gain_pt', 'user_gain_ci_pt'], lambda g, ci: g >= 5.0),
-    ('ondevice', '... losing <= 1 point on the general test set', ['general_change_pt', 'general_change_ci_pt'], lambda c, ci: c >= -1.0),
-    ('ondevice', 'weights updated by the ExecuTorch training runtime agree with PyTorch to 1e-4', ['et_parity'], lambda d: d <= 1e-4),
-    ('ondevice', 'the chapter runs in <= 180 s (full profile, 2 CPU cores)', ['chapter_s'], lambda s: s <= 180),
+BOOK_GOALS = [   # the book's own goal; each chapter declares its goals as `GOALS` beside its `PARAMS`
+    Goal('the whole book within its time budget (quick 450 s, full 1800 s; 2 CPU cores)', ('seconds', 'profile'),
+         lambda s, p: s <= BUDGET_S[p]),
 ]
 
-def goals(metrics:dict):
-    "Each goal with the measured value(s) from `metrics` (a run's metrics.json) and whether it is met, as a DataFrame."
+# %% ../nbs/07_pipeline.ipynb #goals02
+def goals(metrics:dict,                 # a run's metrics.json, with 'book' from `book_timing`
+          chapters:list|None=None):      # `find_chapters()` when None
+    "Each goal of the book and its chapters with the measured value(s) from `metrics` and whether it is met, as a DataFrame."
     import pandas as pd
-    def get(d, key):                     # a dotted key reaches into nested metrics: 'dispatcher.resume.lost'
-        for k in key.split('.'): d = d.get(k) if isinstance(d, dict) else None
-        return d
     def show(k, v):
         if isinstance(v, bool) or not isinstance(v, (int, float, list, dict)): return f"{k}={v}"
         if isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v): return f"{k}=[{v[0]:.4g}, {v[1]:.4g}]"
         return f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}=[{len(v)} entries]"
     rows = []
-    for ch, goal, keys, ok in GOALS:
-        vals = [get(metrics.get(ch, {}), k) for k in keys]
-        met = None if any(v is None for v in vals) else bool(ok(*vals))
-        rows.append(dict(chapter=ch, goal=goal, measured=', '.join(show(k, v) for k, v in zip(keys, vals)),
+    chapters = find_chapters() if chapters is None else chapters
+    for ch, g in [('book', g) for g in BOOK_GOALS] + [(c.key, g) for c in chapters for g in c.goals]:
+        vals, met = g.judge(metrics.get(ch, {}))
+        rows.append(dict(chapter=ch, goal=g.text, measured=', '.join(show(k, v) for k, v in zip(g.keys, vals)),
                          met={True: 'met', False: 'NOT met', None: 'not measured'}[met]))
     return pd.DataFrame(rows)
 
@@ -450,7 +427,7 @@ def main(argv=None):
     bp.add_argument('--profile', default='quick', choices=PROFILES)
     bp.add_argument('--out')
     gp = sub.add_parser('goals', help="a run's full-profile goals against its measured metrics")
-    gp.add_argument('run_dir')
+    gp.add_argument('run_dir'); gp.add_argument('--book', help="the book's checkout, whose chapters declare the goals")
     sv = sub.add_parser('serve', help="serve a run's signed model bundles to phones over HTTP (chapter 05's delivery service)")
     sv.add_argument('run_dir'); sv.add_argument('--host', default='127.0.0.1'); sv.add_argument('--port', type=int, default=8765)
     sw = sub.add_parser('sweep', help='run the pipeline over a grid of parameters on Ray (chapter 09): sweep GRID.yaml --out DIR')
@@ -490,7 +467,7 @@ def main(argv=None):
         elif a.cmd == 'goals':
             run = RunDir(a.run_dir)
             if not run.metrics_path.exists(): raise FileNotFoundError(f"no metrics.json in {run.path}: run the book into it first (make book)")
-            print(f"goals of {run.path} (profile {run.params().get('profile', '?')}):\n" + goals({**run.metrics(), 'book': book_timing(run)}).to_string(index=False))
+            print(f"goals of {run.path} (profile {run.params().get('profile', '?')}):\n" + goals({**run.metrics(), 'book': book_timing(run)}, find_chapters(a.book)).to_string(index=False))
         elif a.cmd == 'serve':
             from .deploy import serve
             serve(a.run_dir, a.host, a.port)

@@ -6,16 +6,17 @@
 from __future__ import annotations
 import os, re, json, tempfile, hashlib, fcntl, difflib, logging, warnings, datetime as dt
 from contextlib import contextmanager
+from dataclasses import dataclass
 from fastcore.basics import patch
 from pathlib import Path
-from typing import Any, Literal, Annotated
+from typing import Any, Literal, Annotated, Callable
 import yaml
 from pydantic import Field, ValidationError, create_model, ConfigDict
 
 # %% auto #0
-__all__ = ['PROFILES', 'atomic_write', 'atomic_path', 'sha256_file', 'ParamError', 'Param', 'ChapterParams', 'project_root',
-           'data_dir', 'default_run_dir', 'dumps', 'now_iso', 'RunDir', 'Finding', 'book_tests', 'expect',
-           'check_reachable', 'ray_session']
+__all__ = ['PROFILES', 'atomic_write', 'atomic_path', 'sha256_file', 'ParamError', 'Param', 'ChapterParams', 'dig', 'Goal',
+           'project_root', 'data_dir', 'default_run_dir', 'dumps', 'now_iso', 'RunDir', 'Finding', 'book_tests',
+           'expect', 'check_reachable', 'ray_session']
 
 # %% ../nbs/07a_rundir.ipynb #01ee5809
 def _umask()->int:
@@ -189,6 +190,24 @@ class ChapterParams:
 class _NS(dict):
     "A dict whose keys read as attributes, for `parameters` cells: `x = PARAMS.quick.x`."
     __getattr__ = dict.__getitem__
+
+# %% ../nbs/07a_rundir.ipynb #goal01
+def dig(d:dict, key:str):   # key: 'a.b.c' reaches into nested dicts
+    "The value at a dotted `key` in nested dicts, or None where any part is missing."
+    for k in key.split('.'): d = d.get(k) if isinstance(d, dict) else None
+    return d
+
+# %% ../nbs/07a_rundir.ipynb #goal03
+@dataclass(frozen=True)
+class Goal:
+    "A full-profile goal of a chapter: the sentence the reader sees, the metrics that judge it, and the test."
+    text: str                   # the goal in the reader's words, with its threshold
+    keys: tuple[str, ...]       # the chapter's metric keys (dotted for nested ones), handed to `test` in this order
+    test: Callable[..., bool]   # test(*values) -> met; never called when a value is missing
+    def judge(self, metrics:dict)->tuple[list, bool|None]:   # metrics: the chapter's saved metrics
+        "The values of `keys` and whether they meet the goal (None: not measured)."
+        vals = [dig(metrics, k) for k in self.keys]
+        return vals, None if any(v is None for v in vals) else bool(self.test(*vals))
 
 # %% ../nbs/07a_rundir.ipynb #6c8d8b44
 def project_root(start=None)->Path|None:

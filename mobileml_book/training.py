@@ -16,18 +16,19 @@ import matplotlib.pyplot as plt
 from sklearn.metrics import confusion_matrix, ConfusionMatrixDisplay
 from fastcore.basics import patch
 from tqdm.auto import tqdm
-from .rundir import Param, ChapterParams, RunDir, atomic_write, atomic_path, dumps, now_iso, expect
+from .rundir import Param, ChapterParams, Goal, RunDir, atomic_write, atomic_path, dumps, now_iso, expect
 from .data import load_data, MobileAugment, Dataset, PhoneC, evaluate, to_float, stratified_subset, majority_share
 from .models import *
 
 # %% auto #0
-__all__ = ['LITE_ARCHS', 'PARAMS', 'phone_c_subset', 'student_spec', 'teacher_spec', 'save_checkpoint', 'load_checkpoint',
-           'freeze_features', 'unfreeze', 'EarlyStop', 'val_metrics', 'fit', 'store_uri', 'env_versions',
-           'start_tracking', 'data_params', 'mlflow_run_id', 'tracked_fit', 'log_results', 'Features', 'tune_start',
-           'Trunk', 'trunk_engine', 'trunk_features', 'set_trainable', 'feature_logits', 'feature_metrics',
-           'distill_loss', 'fit_features', 'pc_flat', 'evaluate_features', 'lite_spec', 'training_images', 'Backbone',
-           'cache_backbone', 'tune', 'per_class', 'scratch_fit', 'transfer_curve', 'register_models',
-           'prepare_training', 'load_models', 'most_confused', 'accuracy_ci', 'ship_verdict', 'paired_change']
+__all__ = ['LITE_ARCHS', 'PARAMS', 'GOALS', 'phone_c_subset', 'student_spec', 'teacher_spec', 'save_checkpoint',
+           'load_checkpoint', 'freeze_features', 'unfreeze', 'EarlyStop', 'val_metrics', 'fit', 'store_uri',
+           'env_versions', 'start_tracking', 'data_params', 'mlflow_run_id', 'tracked_fit', 'log_results', 'Features',
+           'tune_start', 'Trunk', 'trunk_engine', 'trunk_features', 'set_trainable', 'feature_logits',
+           'feature_metrics', 'distill_loss', 'fit_features', 'pc_flat', 'evaluate_features', 'lite_spec',
+           'training_images', 'Backbone', 'cache_backbone', 'tune', 'per_class', 'scratch_fit', 'transfer_curve',
+           'register_models', 'prepare_training', 'load_models', 'most_confused', 'accuracy_ci', 'ship_verdict',
+           'paired_change']
 
 # %% ../nbs/02_training.ipynb #6fe1435f
 LITE_ARCHS = ['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2']
@@ -37,7 +38,7 @@ PARAMS = ChapterParams('training',
     Param('input_size', int, quick=64, full=96, lo=32, hi=512, help='side the student runs at (px); frames are resized inside the model'),
     Param('tune_blocks', int, quick=1, full=1, lo=0, hi=30, help="last blocks of the student fine-tuned with its head (the rest stays ImageNet's, its output computed once)"),
     Param('teacher_arch', str, quick='efficientnet_lite2', choices=LITE_ARCHS, help='pretrained architecture of the teacher'),
-    Param('teacher_size', int, quick=96, full=128, lo=32, hi=512, help='input side of the teacher (px)'),
+    Param('teacher_size', int, quick=96, full=160, lo=32, hi=512, help='input side of the teacher (px)'),
     Param('teacher_tune_blocks', int, quick=2, full=2, lo=0, hi=30, help='last blocks of the teacher fine-tuned with its head'),
     Param('steps', int, quick=150, full=1000, lo=1, hi=1_000_000, help='optimisation steps of each fine-tuning (the budget: the same for 1,000 images as for 16,000)'),
     Param('eval_every', int, quick=50, full=100, lo=1, hi=1_000_000, help='steps between validation checks (early stopping and the best checkpoint)'),
@@ -63,6 +64,17 @@ PARAMS = ChapterParams('training',
     Param('target_platform', str, quick='android', choices=['android', 'ios', 'both'], help='platform the model is for (logged with every run)'),
     Param('device_tier', str, quick='mid', choices=['low', 'mid', 'high'], help='device tier the model is for (logged with every run)'),
 )
+
+# %% ../nbs/02_training.ipynb #goals01
+GOALS = [   # what the full profile should reach, judged on this chapter's metrics (`mobileml-book goals`)
+    Goal('student clean accuracy >= 0.90', ('student_acc',), lambda a: a >= 0.90),
+    Goal('teacher >= student + 2 points', ('teacher_lead_pt',), lambda d: d >= 2.0),
+    Goal('distilled student >= student trained alone + 0.5 point, same step budget', ('distill_gain_pt',), lambda g: g >= 0.5),
+    Goal('pretrained >= from scratch + 10 points at <= 30 labelled images per class',
+         ('pretrained_gain_pt', 'pretrained_gain_per_class'), lambda g, k: g >= 10 and k <= 30),
+    Goal('mobile augmentation closes >= half of the clean - phone-C gap', ('aug_gap_closed',), lambda g: g >= 0.5),
+    Goal('... at <= 1 point of clean accuracy', ('aug_clean_cost_pt',), lambda c: c <= 1.0),
+]
 
 # %% ../nbs/02_training.ipynb #181a0544
 def phone_c_subset(pc:PhoneC, n:int)->PhoneC:
@@ -573,16 +585,17 @@ def paired_change(ok_ref:np.ndarray,    # bool (N,): the reference model classif
                   level:float=0.95,     # confidence level of the interval
                   n_resamples:int=9999, # bootstrap resamples of the images
                   seed:int=0)->dict:
-    "Accuracy change (points) of `ok_new` against `ok_ref` on the same images: paired bootstrap interval, McNemar p-value, lost, gained."
+    "Accuracy change (points) of `ok_new` against `ok_ref` on the same images: paired bootstrap interval at `level`, McNemar p-value."
     from scipy.stats import binomtest, bootstrap
     a, b = np.asarray(ok_ref, bool), np.asarray(ok_new, bool)
     if a.ndim != 1 or a.shape != b.shape or not len(a):
         raise ValueError(f"paired_change needs two 1-d arrays over the same images, got shapes {a.shape} and {b.shape}: "
                          "pass one right/wrong flag per test image for each model, in the same image order")
     lost, gained, n = int((a & ~b).sum()), int((~a & b).sum()), len(a)
-    if not lost + gained: return dict(change_pt=0.0, ci_pt=(0.0, 0.0), lost=0, gained=0, n=n, p_value=1.0)   # identical answers
+    if not lost + gained: return dict(change_pt=0.0, ci_pt=(0.0, 0.0), lost=0, gained=0, n=n, p_value=1.0, level=level)   # identical answers
     p = binomtest(gained, lost + gained).pvalue        # McNemar's exact test: under no real change each disagreement is a coin flip
     diff = lambda x, y, axis: 100*(y.mean(axis) - x.mean(axis))
     ci = bootstrap((a.astype(float), b.astype(float)), diff, paired=True, vectorized=True, confidence_level=level,
                    n_resamples=n_resamples, batch=500, method='percentile', rng=np.random.default_rng(seed)).confidence_interval
-    return dict(change_pt=100*(gained - lost)/n, ci_pt=(float(ci.low), float(ci.high)), lost=lost, gained=gained, n=n, p_value=float(p))
+    return dict(change_pt=100*(gained - lost)/n, ci_pt=(float(ci.low), float(ci.high)), lost=lost, gained=gained, n=n, p_value=float(p),
+                level=level)
