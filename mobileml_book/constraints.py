@@ -61,6 +61,7 @@ class Device(BaseModel):
     @classmethod
     def _empty_is_none(cls, v): return None if v == '' else v
 
+# %% ../nbs/00_constraints.ipynb #5f285ffe-1
 TIERS = ('low', 'mid', 'high', 'flagship')
 
 # %% ../nbs/00_constraints.ipynb #2496aa4b
@@ -107,6 +108,7 @@ def load_app_stores(path=None)->list[dict]:
         if missing: raise ValueError(f"{path.name}: rule {r.get('rule','?')!r} of {r.get('store','?')!r} lacks {sorted(missing)}")
     return rules
 
+# %% ../nbs/00_constraints.ipynb #4231e1ed-1
 def cellular_cap_mb(os:str, rules=None)->float:
     "The current cellular download cap that applies to a phone running `os` ('iOS' or 'Android')."
     store = {'ios': 'Apple App Store', 'android': 'Google Play'}[os.lower()]
@@ -119,10 +121,12 @@ def load_brief_figures(path=None)->dict:
     "The practitioner figures the book starts from (`data/brief_figures.yaml`), each with its source."
     return yaml.safe_load(Path(path or data_dir()/'brief_figures.yaml').read_text())
 
+# %% ../nbs/00_constraints.ipynb #cc64fec1-1
 def load_networks(path=None)->dict:
     "Network profiles: uplink and downlink Mbit/s and round-trip time per network type."
     return yaml.safe_load(Path(path or data_dir()/'networks.yaml').read_text())['networks']
 
+# %% ../nbs/00_constraints.ipynb #cc64fec1-2
 def cloud_latency_ms(photo_kb:float,     # size of the uploaded photo, kB
                      uplink_mbps:float,  # upload bandwidth, Mbit/s
                      rtt_ms:float,       # network round-trip time
@@ -144,8 +148,11 @@ def load_yardsticks(path=None)->dict:   # path: a YAML file; default `data/yards
 
 # %% ../nbs/00_constraints.ipynb #7c04dcf7
 NEON_FLOPS_PER_CYCLE = 16   # 2 x 128-bit FMA pipes x 4 fp32 lanes x 2 flops: the peak of a big ARM core
+
+# %% ../nbs/00_constraints.ipynb #7c04dcf7-1
 CPU_EFFICIENCY = 0.2        # share of that peak a mobile CNN sustains on one core (an assumption; chapter 03 fits a latency predictor on measured runs instead)
 
+# %% ../nbs/00_constraints.ipynb #7c04dcf7-2
 def device_latency_ms(macs:float,        # multiply-accumulates of one inference
                       ghz:float,         # clock of the core that runs it
                       threads:int=1,     # cores used
@@ -163,6 +170,7 @@ def monthly_cost_usd(preds_per_user_day:float,   # predictions one user makes a 
     "Cloud bill for a month of predictions."
     return preds_per_user_day*users*days/1000*price_per_1000
 
+# %% ../nbs/00_constraints.ipynb #c773ba65-1
 def energy_mj(seconds:float,   # busy time (s)
               watts:float      # power while busy (W, an assumption)
              )->float:
@@ -171,8 +179,11 @@ def energy_mj(seconds:float,   # busy time (s)
 
 # %% ../nbs/00_constraints.ipynb #bac655c6
 CPU_WATTS = 2.0     # assumed power of one busy big core (estimate, not a measurement)
+
+# %% ../nbs/00_constraints.ipynb #bac655c6-1
 RADIO_WATTS = 1.5   # assumed power of a cellular radio while uploading (estimate)
 
+# %% ../nbs/00_constraints.ipynb #bac655c6-2
 def compare_device_cloud(device:pd.Series,   # a row of the catalog
                          macs:float,         # multiply-accumulates of the model
                          net:dict,           # a network profile: uplink_mbps, downlink_mbps, rtt_ms
@@ -238,6 +249,7 @@ class ModelStats:
         if not p.exists(): raise FileNotFoundError(f"model file {p} not found")
         return cls(name=kw.pop('name', p.name), size_bytes=p.stat().st_size, **kw)
 
+# %% ../nbs/00_constraints.ipynb #141b6f95-1
 @dataclass
 class Budget:
     "The app's budgets for one feature."
@@ -270,6 +282,7 @@ def check_model(model:ModelStats,        # size, parameters, MACs and peak memor
     df.insert(0, 'device', device['name']); df.insert(0, 'model', model.name)
     return df
 
+# %% ../nbs/00_constraints.ipynb #c7e8b860-1
 def check_summary(df:pd.DataFrame)->str:
     "One line: what fails and by how much, or that everything fits."
     fails = df[~df.ok]
@@ -281,10 +294,12 @@ def check_summary(df:pd.DataFrame)->str:
 # %% ../nbs/00_constraints.ipynb #b5a85deb
 CHECK_LETTERS = {'cellular': 'C', "team's budget": 'B', 'memory': 'M', 'latency': 'L'}
 
+# %% ../nbs/00_constraints.ipynb #b5a85deb-1
 def failed_letters(df:pd.DataFrame)->str:
     "Letters of the failed checks: C cellular cap, B team budget, M memory, L latency ('' when all pass)."
     return ''.join(l for k, l in CHECK_LETTERS.items() if (~df.ok & df.check.str.contains(k)).any())
 
+# %% ../nbs/00_constraints.ipynb #b5a85deb-2
 def fit_matrix(refs:pd.DataFrame,      # reference models (`reference_models.csv`)
                devices:pd.DataFrame,   # the phone catalog
                budget:Budget,          # the team's limits
@@ -298,6 +313,7 @@ def fit_matrix(refs:pd.DataFrame,      # reference models (`reference_models.csv
             out[stats.name] = {d: failed_letters(check_model(stats, row, budget, rules)) for d, row in devices.iterrows()}
     return pd.DataFrame(out).T
 
+# %% ../nbs/00_constraints.ipynb #b5a85deb-3
 def plot_fit_matrix(fm:pd.DataFrame, budget:Budget):
     "Heat map of failed checks per model and phone, each cell labelled with the failed checks' letters."
     n = fm.map(len)

@@ -35,8 +35,11 @@ __all__ = ['FORMATS', 'COREML_TARGETS', 'PARAMS', 'GOALS', 'CONVERTERS', 'RUNTIM
 
 # %% ../nbs/04_conversion.ipynb #324d4ed4
 FORMATS = ('onnx', 'tflite', 'coreml', 'executorch')
+
+# %% ../nbs/04_conversion.ipynb #324d4ed4-1
 COREML_TARGETS = ('iOS15', 'iOS16', 'iOS17', 'iOS18')
 
+# %% ../nbs/04_conversion.ipynb #324d4ed4-2
 PARAMS = ChapterParams('conversion',
     Param('formats', list[str], quick=list(FORMATS), choices=FORMATS, help='target formats to export'),
     Param('precisions', list[str], quick=['fp32'], full=['fp32', 'int8'], choices=['fp32', 'int8'], help='precisions to export: fp32 (the student) and int8 (the chosen int8 variant; Core ML: int8 weights)'),
@@ -71,14 +74,17 @@ class FrameModel(nn.Module):
         z = self.net(self.pre(frames))
         return z, z.softmax(-1)
 
+# %% ../nbs/04_conversion.ipynb #49de7231-1
 class ImageModel(FrameModel):
     "Core ML's view of the same model: an 8-bit image, handed over as float pixel values 0..255 in N x C x H x W."
     def forward(self, image): return super().forward(image.permute(0, 2, 3, 1))
 
+# %% ../nbs/04_conversion.ipynb #49de7231-2
 def frame_example(spec:dict, n:int=1)->torch.Tensor:
     "A fresh all-zero uint8 frame batch of the spec's shape (what exporters trace with)."
     return torch.zeros(n, spec['frame_size'], spec['frame_size'], spec['frame_channels'], dtype=torch.uint8)
 
+# %% ../nbs/04_conversion.ipynb #49de7231-3
 @contextlib.contextmanager
 def threads(n:int):
     "PyTorch's intra-op threads set to `n` inside the block (the chapter times on one thread, and computes references on more)."
@@ -86,6 +92,7 @@ def threads(n:int):
     try: yield
     finally: torch.set_num_threads(old)
 
+# %% ../nbs/04_conversion.ipynb #49de7231-4
 @torch.no_grad()
 def torch_logits(model:nn.Module,   # a `FrameModel`, or a graph exported from one
                  x:np.ndarray,      # (N, H, W, C) uint8 frames
@@ -128,6 +135,7 @@ def quiet():
         if env is None: os.environ.pop('LITERT_TORCH_SHOW_PROGRESS', None)
         else: os.environ['LITERT_TORCH_SHOW_PROGRESS'] = env
 
+# %% ../nbs/04_conversion.ipynb #2f32d8d0-1
 def versions(*pkgs)->dict:
     "Installed versions of `pkgs` (what produced or runs a file)."
     out = {}
@@ -136,6 +144,7 @@ def versions(*pkgs)->dict:
         except PackageNotFoundError: out[p] = None
     return out
 
+# %% ../nbs/04_conversion.ipynb #2f32d8d0-2
 def import_runtimes():
     "Import the converters and runtimes once, quietly (each announces itself on import: TensorFlow, coremltools, ExecuTorch's CPU probe)."
     with quiet():
@@ -145,9 +154,14 @@ def import_runtimes():
         Runtime.get()
     return versions('torch', 'onnx', 'onnxruntime', 'litert-torch', 'ai-edge-litert', 'coremltools', 'executorch', 'torchao', 'tensorflow', 'keras', 'tf2onnx')
 
+# %% ../nbs/04_conversion.ipynb #2f32d8d0-3
 CONVERTERS = {'onnx': ('torch', 'onnx', 'onnxscript'), 'tflite': ('torch', 'litert-torch', 'torchao'), 'coreml': ('torch', 'coremltools'),
               'executorch': ('torch', 'executorch', 'torchao')}
+
+# %% ../nbs/04_conversion.ipynb #2f32d8d0-4
 RUNTIMES = {'onnx': ('onnxruntime',), 'tflite': ('ai-edge-litert',), 'coreml': ('coremltools',), 'executorch': ('executorch',)}
+
+# %% ../nbs/04_conversion.ipynb #2f32d8d0-5
 EXT = {'onnx': '.onnx', 'tflite': '.tflite', 'coreml': '.mlpackage', 'executorch': '.pte'}
 
 # %% ../nbs/04_conversion.ipynb #75b4bdfd
@@ -163,11 +177,13 @@ def export_onnx(model:FrameModel, spec:dict, path, meta:dict|None=None)->Path:
         onnx.save(m, str(tmp))
     return Path(path)
 
+# %% ../nbs/04_conversion.ipynb #75b4bdfd-1
 def onnx_metadata(path)->dict:
     "The metadata properties of an ONNX file (what `export_onnx` wrote into it)."
     import onnx
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
 
+# %% ../nbs/04_conversion.ipynb #75b4bdfd-2
 class _Named(nn.Module):
     "Names a model's input `frames` and its outputs `logits` and `probs` (litert-torch names a file's inputs after keyword arguments, its outputs after dict keys)."
     def __init__(self, m): super().__init__(); self.m = m
@@ -175,6 +191,7 @@ class _Named(nn.Module):
         z, p = self.m(frames)
         return dict(logits=z, probs=p)
 
+# %% ../nbs/04_conversion.ipynb #75b4bdfd-3
 def export_tflite(model:nn.Module, spec:dict, path, quant_config=None)->Path:
     "TFLite/LiteRT through litert-torch (input `frames`, batch 1; `quant_config` for a litert PT2E int8 graph)."
     import litert_torch
@@ -183,6 +200,7 @@ def export_tflite(model:nn.Module, spec:dict, path, quant_config=None)->Path:
         litert_torch.convert(model.eval(), sample_kwargs=dict(frames=frame_example(spec)), quant_config=quant_config).export(str(tmp))
     return Path(path)
 
+# %% ../nbs/04_conversion.ipynb #75b4bdfd-4
 def export_coreml(model:FrameModel,         # frames in, logits out (pre-processing inside)
                   spec:dict,                # the model spec: frame size, channels, labels
                   path,                     # the `.mlpackage` folder to write
@@ -209,6 +227,7 @@ def export_coreml(model:FrameModel,         # frames in, logits out (pre-process
     ml.output_description['logits'] = 'class logits'; ml.output_description['probs'] = 'class probabilities (softmax)'
     return save_mlpackage(ml, path)
 
+# %% ../nbs/04_conversion.ipynb #75b4bdfd-5
 def save_mlpackage(ml, path)->Path:
     "Save a Core ML model as an `.mlpackage` folder: written beside, then moved into place (the folder is never half-written)."
     path = Path(path); tmp = path.with_name(path.stem + '.tmp.mlpackage')     # Core ML insists on the extension
@@ -216,6 +235,7 @@ def save_mlpackage(ml, path)->Path:
     shutil.rmtree(path, ignore_errors=True); os.replace(tmp, path)
     return path
 
+# %% ../nbs/04_conversion.ipynb #75b4bdfd-6
 def export_executorch(model:FrameModel, spec:dict, path)->Path:
     "An ExecuTorch program with the XNNPACK delegate (batch 1, the way the app calls it)."
     with quiet(): return lower_to_pte(model.eval(), frame_example(spec), path)
@@ -265,11 +285,13 @@ def _op_name(target)->str:
     m = re.search(r'(\w+)\.(\w+)\.(\w+)', str(target))
     return m.group(2) if m else str(target)
 
+# %% ../nbs/04_conversion.ipynb #85fbea81-1
 def _graph_ops(model:nn.Module, example)->list[str]:
     "ATen operators of `model`'s exported graph (short names, in order of first use)."
     with quiet(): g = torch.export.export(model.eval(), (example,)).run_decompositions().graph
     return list(dict.fromkeys(_op_name(n.target) for n in g.nodes if n.op == 'call_function'))
 
+# %% ../nbs/04_conversion.ipynb #85fbea81-2
 def _culprit(e:Exception, ops:list[str])->str|None:
     "The operator of `ops` that an exception (message chain and traceback) names, if any."
     words = set()
@@ -280,12 +302,14 @@ def _culprit(e:Exception, ops:list[str])->str|None:
         if {op.lower().replace('_', ''), stem.lower().replace('_', '')} & norm and op not in ('getitem', 'view', 'clone'): return op
     return None
 
+# %% ../nbs/04_conversion.ipynb #85fbea81-3
 def _message(e:Exception)->str:
     "The converter's own words: the most specific line of the exception chain."
     lines = [l.strip() for l in str(e).splitlines() if l.strip() and not l.strip().startswith(('-', '(Refer', 'Use tlparse'))]
     cause = e.__cause__ or e.__context__
     return (lines[-1] if lines else type(e).__name__)[:300] + (f' <- {_message(cause)}' if cause is not None and cause is not e and len(lines) < 2 else '')
 
+# %% ../nbs/04_conversion.ipynb #85fbea81-4
 def _fallbacks(path:Path, fmt:str, target:str, edge=None)->list[str]:
     "Operators of a produced file that leave the fast path (see the verdicts above)."
     if fmt == 'tflite':
@@ -298,12 +322,14 @@ def _fallbacks(path:Path, fmt:str, target:str, edge=None)->list[str]:
     if fmt == 'coreml': return coreml_ops_outside(path, target)
     return []
 
+# %% ../nbs/04_conversion.ipynb #85fbea81-5
 def coreml_ops(path)->list[str]:
     "Operator types of a Core ML ML program, in order."
     import coremltools as ct
     sp = ct.utils.load_spec(str(path))
     return [op.type for f in sp.mlProgram.functions.values() for op in f.block_specializations[f.opset].operations]
 
+# %% ../nbs/04_conversion.ipynb #85fbea81-6
 def coreml_ops_outside(path, target:str)->list[str]:
     "Operators of a Core ML file that the operator set of iOS `target` does not have."
     import coremltools as ct
@@ -322,6 +348,7 @@ def _try_export(model:FrameModel, spec:dict, fmt:str, path:Path, target:str):
     with quiet(): edge = to_edge_transform_and_lower(torch.export.export(model.eval(), (frame_example(spec),)), partitioner=[XnnpackPartitioner()])
     return path, edge
 
+# %% ../nbs/04_conversion.ipynb #97a71e78-1
 def preflight(net:nn.Module,                  # an architecture (trained or not) taking the network input of `spec`
               spec:dict,                      # its spec: the frame the app sends and the pre-processing
               formats=FORMATS,                # targets to try
@@ -369,9 +396,11 @@ def fidelity(f,                       # the export's runner: frames -> logits
                 accuracy=float((out.argmax(1) == y).mean()), phone_c_accuracy=float((out_pc.argmax(1) == y_pc).mean()),
                 ref_accuracy=float((ref.argmax(1) == y).mean()), n=len(x), n_phone_c=len(x_pc))
 
+# %% ../nbs/04_conversion.ipynb #4d6a0d8f-1
 class FidelityError(AssertionError):
     "An export disagrees with the model it came from more than its gate allows."
 
+# %% ../nbs/04_conversion.ipynb #4d6a0d8f-2
 def gate(table:pd.DataFrame, thresholds:dict)->pd.DataFrame:
     "Mark each row (an export with `precision`, `gate`, `agreement`, `phone_c_agreement`, optional `reference`: 'same' precision or 'fp32') passed or not; `thresholds`: least agreement per precision, and 'vs_fp32' for a quantized file compared with its fp32 model."
     t = table.copy()
@@ -383,6 +412,7 @@ def gate(table:pd.DataFrame, thresholds:dict)->pd.DataFrame:
     t.loc[t.gate == 'failed', 'passed'] = False
     return t
 
+# %% ../nbs/04_conversion.ipynb #4d6a0d8f-3
 def enforce(table:pd.DataFrame, thresholds:dict):
     "Raise `FidelityError` naming every export below its gate, with its numbers and what to look at."
     bad = table[~table.passed]
@@ -433,6 +463,7 @@ def zip_dir(folder, path)->Path:
                 z.writestr(zi, p.read_bytes())
     return Path(path)
 
+# %% ../nbs/04_conversion.ipynb #32324335-1
 def io_spec(path,        # an exported file
             fmt:str,     # its format
             spec:dict    # the model spec (ExecuTorch's names come from it)
@@ -461,12 +492,14 @@ def io_spec(path,        # an exported file
         ins, outs = [d('frames', [1, s_, s_, c], 'uint8', layout='NHWC')], [d('logits', [1, k], 'float32'), d('probs', [1, k], 'float32')]
     return ins[0], outs
 
+# %% ../nbs/04_conversion.ipynb #32324335-2
 def preprocessing_of(spec:dict)->dict:   # a model spec
     "The whole pre-processing contract of an exported file: what the app does (the Data chapter's), what the model does."
     return dict(**preprocessing_contract(InputSpec(spec['frame_size'], spec['frame_channels'])),
                 inside_model=dict(input_size=spec['input_size'], in_channels=spec['in_channels'], mean=spec['mean'], std=spec['std'],
                                   steps='uint8 -> float / 255, channels to the network\'s, bilinear resize to input_size, (x - mean) / std'))
 
+# %% ../nbs/04_conversion.ipynb #32324335-3
 def make_record(path,                       # the exported file as shipped
                 fmt:str,                    # its format
                 precision:str,              # 'fp32', 'fp16', 'int8', 'dynamic-int8'
@@ -488,6 +521,7 @@ def make_record(path,                       # the exported file as shipped
                 converter=versions(*CONVERTERS[fmt]) if route == 'pytorch' else versions('tensorflow', 'keras', *(('tf2onnx',) if fmt == 'onnx' else ()), *(('coremltools',) if fmt == 'coreml' else ())),
                 runtime=versions(*RUNTIMES[fmt]), source=source, fidelity=fid, latency=latency, created=now_iso(), **extra)
 
+# %% ../nbs/04_conversion.ipynb #32324335-4
 def save_records(run:RunDir, recs:list[dict], **extra)->Path:
     "Write each record's sidecar (`<file>.json`) and `records.json`, atomically."
     art = run.artifacts('conversion')
@@ -495,6 +529,7 @@ def save_records(run:RunDir, recs:list[dict], **extra)->Path:
     atomic_write(art/'records.json', dumps(dict(created=now_iso(), records=recs, **extra)))
     return art/'records.json'
 
+# %% ../nbs/04_conversion.ipynb #32324335-5
 def record_path(run:RunDir, rec:dict)->Path:
     "The file of a record."
     return (run if isinstance(run, RunDir) else RunDir(run)).path/'artifacts'/'conversion'/rec['file']
@@ -592,6 +627,7 @@ def gate_all(exports:dict,               # `export_all`'s result
 APP_RESIZES = ('the contract', 'bilinear, no antialias', 'nearest neighbour', 'squashed, no centre crop',
                'BGR instead of RGB', 'rotation not applied')
 
+# %% ../nbs/04_conversion.ipynb #36868b66-1
 def camera_frames(x:np.ndarray,        # uint8 N x H x W x C test images
                   scale:int=4,          # how much larger the camera's frame is
                   aspect:float=4/3,     # the camera's width / height
@@ -680,6 +716,7 @@ def keras_mobilenetv2(spec:dict):
     x = layers.Dropout(kw['dropout'], name='head_2')(layers.GlobalAveragePooling2D(name='head_0')(x))
     return keras.Model(frames, layers.Dense(kw['n_classes'], name='head_3')(x), name=f"{spec['arch']}_keras")
 
+# %% ../nbs/04_conversion.ipynb #b8f84317-1
 def torch_to_keras(m:nn.Module)->list:
     "One PyTorch layer's tensors in the order and layout Keras' `set_weights` wants (see the table above)."
     a = lambda t: t.detach().cpu().float().numpy()
@@ -690,6 +727,7 @@ def torch_to_keras(m:nn.Module)->list:
     if isinstance(m, nn.Linear): return [a(m.weight).T, a(m.bias)]
     raise TypeError(f'no Keras layout for {type(m).__name__}')
 
+# %% ../nbs/04_conversion.ipynb #b8f84317-2
 def port_weights(net:nn.Module, km, convert=torch_to_keras)->int:
     "Copy every conv, batch norm and dense layer of `net` into the Keras layer named after its path; every Keras layer with weights must be filled."
     done = set()
@@ -700,14 +738,17 @@ def port_weights(net:nn.Module, km, convert=torch_to_keras)->int:
     assert not missed, f"Keras layers without PyTorch weights: {missed}"
     return len(done)
 
+# %% ../nbs/04_conversion.ipynb #b8f84317-3
 def keras_from_torch(net:nn.Module, spec:dict, convert=torch_to_keras):
     "The Keras twin of `net` with its weights."
     km = keras_mobilenetv2(spec); port_weights(net.eval(), km, convert); return km
 
+# %% ../nbs/04_conversion.ipynb #b8f84317-4
 def keras_logits(km, x:np.ndarray, bs:int=500)->np.ndarray:
     "Logits of a Keras model on uint8 frames (inference mode)."
     return np.concatenate([np.asarray(km(x[i:i+bs], training=False)) for i in range(0, len(x), bs)])
 
+# %% ../nbs/04_conversion.ipynb #b8f84317-5
 def forgot_depthwise_transpose(m:nn.Module)->list:
     "A classic porting bug, for the demonstration: the depthwise kernel *reshaped* to Keras' shape instead of transposed."
     if isinstance(m, nn.Conv2d) and m.groups > 1:
@@ -717,6 +758,7 @@ def forgot_depthwise_transpose(m:nn.Module)->list:
 # %% ../nbs/04_conversion.ipynb #a208723f
 KERAS_TFLITE = ('fp32', 'dynamic-int8', 'fp16', 'int8')
 
+# %% ../nbs/04_conversion.ipynb #a208723f-1
 def keras_tflite(saved_model, mode:str='fp32', rep_frames:np.ndarray|None=None)->bytes:
     "A .tflite flatbuffer from TensorFlow's `TFLiteConverter` on a SavedModel, in one of `KERAS_TFLITE`."
     import tensorflow as tf
@@ -730,6 +772,7 @@ def keras_tflite(saved_model, mode:str='fp32', rep_frames:np.ndarray|None=None)-
         c.inference_output_type = tf.int8
     with quiet(): return c.convert()
 
+# %% ../nbs/04_conversion.ipynb #a208723f-2
 def keras_route(km,                         # the Keras model (weights ported from PyTorch)
                 art:Path,                   # folder for the files
                 modes,                      # TFLite modes: 'fp32', 'dynamic-int8', 'fp16', 'int8'
@@ -832,6 +875,7 @@ def convert_run(run:RunDir,                  # the run to convert (its Optimizat
     recs = table_records(exports, table, sources['fp32'][1], coreml_target=coreml_target, latency_runs=latency_runs)
     return save_records(run, recs, chosen=sources['int8'][2]['variant'] if 'int8' in sources else 'student fp32', n_clean=len(test))
 
+# %% ../nbs/04_conversion.ipynb #5e719fb9-1
 def load_records(run)->dict:
     "The Conversion chapter's `records.json` of `run` (made by `convert_run` with quick settings when missing)."
     run = run if isinstance(run, RunDir) else RunDir(run)

@@ -38,6 +38,7 @@ __all__ = ['CORRUPTIONS', 'PARAMS', 'AUTO_SIZE', 'AUTO_CHANNELS', 'FASHION_CLASS
 CORRUPTIONS = ('motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposure', 'jpeg',
                'rotation', 'orientation', 'low_res', 'framing')
 
+# %% ../nbs/01_data.ipynb #0a86d927-1
 PARAMS = ChapterParams('data',
     Param('source', str, quick='bundled', pattern=r'^(bundled|idx:.+|folder:.+)$', path=True,
           help="'bundled' (Fashion-MNIST subset in data/), 'idx:<dir>' (IDX files) or 'folder:<dir>' (root/<class>/*.jpg)",
@@ -65,6 +66,7 @@ class InputSpec:
     size: int = 32
     channels: int = 1
 
+# %% ../nbs/01_data.ipynb #576619e3-1
 @dataclass
 class Dataset:
     "Images (uint8, N x H x W x C) with integer labels and class names."
@@ -86,14 +88,18 @@ class Dataset:
         h = hashlib.sha256(); h.update(self.x.tobytes()); h.update(self.y.astype(np.int64).tobytes())
         return h.hexdigest()
 
+# %% ../nbs/01_data.ipynb #576619e3-2
 def image_hashes(x:np.ndarray)->np.ndarray:
     "sha256 of every image's bytes (to check that no test image is in training)."
     return np.array([hashlib.sha256(i.tobytes()).hexdigest() for i in x])
 
 # %% ../nbs/01_data.ipynb #10c0a59b
 AUTO_SIZE = {'bundled': 32, 'idx': 32, 'folder': 64}    # frame side (px) when `img_size` is 0
+
+# %% ../nbs/01_data.ipynb #10c0a59b-1
 AUTO_CHANNELS = {'bundled': 1, 'idx': 1, 'folder': 3}   # channels when `channels` is 0: a phone's photos are RGB
 
+# %% ../nbs/01_data.ipynb #10c0a59b-2
 def input_spec(source:str,        # 'bundled', 'idx:<folder>' or 'folder:<folder>'
                img_size:int=0,    # frame side in px; 0: automatic (AUTO_SIZE)
                channels:int=0     # 1 or 3; 0: automatic (AUTO_CHANNELS)
@@ -104,10 +110,17 @@ def input_spec(source:str,        # 'bundled', 'idx:<folder>' or 'folder:<folder
 
 # %% ../nbs/01_data.ipynb #20d4808d
 FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
+
+# %% ../nbs/01_data.ipynb #20d4808d-1
 BUNDLED_DIR = 'fashion-mnist-subset'
+
+# %% ../nbs/01_data.ipynb #20d4808d-2
 DEBIAN_FASHION_MNIST = '/usr/share/datasets/fashion-mnist'   # where `apt install dataset-fashion-mnist` puts the full set
+
+# %% ../nbs/01_data.ipynb #20d4808d-3
 IDX_FILES = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'), 'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
 
+# %% ../nbs/01_data.ipynb #20d4808d-4
 def read_idx(path)->np.ndarray:
     "Read an IDX file (gzipped or not) into a numpy array, checking its header."
     path = Path(path)
@@ -121,17 +134,20 @@ def read_idx(path)->np.ndarray:
     if data.size != int(np.prod(shape)): raise ValueError(f"{path}: header says {shape} but holds {data.size} bytes: truncated file?")
     return data.reshape(shape)
 
+# %% ../nbs/01_data.ipynb #20d4808d-5
 def write_idx(path, a:np.ndarray):
     "Write a uint8 array as a gzipped IDX file (atomically)."
     a = np.ascontiguousarray(a, dtype=np.uint8)
     hdr = bytes([0, 0, 0x08, a.ndim]) + struct.pack(f'>{a.ndim}I', *a.shape)
     atomic_write(path, gzip.compress(hdr + a.tobytes(), compresslevel=9, mtime=0))
 
+# %% ../nbs/01_data.ipynb #20d4808d-6
 def _find(d:Path, stem:str)->Path:
     for name in (stem + '.gz', stem):
         if (d/name).exists(): return d/name
     raise FileNotFoundError(f"{d} has no {stem}(.gz): an IDX dataset folder holds {', '.join(s for p in IDX_FILES.values() for s in p)}")
 
+# %% ../nbs/01_data.ipynb #20d4808d-7
 def load_idx(d, split:str='train', classes=None)->Dataset:
     "One split ('train' or 't10k' test) of an IDX dataset folder such as Fashion-MNIST."
     d = Path(d)
@@ -164,9 +180,14 @@ def make_idx_subset(src, dst,
 
 # %% ../nbs/01_data.ipynb #7daf8536
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff', '.heic', '.heif')
+
+# %% ../nbs/01_data.ipynb #7daf8536-1
 MAX_PIXELS = 89_478_485       # Pillow's own decompression-bomb limit: pixels decoded from one file
+
+# %% ../nbs/01_data.ipynb #7daf8536-2
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma: grey from RGB, as Pillow's convert('L'), the model and the app compute it
 
+# %% ../nbs/01_data.ipynb #7daf8536-3
 class DataError(ValueError):
     "A dataset that cannot be used as it is: the message says which folder or file and what to do."
 
@@ -209,8 +230,11 @@ def to_spec(img:Image.Image,    # any mode Pillow opens: 1, L, P, RGB(A), LA, CM
 # Folders and files that systems write beside photos: thumbnails, previews, trash, metadata. Never data.
 CACHE_DIRS = frozenset({'@eadir', '@recycle', '@recently-snapshot', '#recycle', '#snapshot', '__macosx',
                         '$recycle.bin', 'system volume information', 'lost+found', '@syno'})
+
+# %% ../nbs/01_data.ipynb #a09827a8-1
 CACHE_FILES = frozenset({'thumbs.db', 'ehthumbs.db', 'ehthumbs_vista.db', 'desktop.ini', 'icon\r'})
 
+# %% ../nbs/01_data.ipynb #a09827a8-2
 def not_data(name:str,            # one component of a path under the image root
              is_dir:bool)->str|None:
     "Why a folder or file is a system's cache or a hidden item rather than a photo, or None."
@@ -381,6 +405,7 @@ def split_stratified(y:np.ndarray,                  # labels, (N,)
         out['train'].extend(gs[start:])
     return {k: np.sort(np.flatnonzero(np.isin(g, v))) for k, v in out.items()}
 
+# %% ../nbs/01_data.ipynb #bd0cf17c-1
 def stratified_subset(ds:Dataset,   # the images to sample
                       n:int,         # how many (0, or at least len(ds): all of them)
                       seed:int=0     # the draw
@@ -442,6 +467,7 @@ def _resize_batch(x:np.ndarray, spec:InputSpec)->np.ndarray:
     t = F.interpolate(t, size=(spec.size, spec.size), mode='bilinear', align_corners=False, antialias=True)
     return t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
+# %% ../nbs/01_data.ipynb #d1cb1b2f-1
 def load_source(source:str='bundled',         # 'bundled', 'idx:<dir>' (Fashion-MNIST layout) or 'folder:<dir>' (a folder per class)
                 spec:InputSpec=InputSpec(),   # the model's input: every split is resized to it
                 train_size:int=0,             # a stratified sample of this many training images (0: all)
@@ -526,10 +552,13 @@ def _seed_of(*keys)->int:
     "A stable 63-bit seed from any keys (Python's hash() changes between runs)."
     return int.from_bytes(hashlib.sha256(repr(keys).encode()).digest()[:8], 'little') >> 1
 
+# %% ../nbs/01_data.ipynb #e20d1a68-1
 def _gen(*keys)->torch.Generator: return torch.Generator().manual_seed(_seed_of(*keys))
 
+# %% ../nbs/01_data.ipynb #e20d1a68-2
 def _px(length:float, x:torch.Tensor)->float: return length*x.shape[-1]/32   # lengths are given for a 32 px image
 
+# %% ../nbs/01_data.ipynb #e20d1a68-3
 def _conv_per_image(x:torch.Tensor, k:torch.Tensor)->torch.Tensor:
     "Convolve each image of `x` (N,C,H,W) with its own kernel `k` (N,K,K), 'same' size, edges replicated."
     N, C, H, W = x.shape; K = k.shape[-1]
@@ -537,6 +566,7 @@ def _conv_per_image(x:torch.Tensor, k:torch.Tensor)->torch.Tensor:
     xp = F.pad(x.reshape(1, N*C, H, W), [K//2]*4, mode='replicate')
     return F.conv2d(xp, w, groups=N*C).reshape(N, C, H, W)
 
+# %% ../nbs/01_data.ipynb #e20d1a68-4
 def _affine(x:torch.Tensor, theta:torch.Tensor)->torch.Tensor:
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode='bilinear', padding_mode='border', align_corners=False)
@@ -552,6 +582,7 @@ def motion_blur(x, s, g):
     k = torch.zeros(len(x), L*L).scatter_(1, cy*L + cx, 1.0).reshape(-1, L, L)
     return _conv_per_image(x, k/k.sum((1, 2), keepdim=True))
 
+# %% ../nbs/01_data.ipynb #e529e23c-1
 def defocus_blur(x, s, g):
     "Missed focus: a disk kernel of radius 0.6-2.2 px (at 32 px)."
     r = _px([0.6, 1.0, 1.4, 1.8, 2.2][s-1], x); K = 2*int(math.ceil(r)) + 1; c = K//2
@@ -559,36 +590,43 @@ def defocus_blur(x, s, g):
     k = ((xx**2 + yy**2) <= r*r + 0.5).float()
     return _conv_per_image(x, (k/k.sum()).expand(len(x), K, K))
 
+# %% ../nbs/01_data.ipynb #e529e23c-2
 def sensor_noise(x, s, g):
     "Low light: Poisson shot noise (few photons, signal-dependent) plus Gaussian read noise."
     peak = [80, 40, 20, 10, 5][s-1]; read = [0.01, 0.02, 0.03, 0.045, 0.06][s-1]
     return torch.poisson(x*peak, generator=g)/peak + torch.randn(x.shape, generator=g)*read
 
+# %% ../nbs/01_data.ipynb #e529e23c-3
 def dim(x, s, g):
     "Under-exposure: the signal scaled down (then quantised to 8 bits, which loses the shadows)."
     return x*[0.7, 0.5, 0.35, 0.25, 0.15][s-1]
 
+# %% ../nbs/01_data.ipynb #e529e23c-4
 def overexposure(x, s, g):
     "Over-exposure: the signal scaled up and clipped at white."
     return x*[1.4, 1.8, 2.2, 2.8, 3.5][s-1]
 
+# %% ../nbs/01_data.ipynb #e529e23c-5
 def jpeg_roundtrip(im:np.ndarray, quality:int)->np.ndarray:
     "Encode one uint8 HWC image as JPEG at `quality` and decode it again (Pillow)."
     b = io.BytesIO(); Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).save(b, 'JPEG', quality=quality)
     a = np.asarray(Image.open(b)); return a[..., None] if a.ndim == 2 else a
 
+# %% ../nbs/01_data.ipynb #e529e23c-6
 def jpeg(x, s, g):
     "Heavy JPEG compression, quality 40 down to 6 (encoded and decoded with Pillow)."
     q = [40, 25, 15, 10, 6][s-1]
     u = (x.clamp(0, 1)*255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return torch.from_numpy(np.stack([jpeg_roundtrip(im, q) for im in u])).permute(0, 3, 1, 2).float()/255
 
+# %% ../nbs/01_data.ipynb #e529e23c-7
 def rotation(x, s, g):
     "A tilted phone: rotation by a random angle up to 6-30 degrees either way."
     a = (torch.rand(len(x), generator=g)*2 - 1)*math.radians([6, 12, 18, 24, 30][s-1])
     th = torch.stack([torch.stack([a.cos(), -a.sin(), torch.zeros_like(a)], 1), torch.stack([a.sin(), a.cos(), torch.zeros_like(a)], 1)], 1)
     return _affine(x, th)
 
+# %% ../nbs/01_data.ipynb #e529e23c-8
 def orientation(x, s, g):
     "EXIF orientation ignored: 20-100% of the photos turned by 90, 180 or 270 degrees."
     hit = torch.rand(len(x), generator=g) < [0.2, 0.4, 0.6, 0.8, 1.0][s-1]
@@ -597,12 +635,14 @@ def orientation(x, s, g):
     for i in torch.nonzero(hit).flatten().tolist(): out[i] = torch.rot90(x[i], int(k[i]), (1, 2))
     return out
 
+# %% ../nbs/01_data.ipynb #e529e23c-9
 def low_res(x, s, g):
     "A small image scaled up: down-sampled to 70-25% of the side, then up again."
     H = x.shape[-1]; h = max(4, int(round(H*[0.7, 0.55, 0.45, 0.35, 0.25][s-1])))
     small = F.interpolate(x, size=(h, h), mode='bilinear', align_corners=False, antialias=True)
     return F.interpolate(small, size=x.shape[-2:], mode='bilinear', align_corners=False)
 
+# %% ../nbs/01_data.ipynb #e529e23c-10
 def framing(x, s, g):
     "Bad framing: a crop of 90-50% of the side at a random place, scaled back to full size."
     z = [0.9, 0.8, 0.7, 0.6, 0.5][s-1]; n = len(x)
@@ -610,6 +650,7 @@ def framing(x, s, g):
     th = torch.zeros(n, 2, 3); th[:, 0, 0] = z; th[:, 1, 1] = z; th[:, :, 2] = t
     return _affine(x, th)
 
+# %% ../nbs/01_data.ipynb #e529e23c-11
 CORRUPTION_FNS = {f.__name__: f for f in (motion_blur, defocus_blur, sensor_noise, dim, overexposure, jpeg, rotation, orientation, low_res, framing)}
 assert tuple(CORRUPTION_FNS) == CORRUPTIONS
 
@@ -618,10 +659,12 @@ def to_float(x:np.ndarray)->torch.Tensor:
     "uint8 NHWC numpy -> float NCHW torch in [0, 1]."
     return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float()/255
 
+# %% ../nbs/01_data.ipynb #73c769d0-1
 def to_uint8(t:torch.Tensor)->np.ndarray:
     "float NCHW in [0, 1] -> uint8 NHWC numpy (clipped and rounded, as a camera pipeline stores it)."
     return (t.clamp(0, 1)*255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
+# %% ../nbs/01_data.ipynb #73c769d0-2
 def corrupt(x:np.ndarray,     # uint8 images, N x H x W x C
             name:str,          # one of CORRUPTIONS
             severity:int,      # 1 (mild) to 5 (severe)
@@ -685,6 +728,7 @@ class PhoneC:
     def __repr__(self): return f"PhoneC({len(self)} images: {len(self.names)} corruptions x severities {self.severities} x {len(self.y)} test images)"
     def sha256(self)->str: return hashlib.sha256(self.x.tobytes()).hexdigest()
 
+# %% ../nbs/01_data.ipynb #2af7bc20-1
 def make_phone_c(test:Dataset,                  # the clean test images
                  names=CORRUPTIONS,              # corruptions to apply (keys of `CORRUPTIONS`)
                  severities=(1, 2, 3, 4, 5),     # severities, 1 (mild) to 5 (severe)
@@ -698,6 +742,7 @@ def make_phone_c(test:Dataset,                  # the clean test images
             for j, s in enumerate(severities): x[i, j] = corrupt(test.x, n, s, seed); pb.update()
     return PhoneC(x, test.y.copy(), list(names), list(severities), seed)
 
+# %% ../nbs/01_data.ipynb #2af7bc20-2
 def save_phone_c(pc:PhoneC, folder)->Path:
     "Store phone-C as `phone_c.npy` + `phone_c.json` (atomically)."
     folder = Path(folder)
@@ -705,6 +750,7 @@ def save_phone_c(pc:PhoneC, folder)->Path:
     atomic_write(folder/'phone_c.json', dumps(dict(names=pc.names, severities=pc.severities, seed=pc.seed, y=pc.y.tolist(), sha256=pc.sha256())))
     return folder/'phone_c.npy'
 
+# %% ../nbs/01_data.ipynb #2af7bc20-3
 def read_phone_c(folder)->PhoneC:
     "Load a stored phone-C (memory-mapped, so a large one costs no RAM until read)."
     folder = Path(folder); meta = json.loads((folder/'phone_c.json').read_text())
@@ -717,8 +763,10 @@ def tiny_cnn(channels:int=1, n_classes:int=10)->nn.Module:
     return nn.Sequential(blk(channels, 16), nn.MaxPool2d(2), blk(16, 32), nn.MaxPool2d(2), blk(32, 64),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, n_classes))
 
+# %% ../nbs/01_data.ipynb #f016f0a2-1
 def _norm(x:np.ndarray)->torch.Tensor: return to_float(x)*2 - 1    # uint8 -> [-1, 1]
 
+# %% ../nbs/01_data.ipynb #f016f0a2-2
 def fit_quick(model:nn.Module,       # takes `_norm` inputs (NCHW floats), returns logits; trained in place
               train:Dataset,         # the training images
               epochs:int=2,          # passes over `train`
@@ -744,6 +792,7 @@ def fit_quick(model:nn.Module,       # takes `_norm` inputs (NCHW floats), retur
                 opt.zero_grad(); loss.backward(); opt.step(); sched.step(); pb.update()
     return model.eval()
 
+# %% ../nbs/01_data.ipynb #f016f0a2-3
 def torch_predict(model:nn.Module, bs:int=1024):
     "A `predict(x_uint8) -> labels` function for a PyTorch model trained on `_norm` inputs."
     @torch.no_grad()
@@ -755,11 +804,13 @@ def accuracy(predict, ds:Dataset)->float:
     "Top-1 accuracy of `predict` (uint8 NHWC -> labels) on `ds`."
     return float((predict(ds.x) == ds.y).mean())
 
+# %% ../nbs/01_data.ipynb #fe4ab029-1
 def phone_c_accuracy(predict, pc:PhoneC)->pd.DataFrame:
     "Accuracy per corruption (rows) and severity (columns) on phone-C."
     acc = {n: {s: float((predict(pc.x[i, j]) == pc.y).mean()) for j, s in enumerate(pc.severities)} for i, n in enumerate(pc.names)}
     return pd.DataFrame(acc).T.rename_axis('corruption').rename_axis('severity', axis=1)
 
+# %% ../nbs/01_data.ipynb #fe4ab029-2
 def evaluate(predict,          # uint8 NHWC images -> labels
              test:Dataset,     # clean test images
              pc:PhoneC         # the same images under phone conditions
@@ -787,6 +838,7 @@ def plot_severity(tables:dict, clean:dict|None=None, title='Accuracy under phone
 # %% ../nbs/01_data.ipynb #5150e7aa
 BACKGROUNDS = ('camera', 'coffee', 'chelsea', 'astronaut', 'rocket', 'coins', 'brick', 'grass', 'gravel', 'text', 'page', 'moon')
 
+# %% ../nbs/01_data.ipynb #5150e7aa-1
 def background_photos(names=BACKGROUNDS)->list[np.ndarray]:
     "Real photographs bundled with scikit-image (no download), as float grayscale or RGB arrays in [0, 1]."
     import skimage.data
@@ -796,6 +848,7 @@ def background_photos(names=BACKGROUNDS)->list[np.ndarray]:
         out.append(a[..., :3] if a.ndim == 3 else a)
     return out
 
+# %% ../nbs/01_data.ipynb #5150e7aa-2
 @dataclass
 class SyntheticConfig:
     "Knobs of the synthetic generator."
@@ -852,10 +905,12 @@ def concat(*ds:Dataset)->Dataset:
 class ConsentError(PermissionError):
     "A field image without the user's consent: refused, and nothing is stored."
 
+# %% ../nbs/01_data.ipynb #cce4f822-1
 def _luma(a:np.ndarray)->np.ndarray:   # uint8 H x W x C
     "Grey levels (ITU-R 601 luma for RGB), float32 H x W."
     return a[..., 0].astype(np.float32) if a.shape[-1] == 1 else a.astype(np.float32) @ np.array(LUMA, np.float32)
 
+# %% ../nbs/01_data.ipynb #cce4f822-2
 def dhash(img:np.ndarray, bits:int=8)->int:
     "Difference hash: 64 bits that survive re-compression and resizing (near-duplicate detection)."
     g = img.mean(-1) if img.ndim == 3 else img
@@ -863,6 +918,7 @@ def dhash(img:np.ndarray, bits:int=8)->int:
     v = (small[:, 1:] > small[:, :-1]).flatten()
     return int(sum(1 << i for i, b in enumerate(v) if b)) - (1 << 63)     # signed, for SQLite's INTEGER
 
+# %% ../nbs/01_data.ipynb #cce4f822-3
 def hamming(a:int, b:np.ndarray)->np.ndarray:
     "Bits that differ between hash `a` and each hash in `b`."
     x = (np.asarray(b, dtype=np.int64) ^ np.int64(a)).view(np.uint64)
@@ -878,6 +934,7 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, at TEXT, kind TEXT, detail TEXT);
 """
 
+# %% ../nbs/01_data.ipynb #b370fb90-1
 class GroundTruthQueue:
     "A durable local queue of consented field images: de-duplicated, routed to labelling by confidence, exportable as a dataset."
     def __init__(self, path,                      # the SQLite file
@@ -941,12 +998,14 @@ def count(self:GroundTruthQueue, status:str|None=None   # 'to_label', 'weak', 'l
     q = 'SELECT COUNT(*) FROM items' + (' WHERE status = ?' if status else '')
     return self.db.execute(q, (status,) if status else ()).fetchone()[0]
 
+# %% ../nbs/01_data.ipynb #gtq0c-1
 @patch
 def to_label(self:GroundTruthQueue, limit:int=100)->pd.DataFrame:
     "The labelling list: least confident first."
     return pd.read_sql_query('SELECT id, device, model_version, prediction, confidence FROM items WHERE status = "to_label" '
                              'ORDER BY confidence ASC LIMIT ?', self.db, params=(limit,))
 
+# %% ../nbs/01_data.ipynb #gtq0c-2
 @patch
 def image(self:GroundTruthQueue, item_id:int)->np.ndarray:
     "An item's stored image, HWC uint8."
@@ -963,6 +1022,7 @@ def label(self:GroundTruthQueue, item_id:int,   # an item of the queue (KeyError
     n = self.db.execute('UPDATE items SET status = "labelled", label = ?, labelled_by = ? WHERE id = ?', (label, by, item_id)).rowcount
     if n != 1: raise KeyError(f"no item {item_id} in {self.path}")
 
+# %% ../nbs/01_data.ipynb #gtq0e-1
 @patch
 def export_version(self:GroundTruthQueue, folder,   # where the IDX files and manifest.json go
                    include_weak:bool=False            # also the confident model labels
@@ -1013,6 +1073,7 @@ def simulate_field(pc:PhoneC,                # where the field photos come from
             out.append(again)
     return out
 
+# %% ../nbs/01_data.ipynb #2fd30258-1
 def torch_proba(model:nn.Module):
     "A `predict_proba(x_uint8) -> probabilities` function for a PyTorch model."
     @torch.no_grad()
@@ -1040,6 +1101,7 @@ def dataset_card(splits:dict,                 # 'train', 'val', 'test' -> Datase
                                used_in='synthetic-data experiment only; the splits are real data'))
     return card
 
+# %% ../nbs/01_data.ipynb #c1d49ca9-1
 def card_markdown(card:dict)->str:
     "The dataset card as Markdown, for people."
     lines = [f"# Dataset card", f"- source: `{card['source']}` ({card['licence']})", f"- input: {card['input_spec']}",
@@ -1050,12 +1112,14 @@ def card_markdown(card:dict)->str:
               f"synthetic: {card['synthetic']['n']} images ({card['synthetic']['share_of_training']:.0%} of the training mix in the experiment)"]
     return '\n'.join(lines) + '\n'
 
+# %% ../nbs/01_data.ipynb #c1d49ca9-2
 def save_splits(splits:dict, folder)->Path:
     "Store the splits for later chapters (`splits.npz`, atomically)."
     arrays = {f'{k}_{a}': getattr(v, a) for k, v in splits.items() for a in ('x', 'y')}
     with atomic_path(Path(folder)/'splits.npz') as tmp: np.savez(tmp, classes=np.array(splits['train'].classes), **arrays)
     return Path(folder)/'splits.npz'
 
+# %% ../nbs/01_data.ipynb #c1d49ca9-3
 def read_splits(folder)->dict:
     "The splits stored by `save_splits`."
     z = np.load(Path(folder)/'splits.npz'); classes = [str(c) for c in z['classes']]
@@ -1081,6 +1145,7 @@ def prepare_data(run:RunDir, progress:bool=False, **params)->dict:
     atomic_write(art/'dataset_card.json', dumps(card)); atomic_write(art/'dataset_card.md', card_markdown(card))
     return card
 
+# %% ../nbs/01_data.ipynb #b121f56b-1
 def load_data(run:RunDir|None=None)->tuple[dict, PhoneC, dict]:
     "Splits, phone-C and dataset card of `run` (prepared with quick settings if the data chapter has not run)."
     run = run if isinstance(run, RunDir) else RunDir(run)

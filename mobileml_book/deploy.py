@@ -46,10 +46,17 @@ __all__ = ['PLATFORMS', 'FORMATS', 'SEMVER', 'PARAMS', 'MAX_QUALITY_DROP_PT', 'E
 
 # %% ../nbs/05_deployment.ipynb #ab0f7efb
 PLATFORMS = ('ios', 'android')
+
+# %% ../nbs/05_deployment.ipynb #ab0f7efb-1
 FORMATS = ('coreml', 'tflite', 'executorch', 'onnx')
+
+# %% ../nbs/05_deployment.ipynb #ab0f7efb-2
 SEMVER = r'^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$'
+
+# %% ../nbs/05_deployment.ipynb #ab0f7efb-3
 _C = {p: CONSTRAINTS_PARAMS.defaults(p) for p in ('quick', 'full')}
 
+# %% ../nbs/05_deployment.ipynb #ab0f7efb-4
 PARAMS = ChapterParams('deployment',
     Param('model_name', str, quick='fashion-classifier', pattern=r'^[a-z0-9][a-z0-9-]{0,62}$', help='name of the model in bundles, in the store and in the service'),
     Param('version', str, quick='1.0.0', pattern=SEMVER, help='semantic version of the release built from this run (the stable one in the rollout)'),
@@ -88,12 +95,14 @@ def conversion_records(run:RunDir)->dict:
     from mobileml_book.convert import load_records
     return load_records(run)
 
+# %% ../nbs/05_deployment.ipynb #1255bec5-1
 def record_files(run:RunDir, rec:dict)->dict[str, Path]:
     "The files of one export record, by name: its model file (the Conversion chapter writes each model as one file; a Core ML package zipped)."
     from mobileml_book.convert import record_path
     main = Path(record_path(run, rec))
     return {main.name: main}
 
+# %% ../nbs/05_deployment.ipynb #1255bec5-2
 def optimization_variants(run:RunDir):
     "The Optimization chapter's hand-off of `run` (`optimize.Variants`; empty when that chapter has not run)."
     from mobileml_book.optimize import load_variants
@@ -103,12 +112,15 @@ def optimization_variants(run:RunDir):
 def _num(x):
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
+# %% ../nbs/05_deployment.ipynb #245fd839-1
 def _val(x):
     "`x`, or None for a missing value (NaN) that pandas put in its place."
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
+# %% ../nbs/05_deployment.ipynb #245fd839-2
 MAX_QUALITY_DROP_PT = 3.0   # points of phone-C accuracy a smaller file may lose against the fp32 model and still ship
 
+# %% ../nbs/05_deployment.ipynb #245fd839-3
 def candidate_table(records:list[dict],        # the Conversion chapter's export records
                     variants=None,             # the Optimization chapter's `Variants` (quality, latency to fall back on)
                     max_drop_pt:float=MAX_QUALITY_DROP_PT,  # quality floor: points below the best fp32 file's phone-C
@@ -173,10 +185,12 @@ def quality_floor(df:pd.DataFrame,       # `candidate_table` rows
 class BundleError(Exception):
     "A bundle that must not be loaded: bad signature, wrong checksum, unexpected or missing file."
 
+# %% ../nbs/05_deployment.ipynb #6c910b88-1
 def canonical_json(obj)->bytes:
     "The bytes that are signed: JSON with sorted keys, no spaces, UTF-8."
     return json.dumps(obj, sort_keys=True, separators=(',', ':'), ensure_ascii=False, allow_nan=False).encode()
 
+# %% ../nbs/05_deployment.ipynb #6c910b88-2
 def _write_secret(path, data:bytes)->Path:
     "Write `data` atomically to a file only its owner may read (mode 0600), in a folder only its owner may enter."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -192,11 +206,13 @@ def _write_secret(path, data:bytes)->Path:
 def public_pem(key:Ed25519PublicKey)->bytes:
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
+# %% ../nbs/05_deployment.ipynb #a11becca-1
 def key_id(key:Ed25519PublicKey|Ed25519PrivateKey)->str:
     "A short fingerprint of a public key (first 16 hex digits of the sha256 of its raw bytes)."
     pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
     return hashlib.sha256(pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).hexdigest()[:16]
 
+# %% ../nbs/05_deployment.ipynb #a11becca-2
 def load_signing_key(path,              # a PEM file (PKCS#8)
                      create:bool=True   # make one when missing (else FileNotFoundError)
                     )->Ed25519PrivateKey:
@@ -213,6 +229,7 @@ def load_signing_key(path,              # a PEM file (PKCS#8)
     if not isinstance(key, Ed25519PrivateKey): raise TypeError(f'{path} holds a {type(key).__name__}, not an ed25519 private key')
     return key
 
+# %% ../nbs/05_deployment.ipynb #a11becca-3
 def load_public_key(src)->Ed25519PublicKey:
     "An ed25519 public key from a PEM file, PEM bytes, or a key object."
     if isinstance(src, Ed25519PublicKey): return src
@@ -221,6 +238,7 @@ def load_public_key(src)->Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey): raise TypeError(f'not an ed25519 public key: {type(key).__name__}')
     return key
 
+# %% ../nbs/05_deployment.ipynb #a11becca-4
 def run_keys(run:RunDir,             # the run that signs
              signing_key:str='run'    # 'run' (a key made in the run's artifacts) or 'file:<pem>' (the team's own)
             )->tuple[Ed25519PrivateKey, Path]:
@@ -235,6 +253,7 @@ def run_keys(run:RunDir,             # the run that signs
 # %% ../nbs/05_deployment.ipynb #a78b70bf
 ENC_MAGIC = b'MLBE1'    # marks a file encrypted by this chapter (format version 1): magic, 12-byte nonce, AES-GCM ciphertext + tag
 
+# %% ../nbs/05_deployment.ipynb #a78b70bf-1
 def load_content_key(path,              # a file of 32 raw bytes
                      create:bool=True   # make one when missing (else FileNotFoundError)
                     )->bytes:
@@ -247,6 +266,7 @@ def load_content_key(path,              # a file of 32 raw bytes
     if len(k) != 32: raise ValueError(f'{path}: a content key has 32 bytes, this file has {len(k)}')
     return k
 
+# %% ../nbs/05_deployment.ipynb #a78b70bf-2
 def encrypt_bytes(data:bytes,   # the plaintext (a model file)
                   key:bytes,    # 32 bytes (`load_content_key`)
                   aad:bytes     # where the file belongs (model/version/bundle/name): authenticated, not encrypted
@@ -255,6 +275,7 @@ def encrypt_bytes(data:bytes,   # the plaintext (a model file)
     nonce = os.urandom(12)
     return ENC_MAGIC + nonce + AESGCM(key).encrypt(nonce, data, aad)
 
+# %% ../nbs/05_deployment.ipynb #a78b70bf-3
 def decrypt_bytes(blob:bytes,   # nonce + ciphertext, as `encrypt_bytes` wrote it
                   key:bytes,    # 32 bytes
                   aad:bytes     # the same place it was encrypted for
@@ -268,6 +289,7 @@ def decrypt_bytes(blob:bytes,   # nonce + ciphertext, as `encrypt_bytes` wrote i
 # %% ../nbs/05_deployment.ipynb #ff651164
 NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$')   # a plain file or folder name: no separators, no leading dot
 
+# %% ../nbs/05_deployment.ipynb #ff651164-1
 def check_name(name:str,              # a name from a manifest or a request
                what:str='file name'   # what it names, for the error
               )->str:
@@ -276,6 +298,7 @@ def check_name(name:str,              # a name from a manifest or a request
         raise ValueError(f'{what} {name!r} is not a plain name (letters, digits, ".", "_", "-"; no "/" or leading dot)')
     return name
 
+# %% ../nbs/05_deployment.ipynb #ff651164-2
 def _swap_dir(tmp:Path, dst:Path):
     "Move the finished folder `tmp` to `dst`, replacing an older `dst` (a reader sees the old or the new folder, never a mix)."
     if dst.exists():
@@ -283,6 +306,7 @@ def _swap_dir(tmp:Path, dst:Path):
         os.replace(dst, old); os.replace(tmp, dst); shutil.rmtree(old, ignore_errors=True)
     else: os.replace(tmp, dst)
 
+# %% ../nbs/05_deployment.ipynb #ff651164-3
 def build_bundle(dst, files:dict, meta:dict, key:Ed25519PrivateKey,
                  content_key:bytes|None=None)->Path:   # encrypt the files at rest with this AES-256 key (None: plain)
     "Write a bundle folder atomically: `files` ({name: source path}), a manifest (`meta` + sha256 and size of every file) and its ed25519 signature."
@@ -329,6 +353,7 @@ def verify_manifest(body:bytes,   # the manifest exactly as stored (canonical JS
     for e in m.get('files', []): check_name(e['path'])
     return m
 
+# %% ../nbs/05_deployment.ipynb #b2b24e5e-1
 @dataclass
 class Bundle:
     "A verified bundle: its folder and manifest; `read` gives a file's bytes (decrypted when a content key is given)."
@@ -348,6 +373,7 @@ class Bundle:
         if hashlib.sha256(plain).hexdigest() != e['plain_sha256']: raise BundleError(f"{e['path']}: decrypted bytes do not match the manifest")
         return plain
 
+# %% ../nbs/05_deployment.ipynb #b2b24e5e-2
 def load_bundle(path,                         # a bundle folder: manifest.json, manifest.sig and its files
                 public_key,                   # the app's public key: PEM file, PEM bytes or a key object
                 content_key:bytes|None=None   # for encrypted files (None: they verify, but `Bundle.read` refuses them)
@@ -383,6 +409,7 @@ class Policy:
 _ANDROID_API = {21: '5.0', 22: '5.1', 23: '6.0', 24: '7.0', 25: '7.1', 26: '8.0', 27: '8.1', 28: '9', 29: '10', 30: '11', 31: '12', 32: '12.1',
                 33: '13', 34: '14', 35: '15', 36: '16'}
 
+# %% ../nbs/05_deployment.ipynb #b403c3cf-1
 def os_version(v)->tuple:
     "An OS version as a comparable tuple: '17.2' -> (17, 2, 0); an Android API level ('API 26') maps to its release (8.0)."
     s = str(v).strip()
@@ -393,23 +420,29 @@ def os_version(v)->tuple:
     if not m: raise ValueError(f"cannot read the OS version {v!r}: write it as '17.2' (or 'API 34' for Android)")
     return tuple(int(x) for x in m.groups(default='0'))
 
+# %% ../nbs/05_deployment.ipynb #b403c3cf-2
 ACCEL_ROUTES = {('ios', 'coreml'): 'Apple Neural Engine (through Core ML)', ('android', 'tflite'): 'NPU/DSP (through a LiteRT delegate)'}
 
+# %% ../nbs/05_deployment.ipynb #b403c3cf-3
 def has_accelerator(device)->bool:
     a = device.get('accelerator')
     return isinstance(a, str) and a.strip().lower() not in ('', 'none', 'unknown')
 
+# %% ../nbs/05_deployment.ipynb #b403c3cf-4
 def device_os(device)->tuple:
     "The OS version a phone reports (`os_version`), else the one it launched with (catalog)."
     return os_version(_val(device.get('os_version')) or device['os_at_launch'])
 
 # %% ../nbs/05_deployment.ipynb #7fd30196
 _RULES = {}
+
+# %% ../nbs/05_deployment.ipynb #7fd30196-1
 def _rules():
     "The app stores' rules (data/app_stores.yaml), read once."
     if 'stores' not in _RULES: _RULES['stores'] = load_app_stores()
     return _RULES['stores']
 
+# %% ../nbs/05_deployment.ipynb #7fd30196-2
 def estimate_ms(host_ms:float,     # latency measured on this machine (ms)
                 host_ghz:float,    # this machine's clock (GHz)
                 device_ghz:float   # the phone's big-core clock (GHz)
@@ -417,6 +450,7 @@ def estimate_ms(host_ms:float,     # latency measured on this machine (ms)
     "Latency on a phone estimated from one measured here: scaled by the ratio of the clocks (one big core, same runtime)."
     return host_ms*host_ghz/device_ghz
 
+# %% ../nbs/05_deployment.ipynb #7fd30196-3
 def model_checks(row,                 # one candidate row of `candidate_table`
                  device:pd.Series,    # one phone of the catalog
                  policy:Policy        # budgets, host clock, formats
@@ -425,6 +459,7 @@ def model_checks(row,                 # one candidate row of `candidate_table`
     est = None if _num(row['host_p50_ms']) is None else estimate_ms(row['host_p50_ms'], policy.host_ghz, float(device['cpu_max_ghz']))
     return check_model(ModelStats(row['name'], row['size_bytes'], latency_ms=est), device, policy.budget, _rules())
 
+# %% ../nbs/05_deployment.ipynb #7fd30196-4
 def fit_table(cands:pd.DataFrame,     # candidate rows (`candidate_table` or `store_candidates`)
               devices:pd.DataFrame,   # the phones, one per row (the catalog, or one phone's report)
               policy:Policy           # budgets, host clock, formats
@@ -460,6 +495,7 @@ def fit_table(cands:pd.DataFrame,     # candidate rows (`candidate_table` or `st
     X['why_not'] = ['; '.join(w) or None for w, _ in why]; X['fits'] = X.why_not.isna(); X['hw_ok'] = [h for _, h in why]
     return X[cols].reset_index(drop=True)
 
+# %% ../nbs/05_deployment.ipynb #7fd30196-5
 def fit_tiers(row,                    # one candidate row
               devices:pd.DataFrame,   # the phone catalog
               policy:Policy,          # budgets, host clock, formats
@@ -482,6 +518,7 @@ def manifest_meta(model:str, version:str, platform:str, rec:dict, row, tiers:lis
                              measured_as=_val(row['latency_from']), runtime=_val(row.get('runtime'))),
                 source=dict(run=run_name, **(rec.get('source') or {})), created=now_iso())
 
+# %% ../nbs/05_deployment.ipynb #5823ab4b-1
 def publish(store, model:str, version:str, records:list[dict], table:pd.DataFrame,
             files_of,                       # rec -> {file name: path}: where a record's files are
             key:Ed25519PrivateKey, policy:Policy, devices:pd.DataFrame,
@@ -505,19 +542,23 @@ def publish(store, model:str, version:str, records:list[dict], table:pd.DataFram
 # %% ../nbs/05_deployment.ipynb #910cc8e3
 def _semver(v:str)->tuple: return tuple(int(x) for x in v.split('.'))
 
+# %% ../nbs/05_deployment.ipynb #910cc8e3-1
 def versions(store, model:str)->list[str]:
     "Versions of `model` in the store, oldest first (semantic-version order)."
     d = Path(store)/model
     return sorted((p.name for p in d.iterdir() if p.is_dir() and re.match(SEMVER, p.name)), key=_semver) if d.is_dir() else []
 
+# %% ../nbs/05_deployment.ipynb #910cc8e3-2
 def bundle_dirs(store, model:str, version:str)->list[Path]:
     d = Path(store)/model/version
     return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith('.') and (p/'manifest.json').exists()) if d.is_dir() else []
 
+# %% ../nbs/05_deployment.ipynb #910cc8e3-3
 def read_manifest(bundle_dir)->dict:
     "A bundle's manifest as stored (not verified: the service reads it to choose; the phone verifies it before use)."
     return json.loads((Path(bundle_dir)/'manifest.json').read_text())
 
+# %% ../nbs/05_deployment.ipynb #910cc8e3-4
 def store_candidates(store,          # the bundle store folder
                      model:str,      # the model's name
                      version:str     # a release in the store
@@ -540,6 +581,7 @@ def download_estimate(path)->int:
     ps = [Path(path)] if Path(path).is_file() else sorted(q for q in Path(path).rglob('*') if q.is_file())
     return sum(len(zlib.compress(p.read_bytes(), 6)) for p in ps)
 
+# %% ../nbs/05_deployment.ipynb #3c97ab24-1
 def size_report(store,          # the bundle store folder
                 model:str,      # the model's name
                 version:str,    # a release in the store
@@ -562,6 +604,7 @@ def download_seconds(nbytes:float, net:dict,
     "Seconds to fetch `nbytes` over a network profile (`downlink_mbps`, `rtt_ms`)."
     return round_trips*net['rtt_ms']/1000 + nbytes*8/(net['downlink_mbps']*1e6)
 
+# %% ../nbs/05_deployment.ipynb #ed173079-1
 def delivery_options(small_bytes:float,   # the small model's download (bytes)
                      best_bytes:float,    # the best model's download (bytes)
                      small_q:float,       # their quality (phone-C accuracy)
@@ -601,6 +644,7 @@ def _choose(ft:pd.DataFrame, device, policy:Policy)->dict:
     return dict(base, name=pick['name'], format=pick['format'], precision=pick['precision'], quality=float(pick.quality), est_ms=float(pick.est_ms),
                 accel=_val(pick.accel), reason=f"{pick['name']}: " + '; '.join(why))
 
+# %% ../nbs/05_deployment.ipynb #f65fd249-1
 def select_variant(cands:pd.DataFrame,   # candidate rows
                    device:pd.Series,     # the phone: a catalog row, or what the app reports (`device_row`)
                    policy:Policy         # budgets, host clock, formats, quality tolerance
@@ -608,6 +652,7 @@ def select_variant(cands:pd.DataFrame,   # candidate rows
     "The best candidate for `device` within its budgets, with the reason; `name` is None when nothing fits (the feature stays off, or falls back to a server)."
     return _choose(fit_table(cands, pd.DataFrame([device]), policy), device, policy)
 
+# %% ../nbs/05_deployment.ipynb #f65fd249-2
 def assign_catalog(cands:pd.DataFrame,     # candidate rows
                    devices:pd.DataFrame,   # the phone catalog
                    policy:Policy           # budgets, host clock, formats, quality tolerance
@@ -622,18 +667,21 @@ def assign_catalog(cands:pd.DataFrame,     # candidate rows
 # %% ../nbs/05_deployment.ipynb #e3c53f15
 BUCKETS = 10_000
 
+# %% ../nbs/05_deployment.ipynb #e3c53f15-1
 def bucket(device_id:str,   # the app's random install id (never a hardware id)
            salt:str         # the rollout's salt: model and candidate version
           )->int:
     "The rollout bucket (0 to 9999) of a phone: sha256 of the rollout's salt and the phone's install id; stable across calls, processes and machines."
     return int.from_bytes(hashlib.sha256(f'{salt}:{device_id}'.encode()).digest()[:8], 'big') % BUCKETS
 
+# %% ../nbs/05_deployment.ipynb #e3c53f15-2
 def buckets(ids,        # install ids
             salt:str    # the rollout's salt
            )->np.ndarray:
     "`bucket` of many install ids."
     return np.fromiter((bucket(i, salt) for i in ids), dtype=np.int64, count=len(ids))
 
+# %% ../nbs/05_deployment.ipynb #e3c53f15-3
 def in_stage(b,               # bucket(s), 0 to 9999
              percent:float    # the stage's share of the fleet, 0 to 100
             ):
@@ -643,6 +691,7 @@ def in_stage(b,               # bucket(s), 0 to 9999
 # %% ../nbs/05_deployment.ipynb #a2c34a70
 def rollout_path(store, model:str)->Path: return Path(store)/model/'rollout.json'
 
+# %% ../nbs/05_deployment.ipynb #a2c34a70-1
 def get_rollout(store, model:str)->dict:
     "The rollout state of `model` (no rollout: everyone on the newest version)."
     p = rollout_path(store, model)
@@ -650,6 +699,7 @@ def get_rollout(store, model:str)->dict:
     vs = versions(store, model)
     return dict(model=model, stable=vs[-1] if vs else None, candidate=None, percent=0.0, salt=model, state='stable', reason=None, history=[])
 
+# %% ../nbs/05_deployment.ipynb #a2c34a70-2
 def set_rollout(store, model:str, **changes)->dict:
     "Change the rollout state of `model` (atomically) and log the change in its history."
     r = {**get_rollout(store, model), **changes, 'updated': now_iso()}
@@ -658,6 +708,7 @@ def set_rollout(store, model:str, **changes)->dict:
     atomic_write(rollout_path(store, model), dumps(r))
     return r
 
+# %% ../nbs/05_deployment.ipynb #a2c34a70-3
 def assigned_version(rollout:dict,    # a rollout state (`get_rollout`)
                      device_id:str    # the phone's install id
                     )->tuple[str, str, int]:
@@ -666,6 +717,7 @@ def assigned_version(rollout:dict,    # a rollout state (`get_rollout`)
     if rollout.get('candidate') and rollout.get('state') == 'rolling' and in_stage(b, rollout['percent']): return rollout['candidate'], 'candidate', b
     return rollout['stable'], 'stable', b
 
+# %% ../nbs/05_deployment.ipynb #a2c34a70-4
 def store_controller(store,           # the bundle store folder the service reads
                      model:str,       # the model's name
                      stable:str,      # the release everyone has
@@ -690,6 +742,7 @@ def make_fleet(devices:pd.DataFrame, assignment:pd.DataFrame, n:int, seed:int=0,
                              variant=a['name'].to_numpy(), est_ms=a.est_ms.to_numpy(dtype=float), quality=a.quality.to_numpy(dtype=float),
                              user_effect=rng.normal(0, user_sd, n), rate=sessions_per_day*rng.gamma(2.0, 0.5, n), lat_factor=rng.lognormal(0, 0.25, n)))
 
+# %% ../nbs/05_deployment.ipynb #6e3e980b-1
 @dataclass
 class Scenario:
     "What the candidate changes: quality proxy (points), crash-rate and latency factors, on `tiers` (None: all phones)."
@@ -699,6 +752,7 @@ class Scenario:
     latency_factor: float = 1.0
     tiers: tuple|None = None
 
+# %% ../nbs/05_deployment.ipynb #6e3e980b-2
 @dataclass
 class Guardrails:
     "When a stage halts: one-sided tests at `alpha` split over the stages; latency p90 by its relative growth."
@@ -718,6 +772,7 @@ def ratio_stats(y,    # per phone: events (kept predictions, crashes)
     r, nb = y.sum()/n.sum(), n.mean()
     return float(r), float((y.var(ddof=1) - 2*r*np.cov(y, n, ddof=1)[0, 1] + r*r*n.var(ddof=1))/(m*nb*nb))
 
+# %% ../nbs/05_deployment.ipynb #0b694d09-1
 def compare_rates(y_b, n_b,           # candidate arm: events and sessions per phone
                   y_a, n_a,           # stable arm: the same
                   conf:float=0.95     # the interval's confidence
@@ -731,6 +786,7 @@ def compare_rates(y_b, n_b,           # candidate arm: events and sessions per p
     return dict(rate_a=ra, rate_b=rb, diff=d, se=se, ci_low=d - h, ci_high=d + h, conf=conf, p_value=float(2*stats.norm.sf(abs(d)/se)) if se > 0 else float('nan'),
                 naive_p_value=naive_p, phones_a=int(len(y_a)), phones_b=int(len(y_b)), sessions_a=int(Na), sessions_b=int(Nb))
 
+# %% ../nbs/05_deployment.ipynb #0b694d09-2
 def sample_ratio_p(n_b:int,         # phones in the candidate arm
                    n_a:int,         # phones in the stable arm
                    share_b:float    # the candidate's expected share, 0 to 1
@@ -739,6 +795,7 @@ def sample_ratio_p(n_b:int,         # phones in the candidate arm
     tot = n_a + n_b
     return float(stats.chisquare([n_b, n_a], f_exp=[tot*share_b, tot*(1 - share_b)])[1])
 
+# %% ../nbs/05_deployment.ipynb #0b694d09-3
 def min_detectable_effect(se:float,            # standard error of the difference (same unit as the effect)
                           alpha:float=0.05,    # the test's false-alarm rate
                           power:float=0.8      # the chance of seeing a true effect that size
@@ -751,6 +808,7 @@ def _p90_per_phone(lat_sum, lat_days, mask):
     v = lat_sum[mask]/np.maximum(lat_days[mask], 1)
     return float(np.percentile(v, 90)) if len(v) else float('nan')
 
+# %% ../nbs/05_deployment.ipynb #6fd497bb-1
 def simulate_rollout(fleet:pd.DataFrame, scenario:Scenario, stages:list, guard:Guardrails, stage_days:int=2,
                      base_crash_rate:float=0.002, salt:str='rollout', seed:int=0,
                      on_change=None,             # called as on_change(percent, state, reason) when the rollout's state changes
@@ -824,6 +882,7 @@ class DeviceInfo(BaseModel):
             raise ValueError('give catalog_id, or all of os, ram_gb and cpu_max_ghz')
         return self
 
+# %% ../nbs/05_deployment.ipynb #4a18c992-1
 def device_row(info:DeviceInfo,               # what the phone reported
                devices:pd.DataFrame|None     # the catalog, for what it did not report
               )->pd.Series:
@@ -841,6 +900,7 @@ def device_row(info:DeviceInfo,               # what the phone reported
 # %% ../nbs/05_deployment.ipynb #17250d2d
 MAX_BODY_BYTES = 1 << 20    # 1 MiB: four times a full telemetry batch of 500 events; more is refused unread
 
+# %% ../nbs/05_deployment.ipynb #17250d2d-1
 class BodyLimit:
     "ASGI middleware: 413 for a request body over `limit` bytes, decided before the body is parsed."
     def __init__(self, app, limit:int=MAX_BODY_BYTES): self.app, self.limit = app, limit
@@ -880,6 +940,7 @@ async def validation_error(request:Request, exc:RequestValidationError)->JSONRes
 # %% ../nbs/05_deployment.ipynb #136cac79
 def _bad(status:int, msg:str): raise HTTPException(status_code=status, detail=msg)
 
+# %% ../nbs/05_deployment.ipynb #136cac79-1
 class StoreView:
     "What the delivery service reads from a store folder, with the caches that keep a request cheap."
     def __init__(self, store,                         # the bundle store folder (`publish` writes it)
@@ -895,11 +956,13 @@ def policy(self:StoreView)->Policy:
     p = self.path/'policy.json'
     return Policy.from_dict(json.loads(p.read_text())) if p.exists() else Policy()
 
+# %% ../nbs/05_deployment.ipynb #stv0a-1
 @patch
 def models(self:StoreView)->list[str]:
     "Models with at least one release in the store."
     return sorted(p.name for p in self.path.iterdir() if p.is_dir() and versions(self.path, p.name)) if self.path.is_dir() else []
 
+# %% ../nbs/05_deployment.ipynb #stv0a-2
 @patch
 def model_dir(self:StoreView, model:str   # a model name from a request
              )->Path:
@@ -918,6 +981,7 @@ def candidates(self:StoreView, model:str, version:str   # a release in the store
     if self.cache.get((model, version), (None,))[0] != stamp: self.cache[(model, version)] = (stamp, store_candidates(self.path, model, version))
     return self.cache[(model, version)]
 
+# %% ../nbs/05_deployment.ipynb #stv0c-1
 @patch
 def etag(self:StoreView, p:Path   # a file of the store
         )->str:
@@ -926,6 +990,7 @@ def etag(self:StoreView, p:Path   # a file of the store
     if k not in self.cache: self.cache[k] = f'"{sha256_file(p)}"'
     return self.cache[k]
 
+# %% ../nbs/05_deployment.ipynb #stv0c-2
 @patch
 def pick(self:StoreView, model:str, version:str,   # the release the phone's rollout arm gets
          dev:pd.Series                              # the phone, as `device_row` builds it
@@ -942,15 +1007,18 @@ def pick(self:StoreView, model:str, version:str,   # the release the phone's rol
 # %% ../nbs/05_deployment.ipynb #stv0e
 def _view(request:Request)->StoreView: return request.app.state.view
 
+# %% ../nbs/05_deployment.ipynb #stv0e-1
 def healthz(request:Request):
     "Liveness, and the models the service has."
     return dict(ok=True, models=_view(request).models())
 
+# %% ../nbs/05_deployment.ipynb #stv0e-2
 def list_models(request:Request):
     "Every model with its releases and rollout state."
     sv = _view(request)
     return {m: dict(versions=versions(sv.path, m), rollout=get_rollout(sv.path, m)) for m in sv.models()}
 
+# %% ../nbs/05_deployment.ipynb #stv0e-3
 def model_info(model:str, request:Request):
     "One model's releases and rollout state."
     sv = _view(request); sv.model_dir(model)
@@ -1033,6 +1101,7 @@ class LocalServer:
     def start(self): return self.__enter__()
     def stop(self): self.__exit__(None, None, None)
 
+# %% ../nbs/05_deployment.ipynb #4357c8a1-1
 class NetworkFaults:
     "ASGI middleware that makes file downloads behave like a bad network: throttled to `bytes_per_s`, and cut after `cut_after` bytes for the next `cuts` responses."
     def __init__(self, app, cut_after:int|None=None, cuts:int=1, bytes_per_s:float|None=None, prefix:str='/v1/files/'):
@@ -1055,6 +1124,7 @@ class NetworkFaults:
             await send(msg)
         await self.app(scope, receive, faulty_send)
 
+# %% ../nbs/05_deployment.ipynb #4357c8a1-2
 def serve(run_dir=None,           # a run with `artifacts/deployment/store` (default: runs/standalone)
           host:str='127.0.0.1',   # interface to listen on ('0.0.0.0': every interface)
           port:int=8765           # TCP port
@@ -1065,6 +1135,7 @@ def serve(run_dir=None,           # a run with `artifacts/deployment/store` (def
         raise FileNotFoundError(f'no published model in {store}: run the Deployment chapter into {store.parents[2]} first')
     uvicorn.run(make_app(store), host=host, port=port)
 
+# %% ../nbs/05_deployment.ipynb #4357c8a1-3
 def app_from_env()->FastAPI:
     "An app factory for `uvicorn --factory`: the store of the run in `$MOBILEML_BOOK_RUN` (default runs/standalone)."
     return make_app(RunDir(os.environ.get('MOBILEML_BOOK_RUN')).path/'artifacts'/'deployment'/'store')
@@ -1073,13 +1144,17 @@ def app_from_env()->FastAPI:
 class DownloadInterrupted(Exception):
     "The download stopped before the end (connection lost, or stopped on purpose); what arrived is kept for a resume."
 
+# %% ../nbs/05_deployment.ipynb #7493b37a-1
 class ServiceError(Exception):
     "The delivery service answered with an error (4xx/5xx); the message carries its explanation."
 
+# %% ../nbs/05_deployment.ipynb #7493b37a-2
 def app_model_dir(app_dir, model:str)->Path: return Path(app_dir)/'models'/check_name(model, 'model name')
 
+# %% ../nbs/05_deployment.ipynb #7493b37a-3
 def _install_name(m:dict)->str: return f"{m['version']}-{m['bundle']}-{hashlib.sha256(canonical_json(m)).hexdigest()[:8]}"
 
+# %% ../nbs/05_deployment.ipynb #7493b37a-4
 def _activate(app_dir, model:str, installed:Path, m:dict, keep:int=2):
     "Point the app at `installed` (one atomic write), then delete older installs beyond the `keep` newest."
     d = app_model_dir(app_dir, model)
@@ -1087,6 +1162,7 @@ def _activate(app_dir, model:str, installed:Path, m:dict, keep:int=2):
     olds = sorted((p for p in (d/'installed').iterdir() if p.is_dir() and p != installed), key=lambda p: p.stat().st_mtime, reverse=True)
     for p in olds[keep - 1:]: shutil.rmtree(p, ignore_errors=True)
 
+# %% ../nbs/05_deployment.ipynb #7493b37a-5
 def active_bundle(app_dir,                      # the app's data folder
                   model:str,                    # the model's name
                   public_key,                   # the app's public key
@@ -1097,6 +1173,7 @@ def active_bundle(app_dir,                      # the app's data folder
     if not p.exists(): return None
     return load_bundle(app_model_dir(app_dir, model)/'installed'/json.loads(p.read_text())['path'], public_key, content_key)
 
+# %% ../nbs/05_deployment.ipynb #7493b37a-6
 def install_bundle(app_dir,                      # the app's data folder
                    model:str,                    # the model's name
                    src,                          # a bundle folder (the one shipped inside the app)
@@ -1121,6 +1198,7 @@ def _check(r:httpx.Response)->httpx.Response:
         raise ServiceError(f'{r.request.method} {r.request.url.path}: HTTP {r.status_code}: {detail}')
     return r
 
+# %% ../nbs/05_deployment.ipynb #0acefccf-1
 def _get_file(client:httpx.Client, url:str, part:Path, size:int, stop_after:int|None, count:list)->int:
     "Download `url` into `part`, resuming from what is there; returns the offset it resumed from."
     have = part.stat().st_size if part.exists() else 0
@@ -1148,6 +1226,7 @@ def _get_file(client:httpx.Client, url:str, part:Path, size:int, stop_after:int|
                 raise DownloadInterrupted(f'{url}: connection lost at byte {f.tell():,} of {size:,} ({type(e).__name__})') from e
     return have
 
+# %% ../nbs/05_deployment.ipynb #0acefccf-2
 def fetch_model(base_url:str, model:str, device:dict, app_dir, public_key, content_key:bytes|None=None,
                 stop_after:int|None=None,        # stop after this many bytes (simulates the app being closed mid-download)
                 client:httpx.Client|None=None, timeout:float=30.0)->dict:

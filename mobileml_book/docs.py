@@ -32,11 +32,13 @@ class Page:
     src: str|None = None      # the notebook's file name in nbs/ (kind 'notebook')
     module: str|None = None   # the module the notebook exports, or the module an 'api' page documents
 
+# %% ../nbs/07b_docs.ipynb #879e9d0d-1
 def site_name(nb_file:str)->str:
     "The page name nbdev gives a notebook (`07a_rundir.ipynb` -> `rundir`)."
     from nbdev.doclinks import _nbpath2html
     return _nbpath2html(Path(nb_file)).stem
 
+# %% ../nbs/07b_docs.ipynb #879e9d0d-2
 def nb_title(nb:dict)->str:
     "A notebook's title: the first `# Heading` of its markdown cells (nbdev's title cell)."
     for c in nb['cells']:
@@ -48,8 +50,10 @@ def nb_title(nb:dict)->str:
 # %% ../nbs/07b_docs.ipynb #5e2df163
 APPENDIX = 'Appendix: for maintainers'
 
+# %% ../nbs/07b_docs.ipynb #5e2df163-1
 def _nb_order(p:Path): return (0 if p.stem == 'index' else 1 if re.match(r'\d', p.name) else 2, p.name)
 
+# %% ../nbs/07b_docs.ipynb #5e2df163-2
 def book_pages(root=None)->list[Page]:
     "Every page of the site in sidebar order: the one source of order and titles that both routes read."
     cfg = book_config(root); nbs = Path(cfg['root'])/cfg.get('nbs_path', 'nbs')
@@ -72,6 +76,7 @@ def _sections(pages:list[Page])->dict:
     for p in pages: out.setdefault(p.section, []).append(p)
     return out
 
+# %% ../nbs/07b_docs.ipynb #6f6b2394-1
 def quarto_sidebar(pages:list[Page])->str:
     "`sidebar.yml` for nbdev's Quarto route."
     def item(p): return {'text': p.title, 'href': p.src if p.kind == 'notebook' else f'{p.name}.md'}
@@ -81,6 +86,7 @@ def quarto_sidebar(pages:list[Page])->str:
         else: contents += [item(p) for p in ps]
     return yaml.safe_dump({'website': {'sidebar': {'contents': contents}}}, sort_keys=False, allow_unicode=True)
 
+# %% ../nbs/07b_docs.ipynb #6f6b2394-2
 def myst_toctrees(pages:list[Page])->str:
     "The hidden `toctree` directives that make the Sphinx sidebar (they go at the end of the home page)."
     out = []
@@ -97,12 +103,14 @@ def _finished(run:Path)->bool:
     steps = st.get('steps', {})
     return bool(steps) and all(s.get('state') == 'done' for s in steps.values())
 
+# %% ../nbs/07b_docs.ipynb #7ed96a12-1
 def latest_book_run(root=None)->Path|None:
     "The newest run of `make book` (`runs/book-*`) whose steps all finished, or None."
     runs = Path(book_config(root)['root'])/'runs'
     done = [d for d in runs.glob('book-*') if _finished(d)]
     return max(done, key=lambda d: json.loads((d/'status.json').read_text()).get('updated', ''), default=None)
 
+# %% ../nbs/07b_docs.ipynb #7ed96a12-2
 def docs_run(run=None, root=None, log=print)->Path:
     "The run the site shows: `run`, else the latest finished `make book` run, else a quick run made now (resumed when unchanged)."
     if run:
@@ -128,15 +136,18 @@ def _mixed(cell)->bool:
     return bool(trees and _ast_contains(trees, (ast.Import, ast.ImportFrom)) and _ast_contains(trees, (ast.Expr, ast.Assign))
                 and not _show_docs(trees))
 
+# %% ../nbs/07b_docs.ipynb #acf343c2-1
 class exec_show_docs_only(exec_show_docs):
     "nbdev's `exec_show_docs`, minus cells that mix imports with other code."
     def __call__(self, cell):
         if not _mixed(cell): super().__call__(cell)
 
+# %% ../nbs/07b_docs.ipynb #acf343c2-2
 class BookFilter(FilterDefaults):
     "nbdev's notebook processors, with `exec_show_docs_only` in place of `exec_show_docs`."
     def base_procs(self): return [exec_show_docs_only if p is exec_show_docs else p for p in super().base_procs()]
 
+# %% ../nbs/07b_docs.ipynb #acf343c2-3
 def split_title_cell(nb:dict)->dict:
     "Keep only `# Title`, `> summary` (and `- key: value` front matter) in the title cell; the rest goes to a cell of its own."
     for i, c in enumerate(nb['cells']):
@@ -155,6 +166,7 @@ def split_title_cell(nb:dict)->dict:
         return nb
     return nb
 
+# %% ../nbs/07b_docs.ipynb #acf343c2-4
 def nbdev_process(path, root=None)->dict:
     "A notebook as nbdev's processors leave it (after `split_title_cell`), as a plain dict with string sources."
     from execnb.nbio import read_nb, nb2dict, dict2nb
@@ -173,6 +185,7 @@ def nbdev_process(path, root=None)->dict:
         if isinstance(c.get('source'), list): c['source'] = ''.join(c['source'])
     return d
 
+# %% ../nbs/07b_docs.ipynb #acf343c2-5
 def mixed_import_cells(root=None)->list[str]:
     "Cells of the book's notebooks that import and compute: nbdev_docs fails on them (split them, as nbdev's FAQ asks)."
     from nbdev.process import NBProcessor
@@ -185,6 +198,7 @@ def mixed_import_cells(root=None)->list[str]:
 # %% ../nbs/07b_docs.ipynb #bcc629d2
 _re_dir = re.compile(r'^\s*#\|\s*([\w-]+)\s*:?\s*(.*?)\s*$')
 
+# %% ../nbs/07b_docs.ipynb #bcc629d2-1
 def split_directives(src:str)->tuple[dict, str]:
     "The `#|` directives at the top of a code cell, and the code without them."
     dirs, lines, i = {}, src.split('\n'), 0
@@ -196,8 +210,11 @@ def split_directives(src:str)->tuple[dict, str]:
 
 # %% ../nbs/07b_docs.ipynb #4bb37dad
 CALLOUTS = ('note', 'tip', 'warning', 'caution', 'important')   # Quarto's callout kinds; all are Sphinx admonitions too
+
+# %% ../nbs/07b_docs.ipynb #4bb37dad-1
 _re_fence = re.compile(r'^\s*(:{3,})\s*(\{[^}]*\}|[\w.-]+)?\s*$')
 
+# %% ../nbs/07b_docs.ipynb #4bb37dad-2
 def callouts_to_myst(md:str)->str:
     "Markdown with Quarto callouts as MyST admonitions, and other Quarto fenced divs dropped (their text kept)."
     lines, out, stack = md.split('\n'), [], []
@@ -232,6 +249,7 @@ def _retarget(target:str, anchors:dict|None)->str:
     api = [n for n, ids in anchors.items() if n.startswith('api/') and frag in ids]
     return f'{api[0]}.html#{frag}' if api else page
 
+# %% ../nbs/07b_docs.ipynb #922ed1af-1
 def doc_link_rewriter(doc_url:str, prefix:str='', anchors:dict|None=None):
     "A function turning nbdev's links to the published site (`doc_url`) into site-relative HTML links (to documented anchors)."
     rx = re.compile(r'\[([^\]]+)\]\(' + re.escape(doc_url.rstrip('/') + '/') + r'([^)\s]+)\)')
@@ -243,10 +261,12 @@ def doc_link_rewriter(doc_url:str, prefix:str='', anchors:dict|None=None):
                        for part in re.split(r'(```.*?```)', md, flags=re.S))
     return rewrite
 
+# %% ../nbs/07b_docs.ipynb #922ed1af-2
 def doc_anchors(md:str)->set:
     "The anchors `show_doc` sections in `md` get (nbdev's: the documented name in lower case)."
     return {m.lower() for m in re.findall(r'^#{2,4} (\S+)\s*$', md, re.M)}
 
+# %% ../nbs/07b_docs.ipynb #922ed1af-3
 def nb_link_rewriter(names:dict, prefix:str=''):
     "A function pointing links between notebooks (`00_constraints.ipynb`) at their page names (`constraints.ipynb`)."
     def fix(m):
@@ -254,6 +274,7 @@ def nb_link_rewriter(names:dict, prefix:str=''):
         return f'{m.group(1)}({prefix}{n}.ipynb{m.group(3) or ""})' if n else m.group(0)
     return lambda md: re.sub(r'(\[[^\]]*\])\(([\w.-]+\.ipynb)(#[^)\s]*)?\)', fix, md)
 
+# %% ../nbs/07b_docs.ipynb #922ed1af-4
 def clean_show_doc(md:str)->str:
     "nbdev's `show_doc` markdown for MyST: no leading rule, the source link as HTML, nbdev's anchor on the heading, tight signature."
     md = re.sub(r'^\s*---\s*\n', '', md)
@@ -265,11 +286,15 @@ def clean_show_doc(md:str)->str:
 
 # %% ../nbs/07b_docs.ipynb #9a042c9f
 WIDGET_MIME = 'application/vnd.jupyter.widget-view+json'
+
+# %% ../nbs/07b_docs.ipynb #9a042c9f-1
 WIDGET_NOTE = ("*An interactive widget sits here when the notebook runs in JupyterLab (`make lab`): "
                "it calls Python, so a static page cannot run it.*")
 
+# %% ../nbs/07b_docs.ipynb #9a042c9f-2
 PROGRESS_RE = re.compile(r'\[\d+:\d\d(?::\d\d)?(?:<[^,\]]*)?,\s*[^\]]*(?:/s|s/\w+)\]')   # tqdm's `[00:01<01:13, 2.00it/s]`
 
+# %% ../nbs/07b_docs.ipynb #9a042c9f-3
 def is_progress_bar(o:dict)->bool:   # one cell output, as nbformat stores it
     "Whether `o` is a progress bar: a tqdm widget (its text form is tqdm's meter) or a stderr stream of meters."
     d = o.get('data', {})
@@ -279,6 +304,7 @@ def is_progress_bar(o:dict)->bool:   # one cell output, as nbformat stores it
         return bool(lines) and all(PROGRESS_RE.search(l) for l in lines)
     return False
 
+# %% ../nbs/07b_docs.ipynb #9a042c9f-4
 def _output(o:dict, links, asis:bool)->dict|None:
     o, d = copy.deepcopy(o), o.get('data', {})
     if is_progress_bar(o): return None          # a static page has no use for a finished bar
@@ -290,6 +316,7 @@ def _output(o:dict, links, asis:bool)->dict|None:
         return dict(output_type='display_data', metadata={}, data={'text/markdown': links(''.join(o['text']))})
     return o
 
+# %% ../nbs/07b_docs.ipynb #9a042c9f-5
 def myst_notebook(nb:dict, links=None, note:str|None=None)->dict:
     "A notebook from `nbdev_process` made ready for MyST-NB (title, directives, callouts, links, widgets)."
     links = links or (lambda s: s)
@@ -353,6 +380,7 @@ REPORT_CSS = ('.mobileml-report table{border-collapse:collapse;margin:.5em 0}.mo
               '{border:1px solid #ccc;padding:3px 8px;text-align:left}.mobileml-report .done{color:green}'
               '.mobileml-report .failed{color:#b00;font-weight:bold}.mobileml-report img{max-width:100%}')
 
+# %% ../nbs/07b_docs.ipynb #4219fcb6-1
 def report_markdown(run, myst:bool=True)->str:
     "The run's `report.html` as a markdown page: its body as raw HTML, with a link to the stand-alone file."
     run = Path(run); f = run/'report.html'
@@ -374,9 +402,12 @@ div.math-display{text-align:center;margin:1em 0}
 div.cell_input div.highlight pre{white-space:pre-wrap;overflow-wrap:anywhere}
 div.cell_output div.output.stream pre{white-space:pre-wrap;overflow-wrap:anywhere}
 """
+
+# %% ../nbs/07b_docs.ipynb #c8bad5f6-1
 FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect x="8" y="2" width="16" height="28" rx="3" fill="#1f5fa6"/>'
            '<rect x="10" y="6" width="12" height="18" fill="#fff"/><circle cx="16" cy="27" r="1.5" fill="#fff"/></svg>')
 
+# %% ../nbs/07b_docs.ipynb #c8bad5f6-2
 def sphinx_conf(cfg:dict)->dict:
     "The Sphinx configuration of the site, from settings.ini (written as conf.py into the staging folder)."
     title = cfg.get('title', cfg['lib_name'])
@@ -433,6 +464,7 @@ def _chain(*fs):
         return s
     return f
 
+# %% ../nbs/07b_docs.ipynb #0caa4dcd-1
 def _run_note(run:Path|None, executed:bool, step:bool)->str:
     "The line under a chapter's title that says where its outputs come from."
     if executed:
@@ -442,6 +474,7 @@ def _run_note(run:Path|None, executed:bool, step:bool)->str:
     if step: return f"This chapter has no executed notebook in the run `{run.name if run else '-'}`: the page shows its source."
     return "This chapter is not a pipeline step: the page shows its code; open it in JupyterLab (`make lab`) to run it."
 
+# %% ../nbs/07b_docs.ipynb #0caa4dcd-2
 def stage_sphinx(stage, run=None, root=None, log=print)->list[Page]:
     "Write the site's sources into `stage` (emptied first); returns the pages."
     cfg = book_config(root); root = Path(cfg['root']); nbs = root/cfg.get('nbs_path', 'nbs')
@@ -487,6 +520,7 @@ def stage_sphinx(stage, run=None, root=None, log=print)->list[Page]:
                                  ''.join(f'{k} = {v!r}\n' for k, v in sphinx_conf(cfg).items()))
     return pages
 
+# %% ../nbs/07b_docs.ipynb #0caa4dcd-3
 def build_sphinx(stage, out, log=print)->Path:
     "Run Sphinx on the staged sources into `out`; Sphinx's warnings are printed."
     stage, out = Path(stage), Path(out)
@@ -525,6 +559,7 @@ def stage_quarto(stage, run=None, root=None, log=print)->list[Page]:
             if run and (run/'report.html').exists(): (nbs/'run').mkdir(exist_ok=True); shutil.copy(run/'report.html', nbs/'run'/'report.html')
     return pages
 
+# %% ../nbs/07b_docs.ipynb #2074a4ca-1
 def build_quarto(stage, out, log=print)->Path:
     "Run nbdev's `nbdev_docs` (Quarto) in the staged book and move its `_docs` to `out`."
     stage, out = Path(stage), Path(out)
@@ -551,6 +586,7 @@ class _Text(HTMLParser):
         if 'pre' in self.stack: self.pre[-1] += data
         elif not self.stack: self.prose.append(data)
 
+# %% ../nbs/07b_docs.ipynb #7052775c-1
 def check_site(out, pages:list[Page])->list[str]:
     "Problems of a built site: missing pages, `#|` directive lines in code blocks, `:::` fences in the text."
     out, probs = Path(out), []

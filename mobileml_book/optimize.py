@@ -36,6 +36,7 @@ __all__ = ['RECIPES', 'PARAMS', 'GOALS', 'INT8_DOT_FLAGS', 'SQNR_KINDS', 'file_b
 # %% ../nbs/03_optimization.ipynb #d1589d23
 RECIPES = ('naive', 'ptq', 'qat', 'weight_int8', 'fp16')
 
+# %% ../nbs/03_optimization.ipynb #d1589d23-1
 PARAMS = ChapterParams('optimization',
     Param('sparsities', list[float], quick=[0.5], full=[0.5, 0.7, 0.9], lo=0.0, hi=0.99, help='weight sparsities of magnitude pruning, reached in this order (the schedule)'),
     Param('channel_keep', list[float], quick=[0.5], full=[0.75, 0.5], lo=0.1, hi=1.0, help='share of hidden channels kept by structured pruning'),
@@ -97,10 +98,12 @@ def file_bytes(obj)->tuple[int, int]:
         buf = io.BytesIO(); torch.save(obj, buf); raw = buf.getvalue()
     return len(raw), len(gzip.compress(raw, 9))
 
+# %% ../nbs/03_optimization.ipynb #1744788a-1
 def example_input(spec:dict, n:int=1)->torch.Tensor:
     "A fresh, standard-layout input batch for export (a slice of a channels-last batch would record the wrong layout)."
     return torch.zeros(n, spec['in_channels'], spec['input_size'], spec['input_size'])
 
+# %% ../nbs/03_optimization.ipynb #1744788a-2
 def measure(name:str,          # the row's name
             net:nn.Module,     # an fp32 network (network input, logits out)
             spec:dict,         # its model spec
@@ -121,17 +124,20 @@ def prunable(net:nn.Module)->list:
     "The (module, 'weight') pairs magnitude pruning works on: the convolutions that mix channels (not the stem, not depthwise filters, not the classifier)."
     return [(m, 'weight') for m in net.modules() if isinstance(m, nn.Conv2d) and m.groups == 1 and m.in_channels > 4]
 
+# %% ../nbs/03_optimization.ipynb #19c1a71b-1
 def sparsity(net:nn.Module)->float:
     "Share of exactly-zero weights over all prunable layers."
     ws = [getattr(m, n) for m, n in prunable(net)]
     return float(sum(int((w == 0).sum()) for w in ws)/sum(w.numel() for w in ws))
 
+# %% ../nbs/03_optimization.ipynb #19c1a71b-2
 def layer_sparsity(net:nn.Module)->pd.DataFrame:
     "Per prunable layer: its name, size and share of zero weights."
     names = {m: n for n, m in net.named_modules()}
     return pd.DataFrame([dict(layer=names[m], weights=getattr(m, p).numel(), sparsity=float((getattr(m, p) == 0).float().mean()))
                          for m, p in prunable(net)])
 
+# %% ../nbs/03_optimization.ipynb #19c1a71b-3
 def prune_to(net:nn.Module, target:float)->nn.Module:
     "Raise the global magnitude sparsity of `net` to `target` (in place; masks stay until `finalize_pruning`)."
     now = sparsity(net)
@@ -141,6 +147,7 @@ def prune_to(net:nn.Module, target:float)->nn.Module:
         prune.global_unstructured(ps, prune.L1Unstructured, importance_scores=scores, amount=(target - now)/(1 - now))
     return net
 
+# %% ../nbs/03_optimization.ipynb #19c1a71b-4
 def finalize_pruning(net:nn.Module)->nn.Module:
     "A copy of `net` with its pruning masks baked in: plain weights with zeros, no masks."
     masked = {m: getattr(m, n) for m, n in prunable(net) if hasattr(m, n + '_mask')}
@@ -223,6 +230,7 @@ def _take_conv(conv:nn.Conv2d, out_idx=None, in_idx=None)->nn.Conv2d:
     new = type(conv)(i, o, conv.kernel_size, conv.stride, conv.padding, groups=o if dw else 1, bias=False)
     new.weight.data.copy_(w); return new
 
+# %% ../nbs/03_optimization.ipynb #53d3861d-1
 def _take_bn(bn:nn.BatchNorm2d, idx)->nn.BatchNorm2d:
     "A copy of `bn` over the channels `idx` (same eps)."
     new = nn.BatchNorm2d(len(idx), eps=bn.eps)
@@ -230,6 +238,7 @@ def _take_bn(bn:nn.BatchNorm2d, idx)->nn.BatchNorm2d:
     for a in ('running_mean', 'running_var'): getattr(new, a).copy_(getattr(bn, a)[idx])
     return new
 
+# %% ../nbs/03_optimization.ipynb #53d3861d-2
 def _keep(bn:nn.BatchNorm2d, keep:float)->torch.Tensor|None:
     "Indices of the channels to keep (largest |scale|), a multiple of 8 and at least 8; None when nothing would go."
     n = bn.num_features; k = min(n, max(8, divisible(n*keep)))
@@ -244,6 +253,7 @@ def _prune_mbconv(blk:MBConv, keep:float):
     blk._depthwise_conv, blk._bn1 = _take_conv(blk._depthwise_conv, out_idx=idx), _take_bn(blk._bn1, idx)
     blk._project_conv = _take_conv(blk._project_conv, in_idx=idx)
 
+# %% ../nbs/03_optimization.ipynb #34f28de0-1
 def _prune_inverted(blk:InvertedResidual, keep:float):
     "Keep `keep` of a MobileNetV2 block's hidden channels."
     if len(blk.conv) != 3: return
@@ -253,10 +263,12 @@ def _prune_inverted(blk:InvertedResidual, keep:float):
                              nn.Sequential(_take_conv(dw[0], out_idx=idx), _take_bn(dw[1], idx), nn.ReLU6(inplace=True)),
                              nn.Sequential(_take_conv(pj[0], in_idx=idx), pj[1]))
 
+# %% ../nbs/03_optimization.ipynb #34f28de0-2
 def _take_linear(fc:nn.Linear, in_idx)->nn.Linear:
     new = nn.Linear(len(in_idx), fc.out_features)
     new.weight.data.copy_(fc.weight.detach()[:, in_idx]); new.bias.data.copy_(fc.bias.detach()); return new
 
+# %% ../nbs/03_optimization.ipynb #34f28de0-3
 def prune_channels(net:nn.Module,       # a MobileNetV2-style or EfficientNet-Lite network
                    keep:float)->nn.Module:  # share of hidden channels kept (1: nothing goes)
     "A copy of `net` with `keep` of the hidden channels of each block, and of the last 1x1 conv, really removed."
@@ -338,6 +350,7 @@ def _train(self, mode:bool=True):
     self.apply(enable_observer if mode else disable_observer)     # evaluating must not move the int8 ranges it is judged on
     return self
 
+# %% ../nbs/03_optimization.ipynb #fc0c93cc-1
 def _trainable(g,
                frozen_bn:bool=False):   # True: `.train()` keeps batch norm (and dropout) in eval mode, fake quantization learning
     "Let `.train()`/`.eval()` work on an exported graph as on a module (PT2E forbids them; these switch its dropout and batch norm, and return the graph)."
@@ -403,16 +416,19 @@ def lower_to_pte(model:nn.Module, example:torch.Tensor, path)->Path:
     prog = to_edge_transform_and_lower(torch.export.export(model, (example,)), partitioner=[XnnpackPartitioner()]).to_executorch()
     atomic_write(path, prog.buffer); return Path(path)
 
+# %% ../nbs/03_optimization.ipynb #db3b0132-1
 def to_pte(model:nn.Module, spec:dict, path)->Path:
     "Lower `model` (fp32 module or PT2E int8 graph, float NCHW input) to an ExecuTorch program with the XNNPACK delegate."
     return lower_to_pte(model, example_input(spec), path)
 
+# %% ../nbs/03_optimization.ipynb #db3b0132-2
 def pte_runner(path):
     "A callable running an ExecuTorch program on one float NCHW batch (a fresh contiguous copy, as the runtime needs)."
     from executorch.runtime import Runtime
     method = Runtime.get().load_program(str(path)).load_method('forward')
     return lambda x: method.execute([x.clone(memory_format=torch.contiguous_format)])[0]
 
+# %% ../nbs/03_optimization.ipynb #db3b0132-3
 def time_in_turns(fns:dict,        # name -> f(x)
                   x,               # the input every callable gets
                   warmup:int=20,   # untimed calls of each first
@@ -427,6 +443,7 @@ def time_in_turns(fns:dict,        # name -> f(x)
     return {k: dict(p50_ms=float(np.percentile(v, 50)), p90_ms=float(np.percentile(v, 90)), p99_ms=float(np.percentile(v, 99)),
                     mean_ms=float(np.mean(v)), cpu_ms=cpu[k]/runs*1e3, runs=runs) for k, v in ts.items()}
 
+# %% ../nbs/03_optimization.ipynb #db3b0132-4
 def pte_latency_ms(paths:dict, spec:dict, warmup:int=20, runs:int=200,
                    threads:int=1)->dict:   # ExecuTorch's thread pool during the timing (its default is every core)
     "p50/p90 latency (ms) of each ExecuTorch program in `paths` (name -> file), batch 1, timed in turns."
@@ -435,6 +452,7 @@ def pte_latency_ms(paths:dict, spec:dict, warmup:int=20, runs:int=200,
     try: return time_in_turns({k: pte_runner(p) for k, p in paths.items()}, torch.rand(example_input(spec).shape), warmup, runs)
     finally: portable_lib._unsafe_reset_threadpool(old)
 
+# %% ../nbs/03_optimization.ipynb #db3b0132-5
 def graph_predict_fn(g, spec:dict,
                      bs:int=16):   # frames per forward pass (small ones stay in the CPU's cache)
     "`predict(x_uint8) -> labels` through a PT2E graph (no `.eval()`: exported graphs are already in the mode they were set to)."
@@ -467,6 +485,7 @@ def int8_size_ceiling(net:nn.Module)->float:
 # %% ../nbs/03_optimization.ipynb #08f5d263
 INT8_DOT_FLAGS = ('avx512_vnni', 'avx_vnni', 'amx_int8', 'asimddp', 'i8mm')   # x86 VNNI and AMX; ARM dot product, int8 matmul
 
+# %% ../nbs/03_optimization.ipynb #08f5d263-1
 def int8_dot_isa(cpuinfo='/proc/cpuinfo')->list[str]|None:   # Linux's CPU description
     "The int8 dot-product instruction sets this CPU reports (None: nothing to read, as on macOS)."
     p = Path(cpuinfo)
@@ -510,12 +529,15 @@ def candidate_spec(spec:dict,            # the student's spec: frames and labels
     return model_spec('mobilenetv2', spec['labels'], size, spec['frame_channels'], spec['frame_size'], spec['frame_channels'],
                       width=width, depth=depth, stem_stride=2, strides=[1, 1, 2, 2, 1, 2, 1])
 
+# %% ../nbs/03_optimization.ipynb #0d1d3878-1
 def n_layers(net:nn.Module)->int: return sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in net.modules())
 
+# %% ../nbs/03_optimization.ipynb #0d1d3878-2
 def features(net:nn.Module, spec:dict)->dict:
     "What the latency predictor sees of a network."
     return dict(macs=count_macs(net, spec['input_size'], spec['in_channels']), params=n_params(net), layers=n_layers(net))
 
+# %% ../nbs/03_optimization.ipynb #0d1d3878-3
 class LatencyPredictor:
     "Latency (ms) ~ a*MACs + b*params + c*layers + d, fitted by non-negative least squares on measured networks."
     cols = ('macs', 'params', 'layers')
@@ -527,8 +549,10 @@ class LatencyPredictor:
         X = np.c_[df[list(self.cols)].to_numpy(float), np.ones(len(df))]
         return (X/self.scale) @ self.coef
 
+# %% ../nbs/03_optimization.ipynb #0d1d3878-4
 def mape(pred, true)->float: return float(np.mean(np.abs(np.asarray(pred) - np.asarray(true))/np.asarray(true)))
 
+# %% ../nbs/03_optimization.ipynb #0d1d3878-5
 def sample_space(widths,        # width multipliers
                  sizes,         # input sides (px)
                  depths,        # depth multipliers
@@ -540,6 +564,7 @@ def sample_space(widths,        # width multipliers
     idx = np.random.default_rng(seed).choice(len(grid), min(n, len(grid)), replace=False)
     return [grid[i] for i in sorted(idx)]
 
+# %% ../nbs/03_optimization.ipynb #0d1d3878-6
 def within_budget(df:pd.DataFrame,    # candidates with phone_ms and size_bytes
                   latency_ms:float,    # the latency budget on the target phone (ms, estimated)
                   size_mb:float        # the size budget (MB)
@@ -708,6 +733,7 @@ class Variant(BaseModel):
     p90_ms: float|None = None      # 90th-percentile latency here (ms)
     runtime: str|None = None       # where the latency was measured
 
+# %% ../nbs/03_optimization.ipynb #8eb3e63b-1
 class Variants(BaseModel):
     "What the Optimization chapter hands on: every saved variant and the one it chose."
     model_config = ConfigDict(extra='allow')
@@ -729,6 +755,7 @@ def load_variants(run:RunDir,
         save_variants(run, {'student fp32': m['net'], 'int8 ptq': g}, pd.DataFrame(), m['spec'], 'int8 ptq')
     return Variants.model_validate_json(path.read_text()) if path.exists() else Variants()
 
+# %% ../nbs/03_optimization.ipynb #a4a48bd5-1
 def variant_file(run:RunDir, v:Variant)->Path:
     "The saved file of variant `v` of `run`."
     return (run if isinstance(run, RunDir) else RunDir(run)).artifact('optimization', v.file)

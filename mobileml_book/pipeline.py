@@ -26,14 +26,17 @@ class Chapter:
         "True when `sel` names this chapter: its key, notebook name, or number."
         return sel in (self.key, self.name, self.name.split('_')[0], self.module)
 
+# %% ../nbs/07_pipeline.ipynb #47f11f37-1
 def _nb_json(path): return json.loads(Path(path).read_text())
 
+# %% ../nbs/07_pipeline.ipynb #47f11f37-2
 def _default_exp(nb:dict)->str|None:
     for c in nb['cells']:
         m = re.search(r'^#\|\s*default_exp\s+(\S+)', ''.join(c['source']), re.M)
         if c['cell_type'] == 'code' and m: return m.group(1)
     return None
 
+# %% ../nbs/07_pipeline.ipynb #47f11f37-3
 def _has_parameters(nb:dict)->bool:
     return any('parameters' in c.get('metadata', {}).get('tags', []) for c in nb['cells'] if c['cell_type'] == 'code')
 
@@ -47,6 +50,7 @@ def book_config(root=None)->dict:
     cp = configparser.ConfigParser(); cp.read(root/'settings.ini')
     return {**cp['DEFAULT'], 'root': str(root)}
 
+# %% ../nbs/07_pipeline.ipynb #3cfb72e8-1
 def find_chapters(root=None)->list[Chapter]:
     "The pipeline's chapters, in lifecycle order, with their parameter declarations."
     cfg = book_config(root)
@@ -79,6 +83,7 @@ def parse_overrides(items)->dict:
         except yaml.YAMLError: out[k.strip()] = v
     return out
 
+# %% ../nbs/07_pipeline.ipynb #4f93daa4-1
 def _flatten_file(d:dict, chapters)->dict:
     "A params file may be flat ({name: value}) or nested ({chapter: {name: value}}), or a run's params.yaml."
     if 'chapters' in d and isinstance(d['chapters'], dict): d = {k:v for k,v in d.items() if k not in ('chapters','profile')} | d['chapters']
@@ -120,6 +125,7 @@ def resolve_params(chapters:list[Chapter], profile:str='quick', file_values:dict
                 raise ParamError(f"parameter {p.name!r} of chapter {c.key!r} got {vals[c.key][p.name]!r}: {problem}")
     return vals
 
+# %% ../nbs/07_pipeline.ipynb #ebed3ff9-1
 def resolve_path_value(v:str, p, chapter:str, cwd=None)->str:
     "Make the path in `v` (after an optional `scheme:`) absolute against `cwd`, and check it exists; values without a path pass."
     m = re.match(r'^([a-z]+):(.+)$', v)
@@ -140,6 +146,7 @@ def _lib_hash(root:Path, lib:str)->str:
     for p in sorted((root/lib).rglob('*.py')): h.update(p.read_bytes())
     return h.hexdigest()
 
+# %% ../nbs/07_pipeline.ipynb #c1850759-1
 def fingerprint(chapter:Chapter, profile:str, params:dict, lib_hash:str)->str:
     "Hash of a step's inputs: notebook sources, profile and parameters, and the library code."
     nb = _nb_json(chapter.path)
@@ -154,6 +161,7 @@ class StepFailed(RuntimeError):
         src = textwrap.indent(cell_source.strip(), '    | ')
         super().__init__(f"chapter {chapter} failed in this cell:\n{src}\n  {error}" + (f"\n  executed notebook: {notebook}" if notebook else ''))
 
+# %% ../nbs/07_pipeline.ipynb #1a2712d8-1
 def run_chapter(ch:Chapter, run:RunDir, profile:str, params:dict, progress:bool=True, kernel:str='python3',
                 cell_timeout:int=1800):   # seconds a single cell may run before the step fails (a hung kernel must not hang the run)
     "Execute one chapter notebook with papermill into `run`; raises `StepFailed` on a failing cell."
@@ -180,11 +188,13 @@ def _flat(d, prefix=''):
         if isinstance(v, dict): yield from _flat(v, f'{prefix}{k}.')
         else: yield f'{prefix}{k}', v
 
+# %% ../nbs/07_pipeline.ipynb #a5ac016d-1
 def _fmt(v):
     if isinstance(v, float): return f'{v:,.0f}' if abs(v) >= 1000 else f'{v:.4g}'
     if isinstance(v, int) and not isinstance(v, bool): return f'{v:,}'
     return html.escape(str(v))
 
+# %% ../nbs/07_pipeline.ipynb #a5ac016d-2
 def findings(metrics:dict)->list[tuple[str, str]]:   # a run's metrics.json
     "(chapter, finding) of every chapter: results on the run's data that the reader must see before the scorecard."
     return [(ch, f) for ch, m in metrics.items() if isinstance(m, dict) for f in (m.get('findings') or [])]
@@ -230,6 +240,7 @@ def _machine()->str:
     import platform
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
+# %% ../nbs/07_pipeline.ipynb #c77b0be4-1
 def run_book(profile:str='quick',          # 'quick' (seconds per chapter) or 'full' (the book's numbers)
              params_file:str|None=None,    # YAML of parameters: flat, or nested by chapter
              overrides:list|dict|None=None,# -p name=value items (or a dict)
@@ -304,8 +315,11 @@ def run_book(profile:str='quick',          # 'quick' (seconds per chapter) or 'f
 
 # %% ../nbs/07_pipeline.ipynb #33b19f7a
 BUDGET_S = dict(quick=450, full=1800)   # the book's time budgets for a whole run on 2 CPU cores
+
+# %% ../nbs/07_pipeline.ipynb #33b19f7a-1
 CHAPTER_BUDGET_S = {'ondevice': dict(quick=30, full=180)}   # chapters with a budget of their own (seconds, 2 CPU cores)
 
+# %% ../nbs/07_pipeline.ipynb #33b19f7a-2
 def params_table(profile:str|None=None, root=None)->str:
     "Every chapter's parameters as text: name, allowed values, quick and full values, help."
     lines = []
@@ -316,6 +330,7 @@ def params_table(profile:str|None=None, root=None)->str:
             lines.append(f"  {p.name:<22} {p.allowed():<34} {v}  {p.help}")
     return '\n'.join(lines)
 
+# %% ../nbs/07_pipeline.ipynb #33b19f7a-3
 def bench(profile:str='quick', out:str|None=None, log=print)->dict:
     "Run the whole book into a fresh directory and print wall time per chapter and in total against the budget."
     out = out or str(Path(book_config()['root'])/'runs'/f'bench-{profile}')
@@ -369,6 +384,7 @@ def _rebase_links(md:str, prefix:str)->str:
         return f"{m.group(1)}({prefix}{tgt})"
     return re.sub(r'(!?\[[^\]]*\])\(([^)\s]+)\)', fix, md)
 
+# %% ../nbs/07_pipeline.ipynb #8769dd8d-1
 def build_readme(root=None, write:bool=True)->str:
     "README.md text from the index notebook, processed by nbdev's filters and exported by nbconvert."
     from nbdev.processors import FilterDefaults
@@ -398,6 +414,7 @@ def threading_main()->bool:
     import threading
     return threading.current_thread() is threading.main_thread()
 
+# %% ../nbs/07_pipeline.ipynb #f90ff8a9-1
 def main(argv=None):
     "Entry point of the `mobileml-book` command."
     argv = sys.argv[1:] if argv is None else list(argv)

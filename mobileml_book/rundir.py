@@ -22,12 +22,14 @@ __all__ = ['PROFILES', 'atomic_write', 'atomic_path', 'sha256_file', 'ParamError
 def _umask()->int:
     m = os.umask(0); os.umask(m); return m
 
+# %% ../nbs/07a_rundir.ipynb #01ee5809-1
 def _mkstemp(path:Path, suffix:str):
     "A temp file next to `path`, with the permissions a normal `open` would give (mkstemp's are 0600)."
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix=suffix)
     os.chmod(tmp, 0o666 & ~_umask())
     return fd, tmp
 
+# %% ../nbs/07a_rundir.ipynb #01ee5809-2
 def atomic_write(path, data:str|bytes)->Path:
     "Write `data` to `path` via a temp file in the same folder and a rename, so no reader sees half a file."
     path = Path(path)
@@ -68,9 +70,11 @@ def sha256_file(path, chunk:int=1 << 20)->str:
 # %% ../nbs/07a_rundir.ipynb #a591a8bf
 PROFILES = ('quick', 'full')
 
+# %% ../nbs/07a_rundir.ipynb #a591a8bf-1
 class ParamError(ValueError):
     "A parameter that does not fit its declaration: the message names the parameter, its chapter and what is allowed."
 
+# %% ../nbs/07a_rundir.ipynb #a591a8bf-2
 class Param:
     "One chapter parameter: type, allowed values, quick and full values, and what it is for."
     def __init__(self,
@@ -187,6 +191,7 @@ class ChapterParams:
 
     def __repr__(self): return f"ChapterParams({self.chapter!r}: " + ', '.join(self.params) + ')'
 
+# %% ../nbs/07a_rundir.ipynb #7912e351-1
 class _NS(dict):
     "A dict whose keys read as attributes, for `parameters` cells: `x = PARAMS.quick.x`."
     __getattr__ = dict.__getitem__
@@ -217,6 +222,7 @@ def project_root(start=None)->Path|None:
         if (d/'settings.ini').exists() and 'lib_name = mobileml_book' in (d/'settings.ini').read_text(): return d
     return None
 
+# %% ../nbs/07a_rundir.ipynb #6c8d8b44-1
 def data_dir()->Path:
     "The book's bundled data: `$MOBILEML_BOOK_DATA`, else `<project>/data`."
     if os.environ.get('MOBILEML_BOOK_DATA'): return Path(os.environ['MOBILEML_BOOK_DATA'])
@@ -225,6 +231,7 @@ def data_dir()->Path:
                                              "checkout, or set MOBILEML_BOOK_DATA to the folder that holds devices.csv")
     return root/'data'
 
+# %% ../nbs/07a_rundir.ipynb #6c8d8b44-2
 def default_run_dir()->Path:
     "Where a chapter run on its own keeps its run: `$MOBILEML_BOOK_RUNS/standalone`, else `<project>/runs/standalone`."
     if os.environ.get('MOBILEML_BOOK_RUNS'): return Path(os.environ['MOBILEML_BOOK_RUNS'])/'standalone'
@@ -239,10 +246,12 @@ def _jsonable(o):
     if isinstance(o, Path): return str(o)
     raise TypeError(f"{type(o).__name__} is not JSON serialisable: store numbers, strings, lists or dicts in metrics")
 
+# %% ../nbs/07a_rundir.ipynb #cf633d61-1
 def dumps(o)->str:
     "JSON text of `o`, with numpy values converted."
     return json.dumps(o, indent=2, default=_jsonable, sort_keys=False)
 
+# %% ../nbs/07a_rundir.ipynb #cf633d61-2
 def now_iso()->str: return dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')
 
 # %% ../nbs/07a_rundir.ipynb #d4e59464
@@ -281,6 +290,7 @@ def artifacts(self:RunDir, chapter:str   # the chapter's key, e.g. 'training'
     p.mkdir(parents=True, exist_ok=True)
     return p
 
+# %% ../nbs/07a_rundir.ipynb #rund0a-1
 @patch
 def artifact(self:RunDir, chapter:str,   # the chapter's key
              name:str                    # a file name inside its artifacts
@@ -294,6 +304,7 @@ def metrics(self:RunDir)->dict:
     "All metrics of the run: `{chapter: {...}}`."
     return self._read(self.metrics_path, {})
 
+# %% ../nbs/07a_rundir.ipynb #rund0c-1
 @patch
 def save_metrics(self:RunDir, chapter:str,   # the chapter's key
                  metrics:dict                # JSON-able values (numpy numbers become plain JSON)
@@ -311,6 +322,7 @@ def status(self:RunDir)->dict:
     "The run's status.json: `{'steps': {name: {...}}, ...}`."
     return self._read(self.status_path, {'steps': {}})
 
+# %% ../nbs/07a_rundir.ipynb #rund0d-1
 @patch
 def update_status(self:RunDir, step:str|None=None,   # a step's name, or None for the top level
                   **fields)->dict:
@@ -323,11 +335,13 @@ def update_status(self:RunDir, step:str|None=None,   # a step's name, or None fo
         atomic_write(self.status_path, dumps(s))
     return s
 
+# %% ../nbs/07a_rundir.ipynb #rund0d-2
 @patch
 def params(self:RunDir)->dict:
     "The resolved parameters of the run (params.yaml), or {} when the run has none yet."
     return yaml.safe_load(self.params_path.read_text()) if self.params_path.exists() else {}
 
+# %% ../nbs/07a_rundir.ipynb #rund0d-3
 @patch
 def write_params(self:RunDir, params:dict):   # the resolved parameters, JSON-able
     "Write params.yaml atomically."
@@ -342,6 +356,7 @@ def figures(self:RunDir, chapter:str|None=None   # one chapter's key, or None fo
     pat = f'{chapter}/figures/*.png' if chapter else '*/figures/*.png'
     return sorted(root.glob(pat)) if root.exists() else []
 
+# %% ../nbs/07a_rundir.ipynb #rund0e-1
 @patch
 def save_figure(self:RunDir, fig,   # a matplotlib figure
                 chapter:str,        # the chapter's key
@@ -377,6 +392,7 @@ def expect(ok,                    # the check's outcome (truthy: it holds)
 _RAY_FIX = ("start one with `ray start --head` and pass the address it prints "
             "(a sweep's --address, the Optimization chapter's search_address)")
 
+# %% ../nbs/07a_rundir.ipynb #07aray03-1
 def check_reachable(address:str,        # 'HOST:PORT' of a Ray head; other forms ('auto', 'ray://...') pass unchecked
                     timeout:float=5.0): # seconds to wait for the port to answer
     "Fail fast with `ParamError` when nothing listens at a Ray head's address (`ray.init` would wait minutes)."

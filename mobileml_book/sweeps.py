@@ -131,6 +131,7 @@ def plan_stages(points:list[Point])->list[Stage]:   # the grid's points (`plan_p
 # %% ../nbs/09_sweeps.ipynb #f622d9f4
 _TEXT = {'.json', '.yaml', '.yml', '.txt', '.csv', '.md', '.html', '.jsonl'}
 
+# %% ../nbs/09_sweeps.ipynb #f622d9f4-1
 def relocate(folder,    # a copied run directory, still in its temporary place
              old:str,   # the absolute path it was copied from
              new:str,   # the absolute path it will live at

@@ -33,6 +33,7 @@ __all__ = ['LITE_ARCHS', 'PARAMS', 'GOALS', 'phone_c_subset', 'student_spec', 't
 # %% ../nbs/02_training.ipynb #6fe1435f
 LITE_ARCHS = ['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2']
 
+# %% ../nbs/02_training.ipynb #6fe1435f-1
 PARAMS = ChapterParams('training',
     Param('arch', str, quick='efficientnet_lite0', choices=LITE_ARCHS, help='pretrained architecture of the student'),
     Param('input_size', int, quick=64, full=96, lo=32, hi=512, help='side the student runs at (px); frames are resized inside the model'),
@@ -101,21 +102,25 @@ def save_checkpoint(path, net:nn.Module, spec:dict, info:dict|None=None)->Path:
     with atomic_path(path) as tmp: torch.save(dict(state_dict=net.state_dict(), spec=spec, info=info or {}), tmp)
     return Path(path)
 
+# %% ../nbs/02_training.ipynb #46664def-1
 def load_checkpoint(path)->tuple[nn.Module, dict]:
     "The network and spec stored by `save_checkpoint`."
     ck = torch.load(path, map_location='cpu', weights_only=False)
     net = build_net(ck['spec']); net.load_state_dict(ck['state_dict'])
     return net.eval(), ck['spec']
 
+# %% ../nbs/02_training.ipynb #46664def-2
 def freeze_features(net:nn.Module, head:str='_fc')->nn.Module:
     "Train only the module named `head`: every other parameter is frozen (and its batch norm kept in eval mode by `fit`)."
     for n, p in net.named_parameters(): p.requires_grad = n.startswith(head + '.')
     return net
 
+# %% ../nbs/02_training.ipynb #46664def-3
 def unfreeze(net:nn.Module)->nn.Module:
     for p in net.parameters(): p.requires_grad = True
     return net
 
+# %% ../nbs/02_training.ipynb #46664def-4
 def _frozen_bn_eval(net):
     for m in net.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()): m.eval()
@@ -147,6 +152,7 @@ def val_metrics(net:nn.Module, ds:Dataset, spec:dict,
         loss += float(F.cross_entropy(out, y, reduction='sum')); correct += int((out.argmax(1) == y).sum())
     return dict(val_loss=loss/len(ds), val_acc=correct/len(ds))
 
+# %% ../nbs/02_training.ipynb #eb2e84ec-1
 def fit(net:nn.Module, train:Dataset, val:Dataset, spec:dict,
         epochs:int=1,              # passes over `train` (early stopping may end sooner)
         bs:int=64,                 # images per step
@@ -190,12 +196,14 @@ def store_uri(run:RunDir, uri:str='')->str:
     "The MLflow tracking URI: `uri`, or an SQLite store inside the run directory."
     return uri or f"sqlite:///{(run.artifacts('training')/'mlflow.db').resolve()}"
 
+# %% ../nbs/02_training.ipynb #a3ec100f-1
 def env_versions()->dict:
     "Key library versions, logged with every run."
     import mlflow, numpy
     return {'python': platform.python_version(), 'torch': torch.__version__, 'numpy': numpy.__version__, 'mlflow': mlflow.__version__,
             'platform': platform.platform()}
 
+# %% ../nbs/02_training.ipynb #a3ec100f-2
 def start_tracking(run:RunDir, uri:str='', experiment:str='mobileml-book')->str:
     "Point MLflow at the run's store (or `uri`) and select `experiment`; returns the URI."
     import logging, mlflow
@@ -207,6 +215,7 @@ def start_tracking(run:RunDir, uri:str='', experiment:str='mobileml-book')->str:
     mlflow.set_experiment(experiment)
     return u
 
+# %% ../nbs/02_training.ipynb #a3ec100f-3
 def data_params(card:dict)->dict:
     "What identifies the data of a run: the dataset card's split hashes and sizes."
     d = {f'data.{k}.n': v['n'] for k, v in card['splits'].items()}
@@ -247,6 +256,7 @@ def tracked_fit(name:str, net:nn.Module, train:Dataset, val:Dataset, spec:dict, 
         mlflow.log_artifact(str(ckpt)); mlflow.log_dict(spec, f'{name}.spec.json')
     return net, hist, r.info.run_id
 
+# %% ../nbs/02_training.ipynb #63484853-1
 def log_results(run_id:str, metrics:dict):
     "Add final metrics (test, phone-C, size) to a finished MLflow run."
     import mlflow
