@@ -65,7 +65,8 @@ class Device(BaseModel):
 TIERS = ('low', 'mid', 'high', 'flagship')
 
 # %% ../nbs/00_constraints.ipynb #2496aa4b
-def load_devices(path=None)->pd.DataFrame:
+def load_devices(path=None,   # catalog CSV (None: `data/devices.csv`); FileNotFoundError if missing
+                )->pd.DataFrame:
     "Read and validate the device catalog (default: the book's `data/devices.csv`); one row per phone, indexed by id."
     path = Path(path or data_dir()/'devices.csv')
     if not path.exists(): raise FileNotFoundError(f"device catalog {path} not found: pass the path of a CSV with the columns of Device")
@@ -84,7 +85,7 @@ def load_devices(path=None)->pd.DataFrame:
     return df.sort_values(['release_year', 'tier'])
 
 # %% ../nbs/00_constraints.ipynb #e374f425
-def plot_catalog(df:pd.DataFrame):
+def plot_catalog(df:pd.DataFrame):   # the phone catalog (`load_devices`)
     "RAM and fastest-core clock of every phone by release year, coloured by tier."
     fig, axs = plt.subplots(1, 2, figsize=(11, 4))
     colors = dict(low='tab:red', mid='tab:orange', high='tab:green', flagship='tab:blue')
@@ -99,7 +100,8 @@ def plot_catalog(df:pd.DataFrame):
     return fig
 
 # %% ../nbs/00_constraints.ipynb #4231e1ed
-def load_app_stores(path=None)->list[dict]:
+def load_app_stores(path=None,   # YAML with a `stores:` list (None: `data/app_stores.yaml`)
+                   )->list[dict]:
     "The app-store size rules of `data/app_stores.yaml`."
     path = Path(path or data_dir()/'app_stores.yaml')
     rules = yaml.safe_load(path.read_text())['stores']
@@ -109,20 +111,25 @@ def load_app_stores(path=None)->list[dict]:
     return rules
 
 # %% ../nbs/00_constraints.ipynb #4231e1ed-1
-def cellular_cap_mb(os:str, rules=None)->float:
+def cellular_cap_mb(os:str,      # 'iOS' or 'Android' (any case); ValueError otherwise
+                    rules=None,  # rules (None: `load_app_stores()`); ValueError if no current cap
+                   )->float:
     "The current cellular download cap that applies to a phone running `os` ('iOS' or 'Android')."
-    store = {'ios': 'Apple App Store', 'android': 'Google Play'}[os.lower()]
+    store = {'ios': 'Apple App Store', 'android': 'Google Play'}.get(str(os).lower())
+    if store is None: raise ValueError(f"os={os!r}: the app stores' caps are known for 'iOS' and 'Android' only")
     rules = [r for r in (rules or load_app_stores()) if r['store'] == store and r.get('cellular_cap') and not r.get('until')]
     if not rules: raise ValueError(f"no current cellular cap for {store} in app_stores.yaml (mark one rule with cellular_cap: true)")
     return float(max(rules, key=lambda r: r.get('since') or 0)['limit_mb'])
 
 # %% ../nbs/00_constraints.ipynb #cc64fec1
-def load_brief_figures(path=None)->dict:
+def load_brief_figures(path=None,   # a YAML file (None: `data/brief_figures.yaml`)
+                      )->dict:
     "The practitioner figures the book starts from (`data/brief_figures.yaml`), each with its source."
     return yaml.safe_load(Path(path or data_dir()/'brief_figures.yaml').read_text())
 
 # %% ../nbs/00_constraints.ipynb #cc64fec1-1
-def load_networks(path=None)->dict:
+def load_networks(path=None,   # YAML with a `networks:` mapping (None: `data/networks.yaml`)
+                 )->dict:
     "Network profiles: uplink and downlink Mbit/s and round-trip time per network type."
     return yaml.safe_load(Path(path or data_dir()/'networks.yaml').read_text())['networks']
 
@@ -133,7 +140,8 @@ def cloud_latency_ms(photo_kb:float,     # size of the uploaded photo, kB
                      server_ms:float,    # inference on the server
                      downlink_mbps:float=None, # download bandwidth for the answer (None: same as uplink)
                      response_kb:float=1.0,    # size of the answer
-                     handshakes:int=1)->dict:  # extra round trips to open the connection (TLS resumption: 1)
+                     handshakes:int=1,         # extra round trips to open the connection (TLS resumption: 1)
+                    )->dict:
     "Latency of one cloud prediction, split into its parts (ms)."
     up = photo_kb*8/uplink_mbps          # kB -> kbit; kbit / (Mbit/s) = ms
     down = response_kb*8/(downlink_mbps or uplink_mbps)
@@ -141,7 +149,8 @@ def cloud_latency_ms(photo_kb:float,     # size of the uploaded photo, kB
     return {**parts, 'total': sum(parts.values())}
 
 # %% ../nbs/00_constraints.ipynb #e5918bde
-def load_yardsticks(path=None)->dict:   # path: a YAML file; default `data/yardsticks.yaml`
+def load_yardsticks(path=None,   # path: a YAML file; default `data/yardsticks.yaml`
+                   )->dict:
     "Published expectations (`data/yardsticks.yaml`) the chapters set their measured figures beside, each with its source."
     return yaml.safe_load(Path(path or data_dir()/'yardsticks.yaml').read_text())
 
@@ -156,7 +165,8 @@ CPU_EFFICIENCY = 0.2        # share of that peak a mobile CNN sustains on one co
 def device_latency_ms(macs:float,        # multiply-accumulates of one inference
                       ghz:float,         # clock of the core that runs it
                       threads:int=1,     # cores used
-                      efficiency:float=CPU_EFFICIENCY)->float:
+                      efficiency:float=CPU_EFFICIENCY,  # share of the core's peak sustained, 0 to 1
+                     )->float:
     "Napkin estimate of on-device CPU latency (ms) of a model with `macs` multiply-accumulates."
     flops_per_s = ghz*1e9*NEON_FLOPS_PER_CYCLE*efficiency*threads
     return 2*macs/flops_per_s*1000
@@ -187,8 +197,12 @@ RADIO_WATTS = 1.5   # assumed power of a cellular radio while uploading (estimat
 def compare_device_cloud(device:pd.Series,   # a row of the catalog
                          macs:float,         # multiply-accumulates of the model
                          net:dict,           # a network profile: uplink_mbps, downlink_mbps, rtt_ms
-                         photo_kb:float=300, server_ms:float=30, price_per_1000:float=0.10,
-                         preds_per_user_day:float=50, users:float=100_000)->pd.DataFrame:
+                         photo_kb:float=300,           # size of the uploaded photo, kB
+                         server_ms:float=30,           # inference time on the server, ms
+                         price_per_1000:float=0.10,    # cloud price per 1000 predictions, USD
+                         preds_per_user_day:float=50,  # predictions one user makes a day
+                         users:float=100_000,          # daily active users
+                        )->pd.DataFrame:
     "Latency, cost, privacy, offline use and battery of one feature, on the device and in the cloud."
     c = cloud_latency_ms(photo_kb, net['uplink_mbps'], net['rtt_ms'], server_ms, net['downlink_mbps'])
     d = device_latency_ms(macs, device.cpu_max_ghz)
@@ -204,7 +218,8 @@ def compare_device_cloud(device:pd.Series,   # a row of the catalog
     return pd.DataFrame(rows, index=['on device', 'cloud']).T
 
 # %% ../nbs/00_constraints.ipynb #9bea8062
-def load_reference_models(path=None)->pd.DataFrame:
+def load_reference_models(path=None,   # CSV with model, params, macs columns (None: the bundled one)
+                         )->pd.DataFrame:
     "Published parameter and multiply-accumulate counts of well-known architectures (`data/reference_models.csv`)."
     df = pd.read_csv(Path(path or data_dir()/'reference_models.csv')).set_index('model')
     df['fp32_mb'] = df.params*4/1e6   # 4 bytes per float32 weight
@@ -212,7 +227,13 @@ def load_reference_models(path=None)->pd.DataFrame:
     return df
 
 # %% ../nbs/00_constraints.ipynb #ef2397a2
-def plot_latency_breakdown(networks:dict, macs:float, device:pd.Series, photo_kb:float, server_ms:float, budget_ms:float):
+def plot_latency_breakdown(networks:dict,     # network profiles by name (`load_networks`)
+                           macs:float,        # multiply-accumulates of one inference
+                           device:pd.Series,  # one phone of the catalog (its `name`, `cpu_max_ghz`)
+                           photo_kb:float,    # size of the uploaded photo, kB
+                           server_ms:float,   # inference time on the server, ms
+                           budget_ms:float,   # the feature's latency budget, ms (red dashed line)
+                          ):
     "Stacked cloud latency per network next to the on-device estimate, with the feature's budget."
     fig, ax = plt.subplots(figsize=(8, 3.8))
     names = list(networks); bottom = [0]*len(names)
@@ -228,7 +249,9 @@ def plot_latency_breakdown(networks:dict, macs:float, device:pd.Series, photo_kb
     return fig
 
 # %% ../nbs/00_constraints.ipynb #8ace8750
-def gallery_minutes(items:int, minutes_per_1000:float)->float:
+def gallery_minutes(items:int,               # photos in the gallery
+                    minutes_per_1000:float,  # measured minutes per 1000 photos
+                   )->float:
     "Minutes to process `items` photos at a measured rate."
     return items/1000*minutes_per_1000
 
@@ -243,7 +266,8 @@ class ModelStats:
     latency_ms: float|None = None       # measured latency on the target (None: napkin estimate from macs)
 
     @classmethod
-    def from_file(cls, path, **kw):
+    def from_file(cls, path,   # the model file; FileNotFoundError if missing
+                  **kw):       # other `ModelStats` fields; `name` defaults to the file name
         "Stats of a model file: its size on disk, plus any measured figures passed as keywords."
         p = Path(path)
         if not p.exists(): raise FileNotFoundError(f"model file {p} not found")
@@ -283,7 +307,8 @@ def check_model(model:ModelStats,        # size, parameters, MACs and peak memor
     return df
 
 # %% ../nbs/00_constraints.ipynb #c7e8b860-1
-def check_summary(df:pd.DataFrame)->str:
+def check_summary(df:pd.DataFrame,   # `check_model`'s checks of one model on one phone
+                 )->str:
     "One line: what fails and by how much, or that everything fits."
     fails = df[~df.ok]
     name, dev = df.model.iloc[0], df.device.iloc[0]
@@ -295,7 +320,8 @@ def check_summary(df:pd.DataFrame)->str:
 CHECK_LETTERS = {'cellular': 'C', "team's budget": 'B', 'memory': 'M', 'latency': 'L'}
 
 # %% ../nbs/00_constraints.ipynb #b5a85deb-1
-def failed_letters(df:pd.DataFrame)->str:
+def failed_letters(df:pd.DataFrame,   # `check_model`'s checks of one model on one phone
+                  )->str:
     "Letters of the failed checks: C cellular cap, B team budget, M memory, L latency ('' when all pass)."
     return ''.join(l for k, l in CHECK_LETTERS.items() if (~df.ok & df.check.str.contains(k)).any())
 
@@ -314,7 +340,9 @@ def fit_matrix(refs:pd.DataFrame,      # reference models (`reference_models.csv
     return pd.DataFrame(out).T
 
 # %% ../nbs/00_constraints.ipynb #b5a85deb-3
-def plot_fit_matrix(fm:pd.DataFrame, budget:Budget):
+def plot_fit_matrix(fm:pd.DataFrame,   # `fit_matrix`: failed-check letters, model x phone
+                    budget:Budget,     # the limits named in the title
+                   ):
     "Heat map of failed checks per model and phone, each cell labelled with the failed checks' letters."
     n = fm.map(len)
     fig, ax = plt.subplots(figsize=(10, 4.8))
@@ -329,22 +357,27 @@ def plot_fit_matrix(fm:pd.DataFrame, budget:Budget):
     return fig
 
 # %% ../nbs/00_constraints.ipynb #458368d1
-def explorer(devices:pd.DataFrame, networks:dict, refs:pd.DataFrame):
+def explorer(devices:pd.DataFrame,   # the phone catalog (`load_devices`)
+             networks:dict,          # network profiles by name (`load_networks`); '4g' preselected
+             refs:pd.DataFrame,      # `load_reference_models`; the models with MACs are offered
+             server_ms:float=30.0,   # the server's inference time the slider starts at, ms
+            ):
     "An ipywidgets explorer over the device-vs-cloud calculator."
     import ipywidgets as W
     w = dict(device=W.Dropdown(options=list(devices.index), description='phone'),
              model=W.Dropdown(options=[m for m in refs.index if pd.notna(refs.macs[m])], description='model'),
              network=W.Dropdown(options=list(networks), value='4g' if '4g' in networks else list(networks)[0], description='network'),
              photo_kb=W.IntSlider(300, 10, 5000, 10, description='photo kB'),
+             server_ms=W.FloatSlider(server_ms, min=0, max=max(1000.0, server_ms), step=5, description='server ms'),
              price=W.FloatLogSlider(0.10, base=10, min=-3, max=1, description='$ / 1000'),
              preds=W.IntSlider(50, 1, 1000, description='preds/user/day'),
              users=W.IntText(100_000, description='users'))
     table = W.HTML()   # a plain value, not an Output widget: no output capture, which stalls headless runs under papermill
     def update(*_):
         box.result = compare_device_cloud(devices.loc[w['device'].value], refs.macs[w['model'].value], networks[w['network'].value],
-                                          w['photo_kb'].value, 30, w['price'].value, w['preds'].value, w['users'].value).round(2)
+                                          w['photo_kb'].value, w['server_ms'].value, w['price'].value, w['preds'].value, w['users'].value).round(2)
         table.value = box.result.to_html()
-    box = W.VBox([W.HBox([w['device'], w['model'], w['network']]), W.HBox([w['photo_kb'], w['price']]),
+    box = W.VBox([W.HBox([w['device'], w['model'], w['network']]), W.HBox([w['photo_kb'], w['server_ms'], w['price']]),
                   W.HBox([w['preds'], w['users']]), table])
     box.controls, box.table = w, table
     for x in w.values(): x.observe(update, 'value')

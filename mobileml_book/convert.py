@@ -66,27 +66,37 @@ GOALS = [   # what the full profile should reach, judged on this chapter's metri
 # %% ../nbs/04_conversion.ipynb #49de7231
 class FrameModel(nn.Module):
     "What ships: uint8 camera frames (N x H x W x C) in; (logits, probabilities) out; the pre-processing inside."
-    def __init__(self, net:nn.Module, spec:dict):   # an fp32 module or an int8 PT2E graph, and its spec
+    def __init__(self,
+                 net:nn.Module,   # an fp32 module or an int8 PT2E graph
+                 spec:dict,       # and its spec (`model_spec`): sizes, channels, mean, std
+                ):
         super().__init__()
         self.pre = Preprocess(spec['frame_size'], spec['frame_channels'], spec['input_size'], spec['in_channels'], spec['mean'], spec['std'])
         self.net = net
-    def forward(self, frames):
+    def forward(self,
+                frames,   # (N, H, W, C) uint8 tensor of frames (or one (H, W, C) frame)
+               ):
         z = self.net(self.pre(frames))
         return z, z.softmax(-1)
 
 # %% ../nbs/04_conversion.ipynb #49de7231-1
 class ImageModel(FrameModel):
     "Core ML's view of the same model: an 8-bit image, handed over as float pixel values 0..255 in N x C x H x W."
-    def forward(self, image): return super().forward(image.permute(0, 2, 3, 1))
+    def forward(self,
+                image,   # (N, C, H, W) float tensor of pixel values 0..255
+               ): return super().forward(image.permute(0, 2, 3, 1))
 
 # %% ../nbs/04_conversion.ipynb #49de7231-2
-def frame_example(spec:dict, n:int=1)->torch.Tensor:
+def frame_example(spec:dict,   # the model spec: `frame_size` (px) and `frame_channels`
+                  n:int=1,     # frames in the batch
+                 )->torch.Tensor:
     "A fresh all-zero uint8 frame batch of the spec's shape (what exporters trace with)."
     return torch.zeros(n, spec['frame_size'], spec['frame_size'], spec['frame_channels'], dtype=torch.uint8)
 
 # %% ../nbs/04_conversion.ipynb #49de7231-3
 @contextlib.contextmanager
-def threads(n:int):
+def threads(n:int,   # intra-op threads inside the block (the old count is restored on exit)
+           ):
     "PyTorch's intra-op threads set to `n` inside the block (the chapter times on one thread, and computes references on more)."
     old = torch.get_num_threads(); torch.set_num_threads(n)
     try: yield
@@ -96,7 +106,8 @@ def threads(n:int):
 @torch.no_grad()
 def torch_logits(model:nn.Module,   # a `FrameModel`, or a graph exported from one
                  x:np.ndarray,      # (N, H, W, C) uint8 frames
-                 bs:int=16)->np.ndarray:   # frames per forward pass: small ones stay in the CPU's cache
+                 bs:int=16,         # frames per forward pass: small ones stay in the CPU's cache
+                )->np.ndarray:
     "Logits of a `FrameModel` on uint8 frames `x`, in batches (the reference every export is compared with)."
     def one(f:torch.Tensor)->torch.Tensor:   # an eager network gets channels-last input (faster on a CPU, same logits)
         if not isinstance(model, FrameModel) or isinstance(model, ImageModel): return model(f)[0]
@@ -104,7 +115,11 @@ def torch_logits(model:nn.Module,   # a `FrameModel`, or a graph exported from o
     return np.concatenate([one(torch.from_numpy(np.ascontiguousarray(x[i:i+bs]))).numpy() for i in range(0, len(x), bs)])
 
 # %% ../nbs/04_conversion.ipynb #75f24447
-def tiny_model(seed:int=0, frame_size:int=32, frame_channels:int=1, n_classes:int=10)->tuple[nn.Module, dict]:
+def tiny_model(seed:int=0,            # seeds torch's global RNG (weights, batch-norm statistics)
+               frame_size:int=32,     # side of the square frames, also the network's input (px)
+               frame_channels:int=1,  # 1 (grey) or 3 (RGB), in the frames and the network
+               n_classes:int=10,      # classes, labelled 'class 0', 'class 1', ...
+              )->tuple[nn.Module, dict]:
     "A small MobileNetV2-style network and its spec, with randomised batch-norm statistics (for tests and demonstrations)."
     torch.manual_seed(seed)
     spec = model_spec('mobilenetv2', [f'class {i}' for i in range(n_classes)], frame_size, frame_channels, frame_size, frame_channels,
@@ -136,7 +151,8 @@ def quiet():
         else: os.environ['LITERT_TORCH_SHOW_PROGRESS'] = env
 
 # %% ../nbs/04_conversion.ipynb #2f32d8d0-1
-def versions(*pkgs)->dict:
+def versions(*pkgs,   # pip distribution names ('litert-torch'); a missing one gives None
+            )->dict:
     "Installed versions of `pkgs` (what produced or runs a file)."
     out = {}
     for p in pkgs:
@@ -165,7 +181,11 @@ RUNTIMES = {'onnx': ('onnxruntime',), 'tflite': ('ai-edge-litert',), 'coreml': (
 EXT = {'onnx': '.onnx', 'tflite': '.tflite', 'coreml': '.mlpackage', 'executorch': '.pte'}
 
 # %% ../nbs/04_conversion.ipynb #75b4bdfd
-def export_onnx(model:FrameModel, spec:dict, path, meta:dict|None=None)->Path:
+def export_onnx(model:FrameModel,      # uint8 frames in, (logits, probs) out
+                spec:dict,             # the model spec: frame size and channels
+                path,                  # the `.onnx` file to write (atomically)
+                meta:dict|None=None,   # metadata properties (non-strings as JSON); None: none
+               )->Path:
     "ONNX (one self-contained file, free batch dimension) with `meta` in its metadata properties."
     import onnx
     with atomic_path(path) as tmp, quiet():
@@ -178,7 +198,8 @@ def export_onnx(model:FrameModel, spec:dict, path, meta:dict|None=None)->Path:
     return Path(path)
 
 # %% ../nbs/04_conversion.ipynb #75b4bdfd-1
-def onnx_metadata(path)->dict:
+def onnx_metadata(path,   # an `.onnx` file
+                 )->dict:
     "The metadata properties of an ONNX file (what `export_onnx` wrote into it)."
     import onnx
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
@@ -192,7 +213,11 @@ class _Named(nn.Module):
         return dict(logits=z, probs=p)
 
 # %% ../nbs/04_conversion.ipynb #75b4bdfd-3
-def export_tflite(model:nn.Module, spec:dict, path, quant_config=None)->Path:
+def export_tflite(model:nn.Module,     # a `FrameModel`, or `litert_int8`'s int8 graph of one
+                  spec:dict,           # the model spec: frame size and channels
+                  path,                # the `.tflite` file to write (atomically)
+                  quant_config=None,   # `litert_int8`'s QuantConfig for its int8 graph; None: fp32
+                 )->Path:
     "TFLite/LiteRT through litert-torch (input `frames`, batch 1; `quant_config` for a litert PT2E int8 graph)."
     import litert_torch
     model = _Named(model)
@@ -228,7 +253,9 @@ def export_coreml(model:FrameModel,         # frames in, logits out (pre-process
     return save_mlpackage(ml, path)
 
 # %% ../nbs/04_conversion.ipynb #75b4bdfd-5
-def save_mlpackage(ml, path)->Path:
+def save_mlpackage(ml,     # a coremltools `MLModel` (an ML program)
+                   path,   # the `.mlpackage` folder to write; an existing one is replaced
+                  )->Path:
     "Save a Core ML model as an `.mlpackage` folder: written beside, then moved into place (the folder is never half-written)."
     path = Path(path); tmp = path.with_name(path.stem + '.tmp.mlpackage')     # Core ML insists on the extension
     shutil.rmtree(tmp, ignore_errors=True); ml.save(str(tmp))
@@ -236,7 +263,10 @@ def save_mlpackage(ml, path)->Path:
     return path
 
 # %% ../nbs/04_conversion.ipynb #75b4bdfd-6
-def export_executorch(model:FrameModel, spec:dict, path)->Path:
+def export_executorch(model:FrameModel,   # uint8 frames in, (logits, probs) out
+                      spec:dict,          # the model spec: frame size and channels
+                      path,               # the `.pte` file to write (atomically)
+                     )->Path:
     "An ExecuTorch program with the XNNPACK delegate (batch 1, the way the app calls it)."
     with quiet(): return lower_to_pte(model.eval(), frame_example(spec), path)
 
@@ -323,14 +353,17 @@ def _fallbacks(path:Path, fmt:str, target:str, edge=None)->list[str]:
     return []
 
 # %% ../nbs/04_conversion.ipynb #85fbea81-5
-def coreml_ops(path)->list[str]:
+def coreml_ops(path,   # a Core ML ML program (`.mlpackage`)
+              )->list[str]:
     "Operator types of a Core ML ML program, in order."
     import coremltools as ct
     sp = ct.utils.load_spec(str(path))
     return [op.type for f in sp.mlProgram.functions.values() for op in f.block_specializations[f.opset].operations]
 
 # %% ../nbs/04_conversion.ipynb #85fbea81-6
-def coreml_ops_outside(path, target:str)->list[str]:
+def coreml_ops_outside(path,        # a Core ML ML program (`.mlpackage`)
+                       target:str,  # the oldest iOS, one of `COREML_TARGETS` (e.g. 'iOS16')
+                      )->list[str]:
     "Operators of a Core ML file that the operator set of iOS `target` does not have."
     import coremltools as ct
     from coremltools.converters.mil.mil.ops.registry import SSAOpRegistry
@@ -353,7 +386,8 @@ def preflight(net:nn.Module,                  # an architecture (trained or not)
               spec:dict,                      # its spec: the frame the app sends and the pre-processing
               formats=FORMATS,                # targets to try
               coreml_target:str='iOS16',      # the Core ML operator set to stay within
-              progress:bool=True)->pd.DataFrame:
+              progress:bool=True,             # show a progress bar over the formats
+             )->pd.DataFrame:
     "Try every target on an (untrained) architecture: per format, converts / falls back / fails, with the operators concerned."
     model = FrameModel(copy.deepcopy(net).eval(), spec)
     ops = _graph_ops(model, frame_example(spec)); rows = []
@@ -372,13 +406,19 @@ def preflight(net:nn.Module,                  # an architecture (trained or not)
 # %% ../nbs/04_conversion.ipynb #949f2853
 class WarpNet(nn.Module):
     "A small classifier with a spatial-transformer warp (`F.grid_sample`): the preflight's example of an operator a runtime lacks."
-    def __init__(self, n_classes:int=10, in_channels:int=1, width:int=16):
+    def __init__(self,
+                 n_classes:int=10,   # classes (logits out)
+                 in_channels:int=1,  # channels of the input images
+                 width:int=16,       # stem channels; the head's convolution has twice as many
+                ):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 2, 1), nn.BatchNorm2d(width), nn.ReLU())
         self.theta = nn.Linear(width, 6)
         nn.init.zeros_(self.theta.weight); self.theta.bias.data = torch.tensor([1., 0, 0, 0, 1, 0])   # starts as the identity warp
         self.head = nn.Sequential(nn.Conv2d(width, 2*width, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2*width, n_classes))
-    def forward(self, x):
+    def forward(self,
+                x,   # (N, C, H, W) float images, C = `in_channels`
+               ):
         y = self.stem(x)
         grid = F.affine_grid(self.theta(y.mean((2, 3))).view(-1, 2, 3), list(y.shape), align_corners=False)
         return self.head(F.grid_sample(y, grid, align_corners=False))
@@ -386,8 +426,12 @@ class WarpNet(nn.Module):
 # %% ../nbs/04_conversion.ipynb #4d6a0d8f
 def fidelity(f,                       # the export's runner: frames -> logits
              ref:np.ndarray,          # reference logits on `x` (the PyTorch model it came from)
-             x:np.ndarray, y:np.ndarray,                  # clean test frames and labels
-             ref_pc:np.ndarray, x_pc:np.ndarray, y_pc:np.ndarray)->dict:   # the same on phone-C frames
+             x:np.ndarray,            # clean test frames, (N, H, W, C) uint8
+             y:np.ndarray,            # and their labels, (N,)
+             ref_pc:np.ndarray,       # reference logits on `x_pc` (the same, on phone-C)
+             x_pc:np.ndarray,         # phone-C frames, (M, H, W, C) uint8
+             y_pc:np.ndarray,         # and their labels, (M,)
+            )->dict:
     "Agreement, logit differences and accuracy of an export against its PyTorch reference, clean and on phone-C."
     out, out_pc = f(x), f(x_pc)
     d = np.abs(np.concatenate([out - ref, out_pc - ref_pc]))
@@ -401,7 +445,9 @@ class FidelityError(AssertionError):
     "An export disagrees with the model it came from more than its gate allows."
 
 # %% ../nbs/04_conversion.ipynb #4d6a0d8f-2
-def gate(table:pd.DataFrame, thresholds:dict)->pd.DataFrame:
+def gate(table:pd.DataFrame,   # one row per export (`gate_all`'s, Keras rows too); left unchanged
+         thresholds:dict,      # least agreement per precision, and 'vs_fp32' (else KeyError)
+        )->pd.DataFrame:
     "Mark each row (an export with `precision`, `gate`, `agreement`, `phone_c_agreement`, optional `reference`: 'same' precision or 'fp32') passed or not; `thresholds`: least agreement per precision, and 'vs_fp32' for a quantized file compared with its fp32 model."
     t = table.copy()
     ref = t['reference'] if 'reference' in t else pd.Series('same', index=t.index)
@@ -413,7 +459,9 @@ def gate(table:pd.DataFrame, thresholds:dict)->pd.DataFrame:
     return t
 
 # %% ../nbs/04_conversion.ipynb #4d6a0d8f-3
-def enforce(table:pd.DataFrame, thresholds:dict):
+def enforce(table:pd.DataFrame,   # `gate`'s table (passed, gate, gate_at, agreement, ...)
+            thresholds:dict,      # unused: each row's level is its `gate_at`, set by `gate`
+           ):
     "Raise `FidelityError` naming every export below its gate, with its numbers and what to look at."
     bad = table[~table.passed]
     if bad.empty: return
@@ -434,7 +482,11 @@ def enforce(table:pd.DataFrame, thresholds:dict):
                         "or an int8 calibration that differs from the reference; the record of each file has its converter versions.")
 
 # %% ../nbs/04_conversion.ipynb #73ac0a20
-def coreml_structure(path, spec:dict, target:str, image:bool=True)->dict:
+def coreml_structure(path,             # a Core ML package (`.mlpackage`)
+                     spec:dict,        # the model spec: frame size, channels, labels
+                     target:str,       # the oldest iOS its operators must exist in (e.g. 'iOS16')
+                     image:bool=True,  # True: image input; False: (1, F, F, C) tensor (Keras route)
+                    )->dict:
     "What can be checked of a Core ML package without running it: loads, input/output names and shapes, labels, operators within `target` (`image=False`: a frame tensor input, as the TensorFlow frontend makes)."
     import coremltools as ct
     sp = ct.utils.load_spec(str(path)); problems = []
@@ -453,7 +505,9 @@ def coreml_structure(path, spec:dict, target:str, image:bool=True)->dict:
     return dict(spec_version=sp.specificationVersion, ops=len(coreml_ops(path)), problems=problems, ok=not problems)
 
 # %% ../nbs/04_conversion.ipynb #32324335
-def zip_dir(folder, path)->Path:
+def zip_dir(folder,   # the folder to zip (an `.mlpackage`); stored under its own name
+            path,     # the `.zip` file to write (atomically)
+           )->Path:
     "A deterministic zip of `folder` (sorted names, fixed times), written atomically: the same package always has the same sha256."
     folder = Path(folder)
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, 'w', zipfile.ZIP_DEFLATED) as z:
@@ -493,7 +547,8 @@ def io_spec(path,        # an exported file
     return ins[0], outs
 
 # %% ../nbs/04_conversion.ipynb #32324335-2
-def preprocessing_of(spec:dict)->dict:   # a model spec
+def preprocessing_of(spec:dict,   # a model spec
+                    )->dict:
     "The whole pre-processing contract of an exported file: what the app does (the Data chapter's), what the model does."
     return dict(**preprocessing_contract(InputSpec(spec['frame_size'], spec['frame_channels'])),
                 inside_model=dict(input_size=spec['input_size'], in_channels=spec['in_channels'], mean=spec['mean'], std=spec['std'],
@@ -511,7 +566,8 @@ def make_record(path,                       # the exported file as shipped
                 latency:dict|None=None,     # its latency here (p50_ms, p90_ms), if timed
                 coreml_target:str='iOS16',  # the oldest iOS, for Core ML files
                 model_path=None,            # what the runtime opens, when it differs from `path`
-                **extra)->dict:
+                **extra,                    # more fields of the record (JSON-able)
+               )->dict:
     "The record of one exported file `path` (`model_path`: what the runtime opens, when it differs: an `.mlpackage` shipped zipped)."
     path = Path(path); inp, outs = io_spec(model_path or path, fmt, spec)
     return dict(name=f'{fmt}-{precision}' if route == 'pytorch' else f'keras-{fmt}-{precision}', variant=variant, format=fmt, route=route, precision=precision,
@@ -522,7 +578,10 @@ def make_record(path,                       # the exported file as shipped
                 runtime=versions(*RUNTIMES[fmt]), source=source, fidelity=fid, latency=latency, created=now_iso(), **extra)
 
 # %% ../nbs/04_conversion.ipynb #32324335-4
-def save_records(run:RunDir, recs:list[dict], **extra)->Path:
+def save_records(run:RunDir,        # the run: files go to its `artifacts/conversion`
+                 recs:list[dict],   # `make_record`'s records; sidecars named after their `file`
+                 **extra,           # more top-level fields of `records.json` (chosen, n_clean)
+                )->Path:
     "Write each record's sidecar (`<file>.json`) and `records.json`, atomically."
     art = run.artifacts('conversion')
     for r in recs: atomic_write(art/f"{r['file']}.json", dumps(r))
@@ -530,12 +589,16 @@ def save_records(run:RunDir, recs:list[dict], **extra)->Path:
     return art/'records.json'
 
 # %% ../nbs/04_conversion.ipynb #32324335-5
-def record_path(run:RunDir, rec:dict)->Path:
+def record_path(run:RunDir,   # the run (or its path) holding the conversion artifacts
+                rec:dict,     # a record of `records.json` (its `file` is used)
+               )->Path:
     "The file of a record."
     return (run if isinstance(run, RunDir) else RunDir(run)).path/'artifacts'/'conversion'/rec['file']
 
 # %% ../nbs/04_conversion.ipynb #c66753a7
-def conversion_sources(run:RunDir, int8_name:str|None=None)->dict:
+def conversion_sources(run:RunDir,              # the run whose Optimization variants are exported
+                       int8_name:str|None=None, # None: chosen if `.pt2`, else int8 ptq/qat/naive
+                      )->dict:
     "`{'fp32': (net, spec, source), 'int8': (graph, spec, source)}` from the Optimization chapter's variants (made with quick settings if missing)."
     v = load_variants(run)
     int8 = int8_name or (v.chosen if v.variants[v.chosen].file.endswith('.pt2') else
@@ -550,7 +613,10 @@ def conversion_sources(run:RunDir, int8_name:str|None=None)->dict:
     return out
 
 # %% ../nbs/04_conversion.ipynb #9ea6e97f
-def litert_int8(net:nn.Module, spec:dict, calib:np.ndarray):
+def litert_int8(net:nn.Module,      # the fp32 network (copied, not changed)
+                spec:dict,          # its model spec
+                calib:np.ndarray,   # (N, H, W, C) uint8 calibration frames (`calibration_frames`)
+               ):
     "An fp32 network quantized to int8 with litert-torch's PT2E quantizer (per channel, static, conv -> ReLU6 fused as LiteRT runs it), calibrated on uint8 frames: (FrameModel graph with a free batch dimension, its quant config)."
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
     from litert_torch.quantize.quant_config import QuantConfig
@@ -600,8 +666,10 @@ def export_all(run:RunDir,                 # where the files go (its conversion 
 
 # %% ../nbs/04_conversion.ipynb #9d8e0e2c
 def gate_all(exports:dict,               # `export_all`'s result
-             x:np.ndarray, y:np.ndarray, # clean test frames (uint8 NHWC) and labels
-             x_pc:np.ndarray, y_pc:np.ndarray,   # phone-C frames and labels
+             x:np.ndarray,               # clean test frames (uint8 NHWC)
+             y:np.ndarray,               # and their labels
+             x_pc:np.ndarray,            # phone-C frames (uint8 NHWC)
+             y_pc:np.ndarray,            # and their labels
              coreml_target:str='iOS16',  # the oldest iOS, for the structural check of Core ML
              progress:bool=True          # a progress bar over exports
             )->tuple[pd.DataFrame, dict]:
@@ -683,7 +751,8 @@ def resize_study(predict,            # uint8 frames -> logits (an exported file'
     return df
 
 # %% ../nbs/04_conversion.ipynb #b8f84317
-def keras_mobilenetv2(spec:dict):
+def keras_mobilenetv2(spec:dict,   # a 'mobilenetv2' model spec (AssertionError for another arch)
+                     ):
     "`models.MobileNetV2(**spec['kwargs'])` in Keras 3 with the pre-processing inside: uint8 frames (N, F, F, C) in, logits out; layers named after the PyTorch modules."
     import keras
     from keras import layers, ops
@@ -717,7 +786,8 @@ def keras_mobilenetv2(spec:dict):
     return keras.Model(frames, layers.Dense(kw['n_classes'], name='head_3')(x), name=f"{spec['arch']}_keras")
 
 # %% ../nbs/04_conversion.ipynb #b8f84317-1
-def torch_to_keras(m:nn.Module)->list:
+def torch_to_keras(m:nn.Module,   # a Conv2d, BatchNorm2d or Linear (else TypeError)
+                  )->list:
     "One PyTorch layer's tensors in the order and layout Keras' `set_weights` wants (see the table above)."
     a = lambda t: t.detach().cpu().float().numpy()
     if isinstance(m, nn.Conv2d):
@@ -728,7 +798,10 @@ def torch_to_keras(m:nn.Module)->list:
     raise TypeError(f'no Keras layout for {type(m).__name__}')
 
 # %% ../nbs/04_conversion.ipynb #b8f84317-2
-def port_weights(net:nn.Module, km, convert=torch_to_keras)->int:
+def port_weights(net:nn.Module,          # the PyTorch net; its module paths name the Keras layers
+                 km,                     # its Keras twin (`keras_mobilenetv2`), filled in place
+                 convert=torch_to_keras, # one PyTorch layer -> its Keras weights
+                )->int:
     "Copy every conv, batch norm and dense layer of `net` into the Keras layer named after its path; every Keras layer with weights must be filled."
     done = set()
     for path, m in net.named_modules():
@@ -739,17 +812,24 @@ def port_weights(net:nn.Module, km, convert=torch_to_keras)->int:
     return len(done)
 
 # %% ../nbs/04_conversion.ipynb #b8f84317-3
-def keras_from_torch(net:nn.Module, spec:dict, convert=torch_to_keras):
+def keras_from_torch(net:nn.Module,          # the fp32 PyTorch network (set to eval mode)
+                     spec:dict,              # its 'mobilenetv2' model spec
+                     convert=torch_to_keras, # one layer -> its Keras weights (see `port_weights`)
+                    ):
     "The Keras twin of `net` with its weights."
     km = keras_mobilenetv2(spec); port_weights(net.eval(), km, convert); return km
 
 # %% ../nbs/04_conversion.ipynb #b8f84317-4
-def keras_logits(km, x:np.ndarray, bs:int=500)->np.ndarray:
+def keras_logits(km,             # a Keras model: uint8 frames -> logits
+                 x:np.ndarray,   # (N, H, W, C) uint8 frames
+                 bs:int=500,     # frames per call
+                )->np.ndarray:
     "Logits of a Keras model on uint8 frames (inference mode)."
     return np.concatenate([np.asarray(km(x[i:i+bs], training=False)) for i in range(0, len(x), bs)])
 
 # %% ../nbs/04_conversion.ipynb #b8f84317-5
-def forgot_depthwise_transpose(m:nn.Module)->list:
+def forgot_depthwise_transpose(m:nn.Module,   # a layer, as for `torch_to_keras`
+                              )->list:
     "A classic porting bug, for the demonstration: the depthwise kernel *reshaped* to Keras' shape instead of transposed."
     if isinstance(m, nn.Conv2d) and m.groups > 1:
         w = m.weight.detach().numpy(); return [w.reshape(*w.shape[2:], w.shape[0], 1)]   # right shape, scrambled values
@@ -759,8 +839,12 @@ def forgot_depthwise_transpose(m:nn.Module)->list:
 KERAS_TFLITE = ('fp32', 'dynamic-int8', 'fp16', 'int8')
 
 # %% ../nbs/04_conversion.ipynb #a208723f-1
-def keras_tflite(saved_model, mode:str='fp32', rep_frames:np.ndarray|None=None)->bytes:
+def keras_tflite(saved_model,                     # SavedModel folder (`km.export`, tf_saved_model)
+                 mode:str='fp32',                 # 'fp32', 'dynamic-int8', 'fp16' or 'int8'
+                 rep_frames:np.ndarray|None=None, # uint8 NHWC frames, needed by 'int8' (ValueError)
+                )->bytes:
     "A .tflite flatbuffer from TensorFlow's `TFLiteConverter` on a SavedModel, in one of `KERAS_TFLITE`."
+    if mode not in KERAS_TFLITE: raise ValueError(f"mode={mode!r}: choose one of {', '.join(KERAS_TFLITE)}")
     import tensorflow as tf
     c = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     if mode != 'fp32': c.optimizations = [tf.lite.Optimize.DEFAULT]        # alone: dynamic-range int8 weights
@@ -810,7 +894,9 @@ def keras_route(km,                         # the Keras model (weights ported fr
     return out
 
 # %% ../nbs/04_conversion.ipynb #801e059e
-def plot_formats(table:pd.DataFrame, eager:dict|None=None):
+def plot_formats(table:pd.DataFrame,     # precision, size_bytes, latency_p50/p90_ms per export
+                 eager:dict|None=None,   # name -> {'p50_ms': ...}: dashed lines (PyTorch eager)
+                ):
     "Size (left) and p50/p90 latency (right) per export; exports without a latency on this machine are marked."
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 0.45*len(table) + 1.5))
     names = list(table.index); yy = np.arange(len(names))
@@ -876,7 +962,8 @@ def convert_run(run:RunDir,                  # the run to convert (its Optimizat
     return save_records(run, recs, chosen=sources['int8'][2]['variant'] if 'int8' in sources else 'student fp32', n_clean=len(test))
 
 # %% ../nbs/04_conversion.ipynb #5e719fb9-1
-def load_records(run)->dict:
+def load_records(run,   # a `RunDir` or its path
+                )->dict:
     "The Conversion chapter's `records.json` of `run` (made by `convert_run` with quick settings when missing)."
     run = run if isinstance(run, RunDir) else RunDir(run)
     p = run.path/'artifacts'/'conversion'/'records.json'

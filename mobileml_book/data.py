@@ -63,23 +63,25 @@ PARAMS = ChapterParams('data',
 @dataclass(frozen=True)
 class InputSpec:
     "What the model takes: square images of `size` pixels with `channels` channels (1 gray, 3 RGB), uint8."
-    size: int = 32
-    channels: int = 1
+    size: int = 32      # side of the square images (px)
+    channels: int = 1   # 1 grey, 3 RGB
 
 # %% ../nbs/01_data.ipynb #576619e3-1
 @dataclass
 class Dataset:
     "Images (uint8, N x H x W x C) with integer labels and class names."
-    x: np.ndarray
-    y: np.ndarray
-    classes: list
-    source: str = ''
+    x: np.ndarray      # (N, H, W, C) uint8 images (AssertionError otherwise)
+    y: np.ndarray      # (N,) integer labels, indices into `classes`
+    classes: list      # class names
+    source: str = ''   # where the images came from, e.g. 'idx:<dir>/train'
     def __post_init__(self):
         assert self.x.dtype == np.uint8 and self.x.ndim == 4, f"images must be uint8 NHWC, got {self.x.dtype} {self.x.shape}"
         assert len(self.x) == len(self.y), "as many labels as images"
     def __len__(self): return len(self.y)
     def __repr__(self): return f"Dataset({len(self)} images {self.x.shape[1:]}, {len(self.classes)} classes, {self.source})"
-    def subset(self, idx): return Dataset(self.x[idx], self.y[idx], self.classes, self.source)
+    def subset(self,
+               idx,   # indices, boolean mask or slice of the images to keep
+              ): return Dataset(self.x[idx], self.y[idx], self.classes, self.source)
     def counts(self)->pd.Series:
         "Images per class."
         return pd.Series(np.bincount(self.y, minlength=len(self.classes)), index=self.classes)
@@ -89,7 +91,8 @@ class Dataset:
         return h.hexdigest()
 
 # %% ../nbs/01_data.ipynb #576619e3-2
-def image_hashes(x:np.ndarray)->np.ndarray:
+def image_hashes(x:np.ndarray,   # (N, H, W, C) uint8 images
+                )->np.ndarray:
     "sha256 of every image's bytes (to check that no test image is in training)."
     return np.array([hashlib.sha256(i.tobytes()).hexdigest() for i in x])
 
@@ -121,7 +124,8 @@ DEBIAN_FASHION_MNIST = '/usr/share/datasets/fashion-mnist'   # where `apt instal
 IDX_FILES = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'), 'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
 
 # %% ../nbs/01_data.ipynb #20d4808d-4
-def read_idx(path)->np.ndarray:
+def read_idx(path,   # IDX file, gzipped or not (ValueError: not unsigned-byte IDX, or truncated)
+            )->np.ndarray:
     "Read an IDX file (gzipped or not) into a numpy array, checking its header."
     path = Path(path)
     raw = path.read_bytes()
@@ -135,7 +139,9 @@ def read_idx(path)->np.ndarray:
     return data.reshape(shape)
 
 # %% ../nbs/01_data.ipynb #20d4808d-5
-def write_idx(path, a:np.ndarray):
+def write_idx(path,           # file to write, gzipped whatever its name (folders created)
+              a:np.ndarray,   # any shape, values 0..255 (cast to uint8)
+             ):
     "Write a uint8 array as a gzipped IDX file (atomically)."
     a = np.ascontiguousarray(a, dtype=np.uint8)
     hdr = bytes([0, 0, 0x08, a.ndim]) + struct.pack(f'>{a.ndim}I', *a.shape)
@@ -148,10 +154,14 @@ def _find(d:Path, stem:str)->Path:
     raise FileNotFoundError(f"{d} has no {stem}(.gz): an IDX dataset folder holds {', '.join(s for p in IDX_FILES.values() for s in p)}")
 
 # %% ../nbs/01_data.ipynb #20d4808d-7
-def load_idx(d, split:str='train', classes=None)->Dataset:
-    "One split ('train' or 't10k' test) of an IDX dataset folder such as Fashion-MNIST."
+def load_idx(d,                  # IDX folder (FileNotFoundError if absent or missing a file)
+             split:str='train',  # 'train' or 'test' (KeyError otherwise)
+             classes=None,       # class names, one per label; None: FASHION_CLASSES
+            )->Dataset:
+    "One split ('train', or 'test' from the t10k files) of an IDX dataset folder such as Fashion-MNIST."
     d = Path(d)
     if not d.is_dir(): raise FileNotFoundError(f"IDX folder {d} not found (the Debian package puts Fashion-MNIST in {DEBIAN_FASHION_MNIST})")
+    if split not in IDX_FILES: raise KeyError(f"split={split!r}: choose one of {', '.join(IDX_FILES)}")
     xi, yi = IDX_FILES[split]
     x, y = read_idx(_find(d, xi)), read_idx(_find(d, yi))
     if len(x) != len(y): raise ValueError(f"{d}: {len(x)} images but {len(y)} labels in the {split} split")
@@ -159,10 +169,12 @@ def load_idx(d, split:str='train', classes=None)->Dataset:
     return Dataset(x, y.astype(np.int64), list(classes or FASHION_CLASSES), f'idx:{d}/{split}')
 
 # %% ../nbs/01_data.ipynb #03b13b23
-def make_idx_subset(src, dst,
+def make_idx_subset(src,                         # IDX folder of the full set (DEBIAN_FASHION_MNIST)
+                    dst,                         # folder for the four .gz files (created)
                     n_train_per_class:int=1800,  # training images kept per class
                     n_test_per_class:int=200,    # test images kept per class
-                    seed:int=0):
+                    seed:int=0,                  # seed of the draw
+                   ):
     "Write a stratified, leak-free subset of the IDX dataset in `src` to `dst` (what `data/fashion-mnist-subset` holds)."
     rng = np.random.default_rng(seed)
     tr, te = load_idx(src, 'train'), load_idx(src, 'test')
@@ -195,7 +207,8 @@ class DataError(ValueError):
 pillow_heif.register_heif_opener()      # iPhones save photos as HEIC: Pillow reads them through libheif
 
 # %% ../nbs/01_data.ipynb #f4616764
-def to_8bit(img:Image.Image)->tuple[Image.Image, str|None]:
+def to_8bit(img:Image.Image,   # any mode; DataError for NaN/inf, or I/F values beyond 0..65535
+           )->tuple[Image.Image, str|None]:
     "An 8-bit image from a high-bit-depth one (modes I;16*, I, F) and how it was scaled; others unchanged."
     if not (img.mode.startswith('I;16') or img.mode in ('I', 'F')): return img, None
     a = np.asarray(img).astype(np.float64)
@@ -236,7 +249,8 @@ CACHE_FILES = frozenset({'thumbs.db', 'ehthumbs.db', 'ehthumbs_vista.db', 'deskt
 
 # %% ../nbs/01_data.ipynb #a09827a8-2
 def not_data(name:str,            # one component of a path under the image root
-             is_dir:bool)->str|None:
+             is_dir:bool,         # True when `name` is a folder
+            )->str|None:
     "Why a folder or file is a system's cache or a hidden item rather than a photo, or None."
     n = name.lower()
     if name.startswith('.'): return f'hidden folder {name}' if is_dir else 'hidden file'
@@ -248,7 +262,7 @@ def not_data(name:str,            # one component of a path under the image root
 @dataclass
 class FolderReport:
     "What the folder loader found: classes and counts, every file skipped with the reason, caches left out."
-    root: str
+    root: str                                        # the image folder
     counts: dict                                     # class -> images loaded
     skipped: list = field(default_factory=list)      # (path, reason) of files that could not be used
     normalised: dict = field(default_factory=dict)   # what was converted on the way (mode, EXIF, bit depth) -> count
@@ -362,7 +376,8 @@ def load_image_folder(root,                       # a folder holding one sub-fol
 # %% ../nbs/01_data.ipynb #debbc6e2
 def make_demo_folder(root,                 # where to write the tree (created)
                      n_per_class:int=12,   # plain JPEGs per class
-                     seed:int=0)->Path:
+                     seed:int=0,           # seed of the random sizes and pixels
+                    )->Path:
     "A small image-folder tree with the problems real data has (for demonstrations and tests)."
     rng = np.random.default_rng(seed)
     root = Path(root)
@@ -415,7 +430,8 @@ def stratified_subset(ds:Dataset,   # the images to sample
     return ds.subset(split_stratified(ds.y, {'keep': n/len(ds)}, seed)['keep'])
 
 # %% ../nbs/01_data.ipynb #d645198f
-def split_minimum(fractions:dict)->int:   # split name -> share, as for `split_stratified`
+def split_minimum(fractions:dict,   # split name -> share, as for `split_stratified`
+                 )->int:
     "The fewest distinct images a class needs so that `split_stratified` gives each split and training one."
     n = 1
     while min(int(round(f*n)) for f in fractions.values()) < 1 or n - sum(int(round(f*n)) for f in fractions.values()) < 1:
@@ -442,7 +458,8 @@ def check_class_sizes(y:np.ndarray,        # labels, one per image
 
 # %% ../nbs/01_data.ipynb #71cd6a1d
 def folder_problem(source:str,                # the chapter's `source` parameter
-                   fractions:dict={'val': 0.1, 'test': 0.15})->str|None:   # the default split shares
+                   fractions:dict={'val': 0.1, 'test': 0.15},   # the default split shares
+                  )->str|None:
     "What is wrong with a `folder:` source that a look at its names shows (classes, files per class), or None."
     if not source.startswith('folder:'): return None
     root, ignored = Path(source[7:]), {}
@@ -506,9 +523,10 @@ def load_source(source:str='bundled',         # 'bundled', 'idx:<dir>' (Fashion-
 def show_grid(images,                # uint8 HWC images; a None leaves its place empty
               titles=None,           # one title per image, or None
               rows:int|None=None,    # default: as many as the images need
-              cols:int=10,
+              cols:int=10,           # images per row
               size:float=1.1,        # inches per image
-              suptitle=None):
+              suptitle=None,         # title above the grid, or None
+             ):
     "A grid of uint8 HWC images."
     n = len(images)
     rows = rows or math.ceil(n/cols)
@@ -526,7 +544,7 @@ def show_grid(images,                # uint8 HWC images; a None leaves its place
 # %% ../nbs/01_data.ipynb #31123895
 def class_samples(ds:Dataset,         # the images to show
                   per_class:int=8,    # places per class (one row each)
-                  seed:int=0,
+                  seed:int=0,         # seed of the draw
                  )->tuple[list, list]:  # images (None where a class has fewer), titles
     "Up to `per_class` images of every class, class by class; a small class leaves its places empty."
     rng = np.random.default_rng(seed)
@@ -539,7 +557,8 @@ def class_samples(ds:Dataset,         # the images to show
     return xs, ts
 
 # %% ../nbs/01_data.ipynb #59939753
-def preprocessing_contract(spec:InputSpec)->dict:   # the model's input size and channels
+def preprocessing_contract(spec:InputSpec,   # the model's input size and channels
+                          )->dict:
     "What an app must do to a photo or camera frame before the model sees it: `to_spec`, stated as data."
     return dict(frame_size=spec.size, frame_channels=spec.channels, dtype='uint8', value_range=[0, 255], layout='NHWC',
                 channel_order='RGB' if spec.channels == 3 else 'grey: ITU-R 601-2 luma, L = {} R + {} G + {} B'.format(*LUMA),
@@ -572,7 +591,10 @@ def _affine(x:torch.Tensor, theta:torch.Tensor)->torch.Tensor:
     return F.grid_sample(x, grid, mode='bilinear', padding_mode='border', align_corners=False)
 
 # %% ../nbs/01_data.ipynb #e529e23c
-def motion_blur(x, s, g):
+def motion_blur(x,   # (N, C, H, W) float images in [0, 1]
+                s,   # severity, 1 (mild) to 5 (severe)
+                g,   # torch.Generator: draws the streak directions
+               ):
     "Hand shake: a straight streak of length 3-11 px (at 32 px) in a random direction per image."
     L = max(3, int(round(_px([3, 5, 7, 9, 11][s-1], x))) | 1); c = (L - 1)/2
     ang = torch.rand(len(x), generator=g)*math.pi
@@ -583,7 +605,10 @@ def motion_blur(x, s, g):
     return _conv_per_image(x, k/k.sum((1, 2), keepdim=True))
 
 # %% ../nbs/01_data.ipynb #e529e23c-1
-def defocus_blur(x, s, g):
+def defocus_blur(x,   # (N, C, H, W) float images in [0, 1]
+                 s,   # severity, 1 (mild) to 5 (severe)
+                 g,   # torch.Generator (unused: no randomness)
+                ):
     "Missed focus: a disk kernel of radius 0.6-2.2 px (at 32 px)."
     r = _px([0.6, 1.0, 1.4, 1.8, 2.2][s-1], x); K = 2*int(math.ceil(r)) + 1; c = K//2
     yy, xx = torch.meshgrid(torch.arange(K) - c, torch.arange(K) - c, indexing='ij')
@@ -591,43 +616,63 @@ def defocus_blur(x, s, g):
     return _conv_per_image(x, (k/k.sum()).expand(len(x), K, K))
 
 # %% ../nbs/01_data.ipynb #e529e23c-2
-def sensor_noise(x, s, g):
+def sensor_noise(x,   # (N, C, H, W) float images in [0, 1]
+                 s,   # severity, 1 (mild) to 5 (severe)
+                 g,   # torch.Generator: draws the noise
+                ):
     "Low light: Poisson shot noise (few photons, signal-dependent) plus Gaussian read noise."
     peak = [80, 40, 20, 10, 5][s-1]; read = [0.01, 0.02, 0.03, 0.045, 0.06][s-1]
     return torch.poisson(x*peak, generator=g)/peak + torch.randn(x.shape, generator=g)*read
 
 # %% ../nbs/01_data.ipynb #e529e23c-3
-def dim(x, s, g):
+def dim(x,   # (N, C, H, W) float images in [0, 1]
+        s,   # severity, 1 (mild) to 5 (severe)
+        g,   # torch.Generator (unused: no randomness)
+       ):
     "Under-exposure: the signal scaled down (then quantised to 8 bits, which loses the shadows)."
     return x*[0.7, 0.5, 0.35, 0.25, 0.15][s-1]
 
 # %% ../nbs/01_data.ipynb #e529e23c-4
-def overexposure(x, s, g):
+def overexposure(x,   # (N, C, H, W) float images in [0, 1]
+                 s,   # severity, 1 (mild) to 5 (severe)
+                 g,   # torch.Generator (unused: no randomness)
+                ):
     "Over-exposure: the signal scaled up and clipped at white."
     return x*[1.4, 1.8, 2.2, 2.8, 3.5][s-1]
 
 # %% ../nbs/01_data.ipynb #e529e23c-5
-def jpeg_roundtrip(im:np.ndarray, quality:int)->np.ndarray:
+def jpeg_roundtrip(im:np.ndarray,   # (H, W, C) uint8 image, C 1 or 3
+                   quality:int,     # JPEG quality, 0 (worst) to 100 (best)
+                  )->np.ndarray:
     "Encode one uint8 HWC image as JPEG at `quality` and decode it again (Pillow)."
     b = io.BytesIO(); Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).save(b, 'JPEG', quality=quality)
     a = np.asarray(Image.open(b)); return a[..., None] if a.ndim == 2 else a
 
 # %% ../nbs/01_data.ipynb #e529e23c-6
-def jpeg(x, s, g):
+def jpeg(x,   # (N, C, H, W) float images in [0, 1], C 1 or 3
+         s,   # severity, 1 (mild) to 5 (severe)
+         g,   # torch.Generator (unused: no randomness)
+        ):
     "Heavy JPEG compression, quality 40 down to 6 (encoded and decoded with Pillow)."
     q = [40, 25, 15, 10, 6][s-1]
     u = (x.clamp(0, 1)*255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
     return torch.from_numpy(np.stack([jpeg_roundtrip(im, q) for im in u])).permute(0, 3, 1, 2).float()/255
 
 # %% ../nbs/01_data.ipynb #e529e23c-7
-def rotation(x, s, g):
+def rotation(x,   # (N, C, H, W) float images in [0, 1]
+             s,   # severity, 1 (mild) to 5 (severe)
+             g,   # torch.Generator: draws the angles
+            ):
     "A tilted phone: rotation by a random angle up to 6-30 degrees either way."
     a = (torch.rand(len(x), generator=g)*2 - 1)*math.radians([6, 12, 18, 24, 30][s-1])
     th = torch.stack([torch.stack([a.cos(), -a.sin(), torch.zeros_like(a)], 1), torch.stack([a.sin(), a.cos(), torch.zeros_like(a)], 1)], 1)
     return _affine(x, th)
 
 # %% ../nbs/01_data.ipynb #e529e23c-8
-def orientation(x, s, g):
+def orientation(x,   # (N, C, H, W) float images in [0, 1]
+                s,   # severity, 1 (mild) to 5 (severe)
+                g,   # torch.Generator: draws which images turn, and how far
+               ):
     "EXIF orientation ignored: 20-100% of the photos turned by 90, 180 or 270 degrees."
     hit = torch.rand(len(x), generator=g) < [0.2, 0.4, 0.6, 0.8, 1.0][s-1]
     k = torch.randint(1, 4, (len(x),), generator=g)
@@ -636,14 +681,20 @@ def orientation(x, s, g):
     return out
 
 # %% ../nbs/01_data.ipynb #e529e23c-9
-def low_res(x, s, g):
+def low_res(x,   # (N, C, H, W) float images in [0, 1]
+            s,   # severity, 1 (mild) to 5 (severe)
+            g,   # torch.Generator (unused: no randomness)
+           ):
     "A small image scaled up: down-sampled to 70-25% of the side, then up again."
     H = x.shape[-1]; h = max(4, int(round(H*[0.7, 0.55, 0.45, 0.35, 0.25][s-1])))
     small = F.interpolate(x, size=(h, h), mode='bilinear', align_corners=False, antialias=True)
     return F.interpolate(small, size=x.shape[-2:], mode='bilinear', align_corners=False)
 
 # %% ../nbs/01_data.ipynb #e529e23c-10
-def framing(x, s, g):
+def framing(x,   # (N, C, H, W) float images in [0, 1]
+            s,   # severity, 1 (mild) to 5 (severe)
+            g,   # torch.Generator: draws the crop positions
+           ):
     "Bad framing: a crop of 90-50% of the side at a random place, scaled back to full size."
     z = [0.9, 0.8, 0.7, 0.6, 0.5][s-1]; n = len(x)
     t = (torch.rand(n, 2, generator=g)*2 - 1)*(1 - z)
@@ -655,12 +706,14 @@ CORRUPTION_FNS = {f.__name__: f for f in (motion_blur, defocus_blur, sensor_nois
 assert tuple(CORRUPTION_FNS) == CORRUPTIONS
 
 # %% ../nbs/01_data.ipynb #73c769d0
-def to_float(x:np.ndarray)->torch.Tensor:
+def to_float(x:np.ndarray,   # (N, H, W, C) uint8 images
+            )->torch.Tensor:
     "uint8 NHWC numpy -> float NCHW torch in [0, 1]."
     return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float()/255
 
 # %% ../nbs/01_data.ipynb #73c769d0-1
-def to_uint8(t:torch.Tensor)->np.ndarray:
+def to_uint8(t:torch.Tensor,   # (N, C, H, W) float images; values outside [0, 1] are clipped
+            )->np.ndarray:
     "float NCHW in [0, 1] -> uint8 NHWC numpy (clipped and rounded, as a camera pipeline stores it)."
     return (t.clamp(0, 1)*255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
@@ -669,7 +722,8 @@ def corrupt(x:np.ndarray,     # uint8 images, N x H x W x C
             name:str,          # one of CORRUPTIONS
             severity:int,      # 1 (mild) to 5 (severe)
             seed:int=0,        # same seed, same bytes
-            chunk:int=2048)->np.ndarray:
+            chunk:int=2048,    # images per step (bounds memory); the draws depend on it if N > chunk
+           )->np.ndarray:
     "Apply one corruption at one severity to a batch of uint8 images, deterministically."
     if name not in CORRUPTION_FNS: raise ValueError(f"unknown corruption {name!r}: choose from {', '.join(CORRUPTIONS)}")
     if not 1 <= severity <= 5: raise ValueError(f"severity must be 1 to 5, got {severity}")
@@ -677,7 +731,11 @@ def corrupt(x:np.ndarray,     # uint8 images, N x H x W x C
     return np.concatenate([to_uint8(CORRUPTION_FNS[name](to_float(x[i:i+chunk]), severity, g)) for i in range(0, len(x), chunk)])
 
 # %% ../nbs/01_data.ipynb #6a23eeba
-def augmentation_gallery(img:np.ndarray, names=CORRUPTIONS, severities=(1, 2, 3, 4, 5), seed:int=0):
+def augmentation_gallery(img:np.ndarray,              # one (H, W, C) uint8 image
+                         names=CORRUPTIONS,            # corruptions, one row each
+                         severities=(1, 2, 3, 4, 5),   # severities 1 to 5, one column each
+                         seed:int=0,                   # seed of the corruptions' draws
+                        ):
     "Grid of one image under each corruption (rows) at each severity (columns)."
     ims, titles = [], []
     for n in names:
@@ -693,14 +751,17 @@ class MobileAugment:
                  p:float=0.5,            # probability that an image is corrupted at all
                  max_severity:int=3,     # severities drawn uniformly from 1..max_severity
                  hflip:bool=True,        # also flip left-right half of the images (clothes are symmetric)
-                 seed:int=0):
+                 seed:int=0,             # seed of the draws: one generator, advanced by every call
+                ):
         unknown = set(ops) - set(CORRUPTIONS)
         if unknown: raise ValueError(f"unknown corruptions {sorted(unknown)}: choose from {', '.join(CORRUPTIONS)}")
         self.ops, self.p, self.max_severity, self.hflip = list(ops), p, max_severity, hflip
         self.g, self.calls = _gen('augment', seed), 0
     def __repr__(self): return f"MobileAugment(p={self.p}, max_severity={self.max_severity}, ops={self.ops})"
 
-    def __call__(self, x:np.ndarray)->np.ndarray:
+    def __call__(self,
+                 x:np.ndarray,   # (N, H, W, C) uint8 batch
+                )->np.ndarray:
         n = len(x); out = to_float(x)
         if self.hflip:
             flip = torch.rand(n, generator=self.g) < 0.5
@@ -721,9 +782,9 @@ class PhoneC:
     "The phone-condition test set: `x[i, j]` is the test set under corruption `names[i]` at severity `severities[j]`."
     x: np.ndarray          # uint8, (n_corruptions, n_severities, N, H, W, C)
     y: np.ndarray          # labels of the N test images
-    names: list
-    severities: list
-    seed: int
+    names: list            # corruption names, along the first axis of `x`
+    severities: list       # severities (1 to 5), along the second axis of `x`
+    seed: int              # the seed the corruptions were drawn with
     def __len__(self): return int(np.prod(self.x.shape[:3]))
     def __repr__(self): return f"PhoneC({len(self)} images: {len(self.names)} corruptions x severities {self.severities} x {len(self.y)} test images)"
     def sha256(self)->str: return hashlib.sha256(self.x.tobytes()).hexdigest()
@@ -743,7 +804,9 @@ def make_phone_c(test:Dataset,                  # the clean test images
     return PhoneC(x, test.y.copy(), list(names), list(severities), seed)
 
 # %% ../nbs/01_data.ipynb #2af7bc20-2
-def save_phone_c(pc:PhoneC, folder)->Path:
+def save_phone_c(pc:PhoneC,   # the phone-C set to store
+                 folder,      # where phone_c.npy and phone_c.json go (created)
+                )->Path:
     "Store phone-C as `phone_c.npy` + `phone_c.json` (atomically)."
     folder = Path(folder)
     with atomic_path(folder/'phone_c.npy') as tmp: np.save(tmp, pc.x)
@@ -751,13 +814,16 @@ def save_phone_c(pc:PhoneC, folder)->Path:
     return folder/'phone_c.npy'
 
 # %% ../nbs/01_data.ipynb #2af7bc20-3
-def read_phone_c(folder)->PhoneC:
+def read_phone_c(folder,   # holds phone_c.npy and phone_c.json, as `save_phone_c` writes them
+                )->PhoneC:
     "Load a stored phone-C (memory-mapped, so a large one costs no RAM until read)."
     folder = Path(folder); meta = json.loads((folder/'phone_c.json').read_text())
     return PhoneC(np.load(folder/'phone_c.npy', mmap_mode='r'), np.array(meta['y']), meta['names'], meta['severities'], meta['seed'])
 
 # %% ../nbs/01_data.ipynb #f016f0a2
-def tiny_cnn(channels:int=1, n_classes:int=10)->nn.Module:
+def tiny_cnn(channels:int=1,    # input channels: 1 grey, 3 RGB
+             n_classes:int=10,  # outputs (logits), one per class
+            )->nn.Module:
     "A small CNN (three conv blocks), for measuring data effects quickly."
     def blk(i, o): return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU())
     return nn.Sequential(blk(channels, 16), nn.MaxPool2d(2), blk(16, 32), nn.MaxPool2d(2), blk(32, 64),
@@ -793,19 +859,25 @@ def fit_quick(model:nn.Module,       # takes `_norm` inputs (NCHW floats), retur
     return model.eval()
 
 # %% ../nbs/01_data.ipynb #f016f0a2-3
-def torch_predict(model:nn.Module, bs:int=1024):
+def torch_predict(model:nn.Module,   # takes `_norm` inputs (NCHW floats in [-1, 1]), returns logits
+                  bs:int=1024,       # images per forward pass
+                 ):
     "A `predict(x_uint8) -> labels` function for a PyTorch model trained on `_norm` inputs."
     @torch.no_grad()
     def predict(x): return np.concatenate([model.eval()(_norm(np.asarray(x[i:i+bs]))).argmax(1).numpy() for i in range(0, len(x), bs)])
     return predict
 
 # %% ../nbs/01_data.ipynb #fe4ab029
-def accuracy(predict, ds:Dataset)->float:
+def accuracy(predict,      # uint8 NHWC images -> (N,) labels
+             ds:Dataset,   # labelled images
+            )->float:
     "Top-1 accuracy of `predict` (uint8 NHWC -> labels) on `ds`."
     return float((predict(ds.x) == ds.y).mean())
 
 # %% ../nbs/01_data.ipynb #fe4ab029-1
-def phone_c_accuracy(predict, pc:PhoneC)->pd.DataFrame:
+def phone_c_accuracy(predict,     # uint8 NHWC images -> (N,) labels
+                     pc:PhoneC,   # the test set under phone conditions
+                    )->pd.DataFrame:
     "Accuracy per corruption (rows) and severity (columns) on phone-C."
     acc = {n: {s: float((predict(pc.x[i, j]) == pc.y).mean()) for j, s in enumerate(pc.severities)} for i, n in enumerate(pc.names)}
     return pd.DataFrame(acc).T.rename_axis('corruption').rename_axis('severity', axis=1)
@@ -820,7 +892,10 @@ def evaluate(predict,          # uint8 NHWC images -> labels
     return dict(clean_acc=accuracy(predict, test), phone_c_acc=float(t.values.mean()), table=t)
 
 # %% ../nbs/01_data.ipynb #9217331b
-def plot_severity(tables:dict, clean:dict|None=None, title='Accuracy under phone conditions'):
+def plot_severity(tables:dict,            # model -> `phone_c_accuracy` table (same corruptions)
+                  clean:dict|None=None,   # model -> clean accuracy, drawn dotted; None: none
+                  title='Accuracy under phone conditions',   # ' (dotted: clean test)' is appended
+                 ):
     "Accuracy against severity, one panel per corruption, one line per model (`tables`: name -> phone_c_accuracy table)."
     names = list(next(iter(tables.values())).index)
     cols = 5; rows = math.ceil(len(names)/cols)
@@ -839,7 +914,8 @@ def plot_severity(tables:dict, clean:dict|None=None, title='Accuracy under phone
 BACKGROUNDS = ('camera', 'coffee', 'chelsea', 'astronaut', 'rocket', 'coins', 'brick', 'grass', 'gravel', 'text', 'page', 'moon')
 
 # %% ../nbs/01_data.ipynb #5150e7aa-1
-def background_photos(names=BACKGROUNDS)->list[np.ndarray]:
+def background_photos(names=BACKGROUNDS,   # `skimage.data` functions to call, one photo each
+                     )->list[np.ndarray]:
     "Real photographs bundled with scikit-image (no download), as float grayscale or RGB arrays in [0, 1]."
     import skimage.data
     out = []
@@ -862,9 +938,11 @@ class SyntheticConfig:
 # %% ../nbs/01_data.ipynb #884baa66
 def make_synthetic(objects:Dataset,          # real training images whose objects are composited
                    n:int,                     # images to generate
-                   spec:InputSpec,
-                   cfg:SyntheticConfig=SyntheticConfig(),
-                   seed:int=0, progress:bool=True)->Dataset:
+                   spec:InputSpec,            # size and channels of the images made
+                   cfg:SyntheticConfig=SyntheticConfig(),   # pose, background, light, camera knobs
+                   seed:int=0,                # seed of every random draw
+                   progress:bool=True,        # show a progress bar over the backgrounds
+                  )->Dataset:
     "Labelled synthetic images: real objects with random pose, scale, position and lighting on real photo backgrounds, plus camera effects."
     if n == 0: return Dataset(np.zeros((0, spec.size, spec.size, spec.channels), np.uint8), np.zeros(0, np.int64), objects.classes, 'synthetic')
     rng = np.random.default_rng(_seed_of('synthetic', seed))
@@ -897,7 +975,8 @@ def make_synthetic(objects:Dataset,          # real training images whose object
     return Dataset(x, objects.y[pick].copy(), objects.classes, f'synthetic(seed={seed})')
 
 # %% ../nbs/01_data.ipynb #a49c2b60
-def concat(*ds:Dataset)->Dataset:
+def concat(*ds:Dataset   # datasets with the same image shape; the classes are the first one's
+          )->Dataset:
     "Datasets joined (same classes and spec)."
     return Dataset(np.concatenate([d.x for d in ds]), np.concatenate([d.y for d in ds]), ds[0].classes, '+'.join(d.source for d in ds))
 
@@ -911,7 +990,9 @@ def _luma(a:np.ndarray)->np.ndarray:   # uint8 H x W x C
     return a[..., 0].astype(np.float32) if a.shape[-1] == 1 else a.astype(np.float32) @ np.array(LUMA, np.float32)
 
 # %% ../nbs/01_data.ipynb #cce4f822-2
-def dhash(img:np.ndarray, bits:int=8)->int:
+def dhash(img:np.ndarray,   # (H, W) or (H, W, C) uint8 image; channels are averaged
+          bits:int=8,       # grid side: bits*bits bits; above 8 overflows SQLite's INTEGER
+         )->int:
     "Difference hash: 64 bits that survive re-compression and resizing (near-duplicate detection)."
     g = img.mean(-1) if img.ndim == 3 else img
     small = np.asarray(Image.fromarray(g.astype(np.uint8)).resize((bits + 1, bits), Image.BILINEAR), dtype=np.int16)
@@ -919,7 +1000,9 @@ def dhash(img:np.ndarray, bits:int=8)->int:
     return int(sum(1 << i for i, b in enumerate(v) if b)) - (1 << 63)     # signed, for SQLite's INTEGER
 
 # %% ../nbs/01_data.ipynb #cce4f822-3
-def hamming(a:int, b:np.ndarray)->np.ndarray:
+def hamming(a:int,          # one `dhash`
+            b:np.ndarray,   # (M,) `dhash` values
+           )->np.ndarray:
     "Bits that differ between hash `a` and each hash in `b`."
     x = (np.asarray(b, dtype=np.int64) ^ np.int64(a)).view(np.uint64)
     return np.array([bin(int(v)).count('1') for v in x])
@@ -1000,14 +1083,16 @@ def count(self:GroundTruthQueue, status:str|None=None   # 'to_label', 'weak', 'l
 
 # %% ../nbs/01_data.ipynb #gtq0c-1
 @patch
-def to_label(self:GroundTruthQueue, limit:int=100)->pd.DataFrame:
+def to_label(self:GroundTruthQueue, limit:int=100   # most rows returned
+            )->pd.DataFrame:
     "The labelling list: least confident first."
-    return pd.read_sql_query('SELECT id, device, model_version, prediction, confidence FROM items WHERE status = "to_label" '
+    return pd.read_sql_query("SELECT id, device, model_version, prediction, confidence FROM items WHERE status = 'to_label' "
                              'ORDER BY confidence ASC LIMIT ?', self.db, params=(limit,))
 
 # %% ../nbs/01_data.ipynb #gtq0c-2
 @patch
-def image(self:GroundTruthQueue, item_id:int)->np.ndarray:
+def image(self:GroundTruthQueue, item_id:int   # an id `submit` returned (TypeError if absent)
+         )->np.ndarray:
     "An item's stored image, HWC uint8."
     a = np.asarray(Image.open(io.BytesIO(self.db.execute('SELECT png FROM items WHERE id = ?', (item_id,)).fetchone()[0])))
     return a[..., None] if a.ndim == 2 else a
@@ -1019,7 +1104,7 @@ def label(self:GroundTruthQueue, item_id:int,   # an item of the queue (KeyError
           by:str='labeller'):                   # who labelled it
     "Record a human label."
     if label not in self.classes: raise ValueError(f"unknown label {label!r}: one of {self.classes}")
-    n = self.db.execute('UPDATE items SET status = "labelled", label = ?, labelled_by = ? WHERE id = ?', (label, by, item_id)).rowcount
+    n = self.db.execute("UPDATE items SET status = 'labelled', label = ?, labelled_by = ? WHERE id = ?", (label, by, item_id)).rowcount
     if n != 1: raise KeyError(f"no item {item_id} in {self.path}")
 
 # %% ../nbs/01_data.ipynb #gtq0e-1
@@ -1042,7 +1127,8 @@ def export_version(self:GroundTruthQueue, folder,   # where the IDX files and ma
     return folder
 
 # %% ../nbs/01_data.ipynb #gtq0f
-def load_version(folder)->Dataset:
+def load_version(folder,   # written by `export_version` (DataError if its data was modified)
+                )->Dataset:
     "A dataset version exported by `GroundTruthQueue.export_version` (what the training chapter consumes)."
     folder = Path(folder); m = json.loads((folder/'manifest.json').read_text())
     ds = load_idx(folder, 'train', m['classes'])
@@ -1074,7 +1160,8 @@ def simulate_field(pc:PhoneC,                # where the field photos come from
     return out
 
 # %% ../nbs/01_data.ipynb #2fd30258-1
-def torch_proba(model:nn.Module):
+def torch_proba(model:nn.Module,   # takes `_norm` inputs (NCHW floats in [-1, 1]), returns logits
+               ):
     "A `predict_proba(x_uint8) -> probabilities` function for a PyTorch model."
     @torch.no_grad()
     def f(x): return F.softmax(model.eval()(_norm(np.asarray(x))), 1).numpy()
@@ -1102,7 +1189,8 @@ def dataset_card(splits:dict,                 # 'train', 'val', 'test' -> Datase
     return card
 
 # %% ../nbs/01_data.ipynb #c1d49ca9-1
-def card_markdown(card:dict)->str:
+def card_markdown(card:dict,   # a dataset card, as `dataset_card` returns it
+                 )->str:
     "The dataset card as Markdown, for people."
     lines = [f"# Dataset card", f"- source: `{card['source']}` ({card['licence']})", f"- input: {card['input_spec']}",
              f"- classes: {', '.join(card['classes'])}", "", "| split | images | sha256 |", "|---|---|---|"]
@@ -1113,27 +1201,34 @@ def card_markdown(card:dict)->str:
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/01_data.ipynb #c1d49ca9-2
-def save_splits(splits:dict, folder)->Path:
+def save_splits(splits:dict,   # split name -> Dataset; 'train' among them gives the classes
+                folder,        # where splits.npz goes (created)
+               )->Path:
     "Store the splits for later chapters (`splits.npz`, atomically)."
     arrays = {f'{k}_{a}': getattr(v, a) for k, v in splits.items() for a in ('x', 'y')}
     with atomic_path(Path(folder)/'splits.npz') as tmp: np.savez(tmp, classes=np.array(splits['train'].classes), **arrays)
     return Path(folder)/'splits.npz'
 
 # %% ../nbs/01_data.ipynb #c1d49ca9-3
-def read_splits(folder)->dict:
+def read_splits(folder,   # holds splits.npz ('train', 'val', 'test'), from `save_splits`
+               )->dict:
     "The splits stored by `save_splits`."
     z = np.load(Path(folder)/'splits.npz'); classes = [str(c) for c in z['classes']]
     return {k: Dataset(z[f'{k}_x'], z[f'{k}_y'], classes, f'run:{k}') for k in ('train', 'val', 'test')}
 
 # %% ../nbs/01_data.ipynb #59bd55d3
 def majority_share(card:dict,            # a dataset card (`dataset_card`, or `load_data(run)[2]`)
-                   split:str='test')->float:
+                   split:str='test',     # 'train', 'val' or 'test'
+                  )->float:
     "The accuracy of always answering the largest class of `split`: what a model must beat to be worth anything."
     counts = card['splits'][split]['counts']
     return max(counts.values())/sum(counts.values())
 
 # %% ../nbs/01_data.ipynb #b121f56b
-def prepare_data(run:RunDir, progress:bool=False, **params)->dict:
+def prepare_data(run:RunDir,            # the run: its artifacts/data folder is (re)written
+                 progress:bool=False,   # show a progress bar while phone-C is made
+                 **params               # `PARAMS` by name; unset: quick; ParamError if wrong
+                )->dict:                # the dataset card (`dataset_card`)
     "Build splits, phone-C and the dataset card into `run` with this chapter's parameters (defaults: quick)."
     p = {**PARAMS.defaults('quick'), **PARAMS.validate(params)}
     spec = input_spec(p['source'], p['img_size'], p['channels'])
@@ -1146,7 +1241,8 @@ def prepare_data(run:RunDir, progress:bool=False, **params)->dict:
     return card
 
 # %% ../nbs/01_data.ipynb #b121f56b-1
-def load_data(run:RunDir|None=None)->tuple[dict, PhoneC, dict]:
+def load_data(run:RunDir|None=None,   # a RunDir or its path; None: `default_run_dir()`
+             )->tuple[dict, PhoneC, dict]:
     "Splits, phone-C and dataset card of `run` (prepared with quick settings if the data chapter has not run)."
     run = run if isinstance(run, RunDir) else RunDir(run)
     art = run.path/'artifacts'/'data'

@@ -90,20 +90,24 @@ PARAMS = ChapterParams('deployment',
 )
 
 # %% ../nbs/05_deployment.ipynb #1255bec5
-def conversion_records(run:RunDir)->dict:
+def conversion_records(run:RunDir,   # the run to read (records made when missing)
+                      )->dict:
     "The Conversion chapter's export records of `run` (that chapter produces them with quick settings when they are missing)."
     from mobileml_book.convert import load_records
     return load_records(run)
 
 # %% ../nbs/05_deployment.ipynb #1255bec5-1
-def record_files(run:RunDir, rec:dict)->dict[str, Path]:
+def record_files(run:RunDir,   # the run that holds the Conversion chapter's files
+                 rec:dict,     # one export record (`conversion_records(run)['records']`)
+                )->dict[str, Path]:
     "The files of one export record, by name: its model file (the Conversion chapter writes each model as one file; a Core ML package zipped)."
     from mobileml_book.convert import record_path
     main = Path(record_path(run, rec))
     return {main.name: main}
 
 # %% ../nbs/05_deployment.ipynb #1255bec5-2
-def optimization_variants(run:RunDir):
+def optimization_variants(run:RunDir,   # the run to read (nothing is made when missing)
+                         ):
     "The Optimization chapter's hand-off of `run` (`optimize.Variants`; empty when that chapter has not run)."
     from mobileml_book.optimize import load_variants
     return load_variants(run, make=False)
@@ -186,7 +190,8 @@ class BundleError(Exception):
     "A bundle that must not be loaded: bad signature, wrong checksum, unexpected or missing file."
 
 # %% ../nbs/05_deployment.ipynb #6c910b88-1
-def canonical_json(obj)->bytes:
+def canonical_json(obj,   # a JSON-serializable value (NaN or inf: ValueError)
+                  )->bytes:
     "The bytes that are signed: JSON with sorted keys, no spaces, UTF-8."
     return json.dumps(obj, sort_keys=True, separators=(',', ':'), ensure_ascii=False, allow_nan=False).encode()
 
@@ -203,11 +208,13 @@ def _write_secret(path, data:bytes)->Path:
     return path
 
 # %% ../nbs/05_deployment.ipynb #a11becca
-def public_pem(key:Ed25519PublicKey)->bytes:
+def public_pem(key:Ed25519PublicKey,   # the public key to write as PEM (SubjectPublicKeyInfo)
+              )->bytes:
     return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 # %% ../nbs/05_deployment.ipynb #a11becca-1
-def key_id(key:Ed25519PublicKey|Ed25519PrivateKey)->str:
+def key_id(key:Ed25519PublicKey|Ed25519PrivateKey,   # a public or private key (its public half)
+          )->str:
     "A short fingerprint of a public key (first 16 hex digits of the sha256 of its raw bytes)."
     pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
     return hashlib.sha256(pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).hexdigest()[:16]
@@ -230,7 +237,8 @@ def load_signing_key(path,              # a PEM file (PKCS#8)
     return key
 
 # %% ../nbs/05_deployment.ipynb #a11becca-3
-def load_public_key(src)->Ed25519PublicKey:
+def load_public_key(src,   # PEM file path, PEM bytes or a key object (not ed25519: TypeError)
+                   )->Ed25519PublicKey:
     "An ed25519 public key from a PEM file, PEM bytes, or a key object."
     if isinstance(src, Ed25519PublicKey): return src
     if isinstance(src, Ed25519PrivateKey): return src.public_key()
@@ -307,8 +315,12 @@ def _swap_dir(tmp:Path, dst:Path):
     else: os.replace(tmp, dst)
 
 # %% ../nbs/05_deployment.ipynb #ff651164-3
-def build_bundle(dst, files:dict, meta:dict, key:Ed25519PrivateKey,
-                 content_key:bytes|None=None)->Path:   # encrypt the files at rest with this AES-256 key (None: plain)
+def build_bundle(dst,                    # the bundle folder (an older one is replaced atomically)
+                 files:dict,             # {file name: source path}; the first is the model
+                 meta:dict,              # manifest fields (`manifest_meta`): model, version, bundle
+                 key:Ed25519PrivateKey,  # the ed25519 key that signs the manifest
+                 content_key:bytes|None=None,  # encrypt the files at rest with this AES-256 key (None: plain)
+                )->Path:
     "Write a bundle folder atomically: `files` ({name: source path}), a manifest (`meta` + sha256 and size of every file) and its ed25519 signature."
     dst = Path(dst); dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f'.{dst.name}.tmp-'))
@@ -362,9 +374,15 @@ class Bundle:
     content_key: bytes|None = None
     @property
     def name(self): return self.manifest['bundle']
-    def file(self, role:str='model')->Path: return self.path/next(e['path'] for e in self.manifest['files'] if e['role'] == role)
-    def read(self, name:str|None=None)->bytes:
-        e = next(e for e in self.manifest['files'] if name in (None, e['path'], e['path'].removesuffix('.enc')) and (name or e['role'] == 'model'))
+    def file(self, role:str='model',   # the file's role in the manifest: 'model' or 'data'
+            )->Path:
+        e = next((e for e in self.manifest['files'] if e['role'] == role), None)
+        if e is None: raise BundleError(f"{self.name} has no {role!r} file: its roles are {sorted({e['role'] for e in self.manifest['files']})}")
+        return self.path/e['path']
+    def read(self, name:str|None=None,   # a file's path, '.enc' optional (None: the model file)
+            )->bytes:
+        e = next((e for e in self.manifest['files'] if name in (None, e['path'], e['path'].removesuffix('.enc')) and (name or e['role'] == 'model')), None)
+        if e is None: raise BundleError(f"{self.name} has no file {name!r}: it holds {', '.join(e['path'] for e in self.manifest['files'])}")
         data = (self.path/e['path']).read_bytes()
         if not e.get('encrypted'): return data
         if self.content_key is None: raise BundleError(f"{e['path']} is encrypted: pass the app's content key")
@@ -403,14 +421,16 @@ class Policy:
     formats: dict = field(default_factory=lambda: {'ios': ['coreml', 'tflite', 'executorch'], 'android': ['tflite', 'executorch', 'onnx']})
     def to_dict(self)->dict: return dict(budget=asdict(self.budget), host_ghz=self.host_ghz, quality_tol_pt=self.quality_tol_pt, formats=self.formats)
     @classmethod
-    def from_dict(cls, d:dict): return cls(Budget(**d['budget']), d['host_ghz'], d['quality_tol_pt'], d['formats'])
+    def from_dict(cls, d:dict,   # a policy as `to_dict` writes it (the store's policy.json)
+                 ): return cls(Budget(**d['budget']), d['host_ghz'], d['quality_tol_pt'], d['formats'])
 
 # %% ../nbs/05_deployment.ipynb #b403c3cf
 _ANDROID_API = {21: '5.0', 22: '5.1', 23: '6.0', 24: '7.0', 25: '7.1', 26: '8.0', 27: '8.1', 28: '9', 29: '10', 30: '11', 31: '12', 32: '12.1',
                 33: '13', 34: '14', 35: '15', 36: '16'}
 
 # %% ../nbs/05_deployment.ipynb #b403c3cf-1
-def os_version(v)->tuple:
+def os_version(v,   # '17.2', 11, or an Android level 'API 26' (unreadable: ValueError)
+              )->tuple:
     "An OS version as a comparable tuple: '17.2' -> (17, 2, 0); an Android API level ('API 26') maps to its release (8.0)."
     s = str(v).strip()
     if m := re.match(r'^(?:api|sdk)[\s-]*(\d+)$', s, re.I):
@@ -424,12 +444,14 @@ def os_version(v)->tuple:
 ACCEL_ROUTES = {('ios', 'coreml'): 'Apple Neural Engine (through Core ML)', ('android', 'tflite'): 'NPU/DSP (through a LiteRT delegate)'}
 
 # %% ../nbs/05_deployment.ipynb #b403c3cf-3
-def has_accelerator(device)->bool:
+def has_accelerator(device,   # a phone; its `accelerator` '', 'none', 'unknown' or missing: False
+                   )->bool:
     a = device.get('accelerator')
     return isinstance(a, str) and a.strip().lower() not in ('', 'none', 'unknown')
 
 # %% ../nbs/05_deployment.ipynb #b403c3cf-4
-def device_os(device)->tuple:
+def device_os(device,   # a phone (catalog row or dict) with `os_version` and/or `os_at_launch`
+             )->tuple:
     "The OS version a phone reports (`os_version`), else the one it launched with (catalog)."
     return os_version(_val(device.get('os_version')) or device['os_at_launch'])
 
@@ -507,7 +529,15 @@ def fit_tiers(row,                    # one candidate row
     return [t for t in TIERS if (ds.tier == t).any() and ft.hw_ok.reindex(ds.index[ds.tier == t]).fillna(False).all()]
 
 # %% ../nbs/05_deployment.ipynb #5823ab4b
-def manifest_meta(model:str, version:str, platform:str, rec:dict, row, tiers:list, policy:Policy, run_name:str|None=None)->dict:
+def manifest_meta(model:str,               # the model's name (not a plain name: ValueError)
+                  version:str,             # the release's semantic version
+                  platform:str,            # 'ios' or 'android'
+                  rec:dict,                # one export record of the Conversion chapter
+                  row,                     # its `candidate_table` row: quality and latency
+                  tiers:list,              # tiers where every phone of `platform` passes
+                  policy:Policy,           # gives the host clock recorded with the latency
+                  run_name:str|None=None,  # the run that built the bundle, recorded as its source
+                 )->dict:
     "The descriptive part of a bundle's manifest (everything but the file list and keys) for one export record on one platform."
     return dict(model=check_name(model, 'model name'), version=version, bundle=check_name(f"{platform}-{rec['name']}", 'bundle name'), platform=platform,
                 record=rec['name'], variant=rec.get('variant'), format=rec['format'], precision=rec.get('precision'), route=rec.get('route'),
@@ -519,10 +549,20 @@ def manifest_meta(model:str, version:str, platform:str, rec:dict, row, tiers:lis
                 source=dict(run=run_name, **(rec.get('source') or {})), created=now_iso())
 
 # %% ../nbs/05_deployment.ipynb #5823ab4b-1
-def publish(store, model:str, version:str, records:list[dict], table:pd.DataFrame,
+def publish(store,                          # the bundle store folder to write into
+            model:str,                      # the model's name
+            version:str,                    # semantic version of this release
+            records:list[dict],             # the Conversion chapter's export records
+            table:pd.DataFrame,             # `candidate_table` rows; only shippable ones are built
             files_of,                       # rec -> {file name: path}: where a record's files are
-            key:Ed25519PrivateKey, policy:Policy, devices:pd.DataFrame,
-            platforms=PLATFORMS, content_key:bytes|None=None, run_name:str|None=None, progress:bool=False)->pd.DataFrame:
+            key:Ed25519PrivateKey,          # the key that signs every manifest
+            policy:Policy,                  # formats per platform, budgets; saved as policy.json
+            devices:pd.DataFrame,           # the phone catalog, for each bundle's tiers
+            platforms=PLATFORMS,            # platforms to build for ('ios', 'android')
+            content_key:bytes|None=None,    # 32-byte AES key for the files at rest (None: plain)
+            run_name:str|None=None,         # the run recorded as each manifest's source
+            progress:bool=False,            # show a progress bar
+           )->pd.DataFrame:
     "Build one signed bundle per platform and shippable record whose format the policy ships there, into `store/model/version/`; a table of what was built."
     store = Path(store); by_name = {r['name']: r for r in records}; rows = []
     atomic_write(store/'policy.json', dumps(policy.to_dict()))
@@ -543,18 +583,24 @@ def publish(store, model:str, version:str, records:list[dict], table:pd.DataFram
 def _semver(v:str)->tuple: return tuple(int(x) for x in v.split('.'))
 
 # %% ../nbs/05_deployment.ipynb #910cc8e3-1
-def versions(store, model:str)->list[str]:
+def versions(store,       # the bundle store folder
+             model:str,   # the model's name (not in the store: [])
+            )->list[str]:
     "Versions of `model` in the store, oldest first (semantic-version order)."
     d = Path(store)/model
     return sorted((p.name for p in d.iterdir() if p.is_dir() and re.match(SEMVER, p.name)), key=_semver) if d.is_dir() else []
 
 # %% ../nbs/05_deployment.ipynb #910cc8e3-2
-def bundle_dirs(store, model:str, version:str)->list[Path]:
+def bundle_dirs(store,         # the bundle store folder
+                model:str,     # the model's name
+                version:str,   # a release (missing: []); hidden folders are skipped
+               )->list[Path]:
     d = Path(store)/model/version
     return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith('.') and (p/'manifest.json').exists()) if d.is_dir() else []
 
 # %% ../nbs/05_deployment.ipynb #910cc8e3-3
-def read_manifest(bundle_dir)->dict:
+def read_manifest(bundle_dir,   # a bundle folder holding manifest.json
+                 )->dict:
     "A bundle's manifest as stored (not verified: the service reads it to choose; the phone verifies it before use)."
     return json.loads((Path(bundle_dir)/'manifest.json').read_text())
 
@@ -576,7 +622,8 @@ def store_candidates(store,          # the bundle store folder
     return pd.DataFrame(rows)
 
 # %% ../nbs/05_deployment.ipynb #3c97ab24
-def download_estimate(path)->int:
+def download_estimate(path,   # a file, or a folder (every file under it)
+                     )->int:
     "Bytes of a file or folder after zlib compression (level 6): what a store's compressed download of it is close to."
     ps = [Path(path)] if Path(path).is_file() else sorted(q for q in Path(path).rglob('*') if q.is_file())
     return sum(len(zlib.compress(p.read_bytes(), 6)) for p in ps)
@@ -599,8 +646,10 @@ def size_report(store,          # the bundle store folder
     return pd.DataFrame(rows)
 
 # %% ../nbs/05_deployment.ipynb #ed173079
-def download_seconds(nbytes:float, net:dict,
-                     round_trips:int=4)->float:   # DNS, TCP, TLS and the request before the first byte
+def download_seconds(nbytes:float,       # bytes to download
+                     net:dict,            # network profile: `downlink_mbps` (Mbit/s), `rtt_ms` (ms)
+                     round_trips:int=4,   # DNS, TCP, TLS and the request before the first byte
+                    )->float:
     "Seconds to fetch `nbytes` over a network profile (`downlink_mbps`, `rtt_ms`)."
     return round_trips*net['rtt_ms']/1000 + nbytes*8/(net['downlink_mbps']*1e6)
 
@@ -608,7 +657,7 @@ def download_seconds(nbytes:float, net:dict,
 def delivery_options(small_bytes:float,   # the small model's download (bytes)
                      best_bytes:float,    # the best model's download (bytes)
                      small_q:float,       # their quality (phone-C accuracy)
-                     best_q:float,
+                     best_q:float,        # the best model's quality (phone-C accuracy)
                      networks:dict,       # name -> {'downlink_mbps', 'rtt_ms'} (`load_networks`)
                      first_use_s:float    # seconds from first launch to first use of the feature
                     )->pd.DataFrame:
@@ -689,10 +738,14 @@ def in_stage(b,               # bucket(s), 0 to 9999
     return np.asarray(b) < percent*BUCKETS/100
 
 # %% ../nbs/05_deployment.ipynb #a2c34a70
-def rollout_path(store, model:str)->Path: return Path(store)/model/'rollout.json'
+def rollout_path(store,       # the bundle store folder
+                 model:str,   # the model's name
+                )->Path: return Path(store)/model/'rollout.json'
 
 # %% ../nbs/05_deployment.ipynb #a2c34a70-1
-def get_rollout(store, model:str)->dict:
+def get_rollout(store,       # the bundle store folder
+                model:str,   # the model's name
+               )->dict:
     "The rollout state of `model` (no rollout: everyone on the newest version)."
     p = rollout_path(store, model)
     if p.exists(): return json.loads(p.read_text())
@@ -700,7 +753,10 @@ def get_rollout(store, model:str)->dict:
     return dict(model=model, stable=vs[-1] if vs else None, candidate=None, percent=0.0, salt=model, state='stable', reason=None, history=[])
 
 # %% ../nbs/05_deployment.ipynb #a2c34a70-2
-def set_rollout(store, model:str, **changes)->dict:
+def set_rollout(store,       # the bundle store folder
+                model:str,   # the model's name
+                **changes,   # fields to set: stable, candidate, percent, state, reason, salt
+               )->dict:
     "Change the rollout state of `model` (atomically) and log the change in its history."
     r = {**get_rollout(store, model), **changes, 'updated': now_iso()}
     if r.get('candidate') and not changes.get('salt') and r['salt'] == model: r['salt'] = f"{model}:{r['candidate']}"
@@ -731,8 +787,13 @@ def store_controller(store,           # the bundle store folder the service read
     return on_change
 
 # %% ../nbs/05_deployment.ipynb #6e3e980b
-def make_fleet(devices:pd.DataFrame, assignment:pd.DataFrame, n:int, seed:int=0,
-               sessions_per_day:float=3.0, user_sd:float=0.08)->pd.DataFrame:  # spread of users' propensity to keep predictions
+def make_fleet(devices:pd.DataFrame,       # the phone catalog (index: catalog id)
+               assignment:pd.DataFrame,    # `assign_catalog`: name, est_ms, quality per phone
+               n:int,                      # phones in the fleet
+               seed:int=0,                 # seed of the draw
+               sessions_per_day:float=3.0, # mean sessions per phone and day
+               user_sd:float=0.08,         # spread of users' propensity to keep predictions
+              )->pd.DataFrame:
     "`n` phones drawn uniformly from the catalog: install id, phone model, assigned variant with its latency and quality, and per-user traits."
     rng = np.random.default_rng(seed)
     cat = devices.index.to_numpy()[rng.integers(0, len(devices), n)]
@@ -809,10 +870,17 @@ def _p90_per_phone(lat_sum, lat_days, mask):
     return float(np.percentile(v, 90)) if len(v) else float('nan')
 
 # %% ../nbs/05_deployment.ipynb #6fd497bb-1
-def simulate_rollout(fleet:pd.DataFrame, scenario:Scenario, stages:list, guard:Guardrails, stage_days:int=2,
-                     base_crash_rate:float=0.002, salt:str='rollout', seed:int=0,
+def simulate_rollout(fleet:pd.DataFrame,          # `make_fleet` phones (no variant: left out)
+                     scenario:Scenario,           # what the candidate changes
+                     stages:list,                 # percent of the fleet per stage; 100 ends it
+                     guard:Guardrails,            # when a stage halts the rollout
+                     stage_days:int=2,            # days each stage runs before its checks
+                     base_crash_rate:float=0.002, # crashes per session with the stable release
+                     salt:str='rollout',          # the rollout's salt: decides the cohorts
+                     seed:int=0,                  # seed of the simulated sessions
                      on_change=None,             # called as on_change(percent, state, reason) when the rollout's state changes
-                     progress:bool=False)->dict:
+                     progress:bool=False,         # show a progress bar
+                    )->dict:
     "Roll a candidate out over `fleet` in `stages` (percent), checking `guard` after each stage: the outcome, a daily timeline and the checks."
     rng = np.random.default_rng(seed)
     live = fleet[fleet.variant.notna()].reset_index(drop=True); n = len(live)
@@ -903,7 +971,9 @@ MAX_BODY_BYTES = 1 << 20    # 1 MiB: four times a full telemetry batch of 500 ev
 # %% ../nbs/05_deployment.ipynb #17250d2d-1
 class BodyLimit:
     "ASGI middleware: 413 for a request body over `limit` bytes, decided before the body is parsed."
-    def __init__(self, app, limit:int=MAX_BODY_BYTES): self.app, self.limit = app, limit
+    def __init__(self, app,                  # the ASGI app to wrap
+                 limit:int=MAX_BODY_BYTES,   # largest request body accepted, bytes (more: 413)
+                ): self.app, self.limit = app, limit
 
     def _too_large(self):
         return JSONResponse({'detail': f'request body over {self.limit:,} bytes: send smaller batches'}, status_code=413)
@@ -932,7 +1002,9 @@ class BodyLimit:
         if over and not started: await self._too_large()(scope, receive, send)
 
 # %% ../nbs/05_deployment.ipynb #3ebd8cbd
-async def validation_error(request:Request, exc:RequestValidationError)->JSONResponse:
+async def validation_error(request:Request,              # the refused request (not echoed)
+                           exc:RequestValidationError,   # its errors (the first 20 listed)
+                          )->JSONResponse:
     "422 naming each bad field and why, never echoing what was sent (a 20 MB field, or a NaN JSON cannot encode)."
     errs = [dict(loc=list(e['loc']), msg=e['msg'], type=e['type']) for e in exc.errors()[:20]]
     return JSONResponse({'detail': errs}, status_code=422)
@@ -1008,24 +1080,31 @@ def pick(self:StoreView, model:str, version:str,   # the release the phone's rol
 def _view(request:Request)->StoreView: return request.app.state.view
 
 # %% ../nbs/05_deployment.ipynb #stv0e-1
-def healthz(request:Request):
+def healthz(request:Request,   # the incoming request (its app holds the store view)
+           ):
     "Liveness, and the models the service has."
     return dict(ok=True, models=_view(request).models())
 
 # %% ../nbs/05_deployment.ipynb #stv0e-2
-def list_models(request:Request):
+def list_models(request:Request,   # the incoming request (its app holds the store view)
+               ):
     "Every model with its releases and rollout state."
     sv = _view(request)
     return {m: dict(versions=versions(sv.path, m), rollout=get_rollout(sv.path, m)) for m in sv.models()}
 
 # %% ../nbs/05_deployment.ipynb #stv0e-3
-def model_info(model:str, request:Request):
+def model_info(model:str,         # model name from the URL (not plain: 400; not in the store: 404)
+               request:Request,   # the incoming request (its app holds the store view)
+              ):
     "One model's releases and rollout state."
     sv = _view(request); sv.model_dir(model)
     return dict(model=model, versions=versions(sv.path, model), rollout=get_rollout(sv.path, model))
 
 # %% ../nbs/05_deployment.ipynb #stv0f
-def assignment(model:str, info:DeviceInfo, request:Request):
+def assignment(model:str,         # model name from the URL (not plain: 400; not in the store: 404)
+               info:DeviceInfo,   # what the phone reports (invalid, unknown catalog_id: 422)
+               request:Request,   # the incoming request (store view, base URL of the file links)
+              ):
     "The bundle this phone should run: its rollout arm's release, the variant `select_variant` picks, the files' URLs."
     sv = _view(request); sv.model_dir(model)
     try: dev = device_row(info, sv.devices)
@@ -1040,7 +1119,12 @@ def assignment(model:str, info:DeviceInfo, request:Request):
                 manifest_url=base and base + 'manifest.json', signature_url=base and base + 'manifest.sig', files=files)
 
 # %% ../nbs/05_deployment.ipynb #stv0g
-def bundle_file(model:str, version:str, bundle:str, filename:str, request:Request):
+def bundle_file(model:str,         # model name from the URL (not plain: 400; unknown: 404)
+                version:str,       # release from the URL (not plain: 400; missing: 404)
+                bundle:str,        # bundle name from the URL (not plain: 400; missing: 404)
+                filename:str,      # a file the manifest lists, or manifest.json/.sig (else 400/404)
+                request:Request,   # the incoming request (If-None-Match and Range headers)
+               ):
     "One file of a bundle, with its ETag (304 when the phone has it) and byte ranges; nothing outside the store, nothing unlisted."
     sv = _view(request)
     try:
@@ -1062,7 +1146,8 @@ def make_app(store,                               # the bundle store folder
              devices:pd.DataFrame|None=None,      # the phone catalog (None: the bundled one)
              routers=(),                          # more APIRouters to mount (the Monitoring chapter's telemetry)
              max_body_bytes:int=MAX_BODY_BYTES,   # larger request bodies get 413, unread
-             title:str='mobileml-book model delivery')->FastAPI:
+             title:str='mobileml-book model delivery',   # the service's title (OpenAPI docs)
+            )->FastAPI:
     "The delivery service over a store folder: assignments per phone (variant and rollout cohort) and bundle files with ETag and ranges."
     app = FastAPI(title=title, version='1')
     app.state.view = StoreView(store, devices)
@@ -1079,7 +1164,10 @@ def make_app(store,                               # the bundle store folder
 # %% ../nbs/05_deployment.ipynb #4357c8a1
 class LocalServer:
     "Run an ASGI app with uvicorn in a background thread on a free loopback port; a context manager that shuts it down cleanly."
-    def __init__(self, app, host:str='127.0.0.1', quiet:bool=True):
+    def __init__(self, app,              # the ASGI app to serve (`make_app`)
+                 host:str='127.0.0.1',   # interface to bind (the port: a free one)
+                 quiet:bool=True,        # log only critical errors, no access log
+                ):
         self.app, self.host, self.quiet = app, host, quiet
     def __enter__(self):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)   # proto TCP: asyncio then sets TCP_NODELAY
@@ -1104,7 +1192,12 @@ class LocalServer:
 # %% ../nbs/05_deployment.ipynb #4357c8a1-1
 class NetworkFaults:
     "ASGI middleware that makes file downloads behave like a bad network: throttled to `bytes_per_s`, and cut after `cut_after` bytes for the next `cuts` responses."
-    def __init__(self, app, cut_after:int|None=None, cuts:int=1, bytes_per_s:float|None=None, prefix:str='/v1/files/'):
+    def __init__(self, app,                     # the ASGI app to wrap
+                 cut_after:int|None=None,       # body bytes sent before a cut (None: never)
+                 cuts:int=1,                    # responses to cut (manifest files never are)
+                 bytes_per_s:float|None=None,   # throttle, bytes/s (None or 0: full speed)
+                 prefix:str='/v1/files/',       # only paths starting with this are affected
+                ):
         self.app, self.cut_after, self.cuts, self.bytes_per_s, self.prefix = app, cut_after, cuts, bytes_per_s, prefix
     async def __call__(self, scope, receive, send):
         if scope['type'] != 'http' or not scope['path'].startswith(self.prefix): return await self.app(scope, receive, send)
@@ -1149,7 +1242,9 @@ class ServiceError(Exception):
     "The delivery service answered with an error (4xx/5xx); the message carries its explanation."
 
 # %% ../nbs/05_deployment.ipynb #7493b37a-2
-def app_model_dir(app_dir, model:str)->Path: return Path(app_dir)/'models'/check_name(model, 'model name')
+def app_model_dir(app_dir,     # the app's data folder
+                  model:str,   # the model's name (not a plain name: ValueError)
+                 )->Path: return Path(app_dir)/'models'/check_name(model, 'model name')
 
 # %% ../nbs/05_deployment.ipynb #7493b37a-3
 def _install_name(m:dict)->str: return f"{m['version']}-{m['bundle']}-{hashlib.sha256(canonical_json(m)).hexdigest()[:8]}"
@@ -1227,9 +1322,16 @@ def _get_file(client:httpx.Client, url:str, part:Path, size:int, stop_after:int|
     return have
 
 # %% ../nbs/05_deployment.ipynb #0acefccf-2
-def fetch_model(base_url:str, model:str, device:dict, app_dir, public_key, content_key:bytes|None=None,
+def fetch_model(base_url:str,                  # the service's URL, e.g. 'http://127.0.0.1:8765'
+                model:str,                     # the model's name
+                device:dict,                   # what the phone reports (`DeviceInfo` fields)
+                app_dir,                       # the app's data folder
+                public_key,                    # the app's public key: PEM file, PEM bytes or key
+                content_key:bytes|None=None,   # AES key (no effect: checks cover the stored bytes)
                 stop_after:int|None=None,        # stop after this many bytes (simulates the app being closed mid-download)
-                client:httpx.Client|None=None, timeout:float=30.0)->dict:
+                client:httpx.Client|None=None,  # HTTP client to reuse (None: a fresh one)
+                timeout:float=30.0,            # seconds per request (only for the client made here)
+               )->dict:
     "Ask the service which bundle this phone runs, download what is missing (resuming `.part` files), verify signature and sha256, then switch to it atomically."
     t0, own = time.perf_counter(), client is None
     client = client or httpx.Client(timeout=timeout, trust_env=False)

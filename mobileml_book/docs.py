@@ -13,13 +13,13 @@ from docutils.nodes import SkipNode as _SkipNode
 from .pipeline import book_config, run_book, _default_exp, _has_parameters
 
 # %% auto #0
-__all__ = ['APPENDIX', 'CALLOUTS', 'WIDGET_MIME', 'WIDGET_NOTE', 'PROGRESS_RE', 'REPORT_CSS', 'SITE_CSS', 'FAVICON', 'Page',
-           'site_name', 'nb_title', 'book_pages', 'quarto_sidebar', 'myst_toctrees', 'latest_book_run', 'docs_run',
-           'exec_show_docs_only', 'BookFilter', 'split_title_cell', 'nbdev_process', 'mixed_import_cells',
+__all__ = ['APPENDIX', 'CALLOUTS', 'WIDGET_MIME', 'WIDGET_NOTE', 'PROGRESS_RE', 'REPORT_CSS', 'SITE_CSS', 'FAVICON', 'SITE_MARK',
+           'Page', 'site_name', 'nb_title', 'book_pages', 'quarto_sidebar', 'myst_toctrees', 'latest_book_run',
+           'docs_run', 'exec_show_docs_only', 'BookFilter', 'split_title_cell', 'nbdev_process', 'mixed_import_cells',
            'split_directives', 'callouts_to_myst', 'doc_link_rewriter', 'doc_anchors', 'nb_link_rewriter',
            'clean_show_doc', 'is_progress_bar', 'myst_notebook', 'api_markdown', 'report_markdown', 'sphinx_conf',
            'math_svg', 'setup', 'stage_sphinx', 'build_sphinx', 'stage_quarto', 'build_quarto', 'check_site',
-           'build_docs', 'cli']
+           'check_replaceable', 'build_docs', 'cli']
 
 # %% ../nbs/07b_docs.ipynb #879e9d0d
 @dataclass
@@ -33,13 +33,15 @@ class Page:
     module: str|None = None   # the module the notebook exports, or the module an 'api' page documents
 
 # %% ../nbs/07b_docs.ipynb #879e9d0d-1
-def site_name(nb_file:str)->str:
+def site_name(nb_file:str,  # a notebook's file name, e.g. '07a_rundir.ipynb'
+             )->str:
     "The page name nbdev gives a notebook (`07a_rundir.ipynb` -> `rundir`)."
     from nbdev.doclinks import _nbpath2html
     return _nbpath2html(Path(nb_file)).stem
 
 # %% ../nbs/07b_docs.ipynb #879e9d0d-2
-def nb_title(nb:dict)->str:
+def nb_title(nb:dict,  # a notebook as JSON; ValueError when it has no `# Title` cell
+            )->str:
     "A notebook's title: the first `# Heading` of its markdown cells (nbdev's title cell)."
     for c in nb['cells']:
         if c['cell_type'] != 'markdown': continue
@@ -54,7 +56,8 @@ APPENDIX = 'Appendix: for maintainers'
 def _nb_order(p:Path): return (0 if p.stem == 'index' else 1 if re.match(r'\d', p.name) else 2, p.name)
 
 # %% ../nbs/07b_docs.ipynb #5e2df163-2
-def book_pages(root=None)->list[Page]:
+def book_pages(root=None,  # the book's checkout; None: found from the working directory
+              )->list[Page]:
     "Every page of the site in sidebar order: the one source of order and titles that both routes read."
     cfg = book_config(root); nbs = Path(cfg['root'])/cfg.get('nbs_path', 'nbs')
     appendix = set(cfg.get('appendix', '').split())   # settings.ini: notebooks for maintainers
@@ -77,7 +80,8 @@ def _sections(pages:list[Page])->dict:
     return out
 
 # %% ../nbs/07b_docs.ipynb #6f6b2394-1
-def quarto_sidebar(pages:list[Page])->str:
+def quarto_sidebar(pages:list[Page],  # from `book_pages`, in sidebar order
+                  )->str:
     "`sidebar.yml` for nbdev's Quarto route."
     def item(p): return {'text': p.title, 'href': p.src if p.kind == 'notebook' else f'{p.name}.md'}
     contents = []
@@ -87,7 +91,8 @@ def quarto_sidebar(pages:list[Page])->str:
     return yaml.safe_dump({'website': {'sidebar': {'contents': contents}}}, sort_keys=False, allow_unicode=True)
 
 # %% ../nbs/07b_docs.ipynb #6f6b2394-2
-def myst_toctrees(pages:list[Page])->str:
+def myst_toctrees(pages:list[Page],  # from `book_pages`; the home page's section ('') gets none
+                 )->str:
     "The hidden `toctree` directives that make the Sphinx sidebar (they go at the end of the home page)."
     out = []
     for sec, ps in _sections(pages).items():
@@ -104,14 +109,18 @@ def _finished(run:Path)->bool:
     return bool(steps) and all(s.get('state') == 'done' for s in steps.values())
 
 # %% ../nbs/07b_docs.ipynb #7ed96a12-1
-def latest_book_run(root=None)->Path|None:
+def latest_book_run(root=None,  # the checkout whose runs/ is searched; None: found from the cwd
+                   )->Path|None:
     "The newest run of `make book` (`runs/book-*`) whose steps all finished, or None."
     runs = Path(book_config(root)['root'])/'runs'
     done = [d for d in runs.glob('book-*') if _finished(d)]
     return max(done, key=lambda d: json.loads((d/'status.json').read_text()).get('updated', ''), default=None)
 
 # %% ../nbs/07b_docs.ipynb #7ed96a12-2
-def docs_run(run=None, root=None, log=print)->Path:
+def docs_run(run=None,    # run dir to show (needs notebooks/); None: latest book run, else a quick run
+             root=None,   # the book's checkout; None: found from the working directory
+             log=print,   # called with each progress line (a str)
+            )->Path:
     "The run the site shows: `run`, else the latest finished `make book` run, else a quick run made now (resumed when unchanged)."
     if run:
         run = Path(run)
@@ -148,7 +157,8 @@ class BookFilter(FilterDefaults):
     def base_procs(self): return [exec_show_docs_only if p is exec_show_docs else p for p in super().base_procs()]
 
 # %% ../nbs/07b_docs.ipynb #acf343c2-3
-def split_title_cell(nb:dict)->dict:
+def split_title_cell(nb:dict,  # a notebook as JSON; left as is (a changed copy is returned)
+                    )->dict:
     "Keep only `# Title`, `> summary` (and `- key: value` front matter) in the title cell; the rest goes to a cell of its own."
     for i, c in enumerate(nb['cells']):
         if c['cell_type'] != 'markdown': continue
@@ -167,7 +177,9 @@ def split_title_cell(nb:dict)->dict:
     return nb
 
 # %% ../nbs/07b_docs.ipynb #acf343c2-4
-def nbdev_process(path, root=None)->dict:
+def nbdev_process(path,       # the .ipynb file to process
+                  root=None,  # the checkout (nbdev reads its settings.ini); None: found from the cwd
+                 )->dict:
     "A notebook as nbdev's processors leave it (after `split_title_cell`), as a plain dict with string sources."
     from execnb.nbio import read_nb, nb2dict, dict2nb
     root, path = Path(book_config(root)['root']), Path(path)
@@ -186,7 +198,8 @@ def nbdev_process(path, root=None)->dict:
     return d
 
 # %% ../nbs/07b_docs.ipynb #acf343c2-5
-def mixed_import_cells(root=None)->list[str]:
+def mixed_import_cells(root=None,  # the checkout whose notebooks are read; None: found from the cwd
+                      )->list[str]:
     "Cells of the book's notebooks that import and compute: nbdev_docs fails on them (split them, as nbdev's FAQ asks)."
     from nbdev.process import NBProcessor
     cfg = book_config(root); out = []
@@ -199,7 +212,8 @@ def mixed_import_cells(root=None)->list[str]:
 _re_dir = re.compile(r'^\s*#\|\s*([\w-]+)\s*:?\s*(.*?)\s*$')
 
 # %% ../nbs/07b_docs.ipynb #bcc629d2-1
-def split_directives(src:str)->tuple[dict, str]:
+def split_directives(src:str,  # a code cell's source; directives are read up to the first code line
+                    )->tuple[dict, str]:
     "The `#|` directives at the top of a code cell, and the code without them."
     dirs, lines, i = {}, src.split('\n'), 0
     while i < len(lines) and (_re_dir.match(lines[i]) or not lines[i].strip()):
@@ -215,7 +229,8 @@ CALLOUTS = ('note', 'tip', 'warning', 'caution', 'important')   # Quarto's callo
 _re_fence = re.compile(r'^\s*(:{3,})\s*(\{[^}]*\}|[\w.-]+)?\s*$')
 
 # %% ../nbs/07b_docs.ipynb #4bb37dad-2
-def callouts_to_myst(md:str)->str:
+def callouts_to_myst(md:str,  # markdown with Quarto `:::` fenced divs, possibly nested
+                    )->str:
     "Markdown with Quarto callouts as MyST admonitions, and other Quarto fenced divs dropped (their text kept)."
     lines, out, stack = md.split('\n'), [], []
     depth = maxd = 0
@@ -250,7 +265,10 @@ def _retarget(target:str, anchors:dict|None)->str:
     return f'{api[0]}.html#{frag}' if api else page
 
 # %% ../nbs/07b_docs.ipynb #922ed1af-1
-def doc_link_rewriter(doc_url:str, prefix:str='', anchors:dict|None=None):
+def doc_link_rewriter(doc_url:str,             # the published site's URL (doc_host + doc_baseurl)
+                      prefix:str='',           # put before each link, e.g. '../' one folder down
+                      anchors:dict|None=None,  # {page name: documented anchors}; None: targets kept
+                     ):
     "A function turning nbdev's links to the published site (`doc_url`) into site-relative HTML links (to documented anchors)."
     rx = re.compile(r'\[([^\]]+)\]\(' + re.escape(doc_url.rstrip('/') + '/') + r'([^)\s]+)\)')
     def fix(m):
@@ -262,12 +280,15 @@ def doc_link_rewriter(doc_url:str, prefix:str='', anchors:dict|None=None):
     return rewrite
 
 # %% ../nbs/07b_docs.ipynb #922ed1af-2
-def doc_anchors(md:str)->set:
+def doc_anchors(md:str,  # a page's markdown, with `show_doc` headings (## to ####)
+               )->set:
     "The anchors `show_doc` sections in `md` get (nbdev's: the documented name in lower case)."
     return {m.lower() for m in re.findall(r'^#{2,4} (\S+)\s*$', md, re.M)}
 
 # %% ../nbs/07b_docs.ipynb #922ed1af-3
-def nb_link_rewriter(names:dict, prefix:str=''):
+def nb_link_rewriter(names:dict,     # {notebook file: page name}; links to other files are kept
+                     prefix:str='',  # put before each rewritten link, e.g. '../'
+                    ):
     "A function pointing links between notebooks (`00_constraints.ipynb`) at their page names (`constraints.ipynb`)."
     def fix(m):
         n = names.get(m.group(2))
@@ -275,7 +296,8 @@ def nb_link_rewriter(names:dict, prefix:str=''):
     return lambda md: re.sub(r'(\[[^\]]*\])\(([\w.-]+\.ipynb)(#[^)\s]*)?\)', fix, md)
 
 # %% ../nbs/07b_docs.ipynb #922ed1af-4
-def clean_show_doc(md:str)->str:
+def clean_show_doc(md:str,  # one `show_doc` output's text/markdown
+                  )->str:
     "nbdev's `show_doc` markdown for MyST: no leading rule, the source link as HTML, nbdev's anchor on the heading, tight signature."
     md = re.sub(r'^\s*---\s*\n', '', md)
     md = re.sub(r'\[source\]\(([^)]+?)(?:#LNone)?\)\{[^}]*\}',
@@ -295,7 +317,8 @@ WIDGET_NOTE = ("*An interactive widget sits here when the notebook runs in Jupyt
 PROGRESS_RE = re.compile(r'\[\d+:\d\d(?::\d\d)?(?:<[^,\]]*)?,\s*[^\]]*(?:/s|s/\w+)\]')   # tqdm's `[00:01<01:13, 2.00it/s]`
 
 # %% ../nbs/07b_docs.ipynb #9a042c9f-3
-def is_progress_bar(o:dict)->bool:   # one cell output, as nbformat stores it
+def is_progress_bar(o:dict,   # one cell output, as nbformat stores it
+                   )->bool:
     "Whether `o` is a progress bar: a tqdm widget (its text form is tqdm's meter) or a stderr stream of meters."
     d = o.get('data', {})
     if WIDGET_MIME in d: return bool(PROGRESS_RE.search(''.join(d.get('text/plain', ''))))
@@ -317,7 +340,10 @@ def _output(o:dict, links, asis:bool)->dict|None:
     return o
 
 # %% ../nbs/07b_docs.ipynb #9a042c9f-5
-def myst_notebook(nb:dict, links=None, note:str|None=None)->dict:
+def myst_notebook(nb:dict,              # from `nbdev_process`
+                  links=None,           # a str -> str link rewriter for markdown; None: links kept
+                  note:str|None=None,   # line under the title: where outputs come from; None: none
+                 )->dict:
     "A notebook from `nbdev_process` made ready for MyST-NB (title, directives, callouts, links, widgets)."
     links = links or (lambda s: s)
     cells = []
@@ -350,7 +376,11 @@ def myst_notebook(nb:dict, links=None, note:str|None=None)->dict:
     return dict(cells=cells, metadata=meta, nbformat=4, nbformat_minor=5)
 
 # %% ../nbs/07b_docs.ipynb #a1ef2096
-def api_markdown(module:str, root=None, chapter:Page|None=None, myst:bool=True)->str:
+def api_markdown(module:str,             # a module of the library, e.g. 'rundir'
+                 root=None,              # the book's checkout; None: found from the working dir
+                 chapter:Page|None=None, # the page that teaches it, linked at the top; None: no link
+                 myst:bool=True,         # `show_doc` cleaned for MyST (Sphinx); False: as is (Quarto)
+                )->str:
     "The API page of one module: `show_doc` of every exported function and class (and its public methods), constants in a table."
     from nbdev.showdoc import show_doc
     cfg = book_config(root); lib = cfg['lib_name']
@@ -381,7 +411,9 @@ REPORT_CSS = ('.mobileml-report table{border-collapse:collapse;margin:.5em 0}.mo
               '.mobileml-report .failed{color:#b00;font-weight:bold}.mobileml-report img{max-width:100%}')
 
 # %% ../nbs/07b_docs.ipynb #4219fcb6-1
-def report_markdown(run, myst:bool=True)->str:
+def report_markdown(run,             # run directory; without a report.html the page says so
+                    myst:bool=True,  # a MyST `{raw} html` block (Sphinx); False: Quarto's `{=html}`
+                   )->str:
     "The run's `report.html` as a markdown page: its body as raw HTML, with a link to the stand-alone file."
     run = Path(run); f = run/'report.html'
     page = f.read_text() if f.exists() else '<body><p>This run has no report.html yet.</p></body>'
@@ -408,7 +440,8 @@ FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect x=
            '<rect x="10" y="6" width="12" height="18" fill="#fff"/><circle cx="16" cy="27" r="1.5" fill="#fff"/></svg>')
 
 # %% ../nbs/07b_docs.ipynb #c8bad5f6-2
-def sphinx_conf(cfg:dict)->dict:
+def sphinx_conf(cfg:dict,  # from `book_config`: lib_name, title, author, doc_host, git_url, ...
+               )->dict:
     "The Sphinx configuration of the site, from settings.ini (written as conf.py into the staging folder)."
     title = cfg.get('title', cfg['lib_name'])
     return dict(project=title, author=cfg.get('author', ''), copyright=cfg.get('copyright', ''), language='en',
@@ -429,7 +462,8 @@ def sphinx_conf(cfg:dict)->dict:
 
 # %% ../nbs/07b_docs.ipynb #14e1227c
 def math_svg(tex:str,               # one formula in TeX, without the dollar signs
-             display:bool=False)->str:  # a display equation (drawn larger) rather than inline
+             display:bool=False,  # a display equation (drawn larger) rather than inline
+            )->str:
     "An `<img>` of the formula drawn by matplotlib's mathtext as SVG, or its TeX in `<code>` if mathtext cannot parse it."
     import base64, io
     from matplotlib.font_manager import FontProperties
@@ -452,7 +486,8 @@ def _visit_displaymath(self, node):
     raise _SkipNode
 
 # %% ../nbs/07b_docs.ipynb #79d2e0be
-def setup(app):
+def setup(app,  # the Sphinx application loading this extension
+         ):
     "The Sphinx extension behind `sphinx_conf`'s `html_math_renderer='mathtext'`: formulas drawn by `math_svg`."
     app.add_html_math_renderer('mathtext', (_visit_math, None), (_visit_displaymath, None))
     return dict(parallel_read_safe=True, parallel_write_safe=True)
@@ -475,7 +510,11 @@ def _run_note(run:Path|None, executed:bool, step:bool)->str:
     return "This chapter is not a pipeline step: the page shows its code; open it in JupyterLab (`make lab`) to run it."
 
 # %% ../nbs/07b_docs.ipynb #0caa4dcd-2
-def stage_sphinx(stage, run=None, root=None, log=print)->list[Page]:
+def stage_sphinx(stage,       # folder for the site's sources; deleted and rewritten
+                 run=None,    # run whose executed chapters and report are shown; None: sources only
+                 root=None,   # the book's checkout; None: found from the working directory
+                 log=print,   # called with each warning line (a str)
+                )->list[Page]:
     "Write the site's sources into `stage` (emptied first); returns the pages."
     cfg = book_config(root); root = Path(cfg['root']); nbs = root/cfg.get('nbs_path', 'nbs')
     stage, run = Path(stage), Path(run) if run else None
@@ -521,7 +560,10 @@ def stage_sphinx(stage, run=None, root=None, log=print)->list[Page]:
     return pages
 
 # %% ../nbs/07b_docs.ipynb #0caa4dcd-3
-def build_sphinx(stage, out, log=print)->Path:
+def build_sphinx(stage,       # the folder `stage_sphinx` wrote
+                 out,         # folder for the HTML site; RuntimeError when Sphinx fails
+                 log=print,   # called with Sphinx's warnings (a str)
+                )->Path:
     "Run Sphinx on the staged sources into `out`; Sphinx's warnings are printed."
     stage, out = Path(stage), Path(out)
     cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-q', '-d', str(stage/'.doctrees'), str(stage), str(out)]
@@ -531,7 +573,11 @@ def build_sphinx(stage, out, log=print)->Path:
     return out
 
 # %% ../nbs/07b_docs.ipynb #2074a4ca
-def stage_quarto(stage, run=None, root=None, log=print)->list[Page]:
+def stage_quarto(stage,       # folder for the copy of the book; deleted and rewritten
+                 run=None,    # run whose executed chapters and report are shown; None: sources only
+                 root=None,   # the book's checkout; None: found from the working directory
+                 log=print,   # not used (the same call as `stage_sphinx`)
+                )->list[Page]:
     "A copy of the book in `stage` for `nbdev_docs`: executed chapters from `run`, root `_quarto.yml`, generated sidebar and pages."
     cfg = book_config(root); root = Path(cfg['root']); nbs_rel = cfg.get('nbs_path', 'nbs')
     stage, run = Path(stage), Path(run) if run else None
@@ -560,7 +606,10 @@ def stage_quarto(stage, run=None, root=None, log=print)->list[Page]:
     return pages
 
 # %% ../nbs/07b_docs.ipynb #2074a4ca-1
-def build_quarto(stage, out, log=print)->Path:
+def build_quarto(stage,       # the copy `stage_quarto` wrote
+                 out,         # folder for the site, replaced; RuntimeError when nbdev_docs fails
+                 log=print,   # not used (the same call as `build_sphinx`)
+                )->Path:
     "Run nbdev's `nbdev_docs` (Quarto) in the staged book and move its `_docs` to `out`."
     stage, out = Path(stage), Path(out)
     exe = Path(sys.executable).parent/'nbdev_docs'
@@ -587,7 +636,9 @@ class _Text(HTMLParser):
         elif not self.stack: self.prose.append(data)
 
 # %% ../nbs/07b_docs.ipynb #7052775c-1
-def check_site(out, pages:list[Page])->list[str]:
+def check_site(out,               # the built site's folder
+               pages:list[Page],  # from `book_pages`: each must be there as <name>.html
+              )->list[str]:
     "Problems of a built site: missing pages, `#|` directive lines in code blocks, `:::` fences in the text."
     out, probs = Path(out), []
     for p in pages:
@@ -601,13 +652,27 @@ def check_site(out, pages:list[Page])->list[str]:
             if l.lstrip().startswith(':::'): probs.append(f'{p.name}.html: Quarto fence in text: {l.strip()}')
     return probs
 
+# %% ../nbs/07b_docs.ipynb #sitemark1
+SITE_MARK = '.mobileml-book-site'   # file a build leaves in the folders it owns (output and stage)
+
+# %% ../nbs/07b_docs.ipynb #sitemark2
+def check_replaceable(path,         # a folder the build will delete and rewrite
+                      flag:str,     # the option that named it, for the message ('--out', '--stage')
+                     )->None:
+    "Raise FileExistsError when `path` holds files that no site build wrote (it would be deleted)."
+    path = Path(path)
+    if not path.exists() or (path.is_dir() and ((path/SITE_MARK).exists() or not any(path.iterdir()))): return
+    raise FileExistsError(f"{flag} {path}: {'a file' if not path.is_dir() else 'a folder with files no site build wrote'}; "
+                          "the build replaces this folder, so pass a new or empty folder, or one an earlier build wrote")
+
 # %% ../nbs/07b_docs.ipynb #a3f72530
 def build_docs(run=None,              # run directory to show; default: latest finished `make book` run, else a quick run
                out=None,              # output folder; default: settings.ini's doc_path (`_docs`)
                engine:str='auto',     # 'auto' (quarto when on PATH), 'quarto' or 'sphinx'
                stage=None,            # staging folder to keep (default: a temporary one)
                root=None,             # the book's checkout (default: found from the working directory)
-               log=print)->tuple[Path, list[str]]:
+               log=print,             # called with each progress and warning line (a str)
+              )->tuple[Path, list[str]]:
     "Build the website; returns the output folder and the problems `check_site` found."
     cfg = book_config(root); root = Path(cfg['root'])
     out = Path(out) if out else root/cfg.get('doc_path', '_docs')
@@ -615,6 +680,8 @@ def build_docs(run=None,              # run directory to show; default: latest f
     if engine not in ('quarto', 'sphinx'): raise ValueError(f"unknown engine {engine!r}: use auto, quarto or sphinx")
     if engine == 'quarto' and not shutil.which('quarto'):
         raise FileNotFoundError("--engine quarto: `quarto` is not on PATH (see README: installing Quarto)")
+    if out != root/cfg.get('doc_path', '_docs'): check_replaceable(out, '--out')   # the book's own _docs is always the site's
+    if stage: check_replaceable(stage, '--stage')
     run = docs_run(run, root, log)
     mixed = mixed_import_cells(root)
     if mixed: log("docs: warning: nbdev_docs (the Quarto route) executes every cell that imports, and these cells also compute, "
@@ -623,8 +690,12 @@ def build_docs(run=None,              # run directory to show; default: latest f
     try:
         st = Path(stage) if stage else tmp/'stage'
         log(f"docs: building with {'nbdev_docs (Quarto)' if engine == 'quarto' else 'Sphinx + MyST-NB'} from run {run}")
-        if engine == 'sphinx': pages = stage_sphinx(st, run, root, log); build_sphinx(st, tmp/'site', log)
-        else: pages = stage_quarto(st, run, root, log); build_quarto(st, tmp/'site', log)
+        try:
+            if engine == 'sphinx': pages = stage_sphinx(st, run, root, log); build_sphinx(st, tmp/'site', log)
+            else: pages = stage_quarto(st, run, root, log); build_quarto(st, tmp/'site', log)
+        finally:
+            if st.is_dir(): (st/SITE_MARK).touch()     # the stage is the build's, even after a failed build
+        (tmp/'site'/SITE_MARK).touch()
         if out.exists(): shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(tmp/'site'), str(out))
@@ -632,7 +703,8 @@ def build_docs(run=None,              # run directory to show; default: latest f
     return out, check_site(out, pages)
 
 # %% ../nbs/07b_docs.ipynb #4a133fa8
-def cli(argv:list|None=None)->int:
+def cli(argv:list|None=None,  # the options after `docs` (a leading '--' is dropped); None: sys.argv[1:]
+       )->int:
     "`mobileml-book docs`: build the website; returns the exit code."
     ap = argparse.ArgumentParser(prog='mobileml-book docs', description='Build the book as a website (Quarto where installed, else Sphinx).')
     ap.add_argument('--run', help='run directory whose executed chapters the site shows (default: latest finished `make book` run, '
@@ -646,7 +718,7 @@ def cli(argv:list|None=None)->int:
     try: a = ap.parse_args(argv)
     except SystemExit as e: return int(e.code or 0)
     try: out, probs = build_docs(a.run, a.out, a.engine, a.stage, a.book)
-    except (FileNotFoundError, ValueError) as e: print(f"mobileml-book docs: {e}", file=sys.stderr); return 2
+    except (FileNotFoundError, FileExistsError, ValueError) as e: print(f"mobileml-book docs: {e}", file=sys.stderr); return 2
     except RuntimeError as e: print(f"mobileml-book docs: {e}", file=sys.stderr); return 1
     if probs:
         print("mobileml-book docs: the site has problems:\n  " + '\n  '.join(probs), file=sys.stderr); return 1

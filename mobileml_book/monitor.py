@@ -251,7 +251,9 @@ class TelemetryStore:
                 if col.name not in have: c.execute(sa.text(f'ALTER TABLE telemetry_events ADD COLUMN {col.name} '
                                                            f'{col.type.compile(self.engine.dialect)} DEFAULT 0'))
 
-    def add(self, events:list[dict|TelemetryEvent])->dict:
+    def add(self,
+            events:list[dict|TelemetryEvent],   # the batch; an invalid dict raises, none stored
+           )->dict:
         "Store a batch in one transaction: how many were new, already there (retries), and had their clock clamped."
         sa, t = self.sa, self.table
         rows, now = {}, float(self.clock())
@@ -271,13 +273,17 @@ class TelemetryStore:
                 c.execute(ins, new)
         return dict(stored=len(new), duplicates=len(events) - len(new), clock_clamped=sum(r['clock_clamped'] for r in new))
 
-    def frame(self, cohort:str|None=None)->pd.DataFrame:
+    def frame(self,
+              cohort:str|None=None,   # only this cohort's events; None: all
+             )->pd.DataFrame:
         "The events (of one cohort), oldest first."
         q = self.sa.select(self.table)
         if cohort is not None: q = q.where(self.table.c.cohort == cohort)
         with self.engine.connect() as c: return pd.read_sql(q.order_by(self.table.c.ts), c)
 
-    def count(self, clamped:bool=False)->int:              # True: only the events whose time was clamped
+    def count(self,
+              clamped:bool=False,   # True: only the events whose time was clamped
+             )->int:
         "How many events are stored."
         q = self.sa.select(self.sa.func.count()).select_from(self.table)
         if clamped: q = q.where(self.table.c.clock_clamped == 1)
@@ -308,7 +314,8 @@ SHIFTS = {'night': ('dim', 'sensor_noise'), 'blur': ('defocus_blur', 'motion_blu
 FLEET_START = 1.7e9        # the simulated fleet's first day (Unix time): its own clock, so runs repeat exactly
 
 # %% ../nbs/06_monitoring.ipynb #57692527-2
-def fleet_end(days:int)->float:   # days of telemetry simulated
+def fleet_end(days:int,   # days of telemetry simulated
+             )->float:
     "The simulated server's time at the end of `days` of telemetry: where alert windows end."
     return FLEET_START + days*86_400
 
@@ -328,13 +335,23 @@ def shift_images(x:np.ndarray,        # uint8 images, NHWC
 def _ids(prefix:str, *keys)->str: return prefix + hashlib.sha256(repr(keys).encode()).hexdigest()[:24]
 
 # %% ../nbs/06_monitoring.ipynb #57692527-5
-def simulate_fleet(devices:pd.DataFrame,
-                   n_phones:int, days:int, per_day:int,
+def simulate_fleet(devices:pd.DataFrame,               # phone catalog (index: catalog id; `os`)
+                   n_phones:int,                       # phones, each a random catalog model
+                   days:int,                           # days of telemetry from `start`
+                   per_day:int,                        # events per phone and day (random times)
                    pools:dict,                         # {'clean': (stats, proba), 'shifted': (stats, proba)}: per image, the input stats and class probabilities
                    latency_ms:dict,                    # catalog id -> expected latency of the stable version (ms)
                    memory_mb:float,                    # expected memory of the stable version (MiB)
-                   versions=('1.0.0', '1.1.0'), candidate_share:float=0.5, shift_share:float=0.0, window_days:int=1, regression:float=1.0,
-                   model:str='fashion-classifier', cohort:str='default', start:float=FLEET_START, seed:int=0)->list[dict]:
+                   versions=('1.0.0', '1.1.0'),        # (stable, candidate) model versions
+                   candidate_share:float=0.5,          # share of phones on the candidate
+                   shift_share:float=0.0,              # share of phones shifting in the window
+                   window_days:int=1,                  # the last days: shift and regression
+                   regression:float=1.0,               # candidate's latency/memory factor (1: none)
+                   model:str='fashion-classifier',     # model name in every event
+                   cohort:str='default',               # cohort of every event (and part of its ids)
+                   start:float=FLEET_START,            # Unix time (s) of the first day
+                   seed:int=0,                         # seed of the draws and of the ids
+                  )->list[dict]:
     "Telemetry events of a simulated fleet; during the last `window_days`, `shift_share` of the phones see shifted inputs and the candidate regresses by `regression`."
     rng = np.random.default_rng(seed)
     cat = rng.choice(devices.index.to_numpy(), n_phones)
@@ -410,14 +427,19 @@ def _ratio_test(w:pd.DataFrame, metric:str, stable:str, cand:str):
     return stats.mannwhitneyu(r_c, r_s, alternative='greater').pvalue, float(np.exp(np.median(r_c) - np.median(r_s))), per_dev
 
 # %% ../nbs/06_monitoring.ipynb #f09baadb-3
-def check_alerts(events:pd.DataFrame, ref:dict, th:Thresholds, window_s:float, stable:str, candidate:str,
+def check_alerts(events:pd.DataFrame,   # events (`TelemetryStore.frame`); `ts`: server time (s)
+                 ref:dict,              # `reference_profile`: what the model saw before release
+                 th:Thresholds,         # alert rules; under `min_events` in the window: no test
+                 window_s:float,        # length of the window (s), ending at `now`
+                 stable:str,            # the stable version: the baseline of the regression tests
+                 candidate:str,         # the new version, tested for latency and memory regressions
                  now:float|None=None,   # the server's time (s) the window ends at; None: this machine's clock
                 )->tuple[list[dict], pd.DataFrame]:
     "Alerts over the `window_s` seconds before `now` (never a phone's clock) against the reference: (alerts, every test)."
     t1 = time.time() if now is None else float(now)
     w = events[(events.ts > t1 - window_s) & (events.ts <= t1)]
     win = dict(start=pd.to_datetime(t1 - window_s, unit='s').isoformat(), end=pd.to_datetime(t1, unit='s').isoformat(), events=int(len(w)))
-    if len(w) < th.min_events: return [], pd.DataFrame()
+    if len(w) < th.min_events: return [], pd.DataFrame(columns=['metric', 'test', 'statistic', 'p_value', 'psi', 'fired'])
     names = [*INPUT_STATS, 'confidence']
     m = len(names) + 1 + 2                                                 # KS per input + confidence, class share, latency, memory
     a_each = th.alpha/m
@@ -544,7 +566,8 @@ def rollback(uri:str,        # the MLflow registry URI
 # %% ../nbs/06_monitoring.ipynb #dd4f732b-6
 def compare_versions(uri:str,     # the MLflow registry URI
                      model:str,   # the registered model's name
-                     a:int, b:int # the two model versions
+                     a:int,       # the two model versions: the first (column `v<a>`)
+                     b:int,       # and the second (column `v<b>`)
                     )->pd.DataFrame:
     "Tags of two versions side by side, and whether they differ."
     t = version_table(uri, model).set_index('version')
@@ -565,12 +588,23 @@ class ThermalModel:
     limit: float = 40.0
     temp: float|None = None
     def __post_init__(self): self.temp = self.ambient if self.temp is None else self.temp
-    def steady(self, watts:float)->float: return self.ambient + self.heat*watts/self.cool
-    def after(self, seconds:float, watts:float)->float:
+    def steady(self,
+               watts:float,   # constant power drawn (W)
+              )->float: return self.ambient + self.heat*watts/self.cool
+    def after(self,
+              seconds:float,   # time from now (s)
+              watts:float,     # constant power over that time (W)
+             )->float:
         "Temperature after `seconds` at `watts` from now."
         ss = self.steady(watts); return ss + (self.temp - ss)*math.exp(-self.cool*seconds)
-    def step(self, seconds:float, watts:float)->float: self.temp = self.after(seconds, watts); return self.temp
-    def rest_needed(self, seconds:float, watts:float)->float:
+    def step(self,
+             seconds:float,   # time to advance (s)
+             watts:float,     # power over that time (W; 0: resting)
+            )->float: self.temp = self.after(seconds, watts); return self.temp
+    def rest_needed(self,
+                    seconds:float,   # length of the coming work (s)
+                    watts:float,     # W while working; ValueError if over `limit` even from ambient
+                   )->float:
         "Seconds of rest (0 W) needed now so that working `seconds` at `watts` ends at or under the limit."
         ss = self.steady(watts)
         if self.after(seconds, watts) <= self.limit: return 0.0
@@ -629,7 +663,9 @@ def next_batch(self:Dispatcher, n:int   # at most this many ids
 # %% ../nbs/06_monitoring.ipynb #disp0d-1
 @patch
 def commit(self:Dispatcher, ids:list[int],   # the batch's item ids, all pending
-           labels, confidences):              # one per id: the work's results
+           labels,                            # one per id: the work's results (class index)
+           confidences,                       # one per id: its confidence (0 to 1)
+          ):
     "Store a batch's results and mark its items done, in one transaction (all or nothing)."
     with self._tx():
         b = self.db.execute('SELECT COALESCE(MAX(batch), -1) + 1 FROM results').fetchone()[0]
@@ -654,7 +690,8 @@ def run(self:Dispatcher, work,            # ids -> (labels, confidences): the re
         session_budget_s:float|None=None, # device seconds this session may use
         max_batches:int|None=None,        # stop after this many batches (a test's interruption)
         pace_s:float=0.0,                 # wall seconds to sleep per batch (lets a test kill the process mid-run)
-        progress:bool=False)->dict:
+        progress:bool=False,              # show a progress bar over the pending items
+       )->dict:
     "Process pending items batch by batch until done, out of session budget or `max_batches`; returns this session's account."
     acc = dict(items=0, batches=0, busy_s=0.0, rest_s=0.0, max_temp=thermal.temp if thermal else None, stopped='done')
     bar = tqdm(total=self.count('pending'), desc='dispatch', disable=not progress)

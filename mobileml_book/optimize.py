@@ -91,7 +91,8 @@ GOALS = [   # what the full profile should reach, judged on this chapter's metri
 ]
 
 # %% ../nbs/03_optimization.ipynb #1744788a
-def file_bytes(obj)->tuple[int, int]:
+def file_bytes(obj   # a state dict or module (saved with `torch.save`), or raw bytes / bytearray
+              )->tuple[int, int]:
     "Bytes of `obj` (a state dict, a module or raw bytes) as `torch.save` writes it, and after gzip -9."
     if isinstance(obj, (bytes, bytearray)): raw = bytes(obj)
     else:
@@ -99,7 +100,9 @@ def file_bytes(obj)->tuple[int, int]:
     return len(raw), len(gzip.compress(raw, 9))
 
 # %% ../nbs/03_optimization.ipynb #1744788a-1
-def example_input(spec:dict, n:int=1)->torch.Tensor:
+def example_input(spec:dict,   # model spec: `in_channels` and `input_size` (px) give the shape
+                  n:int=1      # batch size
+                 )->torch.Tensor:
     "A fresh, standard-layout input batch for export (a slice of a channels-last batch would record the wrong layout)."
     return torch.zeros(n, spec['in_channels'], spec['input_size'], spec['input_size'])
 
@@ -110,7 +113,8 @@ def measure(name:str,          # the row's name
             test:Dataset,      # clean test images
             pc:PhoneC,         # phone-C images
             runs:int=50,       # timed predictions (batch 1)
-            **extra)->dict:
+            **extra            # more columns of the row (e.g. kind, precision, sparsity)
+           )->dict:
     "One row of the comparison for an fp32 network: accuracy (clean, phone-C), bytes (saved, gzip), p50/p90 latency here, parameters and MACs."
     ev = evaluate(predict_fn(net, spec), test, pc)
     raw, gz = file_bytes(net.state_dict())
@@ -120,25 +124,30 @@ def measure(name:str,          # the row's name
                 macs=count_macs(net, spec['input_size'], spec['in_channels']), **extra)
 
 # %% ../nbs/03_optimization.ipynb #19c1a71b
-def prunable(net:nn.Module)->list:
+def prunable(net:nn.Module   # a float network, with or without pruning masks
+            )->list:
     "The (module, 'weight') pairs magnitude pruning works on: the convolutions that mix channels (not the stem, not depthwise filters, not the classifier)."
     return [(m, 'weight') for m in net.modules() if isinstance(m, nn.Conv2d) and m.groups == 1 and m.in_channels > 4]
 
 # %% ../nbs/03_optimization.ipynb #19c1a71b-1
-def sparsity(net:nn.Module)->float:
+def sparsity(net:nn.Module   # a float network, masked or not (none prunable: ZeroDivisionError)
+            )->float:
     "Share of exactly-zero weights over all prunable layers."
     ws = [getattr(m, n) for m, n in prunable(net)]
     return float(sum(int((w == 0).sum()) for w in ws)/sum(w.numel() for w in ws))
 
 # %% ../nbs/03_optimization.ipynb #19c1a71b-2
-def layer_sparsity(net:nn.Module)->pd.DataFrame:
+def layer_sparsity(net:nn.Module   # a float network, masked or finalized
+                  )->pd.DataFrame:
     "Per prunable layer: its name, size and share of zero weights."
     names = {m: n for n, m in net.named_modules()}
     return pd.DataFrame([dict(layer=names[m], weights=getattr(m, p).numel(), sparsity=float((getattr(m, p) == 0).float().mean()))
                          for m, p in prunable(net)])
 
 # %% ../nbs/03_optimization.ipynb #19c1a71b-3
-def prune_to(net:nn.Module, target:float)->nn.Module:
+def prune_to(net:nn.Module,   # a float network: masks are added in place
+             target:float     # share of prunable weights at zero, 0..1 (at or below now: no-op)
+            )->nn.Module:
     "Raise the global magnitude sparsity of `net` to `target` (in place; masks stay until `finalize_pruning`)."
     now = sparsity(net)
     if target > now:
@@ -148,7 +157,8 @@ def prune_to(net:nn.Module, target:float)->nn.Module:
     return net
 
 # %% ../nbs/03_optimization.ipynb #19c1a71b-4
-def finalize_pruning(net:nn.Module)->nn.Module:
+def finalize_pruning(net:nn.Module   # a network pruned by `prune_to` (left as it is, masks and all)
+                    )->nn.Module:
     "A copy of `net` with its pruning masks baked in: plain weights with zeros, no masks."
     masked = {m: getattr(m, n) for m, n in prunable(net) if hasattr(m, n + '_mask')}
     for m in masked: delattr(m, 'weight')          # a derived (non-leaf) tensor: deepcopy refuses it
@@ -177,7 +187,8 @@ def recalibrate_bn(net:nn.Module,     # changed in place and returned
     return net.eval()
 
 # %% ../nbs/03_optimization.ipynb #b1b57dbb
-def freeze_bn(net:nn.Module)->nn.Module:
+def freeze_bn(net:nn.Module   # changed in place and returned
+             )->nn.Module:
     "Freeze every batch norm of `net` (statistics and scale): `fit` keeps frozen ones in eval mode (in place)."
     for m in net.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm): m.requires_grad_(False)
@@ -195,22 +206,37 @@ def self_distill(ref:nn.Module,      # the network before the change (float, unp
     return loss
 
 # %% ../nbs/03_optimization.ipynb #de586d36
-def finetune(net:nn.Module, ref:nn.Module, train:Dataset, val:Dataset, spec:dict,
+def finetune(net:nn.Module,        # the changed (pruned) network: trained in place and returned
+             ref:nn.Module,        # the unchanged network: the teacher (unused if `alpha` is 0)
+             train:Dataset,        # training images
+             val:Dataset,          # validation images: the epoch best on them is kept
+             spec:dict,            # the model spec (pre-processing)
              epochs:int=1,         # passes over `train`
              lr:float=1e-4,        # peak learning rate (one-cycle)
              alpha:float=0.7,      # weight of `ref`'s outputs in the loss (0: labels only)
-             seed:int=0, augment=None, progress:bool=True, desc:str='fine-tuning')->nn.Module:
+             seed:int=0,           # batch order and dropout
+             augment=None,         # callable on uint8 NHWC batches (`MobileAugment`); None: clean
+             progress:bool=True,   # show a progress bar
+             desc:str='fine-tuning',  # the progress bar's label
+            )->nn.Module:
     "Fine-tune `net` after a change (pruning) with its batch norms frozen and distillation from `ref`, the network before the change."
     net, _ = fit(freeze_bn(net), train, val, spec, epochs=epochs, lr=lr, seed=seed, augment=augment, patience=epochs,
                  loss_fn=self_distill(ref, alpha) if alpha else None, progress=progress, desc=desc)
     return unfreeze(net)
 
 # %% ../nbs/03_optimization.ipynb #676b5be2
-def magnitude_schedule(net:nn.Module, spec:dict, levels:list, train:Dataset, val:Dataset,
+def magnitude_schedule(net:nn.Module,          # the float network (a copy is pruned; it teaches)
+                       spec:dict,              # its model spec
+                       levels:list,            # target sparsities, 0..1 (in increasing order)
+                       train:Dataset,          # fine-tuning images (first 1000: BN recalibration)
+                       val:Dataset,            # validation images of each fine-tune
                        epochs:int=1,           # fine-tuning epochs after each step
                        lr:float=1e-4,          # peak learning rate of each fine-tune
                        alpha:float=0.7,        # weight of the unpruned net's outputs in the fine-tune (0: labels only)
-                       seed:int=0, augment=None, progress:bool=True)->dict:
+                       seed:int=0,             # batch order of every fine-tune
+                       augment=None,           # callable on uint8 NHWC batches; None: clean
+                       progress:bool=True,     # show progress bars
+                      )->dict:
     "Prune `net` (a copy) to each sparsity in `levels` in turn, fine-tuning after each step; returns {level: finalized net}."
     ref, net, out = net, copy.deepcopy(net), {}
     for s in sorted(levels):
@@ -270,7 +296,8 @@ def _take_linear(fc:nn.Linear, in_idx)->nn.Linear:
 
 # %% ../nbs/03_optimization.ipynb #34f28de0-3
 def prune_channels(net:nn.Module,       # a MobileNetV2-style or EfficientNet-Lite network
-                   keep:float)->nn.Module:  # share of hidden channels kept (1: nothing goes)
+                   keep:float           # share of hidden channels kept (1: nothing goes)
+                  )->nn.Module:
     "A copy of `net` with `keep` of the hidden channels of each block, and of the last 1x1 conv, really removed."
     net = copy.deepcopy(net).eval()
     if isinstance(net, EfficientNetLite):
@@ -293,7 +320,8 @@ def prune_channels(net:nn.Module,       # a MobileNetV2-style or EfficientNet-Li
 
 # %% ../nbs/03_optimization.ipynb #1d9867ab
 def annotate_conv_clamp(gm:torch.fx.GraphModule,   # an exported graph before `prepare_pt2e`
-                        config)->None:              # the quantizer's QuantizationConfig
+                        config                      # the quantizer's QuantizationConfig
+                       )->None:
     "Annotate conv [-> batch norm] -> ReLU6 (hardtanh) as one pattern, observed after the clamp: XNNPACK's quantizer fuses only ReLU."
     from torch.fx import Node
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer_utils import (get_input_act_qspec, get_weight_qspec,
@@ -316,7 +344,9 @@ def annotate_conv_clamp(gm:torch.fx.GraphModule,   # an exported graph before `p
         _mark_nodes_as_annotated(part)
 
 # %% ../nbs/03_optimization.ipynb #05e172ae
-def clamp_aware(quantizer_cls:type)->type:   # a PT2E Quantizer class with a `global_config` (XNNPACK's, litert-torch's)
+def clamp_aware(
+    quantizer_cls:type   # a PT2E Quantizer class with a `global_config` (XNNPACK's, litert-torch's)
+)->type:
     "A subclass of `quantizer_cls` that annotates conv -> ReLU6 with `annotate_conv_clamp` before its own rules."
     class ClampAware(quantizer_cls):
         def annotate(self, model):
@@ -324,7 +354,8 @@ def clamp_aware(quantizer_cls:type)->type:   # a PT2E Quantizer class with a `gl
     return ClampAware
 
 # %% ../nbs/03_optimization.ipynb #b06addba
-def xnnpack_quantizer(per_channel:bool=True, qat:bool=False,
+def xnnpack_quantizer(per_channel:bool=True,   # per-channel weight scales (False: per tensor)
+                      qat:bool=False,          # for quantization-aware training (fake quantization)
                       fuse_clamp:bool=True):   # False: XNNPACK's own annotation (conv -> ReLU6 unfused)
     "XNNPACK's PT2E quantizer (int8 symmetric weights and activations), conv -> ReLU6 fused; `per_channel=False` is its default."
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
@@ -333,13 +364,17 @@ def xnnpack_quantizer(per_channel:bool=True, qat:bool=False,
     return clamp_aware(XNNPACKQuantizer)().set_global(config)
 
 # %% ../nbs/03_optimization.ipynb #8a2f8a97
-def export_program(net:nn.Module, spec:dict)->torch.export.ExportedProgram:
+def export_program(net:nn.Module,   # a network or PT2E graph taking (N, C, S, S) float input
+                   spec:dict        # its model spec: `in_channels`, `input_size` (px)
+                  )->torch.export.ExportedProgram:
     "`net` captured by torch.export with a free batch dimension."
     batch = torch.export.Dim('batch', min=1, max=65536)
     return torch.export.export(net, (example_input(spec, 2),), dynamic_shapes=({0: batch},))
 
 # %% ../nbs/03_optimization.ipynb #0558baf7
-def export_graph(net:nn.Module, spec:dict)->torch.fx.GraphModule:
+def export_graph(net:nn.Module,   # a float network on (N, C, S, S) input (eval mode for PTQ)
+                 spec:dict        # its model spec: `in_channels`, `input_size` (px)
+                )->torch.fx.GraphModule:
     "`net` as a graph module with a free batch dimension, ready for a PT2E quantizer."
     return export_program(net, spec).module()
 
@@ -360,15 +395,19 @@ def _trainable(g,
 
 # %% ../nbs/03_optimization.ipynb #79b2ee65
 @torch.no_grad()
-def calibrate(g, x:np.ndarray, spec:dict, bs:int=128):
+def calibrate(g,               # an observed graph (`prepare_pt2e`'s): updated in place and returned
+              x:np.ndarray,    # uint8 frames (N, H, W, C)
+              spec:dict,       # the model spec (pre-processing)
+              bs:int=128):     # frames per forward pass
     "Run uint8 images `x` through an observed graph so its observers learn the activation ranges."
     for i in range(0, len(x), bs): g(to_input(x[i:i+bs], spec))
     return g
 
 # %% ../nbs/03_optimization.ipynb #17c13ac6
-def ptq(net:nn.Module, spec:dict,
+def ptq(net:nn.Module,                      # the float network (copied; unused if `graph` is given)
+        spec:dict,                          # its model spec (input shape, pre-processing)
         calib:np.ndarray,                   # uint8 frames (N, H, W, C) the observers learn activation ranges from
-        per_channel:bool=True,
+        per_channel:bool=True,              # weight scales per output channel (False: per tensor)
         fuse_clamp:bool=True,               # see `xnnpack_quantizer`
         graph:torch.fx.GraphModule|None=None  # `export_graph(net, spec)` made already (consumed); None: exported here
        )->torch.fx.GraphModule:
@@ -379,7 +418,8 @@ def ptq(net:nn.Module, spec:dict,
     return _trainable(convert_pt2e(calibrate(g, calib, spec)))
 
 # %% ../nbs/03_optimization.ipynb #0636de9d
-def qat_prepare(spec:dict, per_channel:bool=True,
+def qat_prepare(spec:dict,              # the model spec: input shape of the export
+                per_channel:bool=True,  # weight scales per output channel (False: per tensor)
                 frozen_bn:bool=True):   # keep the trained batch-norm statistics (fine-tuning); False to train them (from scratch)
     "A `prepare` hook for the Training chapter's `fit`: export the network and insert int8 fake quantization."
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
@@ -387,14 +427,17 @@ def qat_prepare(spec:dict, per_channel:bool=True,
     return prepare
 
 # %% ../nbs/03_optimization.ipynb #ef7efd37
-def qat_convert(g)->torch.fx.GraphModule:
+def qat_convert(g   # a QAT-trained graph (`fit` with `qat_prepare`): copied, left as it is
+               )->torch.fx.GraphModule:
     "The int8 graph of a QAT-trained one (fake quantization replaced by real quantize/dequantize)."
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
     return _trainable(convert_pt2e(copy.deepcopy(g).eval()))
 
 # %% ../nbs/03_optimization.ipynb #1300a3e8
 @torch.no_grad()
-def weight_only(net:nn.Module, precision:str='int8')->tuple[nn.Module, int]:
+def weight_only(net:nn.Module,          # a float network (copied, left as it is)
+                precision:str='int8'    # 'int8' (per output channel, symmetric); else fp16
+               )->tuple[nn.Module, int]:
     "A copy of `net` whose conv/linear weights went through int8 (per output channel, symmetric) or fp16 storage; and the stored bytes."
     net = copy.deepcopy(net).eval(); stored = 0
     for m in net.modules():
@@ -409,7 +452,10 @@ def weight_only(net:nn.Module, precision:str='int8')->tuple[nn.Module, int]:
     return net, stored + rest
 
 # %% ../nbs/03_optimization.ipynb #db3b0132
-def lower_to_pte(model:nn.Module, example:torch.Tensor, path)->Path:
+def lower_to_pte(model:nn.Module,       # an fp32 module or PT2E int8 graph
+                 example:torch.Tensor,  # the input it is traced on (its shape is fixed)
+                 path                   # the .pte file to write (str or Path; folders are created)
+                )->Path:
     "Lower `model` traced on `example` to an ExecuTorch program with the XNNPACK delegate, written atomically."
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
@@ -417,12 +463,15 @@ def lower_to_pte(model:nn.Module, example:torch.Tensor, path)->Path:
     atomic_write(path, prog.buffer); return Path(path)
 
 # %% ../nbs/03_optimization.ipynb #db3b0132-1
-def to_pte(model:nn.Module, spec:dict, path)->Path:
+def to_pte(model:nn.Module,   # an fp32 module or PT2E int8 graph taking float NCHW input
+           spec:dict,         # its model spec: input (1, in_channels, input_size, input_size)
+           path               # the .pte file to write (str or Path; folders are created)
+          )->Path:
     "Lower `model` (fp32 module or PT2E int8 graph, float NCHW input) to an ExecuTorch program with the XNNPACK delegate."
     return lower_to_pte(model, example_input(spec), path)
 
 # %% ../nbs/03_optimization.ipynb #db3b0132-2
-def pte_runner(path):
+def pte_runner(path):   # an ExecuTorch program file (.pte; str or Path)
     "A callable running an ExecuTorch program on one float NCHW batch (a fresh contiguous copy, as the runtime needs)."
     from executorch.runtime import Runtime
     method = Runtime.get().load_program(str(path)).load_method('forward')
@@ -444,8 +493,12 @@ def time_in_turns(fns:dict,        # name -> f(x)
                     mean_ms=float(np.mean(v)), cpu_ms=cpu[k]/runs*1e3, runs=runs) for k, v in ts.items()}
 
 # %% ../nbs/03_optimization.ipynb #db3b0132-4
-def pte_latency_ms(paths:dict, spec:dict, warmup:int=20, runs:int=200,
-                   threads:int=1)->dict:   # ExecuTorch's thread pool during the timing (its default is every core)
+def pte_latency_ms(paths:dict,      # name -> ExecuTorch program file (.pte)
+                   spec:dict,       # the model spec they share (input: one random frame)
+                   warmup:int=20,   # untimed runs of each program first
+                   runs:int=200,    # timed runs of each
+                   threads:int=1    # ExecuTorch's thread pool during the timing (its default is every core)
+                  )->dict:
     "p50/p90 latency (ms) of each ExecuTorch program in `paths` (name -> file), batch 1, timed in turns."
     from executorch.extension.pybindings import portable_lib
     old = portable_lib._threadpool_get_thread_count(); portable_lib._unsafe_reset_threadpool(threads)
@@ -453,7 +506,8 @@ def pte_latency_ms(paths:dict, spec:dict, warmup:int=20, runs:int=200,
     finally: portable_lib._unsafe_reset_threadpool(old)
 
 # %% ../nbs/03_optimization.ipynb #db3b0132-5
-def graph_predict_fn(g, spec:dict,
+def graph_predict_fn(g,            # a PT2E graph (int8 or fake-quant) on `to_input`'s tensors
+                     spec:dict,    # its model spec: how uint8 frames become its input
                      bs:int=16):   # frames per forward pass (small ones stay in the CPU's cache)
     "`predict(x_uint8) -> labels` through a PT2E graph (no `.eval()`: exported graphs are already in the mode they were set to)."
     @torch.no_grad()
@@ -475,7 +529,8 @@ def pte_predict_fn(path,              # an ExecuTorch program with a batch-1 flo
     return predict
 
 # %% ../nbs/03_optimization.ipynb #f3822f27
-def int8_size_ceiling(net:nn.Module)->float:
+def int8_size_ceiling(net:nn.Module   # a float network (its conv and linear layers are counted)
+                     )->float:
     "The fp32/int8 size ratio per-channel int8 can reach on `net`'s conv and linear layers (batch norm folded into biases)."
     w = ch = 0      # int8: 1 byte per weight; per output channel a 32-bit bias, scale and zero point (fp32: 4 bytes each weight and bias)
     for m in net.modules():
@@ -486,7 +541,8 @@ def int8_size_ceiling(net:nn.Module)->float:
 INT8_DOT_FLAGS = ('avx512_vnni', 'avx_vnni', 'amx_int8', 'asimddp', 'i8mm')   # x86 VNNI and AMX; ARM dot product, int8 matmul
 
 # %% ../nbs/03_optimization.ipynb #08f5d263-1
-def int8_dot_isa(cpuinfo='/proc/cpuinfo')->list[str]|None:   # Linux's CPU description
+def int8_dot_isa(cpuinfo='/proc/cpuinfo'   # Linux's CPU description
+                )->list[str]|None:
     "The int8 dot-product instruction sets this CPU reports (None: nothing to read, as on macOS)."
     p = Path(cpuinfo)
     if not p.exists(): return None
@@ -501,7 +557,7 @@ SQNR_KINDS = {'relu6': 'ReLU6 output', 'hardtanh': 'ReLU6 output', 'relu': 'ReLU
 # %% ../nbs/03_optimization.ipynb #sqnr01b
 def int8_sqnr(fp32_graph:torch.fx.GraphModule,   # `export_graph` of the network, kept unquantized (a copy went to `ptq`)
               int8_graph:torch.fx.GraphModule,   # `ptq(..., graph=copy.deepcopy(fp32_graph))`: the same export, quantized
-              spec:dict,
+              spec:dict,                         # both graphs' model spec (pre-processing of `x`)
               x:np.ndarray                       # uint8 frames (M, H, W, C) both graphs run on (a hundred are enough)
              )->pd.DataFrame:
     "SQNR (dB) of `int8_graph` against `fp32_graph` at each activation of `SQNR_KINDS`, in network order (PT2E's numeric debugger)."
@@ -524,16 +580,20 @@ def int8_sqnr(fp32_graph:torch.fx.GraphModule,   # `export_graph` of the network
 def candidate_spec(spec:dict,            # the student's spec: frames and labels are kept
                    width:float,           # width multiplier of the MobileNetV2-style candidate
                    size:int,              # its input side (px)
-                   depth:float)->dict:    # its depth multiplier (block repeats)
+                   depth:float            # its depth multiplier (block repeats)
+                  )->dict:
     "A from-scratch MobileNetV2-style candidate for the student's frames and labels: the family a low-end tier can afford."
     return model_spec('mobilenetv2', spec['labels'], size, spec['frame_channels'], spec['frame_size'], spec['frame_channels'],
                       width=width, depth=depth, stem_stride=2, strides=[1, 1, 2, 2, 1, 2, 1])
 
 # %% ../nbs/03_optimization.ipynb #0d1d3878-1
-def n_layers(net:nn.Module)->int: return sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in net.modules())
+def n_layers(net:nn.Module   # a network: its Conv2d and Linear layers are counted
+            )->int: return sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in net.modules())
 
 # %% ../nbs/03_optimization.ipynb #0d1d3878-2
-def features(net:nn.Module, spec:dict)->dict:
+def features(net:nn.Module,   # a float network
+             spec:dict        # its model spec: input side and channels of the MAC count
+            )->dict:
     "What the latency predictor sees of a network."
     return dict(macs=count_macs(net, spec['input_size'], spec['in_channels']), params=n_params(net), layers=n_layers(net))
 
@@ -541,16 +601,20 @@ def features(net:nn.Module, spec:dict)->dict:
 class LatencyPredictor:
     "Latency (ms) ~ a*MACs + b*params + c*layers + d, fitted by non-negative least squares on measured networks."
     cols = ('macs', 'params', 'layers')
-    def fit(self, df:pd.DataFrame, y:str='p50_ms'):
+    def fit(self, df:pd.DataFrame,   # measured networks: columns macs, params, layers and `y`
+            y:str='p50_ms'):         # the column of measured latency (ms)
         from scipy.optimize import nnls
         X = np.c_[df[list(self.cols)].to_numpy(float), np.ones(len(df))]
         self.scale = X.max(0); self.coef, _ = nnls(X/self.scale, df[y].to_numpy(float)); return self
-    def predict(self, df:pd.DataFrame)->np.ndarray:
+    def predict(self, df:pd.DataFrame   # networks with columns macs, params, layers (`features`)
+               )->np.ndarray:
         X = np.c_[df[list(self.cols)].to_numpy(float), np.ones(len(df))]
         return (X/self.scale) @ self.coef
 
 # %% ../nbs/03_optimization.ipynb #0d1d3878-4
-def mape(pred, true)->float: return float(np.mean(np.abs(np.asarray(pred) - np.asarray(true))/np.asarray(true)))
+def mape(pred,   # predicted values (array-like)
+         true    # measured values, same length (each error is divided by it: no zeros)
+        )->float: return float(np.mean(np.abs(np.asarray(pred) - np.asarray(true))/np.asarray(true)))
 
 # %% ../nbs/03_optimization.ipynb #0d1d3878-5
 def sample_space(widths,        # width multipliers
@@ -578,7 +642,8 @@ def screen(space:list[dict],        # candidates: dicts of width, size, depth (s
            max_ms:float,            # latency here (ms, 1 thread, fp32) above which even int8 misses the phone budget
            max_bytes:float,         # fp32 size (bytes) above which even int8 misses the size budget
            runs:int=30,             # timed runs per latency measurement
-           seed:int=0)->pd.DataFrame:
+           seed:int=0               # torch seed of each candidate's (untrained) weights
+          )->pd.DataFrame:
     "Build and time every candidate untrained, one after another; `feasible` where its int8 form can fit the budget."
     rows = []
     for c in tqdm(space, desc='latency first', leave=False):
@@ -616,8 +681,9 @@ def tune_search(space:list[dict],          # candidates to train: dicts of width
                 epochs:int=1,              # `max_t` of ASHA: epochs of a trial that is never stopped
                 cpus_per_trial:int=1,      # CPUs each trial declares (and trains with)
                 trainable=search_trial,    # the Tune function trainable; its kwargs follow
-                progress:bool=True,
-                **kw)->pd.DataFrame:       # passed to `trainable`: train, val, test, phone_c, spec, seed
+                progress:bool=True,        # show a progress bar over the trials
+                **kw                       # passed to `trainable`: train, val, test, phone_c, spec, seed
+               )->pd.DataFrame:
     "Train `space` as Ray Tune trials under ASHA; one row per candidate with its accuracies, epochs run and status."
     os.environ.setdefault('TUNE_DISABLE_AUTO_CALLBACK_LOGGERS', '1'); os.environ.setdefault('RAY_AIR_NEW_OUTPUT', '0')
     cols = ['width', 'size', 'depth', 'val_acc', 'acc', 'phone_c_acc', 'epochs_run', 'status', 'error']
@@ -656,9 +722,13 @@ def tune_search(space:list[dict],          # candidates to train: dicts of width
 def lite_candidate(variant:str,          # 'lite0' | 'lite1' | 'lite2' (a key of `LITE_SCALING`)
                    size:int,             # input side of the candidate (px)
                    spec:dict,            # the student's spec: labels and frames are kept
-                   train:Dataset, val:Dataset, test:Dataset, pc:PhoneC,
+                   train:Dataset,        # training images of the head (trunk features cached once)
+                   val:Dataset,          # validation images (about 4 checks; the best head is kept)
+                   test:Dataset,         # clean test images of the evaluation
+                   pc:PhoneC,            # phone-C images of the evaluation
                    steps:int=200,        # head-training steps on the cached features
-                   seed:int=0)->tuple[nn.Module, dict, dict]:
+                   seed:int=0            # the new head's initialisation and the batch order
+                  )->tuple[nn.Module, dict, dict]:
     "A pretrained EfficientNet-Lite ranked by its frozen trunk: returns (net, spec, evaluation)."
     arch = f'efficientnet_{variant}'
     spec_c = lite_spec(arch, spec['labels'], size, (spec['frame_size'], spec['frame_channels']))
@@ -668,8 +738,14 @@ def lite_candidate(variant:str,          # 'lite0' | 'lite1' | 'lite2' (a key of
     return net, spec_c, evaluate_features(net, bb.test, bb.pc, pc)
 
 # %% ../nbs/03_optimization.ipynb #5e5d0ccb
-def phone_estimates(df:pd.DataFrame, predictor:LatencyPredictor, host_ghz:float, phone_ghz:float, q_ratio:float, q_speed:float,
-                    rt_factor:float=1.0)->pd.DataFrame:  # mobile runtime / eager latency, measured on the student
+def phone_estimates(df:pd.DataFrame,              # candidates: `features` columns, fp32 size_bytes
+                    predictor:LatencyPredictor,   # fitted on latencies here (ms, eager fp32)
+                    host_ghz:float,               # clock of this machine's cores (GHz)
+                    phone_ghz:float,              # clock of the phone's fastest cores (GHz)
+                    q_ratio:float,                # fp32/int8 size ratio of the student
+                    q_speed:float,                # int8 speed-up over fp32 on the student (1: none)
+                    rt_factor:float=1.0           # mobile runtime / eager latency, measured on the student
+                   )->pd.DataFrame:
     "Each candidate fp32 and int8: size, and phone latency estimated as predicted-here x runtime factor x host/phone clock (int8: / measured speed-up)."
     here = predictor.predict(df)*rt_factor
     fp = df.assign(precision='fp32', phone_ms=here*host_ghz/phone_ghz)
@@ -743,8 +819,9 @@ class Variants(BaseModel):
     device: str|None = None               # the target phone of the chapter's budget
 
 # %% ../nbs/03_optimization.ipynb #a4a48bd5
-def load_variants(run:RunDir,
-                  make:bool=True)->Variants:   # False: an empty record when the chapter has not run
+def load_variants(run:RunDir,      # the run (a RunDir or its path)
+                  make:bool=True   # False: an empty record when the chapter has not run
+                 )->Variants:
     "This chapter's hand-off of `run`; made with quick settings (fp32 student + int8 `ptq`) when missing and `make`."
     run = run if isinstance(run, RunDir) else RunDir(run)
     path = run.artifact('optimization', 'variants.json')
@@ -756,12 +833,14 @@ def load_variants(run:RunDir,
     return Variants.model_validate_json(path.read_text()) if path.exists() else Variants()
 
 # %% ../nbs/03_optimization.ipynb #a4a48bd5-1
-def variant_file(run:RunDir, v:Variant)->Path:
+def variant_file(run:RunDir,   # the run (a RunDir or its path)
+                 v:Variant     # one of `load_variants(run).variants`
+                )->Path:
     "The saved file of variant `v` of `run`."
     return (run if isinstance(run, RunDir) else RunDir(run)).artifact('optimization', v.file)
 
 # %% ../nbs/03_optimization.ipynb #443dfeea
-def load_variant(run:RunDir,
+def load_variant(run:RunDir,            # the run (a RunDir or its path)
                  name:str|None=None):   # a variant's name (None: the chosen one)
     "A saved variant: (network or int8 graph, spec, `Variant`); made with quick settings when the chapter has not run."
     v = load_variants(run); name = name or v.chosen

@@ -18,11 +18,18 @@ __all__ = ['BUDGET_S', 'CHAPTER_BUDGET_S', 'BOOK_GOALS', 'Chapter', 'book_config
 # %% ../nbs/07_pipeline.ipynb #47f11f37
 class Chapter:
     "One step of the pipeline: a chapter notebook, its parameter declaration and its goals."
-    def __init__(self, path:Path, module:str, params:ChapterParams, goals:list[Goal]|None=None):
+    def __init__(self,
+                 path:Path,                   # the chapter's notebook, e.g. nbs/02_training.ipynb
+                 module:str,                  # its `#| default_exp` module, e.g. 'training'
+                 params:ChapterParams,        # the module's PARAMS (its `chapter` is the key)
+                 goals:list[Goal]|None=None,  # the module's GOALS; None: no goals
+                ):
         self.path, self.module, self.params, self.goals = Path(path), module, params, list(goals or [])
         self.name, self.key = self.path.stem, params.chapter
     def __repr__(self): return f"Chapter({self.name}, key={self.key!r}, {len(self.params.params)} params)"
-    def matches(self, sel:str)->bool:
+    def matches(self,
+                sel:str,  # a key ('training'), notebook name ('02_training'), number ('02'), module
+               )->bool:
         "True when `sel` names this chapter: its key, notebook name, or number."
         return sel in (self.key, self.name, self.name.split('_')[0], self.module)
 
@@ -41,7 +48,8 @@ def _has_parameters(nb:dict)->bool:
     return any('parameters' in c.get('metadata', {}).get('tags', []) for c in nb['cells'] if c['cell_type'] == 'code')
 
 # %% ../nbs/07_pipeline.ipynb #3cfb72e8
-def book_config(root=None)->dict:
+def book_config(root=None,  # folder with settings.ini (FileNotFoundError if none); None: found from cwd
+               )->dict:
     "The book's settings.ini as a dict (lib_name, nbs_path, ...)."
     import configparser
     root = Path(root) if root else project_root()
@@ -51,7 +59,8 @@ def book_config(root=None)->dict:
     return {**cp['DEFAULT'], 'root': str(root)}
 
 # %% ../nbs/07_pipeline.ipynb #3cfb72e8-1
-def find_chapters(root=None)->list[Chapter]:
+def find_chapters(root=None,  # the book's checkout; None: searched up from the working directory
+                 )->list[Chapter]:
     "The pipeline's chapters, in lifecycle order, with their parameter declarations."
     cfg = book_config(root)
     root = Path(cfg['root'])
@@ -72,7 +81,8 @@ def find_chapters(root=None)->list[Chapter]:
     return out
 
 # %% ../nbs/07_pipeline.ipynb #4f93daa4
-def parse_overrides(items)->dict:
+def parse_overrides(items,  # -p items 'name=value' / 'ch.name=value' (ParamError without '='); None: {}
+                   )->dict:
     "Turn `['a=1', 'ch.b=[x, y]']` into `{'a': 1, 'ch.b': ['x', 'y']}` (values parsed as YAML)."
     out = {}
     for it in items or []:
@@ -95,7 +105,12 @@ def _flatten_file(d:dict, chapters)->dict:
     return out
 
 # %% ../nbs/07_pipeline.ipynb #ebed3ff9
-def resolve_params(chapters:list[Chapter], profile:str='quick', file_values:dict|None=None, overrides:dict|None=None, cwd=None)->dict:
+def resolve_params(chapters:list[Chapter],     # from `find_chapters`
+                   profile:str='quick',         # 'quick' or 'full' (else ParamError): base values
+                   file_values:dict|None=None,  # params file: flat, by chapter, or a run's params.yaml
+                   overrides:dict|None=None,    # from `parse_overrides`, applied after the file
+                   cwd=None,                    # base of relative paths in path params; None: cwd
+                  )->dict:
     "Validated parameters of every chapter: `{chapter_key: {name: value}}`. Raises `ParamError` naming what is wrong."
     if profile not in PROFILES: raise ParamError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
     vals = {c.key: c.params.defaults(profile) for c in chapters}
@@ -126,7 +141,11 @@ def resolve_params(chapters:list[Chapter], profile:str='quick', file_values:dict
     return vals
 
 # %% ../nbs/07_pipeline.ipynb #ebed3ff9-1
-def resolve_path_value(v:str, p, chapter:str, cwd=None)->str:
+def resolve_path_value(v:str,         # e.g. 'folder:~/photos'; without a `scheme:` returned as is
+                       p,              # the `Param` that declares it, named in the error
+                       chapter:str,    # the chapter's key, named in the error
+                       cwd=None,       # base of a relative path; None: the working directory
+                      )->str:
     "Make the path in `v` (after an optional `scheme:`) absolute against `cwd`, and check it exists; values without a path pass."
     m = re.match(r'^([a-z]+):(.+)$', v)
     if not m: return v
@@ -147,7 +166,11 @@ def _lib_hash(root:Path, lib:str)->str:
     return h.hexdigest()
 
 # %% ../nbs/07_pipeline.ipynb #c1850759-1
-def fingerprint(chapter:Chapter, profile:str, params:dict, lib_hash:str)->str:
+def fingerprint(chapter:Chapter,  # the step; all its notebook's cell sources are hashed
+                profile:str,      # 'quick' or 'full'
+                params:dict,      # the chapter's resolved parameters {name: value}
+                lib_hash:str,     # sha256 hex of the library's .py files (`_lib_hash`)
+               )->str:
     "Hash of a step's inputs: notebook sources, profile and parameters, and the library code."
     nb = _nb_json(chapter.path)
     src = '\n'.join(''.join(c['source']) for c in nb['cells'])
@@ -156,13 +179,23 @@ def fingerprint(chapter:Chapter, profile:str, params:dict, lib_hash:str)->str:
 # %% ../nbs/07_pipeline.ipynb #1a2712d8
 class StepFailed(RuntimeError):
     "A chapter failed: names the chapter, the failing cell and the error."
-    def __init__(self, chapter:str, cell_source:str, error:str, notebook:Path|None=None):
+    def __init__(self,
+                 chapter:str,               # the chapter notebook's name, e.g. '01_data'
+                 cell_source:str,           # the failing cell's code, or '(before any cell ran)'
+                 error:str,                 # 'ExceptionName: message'
+                 notebook:Path|None=None,   # executed copy (outputs up to the failure); None: unnamed
+                ):
         self.chapter, self.cell_source, self.error, self.notebook = chapter, cell_source, error, notebook
         src = textwrap.indent(cell_source.strip(), '    | ')
         super().__init__(f"chapter {chapter} failed in this cell:\n{src}\n  {error}" + (f"\n  executed notebook: {notebook}" if notebook else ''))
 
 # %% ../nbs/07_pipeline.ipynb #1a2712d8-1
-def run_chapter(ch:Chapter, run:RunDir, profile:str, params:dict, progress:bool=True, kernel:str='python3',
+def run_chapter(ch:Chapter,             # the chapter to execute, in its notebook's folder
+                run:RunDir,             # the run; the executed copy goes to `run.notebooks`
+                profile:str,            # 'quick' or 'full', injected as the notebook's `profile`
+                params:dict,            # its resolved parameters, injected into its parameters cell
+                progress:bool=True,     # show papermill's cell progress bar
+                kernel:str='python3',   # the Jupyter kernel's name
                 cell_timeout:int=1800):   # seconds a single cell may run before the step fails (a hung kernel must not hang the run)
     "Execute one chapter notebook with papermill into `run`; raises `StepFailed` on a failing cell."
     import papermill as pm
@@ -195,12 +228,14 @@ def _fmt(v):
     return html.escape(str(v))
 
 # %% ../nbs/07_pipeline.ipynb #a5ac016d-2
-def findings(metrics:dict)->list[tuple[str, str]]:   # a run's metrics.json
+def findings(metrics:dict,   # a run's metrics.json
+            )->list[tuple[str, str]]:
     "(chapter, finding) of every chapter: results on the run's data that the reader must see before the scorecard."
     return [(ch, f) for ch, m in metrics.items() if isinstance(m, dict) for f in (m.get('findings') or [])]
 
 # %% ../nbs/07_pipeline.ipynb #6bbaa1b8
-def build_report(run:RunDir)->Path:
+def build_report(run:RunDir,  # its status, metrics, params and figures; report.html goes here
+                )->Path:
     "Write the run's one-page `report.html`: status, scorecard of all metrics, key plots."
     st, metrics, params = run.status(), run.metrics(), run.params()
     steps = ''.join(f"<tr><td>{html.escape(n)}</td><td class='{s.get('state')}'>{s.get('state')}</td>"
@@ -250,7 +285,8 @@ def run_book(profile:str='quick',          # 'quick' (seconds per chapter) or 'f
              force:bool=False,             # start `out` over, deleting the run there
              root:str|None=None,           # the book's checkout (default: found from the working directory)
              progress:bool=True,           # papermill's cell progress bar
-             log=print)->RunDir:
+             log=print,                    # called with each progress line (a str)
+            )->RunDir:
     "Validate all parameters, then run the chapters in order into a run directory. Raises `StepFailed` or `ParamError`."
     cfg = book_config(root); root = Path(cfg['root'])
     chapters = find_chapters(root)
@@ -320,7 +356,9 @@ BUDGET_S = dict(quick=450, full=1800)   # the book's time budgets for a whole ru
 CHAPTER_BUDGET_S = {'ondevice': dict(quick=30, full=180)}   # chapters with a budget of their own (seconds, 2 CPU cores)
 
 # %% ../nbs/07_pipeline.ipynb #33b19f7a-2
-def params_table(profile:str|None=None, root=None)->str:
+def params_table(profile:str|None=None,  # 'quick' or 'full': that profile's values only; None: both
+                 root=None,              # the book's checkout; None: found from the working dir
+                )->str:
     "Every chapter's parameters as text: name, allowed values, quick and full values, help."
     lines = []
     for c in find_chapters(root):
@@ -331,7 +369,10 @@ def params_table(profile:str|None=None, root=None)->str:
     return '\n'.join(lines)
 
 # %% ../nbs/07_pipeline.ipynb #33b19f7a-3
-def bench(profile:str='quick', out:str|None=None, log=print)->dict:
+def bench(profile:str='quick',   # 'quick' or 'full': the run's values and the budget it is held to
+          out:str|None=None,     # run dir, deleted and rerun; None: <book>/runs/bench-<profile>
+          log=print,             # called with each progress and timing line (a str)
+         )->dict:
     "Run the whole book into a fresh directory and print wall time per chapter and in total against the budget."
     out = out or str(Path(book_config()['root'])/'runs'/f'bench-{profile}')
     t0 = time.time()
@@ -369,7 +410,8 @@ def goals(metrics:dict,                 # a run's metrics.json, with 'book' from
     return pd.DataFrame(rows)
 
 # %% ../nbs/07_pipeline.ipynb #bktime01
-def book_timing(run:RunDir)->dict:   # a run directory with a status.json
+def book_timing(run:RunDir,   # a run directory with a status.json
+               )->dict:
     "The run's time as `goals` reads it under 'book': seconds of its chapters (None until every one is done), its profile."
     st = run.status(); steps = st.get('steps', {}).values()
     done = bool(steps) and all(s.get('state') == 'done' for s in steps)
@@ -385,7 +427,9 @@ def _rebase_links(md:str, prefix:str)->str:
     return re.sub(r'(!?\[[^\]]*\])\(([^)\s]+)\)', fix, md)
 
 # %% ../nbs/07_pipeline.ipynb #8769dd8d-1
-def build_readme(root=None, write:bool=True)->str:
+def build_readme(root=None,         # the book's checkout; None: searched up from the working dir
+                 write:bool=True,   # also write README.md in the checkout; False: only return it
+                )->str:
     "README.md text from the index notebook, processed by nbdev's filters and exported by nbconvert."
     from nbdev.processors import FilterDefaults
     from execnb.nbio import read_nb, nb2str
@@ -415,7 +459,8 @@ def threading_main()->bool:
     return threading.current_thread() is threading.main_thread()
 
 # %% ../nbs/07_pipeline.ipynb #f90ff8a9-1
-def main(argv=None):
+def main(argv=None,  # the command's arguments, without the program name; None: sys.argv[1:]
+        ):
     "Entry point of the `mobileml-book` command."
     argv = sys.argv[1:] if argv is None else list(argv)
     import signal

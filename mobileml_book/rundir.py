@@ -30,7 +30,9 @@ def _mkstemp(path:Path, suffix:str):
     return fd, tmp
 
 # %% ../nbs/07a_rundir.ipynb #01ee5809-2
-def atomic_write(path, data:str|bytes)->Path:
+def atomic_write(path,             # the file to write; its folder is created
+                 data:str|bytes,   # the content (a str is written as UTF-8)
+                )->Path:
     "Write `data` to `path` via a temp file in the same folder and a rename, so no reader sees half a file."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,7 +49,7 @@ def atomic_write(path, data:str|bytes)->Path:
 
 # %% ../nbs/07a_rundir.ipynb #58d64b1b
 @contextmanager
-def atomic_path(path):
+def atomic_path(path):   # the file to end up with; its folder is created
     "Yield a temp path next to `path` for a library that writes files itself (`torch.save`, `savefig`); rename on success."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,7 +62,9 @@ def atomic_path(path):
         Path(tmp).unlink(missing_ok=True)
 
 # %% ../nbs/07a_rundir.ipynb #a7sha256
-def sha256_file(path, chunk:int=1 << 20)->str:
+def sha256_file(path,               # the file to hash
+                chunk:int=1 << 20,  # bytes read at a time (1 MiB)
+               )->str:
     "Hex sha256 of a file, read in chunks (a model file never sits in memory whole): what records and manifests pin files with."
     h = hashlib.sha256()
     with open(path, 'rb') as f:
@@ -142,15 +146,20 @@ def _yaml11(p:Param, v, chapter:str):
 class ChapterParams:
     "The parameters of one chapter, validated as a whole."
     def __init__(self,
-                 chapter:str,  # the chapter's key: its metrics and artifacts live under this name
-                 *params:Param,
+                 chapter:str,    # the chapter's key: its metrics and artifacts live under this name
+                 *params:Param,  # its `Param`s; a bad quick or full value raises `ParamError`
                  rules:tuple=()):  # (message, check(values) -> bool): rules between parameters, checked before any run
+        names = [p.name for p in params]
+        if len(set(names)) < len(names):
+            raise ParamError(f"chapter {chapter!r} declares {sorted({n for n in names if names.count(n) > 1})} more than once: "
+                             "give each Param its own name")
         self.chapter, self.params, self.rules = chapter, {p.name:p for p in params}, tuple(rules)
         fields = {p.name:(p.annotation(), ...) for p in params}
         self.model = create_model(f'{chapter}_params', __config__=ConfigDict(extra='forbid'), **fields)
         for prof in PROFILES: self.validate(self.defaults(prof))  # a wrong declaration fails at import
 
-    def defaults(self, profile:str='quick')->dict:
+    def defaults(self, profile:str='quick',   # 'quick' or 'full'; `ParamError` otherwise
+                )->dict:
         "The values of `profile` for every parameter."
         if profile not in PROFILES: raise ParamError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
         return {n:p.values[profile] for n,p in self.params.items()}
@@ -158,7 +167,7 @@ class ChapterParams:
     @property
     def quick(self): return _NS(self.defaults('quick'))
 
-    def check_names(self, names):
+    def check_names(self, names):   # parameter names (an iterable of str)
         "Raise `ParamError` for a name this chapter does not declare, suggesting close matches."
         for n in names:
             if n not in self.params:
@@ -167,7 +176,8 @@ class ChapterParams:
                 raise ParamError(f"chapter {self.chapter!r} has no parameter {n!r}.{hint} "
                                  f"Its parameters: {', '.join(self.params)}.")
 
-    def validate(self, values:dict)->dict:
+    def validate(self, values:dict,   # {name: value}: all parameters (`rules` checked too) or some
+                )->dict:
         "Check `values` (all of them, or overrides on top of nothing) and return them converted to their types."
         self.check_names(values)
         for n, v in values.items(): _yaml11(self.params[n], v, self.chapter)
@@ -185,7 +195,8 @@ class ChapterParams:
                 if not ok(out): raise ParamError(f"chapter {self.chapter!r}: {msg}")
         return out
 
-    def collect(self, ns:dict)->dict:
+    def collect(self, ns:dict,   # a namespace (`globals()`); parameters it lacks are left out
+               )->dict:
         "Validate this chapter's parameters as they stand in a notebook's namespace (`globals()`)."
         return self.validate({n:ns[n] for n in self.params if n in ns})
 
@@ -197,7 +208,9 @@ class _NS(dict):
     __getattr__ = dict.__getitem__
 
 # %% ../nbs/07a_rundir.ipynb #goal01
-def dig(d:dict, key:str):   # key: 'a.b.c' reaches into nested dicts
+def dig(d:dict,    # nested dicts, e.g. a run's metrics
+        key:str,   # key: 'a.b.c' reaches into nested dicts
+       ):
     "The value at a dotted `key` in nested dicts, or None where any part is missing."
     for k in key.split('.'): d = d.get(k) if isinstance(d, dict) else None
     return d
@@ -209,13 +222,15 @@ class Goal:
     text: str                   # the goal in the reader's words, with its threshold
     keys: tuple[str, ...]       # the chapter's metric keys (dotted for nested ones), handed to `test` in this order
     test: Callable[..., bool]   # test(*values) -> met; never called when a value is missing
-    def judge(self, metrics:dict)->tuple[list, bool|None]:   # metrics: the chapter's saved metrics
+    def judge(self, metrics:dict,   # metrics: the chapter's saved metrics
+             )->tuple[list, bool|None]:
         "The values of `keys` and whether they meet the goal (None: not measured)."
         vals = [dig(metrics, k) for k in self.keys]
         return vals, None if any(v is None for v in vals) else bool(self.test(*vals))
 
 # %% ../nbs/07a_rundir.ipynb #6c8d8b44
-def project_root(start=None)->Path|None:
+def project_root(start=None,   # folder to search upward from (None: the working directory)
+                )->Path|None:
     "The folder holding the book's `settings.ini`, searching upward from `start` (default: the working directory)."
     p = Path(start or os.getcwd()).resolve()
     for d in [p, *p.parents]:
@@ -247,7 +262,8 @@ def _jsonable(o):
     raise TypeError(f"{type(o).__name__} is not JSON serialisable: store numbers, strings, lists or dicts in metrics")
 
 # %% ../nbs/07a_rundir.ipynb #cf633d61-1
-def dumps(o)->str:
+def dumps(o,   # JSON-able data; numpy values and paths are converted, other objects: TypeError
+         )->str:
     "JSON text of `o`, with numpy values converted."
     return json.dumps(o, indent=2, default=_jsonable, sort_keys=False)
 
@@ -325,7 +341,8 @@ def status(self:RunDir)->dict:
 # %% ../nbs/07a_rundir.ipynb #rund0d-1
 @patch
 def update_status(self:RunDir, step:str|None=None,   # a step's name, or None for the top level
-                  **fields)->dict:
+                  **fields,                          # values to set there, e.g. state='done'
+                 )->dict:
     "Merge `fields` into `step`'s entry (or the top level when `step` is None) of status.json."
     with self._locked():
         s = self.status()
@@ -361,7 +378,8 @@ def figures(self:RunDir, chapter:str|None=None   # one chapter's key, or None fo
 def save_figure(self:RunDir, fig,   # a matplotlib figure
                 chapter:str,        # the chapter's key
                 name:str,           # the file's stem
-                dpi:int=110)->Path:
+                dpi:int=110,        # resolution of the PNG, dots per inch
+               )->Path:
     "Save a matplotlib figure as one of `chapter`'s key plots (shown in report.html)."
     dst = self.artifacts(chapter)/'figures'/f'{name}.png'
     with atomic_path(dst) as tmp: fig.savefig(tmp, dpi=dpi, bbox_inches='tight', format='png')

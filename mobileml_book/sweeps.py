@@ -40,7 +40,8 @@ class Grid(BaseModel):
         return g
 
 # %% ../nbs/09_sweeps.ipynb #18005d31
-def load_grid(path)->Grid:   # a YAML grid file; ParamError when missing, not YAML, or not a grid
+def load_grid(path,   # a YAML grid file; ParamError when missing, not YAML, or not a grid
+             )->Grid:
     "Read and validate a grid file."
     p = Path(path)
     if not p.is_file(): raise ParamError(f"grid file {p}: not found (write one as in `mobileml-book sweep --help`)")
@@ -76,7 +77,8 @@ def _selected(chapters, only):
 # %% ../nbs/09_sweeps.ipynb #a8495s16
 def plan_points(grid:Grid,        # the grid
                 root=None,        # the book's checkout (default: found from the working directory)
-                cwd=None)->list[Point]:   # folder relative paths in the grid are read against (the grid file's)
+                cwd=None,         # folder relative paths in the grid are read against (the grid file's)
+               )->list[Point]:
     "Every point of `grid`, validated like `run`: raises `ParamError` naming the point and the problem."
     from mobileml_book.pipeline import _flatten_file, _lib_hash
     cfg = book_config(root); chapters = find_chapters(cfg['root'])
@@ -109,7 +111,8 @@ class Stage(BaseModel):
     def shared(self)->bool: return len(self.points) > 1
 
 # %% ../nbs/09_sweeps.ipynb #c421ae3c
-def plan_stages(points:list[Point])->list[Stage]:   # the grid's points (`plan_points`)
+def plan_stages(points:list[Point],   # the grid's points (`plan_points`)
+               )->list[Stage]:
     "The tree of stages, parents before children; each point's last stage is `points/<id>`."
     n = Counter(k for p in points for k in p.keys)
     stages: dict[str, Stage] = {}
@@ -170,7 +173,9 @@ class StageResult(BaseModel):
     notebook: str | None = None      # the executed notebook, kept for reading
 
 # %% ../nbs/09_sweeps.ipynb #9ad25427
-def stage_done(folder, stage:Stage)->bool:   # folder: the stage's run directory
+def stage_done(folder,        # folder: the stage's run directory
+               stage:Stage,   # its chapters and the fingerprints they must have
+              )->bool:
     "True when `folder` holds every chapter of `stage`, done, with the expected fingerprints."
     p = Path(folder)/'status.json'
     if not p.exists(): return False
@@ -242,14 +247,19 @@ class Ledger(BaseModel):
     seconds: float = 0.0                       # wall time of the last invocation
 
 # %% ../nbs/09_sweeps.ipynb #f76b0s16
-def load_ledger(out)->Ledger:   # the sweep folder
+def load_ledger(out,   # the sweep folder
+               )->Ledger:
     "Read a sweep's ledger."
     p = Path(out)/'sweep.json'
     if not p.exists(): raise FileNotFoundError(f"no sweep.json in {out}: run `mobileml-book sweep GRID.yaml --out {out}` first")
     return Ledger.model_validate_json(p.read_text())
 
 # %% ../nbs/09_sweeps.ipynb #cf49f43a
-def settle(led:Ledger, stage:Stage, res:StageResult, last:dict[str, str])->list[str]:   # last: point id -> key of its last stage
+def settle(led:Ledger,            # the sweep's ledger, updated in place
+           stage:Stage,           # the stage that returned
+           res:StageResult,       # what its task handed back
+           last:dict[str, str],   # last: point id -> key of its last stage
+          )->list[str]:
     "Record a returned stage in the ledger; returns the ids of the points it finished or failed."
     led.stages_run += 1
     touched = []
@@ -268,7 +278,8 @@ def settle(led:Ledger, stage:Stage, res:StageResult, last:dict[str, str])->list[
     return touched
 
 # %% ../nbs/09_sweeps.ipynb #4fba672c
-def ship_phone(phone:str|None=None)->pd.Series:   # a catalog id; None: the catalog's slowest phone (lowest CPU clock)
+def ship_phone(phone:str|None=None,   # a catalog id; None: the catalog's slowest phone (lowest CPU clock)
+              )->pd.Series:
     "The phone a sweep picks a model for; `ParamError` names the catalog's ids when `phone` is not one."
     from mobileml_book.constraints import load_devices
     dev = load_devices()
@@ -278,7 +289,8 @@ def ship_phone(phone:str|None=None)->pd.Series:   # a catalog id; None: the cata
 
 # %% ../nbs/09_sweeps.ipynb #09chain2
 def one_chain(todo:list[Stage],            # the stages still to run
-              by_key:dict[str, Stage])->bool:   # every stage of the plan, by key
+              by_key:dict[str, Stage],     # every stage of the plan, by key
+             )->bool:
     "True when the stages to run form one chain, each below the one before: nothing could run side by side."
     def above(s):
         a = set()
@@ -297,12 +309,13 @@ def sweep(grid_file,                 # the grid (YAML; see `Grid`)
           cpus_per_point:float=1.0,  # CPUs Ray reserves for each running stage
           root=None,                 # the book's checkout (the same path on every node)
           progress:bool=True,        # a progress bar over points
-          log=print)->Ledger:
+          log=print,                 # where progress lines go: a function of one str
+         )->Ledger:
     "Validate every point, then run the grid's stages as Ray tasks into `out`; write the ledger and the sweep report."
     from tqdm.auto import tqdm
     grid = load_grid(grid_file)
     if max_parallel is not None and max_parallel < 1: raise ParamError(f"--max-parallel {max_parallel}: must be at least 1")
-    if not 0 < cpus_per_point <= 1024: raise ParamError(f"--cpus-per-point {cpus_per_point}: must be above 0")
+    if not 0 < cpus_per_point <= 1024: raise ParamError(f"--cpus-per-point {cpus_per_point}: must be above 0 and at most 1024")
     cfg = book_config(root); root = str(cfg['root'])
     points = plan_points(grid, root, cwd=Path(grid_file).resolve().parent)          # every point validated before anything runs
     ship_phone(grid.phone)
@@ -384,21 +397,25 @@ def exports_table(out,                 # the sweep folder
 # %% ../nbs/09_sweeps.ipynb #70a50fd1
 def pareto_front(df:pd.DataFrame,   # candidates
                  cost:str,          # column to minimise (size, latency)
-                 gain:str='phone_c_acc')->pd.Series:   # column to maximise
+                 gain:str='phone_c_acc',   # column to maximise
+                )->pd.Series:
     "The Optimization chapter's `pareto` over the rows where both are known (an unmeasured row is never on the front)."
     from mobileml_book.optimize import pareto
     known = df.dropna(subset=[cost, gain])
     return pareto(known, cost, gain).reindex(df.index, fill_value=False)
 
 # %% ../nbs/09_sweeps.ipynb #70a50s11
-def pick(ex:pd.DataFrame)->pd.Series|None:   # `exports_table`
+def pick(ex:pd.DataFrame,   # `exports_table`
+        )->pd.Series|None:
     "The export a phone should ship: the best phone-photo accuracy among those that fit its budgets, then the smallest."
     fit = ex[ex.fits & ex.phone_c_acc.notna()] if len(ex) else ex
     if not len(fit): return None
     return fit.sort_values(['phone_c_acc', 'size_mb'], ascending=[False, True]).iloc[0]
 
 # %% ../nbs/09_sweeps.ipynb #c93f86bd
-def points_table(out, ex:pd.DataFrame|None=None)->pd.DataFrame:   # out: the sweep folder; ex: its `exports_table`
+def points_table(out,                        # out: the sweep folder
+                 ex:pd.DataFrame|None=None,  # ex: its `exports_table`
+                )->pd.DataFrame:
     "One row per point: its values, state, what it computed and reused, time, and its best export that fits."
     led, rows = load_ledger(out), []
     for pid, ps in led.points.items():
@@ -412,7 +429,10 @@ def points_table(out, ex:pd.DataFrame|None=None)->pd.DataFrame:   # out: the swe
     return pd.DataFrame(rows)
 
 # %% ../nbs/09_sweeps.ipynb #d676d6ad
-def plot_pareto(ex:pd.DataFrame, phone:pd.Series, chosen:pd.Series|None):
+def plot_pareto(ex:pd.DataFrame,         # `exports_table`: size_mb, phone_ms_est, phone_c_acc, fits
+                phone:pd.Series,         # the phone of the latency axis (`ship_phone`)
+                chosen:pd.Series|None,   # the export to star (`pick`); None: no star
+               ):
     "Accuracy on phone photos against size and against estimated latency on `phone`, fronts joined, the pick starred."
     import matplotlib.pyplot as plt
     fig, axs = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
@@ -429,7 +449,8 @@ def plot_pareto(ex:pd.DataFrame, phone:pd.Series, chosen:pd.Series|None):
     return fig
 
 # %% ../nbs/09_sweeps.ipynb #1acf8f1c
-def sweep_report(out)->Path:   # the sweep folder
+def sweep_report(out,   # the sweep folder
+                )->Path:
     "Write `report.html` and `points.csv` of a sweep: the points table, failures with their cell, the Pareto plot and the pick."
     import base64, html, io
     import matplotlib.pyplot as plt
@@ -469,7 +490,8 @@ def sweep_bench(grid_file,            # the grid to measure
                 out,                  # a scratch folder (emptied)
                 root=None,            # the book's checkout
                 skip=(),              # parts to leave out: 'one-point' (the overhead goal), 'serial' (the parallel gain)
-                log=print)->dict:
+                log=print,            # where the summary goes: a function of one str
+               )->dict:
     "Time one run, a one-point sweep and the whole sweep of `grid_file`; print the ratios the book's goals name."
     bad = set(skip) - {'one-point', 'serial'}
     if bad: raise ParamError(f"skip: {', '.join(sorted(bad))}: no such part; parts: one-point, serial")

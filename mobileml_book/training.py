@@ -57,7 +57,7 @@ PARAMS = ChapterParams('training',
     Param('curve_steps', int, quick=40, full=60, lo=1, hi=1_000_000, help='steps of the from-scratch nets of the transfer-learning curve (whole net, pixels in)'),
     Param('ship_floor', float, quick=0.5, lo=0.0, hi=1.0, help="clean accuracy below which (at the 95% interval's lower end) the report says the student is not worth shipping"),
     Param('eval_size', int, quick=20, full=40, lo=0, hi=10_000_000, help='test images per phone-C cell in the evaluation (0: all)'),
-    Param('baseline_train_size', int, quick=256, full=2000, lo=16, hi=10_000_000, help='training images of the brief SqueezeNet and VGG runs (size and latency are their point)'),
+    Param('baseline_train_size', int, quick=256, full=1000, lo=16, hi=10_000_000, help='training images of the brief SqueezeNet and VGG runs (size and latency are their point)'),
     Param('latency_runs', int, quick=20, full=50, lo=5, hi=10_000, help='timed runs per latency measurement (after warm-up)'),
     Param('seed', int, quick=0, lo=0, hi=2**31 - 1, help='seed of initialisation, batch order and augmentation'),
     Param('tracking_uri', str, quick='', help="MLflow tracking URI ('' = an SQLite store inside the run directory)"),
@@ -78,7 +78,9 @@ GOALS = [   # what the full profile should reach, judged on this chapter's metri
 ]
 
 # %% ../nbs/02_training.ipynb #181a0544
-def phone_c_subset(pc:PhoneC, n:int)->PhoneC:
+def phone_c_subset(pc:PhoneC,   # the phone-condition test set
+                   n:int,       # first test images kept per cell (0, or >= len(pc.y): all)
+                  )->PhoneC:
     "Phone-C restricted to the first `n` test images of every cell (0: all)."
     if not n or n >= len(pc.y): return pc
     return PhoneC(pc.x[:, :, :n], pc.y[:n], pc.names, pc.severities, pc.seed)
@@ -87,36 +89,50 @@ def phone_c_subset(pc:PhoneC, n:int)->PhoneC:
 def _frame(train:Dataset)->tuple[int, int]: return train.x.shape[1], train.x.shape[3]
 
 # %% ../nbs/02_training.ipynb #e3de15aa
-def student_spec(p:dict, classes:list, frame:tuple)->dict:
+def student_spec(p:dict,         # the chapter's parameters (reads `arch`, `input_size`)
+                 classes:list,   # class names, indexed by label
+                 frame:tuple,    # (side px, channels) of the camera frames (`_frame(train)`)
+                )->dict:
     "Spec of the student from the chapter's parameters."
     return lite_spec(p['arch'], classes, p['input_size'], frame)
 
 # %% ../nbs/02_training.ipynb #41767688
-def teacher_spec(p:dict, classes:list, frame:tuple)->dict:
+def teacher_spec(p:dict,         # the chapter's parameters (reads `teacher_arch`, `teacher_size`)
+                 classes:list,   # class names, indexed by label
+                 frame:tuple,    # (side px, channels) of the camera frames (`_frame(train)`)
+                )->dict:
     "Spec of the teacher from the chapter's parameters."
     return lite_spec(p['teacher_arch'], classes, p['teacher_size'], frame)
 
 # %% ../nbs/02_training.ipynb #46664def
-def save_checkpoint(path, net:nn.Module, spec:dict, info:dict|None=None)->Path:
+def save_checkpoint(path,                 # file to write (str or Path), replaced atomically
+                    net:nn.Module,        # the network whose `state_dict` is saved
+                    spec:dict,            # its model spec: what `load_checkpoint` rebuilds
+                    info:dict|None=None,  # extra facts, e.g. the best check's row (None: {})
+                   )->Path:
     "Write weights + spec atomically (a crash never leaves half a checkpoint)."
     with atomic_path(path) as tmp: torch.save(dict(state_dict=net.state_dict(), spec=spec, info=info or {}), tmp)
     return Path(path)
 
 # %% ../nbs/02_training.ipynb #46664def-1
-def load_checkpoint(path)->tuple[nn.Module, dict]:
+def load_checkpoint(path,   # file written by `save_checkpoint` (fully unpickled: trusted files only)
+                   )->tuple[nn.Module, dict]:
     "The network and spec stored by `save_checkpoint`."
     ck = torch.load(path, map_location='cpu', weights_only=False)
     net = build_net(ck['spec']); net.load_state_dict(ck['state_dict'])
     return net.eval(), ck['spec']
 
 # %% ../nbs/02_training.ipynb #46664def-2
-def freeze_features(net:nn.Module, head:str='_fc')->nn.Module:
+def freeze_features(net:nn.Module,    # the network, changed in place
+                    head:str='_fc',   # module left trainable ('_fc': EfficientNet-Lite's classifier)
+                   )->nn.Module:
     "Train only the module named `head`: every other parameter is frozen (and its batch norm kept in eval mode by `fit`)."
     for n, p in net.named_parameters(): p.requires_grad = n.startswith(head + '.')
     return net
 
 # %% ../nbs/02_training.ipynb #46664def-3
-def unfreeze(net:nn.Module)->nn.Module:
+def unfreeze(net:nn.Module,   # the network: every parameter made trainable, in place
+            )->nn.Module:
     for p in net.parameters(): p.requires_grad = True
     return net
 
@@ -143,8 +159,11 @@ class EarlyStop:
 
 # %% ../nbs/02_training.ipynb #eb2e84ec
 @torch.no_grad()
-def val_metrics(net:nn.Module, ds:Dataset, spec:dict,
-                bs:int=32)->dict:   # frames per forward pass (small ones stay in the CPU's cache)
+def val_metrics(net:nn.Module,   # a float network taking `to_input`'s tensors; left in eval mode
+                ds:Dataset,      # labelled uint8 frames (an empty one raises ZeroDivisionError)
+                spec:dict,       # its model spec: how frames become the network's input
+                bs:int=32,       # frames per forward pass (small ones stay in the CPU's cache)
+               )->dict:
     "Loss and accuracy on a dataset through the training-time pipeline."
     net.eval(); loss, correct = 0.0, 0
     for i in range(0, len(ds), bs):
@@ -153,7 +172,10 @@ def val_metrics(net:nn.Module, ds:Dataset, spec:dict,
     return dict(val_loss=loss/len(ds), val_acc=correct/len(ds))
 
 # %% ../nbs/02_training.ipynb #eb2e84ec-1
-def fit(net:nn.Module, train:Dataset, val:Dataset, spec:dict,
+def fit(net:nn.Module,             # the network to train; its weights end as the best epoch's
+        train:Dataset,             # labelled uint8 NHWC training frames
+        val:Dataset,               # labelled validation frames: early stopping and the best epoch
+        spec:dict,                 # the model spec: how frames become the network's input
         epochs:int=1,              # passes over `train` (early stopping may end sooner)
         bs:int=64,                 # images per step
         lr:float=3e-3,             # peak learning rate of the one-cycle schedule
@@ -166,7 +188,9 @@ def fit(net:nn.Module, train:Dataset, val:Dataset, spec:dict,
         callbacks=(),              # cb(epoch, net, row) after each epoch
         ckpt=None,                 # path of the best checkpoint (written atomically)
         log=None,                  # log(row, epoch) per epoch (e.g. to MLflow)
-        progress:bool=True, desc:str='training')->tuple[nn.Module, pd.DataFrame]:
+        progress:bool=True,        # show a progress bar per epoch
+        desc:str='training',       # label of the progress bar
+       )->tuple[nn.Module, pd.DataFrame]:
     "Train `net` on uint8 images with AdamW + one-cycle; returns the best net (by validation accuracy) and the history."
     torch.manual_seed(seed); rng = np.random.default_rng(seed)
     if prepare is not None: net = prepare(net)
@@ -192,7 +216,9 @@ def fit(net:nn.Module, train:Dataset, val:Dataset, spec:dict,
     return net.eval(), pd.DataFrame(hist)
 
 # %% ../nbs/02_training.ipynb #a3ec100f
-def store_uri(run:RunDir, uri:str='')->str:
+def store_uri(run:RunDir,   # the run directory
+              uri:str='',   # MLflow tracking URI ('': SQLite at artifacts/training/mlflow.db in `run`)
+             )->str:
     "The MLflow tracking URI: `uri`, or an SQLite store inside the run directory."
     return uri or f"sqlite:///{(run.artifacts('training')/'mlflow.db').resolve()}"
 
@@ -204,7 +230,10 @@ def env_versions()->dict:
             'platform': platform.platform()}
 
 # %% ../nbs/02_training.ipynb #a3ec100f-2
-def start_tracking(run:RunDir, uri:str='', experiment:str='mobileml-book')->str:
+def start_tracking(run:RunDir,                     # the run directory, home of the default store
+                   uri:str='',                     # MLflow tracking URI ('': SQLite inside `run`)
+                   experiment:str='mobileml-book', # MLflow experiment name, created if missing
+                  )->str:
     "Point MLflow at the run's store (or `uri`) and select `experiment`; returns the URI."
     import logging, mlflow
     logging.getLogger('alembic').setLevel(logging.WARNING); logging.getLogger('mlflow').setLevel(logging.WARNING)
@@ -216,7 +245,8 @@ def start_tracking(run:RunDir, uri:str='', experiment:str='mobileml-book')->str:
     return u
 
 # %% ../nbs/02_training.ipynb #a3ec100f-3
-def data_params(card:dict)->dict:
+def data_params(card:dict,   # dataset card (`load_data`'s third value); KeyError if a field is missing
+               )->dict:
     "What identifies the data of a run: the dataset card's split hashes and sizes."
     d = {f'data.{k}.n': v['n'] for k, v in card['splits'].items()}
     d.update({f'data.{k}.sha256': v['sha256'] for k, v in card['splits'].items()})
@@ -224,8 +254,9 @@ def data_params(card:dict)->dict:
     return d
 
 # %% ../nbs/02_training.ipynb #583b9709
-def mlflow_run_id(run:RunDir,
-                  name:str='student')->str|None:   # the MLflow run name (student, teacher, ...)
+def mlflow_run_id(run:RunDir,           # the run directory whose store is searched (no store: None)
+                  name:str='student',   # the MLflow run name (student, teacher, ...)
+                 )->str|None:
     "The MLflow run that trained `name` in this run directory's store, or None when there is none."
     db = run.artifact('training', 'mlflow.db')
     if not db.exists(): return None
@@ -237,11 +268,19 @@ def mlflow_run_id(run:RunDir,
     return None if df.empty else str(df.run_id.iloc[0])
 
 # %% ../nbs/02_training.ipynb #63484853
-def tracked_fit(name:str, net:nn.Module, train:Dataset, val:Dataset, spec:dict, run:RunDir, card:dict,
+def tracked_fit(name:str,                   # MLflow run name; the checkpoint is `<name>.pt`
+                net:nn.Module,              # the network to train
+                train:Dataset,              # a `Dataset` for `fit`, `Features` for `fit_features`
+                val:Dataset,                # validation data, of the same kind as `train`
+                spec:dict,                  # the model spec, logged as `<name>.spec.json`
+                run:RunDir,                 # run directory: checkpoint in artifacts/training
+                card:dict,                  # dataset card: split hashes and sizes are logged
                 params:dict,                # the run's settings, logged as MLflow parameters
-                target_platform:str='android', device_tier:str='mid',
+                target_platform:str='android',  # 'android', 'ios' or 'both' (logged as a tag)
+                device_tier:str='mid',      # 'low', 'mid' or 'high' (logged as a tag)
                 trainer=None,               # the training function: `fit` (pixels) by default, or `fit_features` (cached trunk)
-                **fit_kw)->tuple[nn.Module, pd.DataFrame, str]:
+                **fit_kw,                   # passed to `trainer` (epochs or steps, bs, lr, ...)
+               )->tuple[nn.Module, pd.DataFrame, str]:
     "`fit` inside an MLflow run: parameters, data hashes, tags, per-epoch metrics, checkpoint and spec as artifacts."
     import mlflow
     ckpt = run.artifacts('training')/f'{name}.pt'
@@ -257,7 +296,8 @@ def tracked_fit(name:str, net:nn.Module, train:Dataset, val:Dataset, spec:dict, 
     return net, hist, r.info.run_id
 
 # %% ../nbs/02_training.ipynb #63484853-1
-def log_results(run_id:str, metrics:dict):
+def log_results(run_id:str,      # id of a finished MLflow run (the last value of `tracked_fit`)
+                metrics:dict):   # name -> number, each logged as a float
     "Add final metrics (test, phone-C, size) to a finished MLflow run."
     import mlflow
     with mlflow.start_run(run_id=run_id): mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
@@ -270,13 +310,16 @@ class Features:
     y: np.ndarray            # (N,) integer labels
     stop: int                # index of the first block not in the trunk
     def __len__(self): return len(self.y)
-    def subset(self, idx)->Features: return Features(self.z[idx], self.y[idx], self.stop)
+    def subset(self, idx   # indices (int array or slice) of the images to keep
+              )->Features: return Features(self.z[idx], self.y[idx], self.stop)
     def __add__(self, o:Features)->Features:
         assert o.stop == self.stop, f"features cut at block {self.stop} and {o.stop} cannot be joined"
         return Features(torch.cat([self.z, o.z]), np.concatenate([self.y, o.y]), self.stop)
 
 # %% ../nbs/02_training.ipynb #82f543f3
-def tune_start(net:EfficientNetLite, tune_blocks:int)->int:   # blocks fine-tuned, counted from the last
+def tune_start(net:EfficientNetLite,   # the network (ValueError if `tune_blocks` > its blocks)
+               tune_blocks:int,        # blocks fine-tuned, counted from the last
+              )->int:
     "Index of the first fine-tuned block: the trunk before it stays frozen."
     if not 0 <= tune_blocks <= len(net._blocks): raise ValueError(f"tune_blocks={tune_blocks}: {net.variant} has {len(net._blocks)} blocks; choose 0 to {len(net._blocks)}")
     return len(net._blocks) - tune_blocks
@@ -284,13 +327,15 @@ def tune_start(net:EfficientNetLite, tune_blocks:int)->int:   # blocks fine-tune
 # %% ../nbs/02_training.ipynb #trunkeng1
 class Trunk(nn.Module):
     "The stem and blocks `[0, stop)` of a network as a module of their own, so they can be exported."
-    def __init__(self, net:EfficientNetLite, stop:int):   # the network and its first fine-tuned block
+    def __init__(self, net:EfficientNetLite,   # the network
+                 stop:int):                    # its first fine-tuned block
         super().__init__(); self.net, self.stop = net, stop
-    def forward(self, x): return self.net.trunk(x, self.stop)
+    def forward(self, x   # (N, C, H, W) float batch, normalised as by `to_input`
+               ): return self.net.trunk(x, self.stop)
 
 
 # %% ../nbs/02_training.ipynb #trunkeng1c
-def trunk_engine(net:EfficientNetLite,
+def trunk_engine(net:EfficientNetLite,      # the network, put in eval mode; its trunk is what runs
                  stop:int,                  # blocks [0, stop) form the frozen trunk
                  size:int,                  # input side (px) of the batches it will get
                  engine:str='onnxruntime',  # 'onnxruntime' (exported once) or 'torch' (eager, channels-last)
@@ -315,13 +360,16 @@ def trunk_engine(net:EfficientNetLite,
 
 
 # %% ../nbs/02_training.ipynb #d7c5f077
-def trunk_features(net:EfficientNetLite, spec:dict,
+def trunk_features(net:EfficientNetLite,  # network whose trunk runs (used only if `engine` is None)
+                   spec:dict,                # its model spec: how frames become the trunk's input
                    x:np.ndarray,             # (N, H, W, C) uint8 frames
                    y:np.ndarray,             # (N,) labels
                    stop:int,                 # blocks [0, stop) are run
                    bs:int=64,                # frames per batch
                    engine=None,              # `trunk_engine`'s function for (net, stop); None: one on ONNX Runtime
-                   progress:bool=True, desc:str='features')->Features:
+                   progress:bool=True,       # show a progress bar
+                   desc:str='features',      # label of the progress bar
+                  )->Features:
     "Run the frozen trunk once over uint8 frames; its output is stored in half precision."
     engine = engine or trunk_engine(net, stop, spec['input_size']); out = []
     with torch.no_grad():
@@ -331,7 +379,9 @@ def trunk_features(net:EfficientNetLite, spec:dict,
 
 
 # %% ../nbs/02_training.ipynb #12daed3e
-def set_trainable(net:EfficientNetLite, start:int)->EfficientNetLite:   # first block that learns
+def set_trainable(net:EfficientNetLite,   # the network, changed in place
+                  start:int,              # first block that learns
+                 )->EfficientNetLite:
     "Freeze the stem and blocks `[0, start)`; the blocks from `start`, the head and the classifier learn."
     for n, p in net.named_parameters():
         p.requires_grad = not (n.startswith(('_conv_stem.', '_bn0.')) or (n.startswith('_blocks.') and int(n.split('.')[1]) < start))
@@ -339,22 +389,28 @@ def set_trainable(net:EfficientNetLite, start:int)->EfficientNetLite:   # first 
 
 # %% ../nbs/02_training.ipynb #73e9a14a
 @torch.no_grad()
-def feature_logits(net:EfficientNetLite, f:Features,
-                   bs:int=64)->torch.Tensor:   # cached images per forward pass (small ones stay in the CPU's cache)
+def feature_logits(net:EfficientNetLite,  # network, put in eval mode; its tail runs from `f.stop`
+                   f:Features,    # cached trunk outputs of N images
+                   bs:int=64,     # cached images per forward pass (small ones stay in the CPU's cache)
+                  )->torch.Tensor:
     "Logits (N, n_classes) of the network's tail on cached features."
     net.eval(); return torch.cat([net.tail(fast_layout(f.z[i:i+bs].float(), net), f.stop) for i in range(0, len(f), bs)])
 
 # %% ../nbs/02_training.ipynb #bf72fe6f
-def feature_metrics(net:EfficientNetLite, f:Features)->dict:
+def feature_metrics(net:EfficientNetLite,   # the network, put in eval mode; its tail runs on `f`
+                    f:Features,             # cached features of labelled images (e.g. validation)
+                   )->dict:
     "Validation loss and accuracy on cached features."
     out = feature_logits(net, f); y = torch.from_numpy(f.y).long()
     return dict(val_loss=float(F.cross_entropy(out, y)), val_acc=float((out.argmax(1) == y).float().mean()))
 
 # %% ../nbs/02_training.ipynb #cea5568b
-def distill_loss(out:torch.Tensor, y:torch.Tensor,
+def distill_loss(out:torch.Tensor,           # (B, n_classes) logits of the student
+                 y:torch.Tensor,             # (B,) int64 labels
                  soft:torch.Tensor|None,     # the teacher's logits for the same images, or None
                  alpha:float=0.0,            # weight of the teacher term (0: labels only)
-                 T:float=4.0)->torch.Tensor: # temperature: above 1 softens both distributions
+                 T:float=4.0,                # temperature: above 1 softens both distributions
+                )->torch.Tensor:
     "Hinton's distillation loss: `alpha` x T^2 x KL(teacher || student) at temperature T, plus (1 - alpha) x cross-entropy."
     ce = F.cross_entropy(out, y)
     if soft is None or alpha == 0: return ce
@@ -362,7 +418,10 @@ def distill_loss(out:torch.Tensor, y:torch.Tensor,
     return alpha*T*T*kl + (1 - alpha)*ce
 
 # %% ../nbs/02_training.ipynb #0e0cbc30
-def fit_features(net:EfficientNetLite, train:Features, val:Features, spec:dict,
+def fit_features(net:EfficientNetLite,      # pretrained net: blocks from `train.stop`, head, classifier learn
+                 train:Features,             # cached trunk outputs of the labelled training images
+                 val:Features,               # cached trunk outputs of validation images (same `stop`)
+                 spec:dict,                  # the model spec, stored with the checkpoint
                  steps:int=600,              # optimisation steps: the budget, whatever the dataset's size
                  bs:int=128,                 # cached images per step
                  lr:float=2e-3,              # peak learning rate of the one-cycle schedule
@@ -375,7 +434,9 @@ def fit_features(net:EfficientNetLite, train:Features, val:Features, spec:dict,
                  patience:int=3,             # checks without a better validation accuracy before stopping
                  ckpt=None,                  # path of the best checkpoint (written atomically)
                  log=None,                   # log(row, step) at each check (e.g. to MLflow)
-                 progress:bool=True, desc:str='fine-tuning')->tuple[EfficientNetLite, pd.DataFrame]:
+                 progress:bool=True,         # show a progress bar over the steps
+                 desc:str='fine-tuning',     # label of the progress bar
+                )->tuple[EfficientNetLite, pd.DataFrame]:
     "Fine-tune the blocks after the cached trunk, the head and the classifier for `steps` steps; returns the best net and the checks."
     torch.manual_seed(seed); g = torch.Generator().manual_seed(seed)
     set_trainable(net, train.stop); y = torch.from_numpy(train.y).long()
@@ -399,14 +460,17 @@ def fit_features(net:EfficientNetLite, train:Features, val:Features, spec:dict,
     return unfreeze(net).eval(), pd.DataFrame(hist)
 
 # %% ../nbs/02_training.ipynb #6c8ec003
-def pc_flat(pc:PhoneC)->np.ndarray:
+def pc_flat(pc:PhoneC,   # phone-C: `x` is (n_corruptions, n_severities, N, H, W, C) uint8
+           )->np.ndarray:
     "Every image of phone-C in one (cells x N, H, W, C) array, cell by cell."
     return pc.x.reshape(-1, *pc.x.shape[3:])
 
 # %% ../nbs/02_training.ipynb #afa90c92
-def evaluate_features(net:EfficientNetLite, test:Features,
+def evaluate_features(net:EfficientNetLite,  # fine-tuned network; its tail runs on the features
+                      test:Features,        # features of the clean test images
                       pc_f:Features,        # features of `pc_flat(pc)`
-                      pc:PhoneC)->dict:
+                      pc:PhoneC,            # the phone-C behind `pc_f`: its corruptions and severities
+                     )->dict:
     "`data.evaluate` on cached features: clean accuracy, phone-C mean accuracy and the table per corruption and severity."
     ok = (feature_logits(net, pc_f).argmax(1).numpy() == pc_f.y).reshape(len(pc.names), len(pc.severities), -1).mean(-1)
     t = pd.DataFrame(ok, index=pc.names, columns=pc.severities).rename_axis('corruption').rename_axis('severity', axis=1)
@@ -414,14 +478,18 @@ def evaluate_features(net:EfficientNetLite, test:Features,
     return dict(clean_acc=clean, phone_c_acc=float(t.values.mean()), table=t)
 
 # %% ../nbs/02_training.ipynb #0c410743
-def lite_spec(arch:str, classes:list,
+def lite_spec(arch:str,                 # 'efficientnet_lite0', '_lite1' or '_lite2' (`LITE_ARCHS`)
+              classes:list,             # class names, indexed by label
               size:int,                 # input side of the network (px)
-              frame:tuple)->dict:       # (side, channels) of the camera frames
+              frame:tuple,              # (side, channels) of the camera frames
+             )->dict:
     "Spec of a pretrained EfficientNet-Lite: RGB input (a gray frame is replicated inside the model), Lite's scaling."
     return model_spec(arch, classes, size, 3, frame[0], frame[1], LITE0_MEAN, LITE0_STD)
 
 # %% ../nbs/02_training.ipynb #6ff5adb3
-def training_images(train:Dataset, p:dict)->tuple[np.ndarray, np.ndarray, int]:
+def training_images(train:Dataset,   # the training split (uint8 NHWC frames)
+                    p:dict,          # parameters: train_size, seed, augment, aug_p, aug_severity
+                   )->tuple[np.ndarray, np.ndarray, int]:
     "The training frames of student and teacher: a stratified sample, then (with `augment`) a phone-corrupted copy of each."
     tr = stratified_subset(train, p['train_size'], p['seed'])
     if not p['augment']: return tr.x, tr.y, len(tr)
@@ -443,9 +511,16 @@ class Backbone:
     engine: object = None    # `trunk_engine`'s function that computed them
 
 # %% ../nbs/02_training.ipynb #b6cf99b1
-def cache_backbone(arch:str, spec:dict, tune_blocks:int, images:tuple, val:Dataset, test:Dataset, pc:PhoneC,
-                   progress:bool=True,
-                   engine:str='onnxruntime')->Backbone:   # what runs the trunk: `trunk_engine`'s choices
+def cache_backbone(arch:str,                 # one of `LITE_ARCHS`, the same as `spec['arch']`
+                   spec:dict,                # its model spec (`lite_spec`): labels, input side
+                   tune_blocks:int,          # last blocks to fine-tune (0..blocks, else ValueError)
+                   images:tuple,             # (x, y, n_clean) of `training_images`
+                   val:Dataset,              # validation images
+                   test:Dataset,             # clean test images
+                   pc:PhoneC,                # phone-C (often a `phone_c_subset`), cell by cell
+                   progress:bool=True,       # show a progress bar per set of images
+                   engine:str='onnxruntime', # what runs the trunk: `trunk_engine`'s choices
+                  )->Backbone:
     "Load the pretrained `arch` with a new head and compute its frozen trunk's features once for every image."
     net = load_lite(arch.removeprefix('efficientnet_'), len(spec['labels'])); stop = tune_start(net, tune_blocks)
     x, y, n_clean = images; t0 = time.perf_counter(); name = arch.removeprefix('efficientnet_')
@@ -458,7 +533,9 @@ def cache_backbone(arch:str, spec:dict, tune_blocks:int, images:tuple, val:Datas
 
 # %% ../nbs/02_training.ipynb #aa9b51d2
 @patch
-def fresh(self:Backbone, seed:int=0)->EfficientNetLite:
+def fresh(self:Backbone,
+          seed:int=0,   # seed of the new classifier's random initialisation
+         )->EfficientNetLite:
     "A copy of the pretrained network with a new classifier: every fine-tuning run starts from the same point."
     if not hasattr(self, '_init'): self._init = copy.deepcopy(self.net.state_dict())
     net = build_net(self.spec); net.load_state_dict(self._init)
@@ -466,14 +543,21 @@ def fresh(self:Backbone, seed:int=0)->EfficientNetLite:
     return net
 
 # %% ../nbs/02_training.ipynb #5a85e75c
-def tune(bb:Backbone, name:str, run:RunDir, card:dict, p:dict,
+def tune(bb:Backbone,                   # pretrained network and its cached features
+         name:str,                      # MLflow run name and checkpoint name
+         run:RunDir,                    # the run directory (checkpoint under artifacts/training)
+         card:dict,                     # the dataset card, logged with the run
+         p:dict,                        # chapter parameters: steps, batch_size, lr, seed, ...
          train:Features|None=None,      # what to train on (default: all of `bb.train`)
          soft:torch.Tensor|None=None,   # teacher logits aligned with `train`, for distillation
-         alpha:float=0.0, progress:bool=True)->tuple[EfficientNetLite, pd.DataFrame, str]:
+         alpha:float=0.0,               # weight of the teacher term (0: labels only; needs `soft`)
+         progress:bool=True,            # show a progress bar over the steps
+         augment:bool|None=None,        # logged as the run's `augment` (None: the chapter's `augment`)
+        )->tuple[EfficientNetLite, pd.DataFrame, str]:
     "Fine-tune a fresh copy of the backbone on its cached features, tracked in MLflow; returns (net, checks, run id)."
     train = bb.train if train is None else train
     params = dict(arch=bb.spec['arch'], input_size=bb.spec['input_size'], tune_from=train.stop, steps=p['steps'],
-                  batch_size=p['batch_size'], lr=p['lr'], augment=p['augment'], alpha=alpha, temperature=p['temperature'], seed=p['seed'])
+                  batch_size=p['batch_size'], lr=p['lr'], augment=p['augment'] if augment is None else augment, alpha=alpha, temperature=p['temperature'], seed=p['seed'])
     return tracked_fit(name, bb.fresh(p['seed']), train, bb.val, bb.spec, run, card, params, p['target_platform'], p['device_tier'],
                        trainer=fit_features, steps=p['steps'], bs=p['batch_size'], lr=p['lr'], seed=p['seed'], soft=soft,
                        alpha=alpha, T=p['temperature'], eval_every=p['eval_every'], patience=p['patience'], progress=progress)
@@ -481,23 +565,38 @@ def tune(bb:Backbone, name:str, run:RunDir, card:dict, p:dict,
 # %% ../nbs/02_training.ipynb #38868052
 def per_class(y:np.ndarray,     # (N,) labels
               k:int,            # images wanted per class (a class with fewer keeps all it has)
-              seed:int=0)->np.ndarray:
+              seed:int=0,       # seed of the random draw
+             )->np.ndarray:
     "Indices of `k` images of every class, drawn at random: what a team that labelled `k` photos per class has."
     rng = np.random.default_rng(seed)
     return np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:k] for c in np.unique(y)]))
 
 # %% ../nbs/02_training.ipynb #d8bf9fd3
-def scratch_fit(spec:dict, ds:Dataset, val:Dataset,
+def scratch_fit(spec:dict,              # model spec of the architecture, built with random weights
+                ds:Dataset,             # labelled uint8 training frames
+                val:Dataset,            # validation frames: the best epoch is kept
                 steps:int,              # optimisation steps (whole net, pixels in)
-                bs:int=32, lr:float=3e-3, seed:int=0, progress:bool=True)->nn.Module:
+                bs:int=32,              # frames per step
+                lr:float=3e-3,          # peak learning rate of the one-cycle schedule
+                seed:int=0,             # seed of initialisation and batch order
+                progress:bool=True,     # show a progress bar per epoch
+               )->nn.Module:
     "The same architecture from random weights, trained on `ds` for about `steps` steps (best epoch by validation)."
     torch.manual_seed(seed); epochs = max(1, math.ceil(steps*bs/len(ds)))
     net, _ = fit(build_net(spec), ds, val, spec, epochs=epochs, bs=bs, lr=lr, seed=seed, patience=epochs, progress=progress, desc='from scratch')
     return net
 
 # %% ../nbs/02_training.ipynb #45aa5329
-def transfer_curve(bb:Backbone, images:tuple,   # (x, y, n_clean) of `training_images`, behind `bb.train`
-                   val:Dataset, test:Dataset, pc:PhoneC, p:dict, run:RunDir, card:dict, progress:bool=True)->pd.DataFrame:
+def transfer_curve(bb:Backbone,         # backbone whose features came from `images` and `pc`
+                   images:tuple,        # (x, y, n_clean) of `training_images`, behind `bb.train`
+                   val:Dataset,         # validation frames (the scratch nets use the first 200)
+                   test:Dataset,        # clean test frames
+                   pc:PhoneC,           # the phone-C behind `bb.pc` (20 images per cell scored)
+                   p:dict,              # parameters: curve_per_class, steps (halved), curve_steps
+                   run:RunDir,          # run directory: pretrained runs are tracked in MLflow
+                   card:dict,           # dataset card, logged with those runs
+                   progress:bool=True,  # show a progress bar over the sizes
+                  )->pd.DataFrame:
     "Clean and phone-C accuracy against labelled images per class: pretrained (cached trunk) and the same net from scratch."
     x, y, n_clean = images; rows = []; small_val = val.subset(np.arange(min(200, len(val))))
     pc_s = phone_c_subset(pc, 20)                      # 20 images per phone-C cell: the scratch nets run on pixels
@@ -518,7 +617,9 @@ def transfer_curve(bb:Backbone, images:tuple,   # (x, y, n_clean) of `training_i
     return pd.DataFrame(rows)
 
 # %% ../nbs/02_training.ipynb #771705be
-def register_models(run:RunDir, **models)->Path:   # name -> (net, spec)
+def register_models(run:RunDir,   # the run directory: files go to artifacts/training
+                    **models,     # name -> (net, spec)
+                   )->Path:
     "Save each model's checkpoint and record in `models.json` how to rebuild it, merging with what is there."
     art = run.artifacts('training'); path = art/'models.json'
     reg = json.loads(path.read_text()) if path.exists() else {}
@@ -527,7 +628,10 @@ def register_models(run:RunDir, **models)->Path:   # name -> (net, spec)
     atomic_write(path, dumps(reg)); return path
 
 # %% ../nbs/02_training.ipynb #aec722d6
-def prepare_training(run:RunDir, progress:bool=False, **params)->Path:
+def prepare_training(run:RunDir,            # run directory: data read from it, models written to it
+                     progress:bool=False,   # show progress bars
+                     **params,              # overrides of `PARAMS` (ParamError if unknown or invalid)
+                    )->Path:
     "Fine-tune and register teacher and student into `run` with this chapter's parameters (defaults: quick)."
     p = {**PARAMS.defaults('quick'), **PARAMS.validate(params)}
     splits, pc, card = load_data(run); start_tracking(run, p['tracking_uri'])
@@ -541,7 +645,9 @@ def prepare_training(run:RunDir, progress:bool=False, **params)->Path:
     return register_models(run, **out)
 
 # %% ../nbs/02_training.ipynb #f0573c1e
-def load_models(run:RunDir|None=None, k:int=3)->dict:
+def load_models(run:RunDir|None=None,   # the run directory, or its path (None: `default_run_dir()`)
+                k:int=3,                # labels in each answer of the wrapped models (top-k)
+               )->dict:
     "`{'teacher'|'student': {'net', 'spec', 'wrapped'}}` from `run` (fine-tuned with quick settings if this chapter has not run)."
     run = run if isinstance(run, RunDir) else RunDir(run)
     art = run.path/'artifacts'/'training'; reg_path = art/'models.json'
@@ -559,7 +665,8 @@ def load_models(run:RunDir|None=None, k:int=3)->dict:
 def most_confused(y_true:np.ndarray,   # (N,) true class indices
                   y_pred:np.ndarray,   # (N,) predicted class indices, same length
                   classes:list,        # class names, indexed by class
-                  k:int=5)->pd.DataFrame:  # pairs to return; raises ValueError on a length mismatch
+                  k:int=5,             # pairs to return; raises ValueError on a length mismatch
+                 )->pd.DataFrame:
     "The `k` (true, predicted) pairs the model confuses most often, from scikit-learn's confusion matrix."
     if len(y_true) != len(y_pred): raise ValueError(f"{len(y_true)} labels but {len(y_pred)} predictions: pass one prediction per label")
     cm = confusion_matrix(y_true, y_pred, labels=range(len(classes)))
@@ -573,7 +680,8 @@ def most_confused(y_true:np.ndarray,   # (N,) true class indices
 # %% ../nbs/02_training.ipynb #5981bc1e
 def accuracy_ci(correct:int,         # test images classified right
                 n:int,               # test images
-                level:float=0.95)->tuple[float, float]:
+                level:float=0.95,    # confidence level of the interval, in (0, 1)
+               )->tuple[float, float]:
     "Wilson confidence interval of an accuracy measured on `n` images."
     from scipy.stats import binomtest
     if n == 0: return (0.0, 1.0)
@@ -581,10 +689,14 @@ def accuracy_ci(correct:int,         # test images classified right
     return float(ci.low), float(ci.high)
 
 # %% ../nbs/02_training.ipynb #4c9bc804
-def ship_verdict(acc:float, ci:tuple, majority:float,   # accuracy, its interval, share of the largest test class
-                 floor:float)->tuple[bool, str]:        # the team's lowest acceptable accuracy
+def ship_verdict(acc:float,        # accuracy (0..1)
+                 ci:tuple,         # its interval (lo, hi), e.g. `accuracy_ci`'s
+                 majority:float,   # share of the largest test class
+                 floor:float,      # the team's lowest acceptable accuracy
+                 level:float=0.95, # the interval's confidence level, as stated in the message
+                )->tuple[bool, str]:
     "Whether the student is worth shipping, and why, judged on the interval's lower end."
-    lo, hi = ci; head = f"clean accuracy {acc:.1%} (95% interval {lo:.1%} to {hi:.1%})"
+    lo, hi = ci; head = f"clean accuracy {acc:.1%} ({level:.0%} interval {lo:.1%} to {hi:.1%})"
     if lo <= majority: return False, f"not worth shipping: {head} is not surely better than always answering the largest class ({majority:.1%})"
     if lo < floor: return False, f"not worth shipping yet: {head} may be below the floor of {floor:.0%} (`ship_floor`)"
     return True, f"worth shipping: {head}, above the floor of {floor:.0%} and above the largest class's share ({majority:.1%})"
@@ -594,7 +706,8 @@ def paired_change(ok_ref:np.ndarray,    # bool (N,): the reference model classif
                   ok_new:np.ndarray,    # bool (N,): the changed model classified the same image i right
                   level:float=0.95,     # confidence level of the interval
                   n_resamples:int=9999, # bootstrap resamples of the images
-                  seed:int=0)->dict:
+                  seed:int=0,           # seed of the bootstrap's random generator
+                 )->dict:
     "Accuracy change (points) of `ok_new` against `ok_ref` on the same images: paired bootstrap interval at `level`, McNemar p-value."
     from scipy.stats import binomtest, bootstrap
     a, b = np.asarray(ok_ref, bool), np.asarray(ok_new, bool)
