@@ -11,15 +11,16 @@ from pathlib import Path
 import yaml
 from docutils.nodes import SkipNode as _SkipNode
 from .pipeline import book_config, run_book, _default_exp, _has_parameters
+from .rundir import OWNED_MARK, check_replaceable
 
 # %% auto #0
-__all__ = ['APPENDIX', 'CALLOUTS', 'WIDGET_MIME', 'WIDGET_NOTE', 'PROGRESS_RE', 'REPORT_CSS', 'SITE_CSS', 'FAVICON', 'SITE_MARK',
-           'Page', 'site_name', 'nb_title', 'book_pages', 'quarto_sidebar', 'myst_toctrees', 'latest_book_run',
-           'docs_run', 'exec_show_docs_only', 'BookFilter', 'split_title_cell', 'nbdev_process', 'mixed_import_cells',
+__all__ = ['APPENDIX', 'CALLOUTS', 'WIDGET_MIME', 'WIDGET_NOTE', 'PROGRESS_RE', 'REPORT_CSS', 'SITE_CSS', 'FAVICON', 'Page',
+           'site_name', 'nb_title', 'book_pages', 'quarto_sidebar', 'myst_toctrees', 'latest_book_run', 'docs_run',
+           'exec_show_docs_only', 'BookFilter', 'split_title_cell', 'nbdev_process', 'mixed_import_cells',
            'split_directives', 'callouts_to_myst', 'doc_link_rewriter', 'doc_anchors', 'nb_link_rewriter',
            'clean_show_doc', 'is_progress_bar', 'myst_notebook', 'api_markdown', 'report_markdown', 'sphinx_conf',
            'math_svg', 'setup', 'stage_sphinx', 'build_sphinx', 'stage_quarto', 'build_quarto', 'check_site',
-           'check_replaceable', 'build_docs', 'cli']
+           'build_docs', 'cli']
 
 # %% ../nbs/07b_docs.ipynb #879e9d0d
 @dataclass
@@ -652,19 +653,6 @@ def check_site(out,               # the built site's folder
             if l.lstrip().startswith(':::'): probs.append(f'{p.name}.html: Quarto fence in text: {l.strip()}')
     return probs
 
-# %% ../nbs/07b_docs.ipynb #sitemark1
-SITE_MARK = '.mobileml-book-site'   # file a build leaves in the folders it owns (output and stage)
-
-# %% ../nbs/07b_docs.ipynb #sitemark2
-def check_replaceable(path,         # a folder the build will delete and rewrite
-                      flag:str,     # the option that named it, for the message ('--out', '--stage')
-                     )->None:
-    "Raise FileExistsError when `path` holds files that no site build wrote (it would be deleted)."
-    path = Path(path)
-    if not path.exists() or (path.is_dir() and ((path/SITE_MARK).exists() or not any(path.iterdir()))): return
-    raise FileExistsError(f"{flag} {path}: {'a file' if not path.is_dir() else 'a folder with files no site build wrote'}; "
-                          "the build replaces this folder, so pass a new or empty folder, or one an earlier build wrote")
-
 # %% ../nbs/07b_docs.ipynb #a3f72530
 def build_docs(run=None,              # run directory to show; default: latest finished `make book` run, else a quick run
                out=None,              # output folder; default: settings.ini's doc_path (`_docs`)
@@ -694,8 +682,8 @@ def build_docs(run=None,              # run directory to show; default: latest f
             if engine == 'sphinx': pages = stage_sphinx(st, run, root, log); build_sphinx(st, tmp/'site', log)
             else: pages = stage_quarto(st, run, root, log); build_quarto(st, tmp/'site', log)
         finally:
-            if st.is_dir(): (st/SITE_MARK).touch()     # the stage is the build's, even after a failed build
-        (tmp/'site'/SITE_MARK).touch()
+            if st.is_dir(): (st/OWNED_MARK).touch()    # the stage is the build's, even after a failed build
+        (tmp/'site'/OWNED_MARK).touch()
         if out.exists(): shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(tmp/'site'), str(out))

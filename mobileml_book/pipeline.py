@@ -7,7 +7,7 @@ from __future__ import annotations
 import os, sys, re, json, time, hashlib, argparse, shutil, importlib, base64, html, textwrap
 from pathlib import Path
 import yaml
-from .rundir import (ChapterParams, Goal, ParamError, PROFILES, RunDir, atomic_write, project_root, now_iso, dumps)
+from .rundir import (ChapterParams, Goal, check_replaceable, ParamError, PROFILES, RunDir, atomic_write, project_root, now_iso, dumps)
 
 # %% auto #0
 __all__ = ['BUDGET_S', 'CHAPTER_BUDGET_S', 'BOOK_GOALS', 'Chapter', 'book_config', 'find_chapters', 'parse_overrides',
@@ -305,6 +305,7 @@ def run_book(profile:str='quick',          # 'quick' (seconds per chapter) or 'f
     run = RunDir(Path(out) if out else root/'runs'/profile)
     if run.status_path.exists() and not (resume or force):
         raise ParamError(f"{run.path} already holds a run: pass --resume to continue it, --force to start it over, or choose another --out")
+    if force: check_replaceable(run.path, '--out', ('status.json',))   # --force deletes a run, never a reader's folder
     if force and run.path.exists(): shutil.rmtree(run.path)
     selected = [c for c in chapters if not only or any(c.matches(s) for s in only)]
     old = run.status().get('steps', {}) if resume else {}
@@ -540,6 +541,6 @@ def main(argv=None,  # the command's arguments, without the program name; None: 
         print(f"mobileml-book: parameter error: {e}\nNothing was run or written.", file=sys.stderr); return 2
     except StepFailed as e:
         print(f"\nmobileml-book: {e}\nFix the cause, then re-run with --resume to continue from this chapter.", file=sys.stderr); return 1
-    except FileNotFoundError as e:
+    except (FileNotFoundError, FileExistsError) as e:
         print(f"mobileml-book: {e}", file=sys.stderr); return 2
     return 0

@@ -14,9 +14,9 @@ import yaml
 from pydantic import Field, ValidationError, create_model, ConfigDict
 
 # %% auto #0
-__all__ = ['PROFILES', 'atomic_write', 'atomic_path', 'sha256_file', 'ParamError', 'Param', 'ChapterParams', 'dig', 'Goal',
-           'project_root', 'data_dir', 'default_run_dir', 'dumps', 'now_iso', 'RunDir', 'Finding', 'book_tests',
-           'expect', 'check_reachable', 'ray_session']
+__all__ = ['PROFILES', 'OWNED_MARK', 'atomic_write', 'atomic_path', 'sha256_file', 'ParamError', 'Param', 'ChapterParams', 'dig',
+           'Goal', 'check_replaceable', 'project_root', 'data_dir', 'default_run_dir', 'dumps', 'now_iso', 'RunDir',
+           'Finding', 'book_tests', 'expect', 'check_reachable', 'ray_session']
 
 # %% ../nbs/07a_rundir.ipynb #01ee5809
 def _umask()->int:
@@ -227,6 +227,21 @@ class Goal:
         "The values of `keys` and whether they meet the goal (None: not measured)."
         vals = [dig(metrics, k) for k in self.keys]
         return vals, None if any(v is None for v in vals) else bool(self.test(*vals))
+
+# %% ../nbs/07a_rundir.ipynb #owned1
+OWNED_MARK = '.mobileml-book'   # file the book's commands leave in folders they may delete later
+
+# %% ../nbs/07a_rundir.ipynb #owned2
+def check_replaceable(path,           # a folder a command is about to delete and rewrite
+                      flag:str,       # the option that named it, for the message ('--out', '--stage')
+                      marks:tuple=(), # other files that show the book wrote it (a run's 'status.json')
+                     )->None:
+    "Raise FileExistsError when `path` holds files that none of the book's commands wrote."
+    path = Path(path)
+    if not path.exists(): return
+    if path.is_dir() and (not any(path.iterdir()) or any((path/m).exists() for m in (OWNED_MARK, *marks))): return
+    raise FileExistsError(f"{flag} {path}: {'a file' if not path.is_dir() else 'a folder with files the book did not write'}; "
+                          "it would be deleted, so pass a new or empty folder, or one the book wrote before")
 
 # %% ../nbs/07a_rundir.ipynb #6c8d8b44
 def project_root(start=None,   # folder to search upward from (None: the working directory)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 import yaml, numpy as np, pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from .rundir import RunDir, ParamError, atomic_write, dumps, now_iso, PROFILES, ray_session
+from .rundir import RunDir, ParamError, OWNED_MARK, check_replaceable, atomic_write, dumps, now_iso, PROFILES, ray_session
 from .pipeline import book_config, find_chapters, resolve_params, fingerprint, run_book, StepFailed
 
 # %% auto #0
@@ -496,7 +496,8 @@ def sweep_bench(grid_file,            # the grid to measure
     bad = set(skip) - {'one-point', 'serial'}
     if bad: raise ParamError(f"skip: {', '.join(sorted(bad))}: no such part; parts: one-point, serial")
     grid = load_grid(grid_file); out = Path(out)
-    shutil.rmtree(out, ignore_errors=True); out.mkdir(parents=True)
+    check_replaceable(out, 'out')                 # a scratch folder: never a reader's files
+    shutil.rmtree(out, ignore_errors=True); out.mkdir(parents=True); (out/OWNED_MARK).touch()
     first = plan_points(grid, root, cwd=Path(grid_file).resolve().parent)[0]
     quiet = dict(root=root, progress=False, log=lambda *_: None)
     t = time.time(); run_book(grid.profile, overrides=first.overrides(), out=str(out/'run'), only=first.chapters, **quiet)
