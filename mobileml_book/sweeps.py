@@ -496,7 +496,7 @@ def sweep_bench(grid_file,            # the grid to measure
     bad = set(skip) - {'one-point', 'serial'}
     if bad: raise ParamError(f"skip: {', '.join(sorted(bad))}: no such part; parts: one-point, serial")
     grid = load_grid(grid_file); out = Path(out)
-    check_replaceable(out, 'out')                 # a scratch folder: never a reader's files
+    check_replaceable(out, '--out', ('run/status.json',))   # a scratch folder (or an older bench's): never a reader's files
     shutil.rmtree(out, ignore_errors=True); out.mkdir(parents=True); (out/OWNED_MARK).touch()
     first = plan_points(grid, root, cwd=Path(grid_file).resolve().parent)[0]
     quiet = dict(root=root, progress=False, log=lambda *_: None)
