@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt
 from PIL import Image
 from tqdm.auto import tqdm
 from .rundir import Param, ChapterParams, Goal, RunDir, atomic_write, atomic_path, dumps, now_iso, sha256_file
-from .data import LUMA, load_data, MobileAugment, Dataset, InputSpec, PhoneC, preprocessing_contract, stratified_subset, to_spec
+from .data import (LUMA, load_data, MobileAugment, Dataset, InputSpec, PhoneC, preprocessing_contract, stratified_subset,
+                                to_spec, batched)
 from .models import Preprocess, MobileNetV2, model_spec, build_net, fast_layout
 from .training import load_models, phone_c_subset, store_uri, mlflow_run_id
 from .optimize import (load_variant, load_variants, variant_file, ptq, time_in_turns, lower_to_pte, clamp_aware,
@@ -112,7 +113,7 @@ def torch_logits(model:nn.Module,   # a `FrameModel`, or a graph exported from o
     def one(f:torch.Tensor)->torch.Tensor:   # an eager network gets channels-last input (faster on a CPU, same logits)
         if not isinstance(model, FrameModel) or isinstance(model, ImageModel): return model(f)[0]
         return model.net(fast_layout(model.pre(f), model.net))  # an int8 graph keeps NCHW: its rounding depends on the order
-    return np.concatenate([one(torch.from_numpy(np.ascontiguousarray(x[i:i+bs]))).numpy() for i in range(0, len(x), bs)])
+    return batched(lambda b: one(torch.from_numpy(np.ascontiguousarray(b))).numpy(), x, bs)
 
 # %% ../nbs/04_conversion.ipynb #75f24447
 def tiny_model(seed:int=0,            # seeds torch's global RNG (weights, batch-norm statistics)
@@ -284,7 +285,7 @@ def runner(path,           # an exported file (`.onnx`, `.tflite`, `.pte`, `.mlp
         if not fused: so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         s = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
         inp, out = s.get_inputs()[0].name, s.get_outputs()[0].name                     # frames -> logits (first output)
-        return lambda x, bs=500: np.concatenate([s.run([out], {inp: np.ascontiguousarray(x[i:i+bs])})[0] for i in range(0, len(x), bs)])
+        return lambda x, bs=500: batched(lambda b: s.run([out], {inp: np.ascontiguousarray(b)})[0], x, bs)
     if fmt == 'tflite':
         from ai_edge_litert.interpreter import Interpreter
         with quiet(): it = Interpreter(path, num_threads=threads); sig = it.get_signature_runner()
@@ -293,20 +294,17 @@ def runner(path,           # an exported file (`.onnx`, `.tflite`, `.pte`, `.mlp
         scale, zero = sig.get_output_details()[out]['quantization']                    # an int8 output comes with its scale
         deq = (lambda y: (y.astype(np.float32) - zero)*scale) if scale else (lambda y: y)
         fixed = int(sig.get_input_details()[inp]['shape_signature'][0]) == 1               # a batch-1 file: its graph may reshape to batch 1
-        def run(x, bs=256):
-            bs = 1 if fixed else bs
-            return np.concatenate([deq(sig(**{inp: np.ascontiguousarray(x[i:i+bs])})[out]) for i in range(0, len(x), bs)])
-        return run
+        return lambda x, bs=256: batched(lambda b: deq(sig(**{inp: np.ascontiguousarray(b)})[out]), x, 1 if fixed else bs)
     if fmt == 'executorch':
         from executorch.runtime import Runtime
         with quiet(): m = Runtime.get().load_program(path).load_method('forward')
-        return lambda x: np.concatenate([m.execute([torch.from_numpy(np.array(x[i:i+1]))])[0].numpy() for i in range(len(x))])
+        return lambda x: batched(lambda b: m.execute([torch.from_numpy(np.array(b))])[0].numpy(), x, 1)
     if fmt == 'coreml':
         if platform.system() != 'Darwin': raise RuntimeError('Core ML models run only on macOS or iOS: validate the file structurally here (coreml_structure)')
         import coremltools as ct
         from PIL import Image
         m = ct.models.MLModel(path)
-        return lambda x: np.concatenate([m.predict({'frames': Image.fromarray(f.squeeze(-1) if f.shape[-1] == 1 else f)})['logits'] for f in x])
+        return lambda x: batched(lambda b: m.predict({'frames': Image.fromarray(b[0].squeeze(-1) if b.shape[-1] == 1 else b[0])})['logits'], x, 1)
     raise ValueError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
 
 # %% ../nbs/04_conversion.ipynb #85fbea81
@@ -459,8 +457,7 @@ def gate(table:pd.DataFrame,   # one row per export (`gate_all`'s, Keras rows to
     return t
 
 # %% ../nbs/04_conversion.ipynb #4d6a0d8f-3
-def enforce(table:pd.DataFrame,   # `gate`'s table (passed, gate, gate_at, agreement, ...)
-            thresholds:dict,      # unused: each row's level is its `gate_at`, set by `gate`
+def enforce(table:pd.DataFrame,   # `gate`'s table (passed, gate, gate_at, agreement, ...): each row's level is its `gate_at`
            ):
     "Raise `FidelityError` naming every export below its gate, with its numbers and what to look at."
     bad = table[~table.passed]
@@ -825,7 +822,7 @@ def keras_logits(km,             # a Keras model: uint8 frames -> logits
                  bs:int=500,     # frames per call
                 )->np.ndarray:
     "Logits of a Keras model on uint8 frames (inference mode)."
-    return np.concatenate([np.asarray(km(x[i:i+bs], training=False)) for i in range(0, len(x), bs)])
+    return batched(lambda b: np.asarray(km(b, training=False)), x, bs)
 
 # %% ../nbs/04_conversion.ipynb #b8f84317-5
 def forgot_depthwise_transpose(m:nn.Module,   # a layer, as for `torch_to_keras`
@@ -954,7 +951,7 @@ def convert_run(run:RunDir,                  # the run to convert (its Optimizat
     sources = conversion_sources(run)
     exports = export_all(run, sources, formats, precisions, calibration_frames(splits['train'], 128, seed), coreml_target, progress)
     table, runners = gate_all(exports, test.x, test.y, x_pc, y_pc, coreml_target, progress)
-    table = gate(table, thresholds); enforce(table, thresholds)
+    table = gate(table, thresholds); enforce(table)
     lat = time_in_turns(runners, np.ascontiguousarray(test.x[:1]), warmup, latency_runs)
     table['latency_p50_ms'] = [lat.get(k, {}).get('p50_ms', np.nan) for k in table.index]
     table['latency_p90_ms'] = [lat.get(k, {}).get('p90_ms', np.nan) for k in table.index]

@@ -27,8 +27,8 @@ __all__ = ['CORRUPTIONS', 'PARAMS', 'AUTO_SIZE', 'AUTO_CHANNELS', 'FASHION_CLASS
            'read_photo', 'load_image_folder', 'make_demo_folder', 'split_stratified', 'stratified_subset',
            'split_minimum', 'check_class_sizes', 'folder_problem', 'load_source', 'show_grid', 'class_samples',
            'preprocessing_contract', 'motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposure',
-           'jpeg_roundtrip', 'jpeg', 'rotation', 'orientation', 'low_res', 'framing', 'to_float', 'to_uint8', 'corrupt',
-           'augmentation_gallery', 'MobileAugment', 'PhoneC', 'make_phone_c', 'save_phone_c', 'read_phone_c',
+           'jpeg_roundtrip', 'jpeg', 'rotation', 'orientation', 'low_res', 'framing', 'to_float', 'to_uint8', 'batched',
+           'corrupt', 'augmentation_gallery', 'MobileAugment', 'PhoneC', 'make_phone_c', 'save_phone_c', 'read_phone_c',
            'tiny_cnn', 'fit_quick', 'torch_predict', 'accuracy', 'phone_c_accuracy', 'evaluate', 'plot_severity',
            'background_photos', 'SyntheticConfig', 'make_synthetic', 'concat', 'ConsentError', 'dhash', 'hamming',
            'GroundTruthQueue', 'load_version', 'simulate_field', 'torch_proba', 'dataset_card', 'card_markdown',
@@ -717,6 +717,17 @@ def to_uint8(t:torch.Tensor,   # (N, C, H, W) float images; values outside [0, 1
     "float NCHW in [0, 1] -> uint8 NHWC numpy (clipped and rounded, as a camera pipeline stores it)."
     return (t.clamp(0, 1)*255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
+# %% ../nbs/01_data.ipynb #batched1
+def batched(fn,          # f(slice) -> array or tensor with one row per input row
+            x,           # (N, ...) numpy array (or array-like) or torch tensor
+            bs:int):     # rows per call (1: one at a time, as a phone runs)
+    "`fn` over `x` in slices of `bs` rows, joined; no rows: `fn` of one blank row cut to none, so shape and dtype stay right."
+    if bs < 1: raise ValueError(f'bs={bs}: slices need at least 1 row')
+    t = isinstance(x, torch.Tensor); x = x if t else np.asarray(x)
+    cat, zeros = (torch.cat, torch.zeros) if t else (np.concatenate, np.zeros)
+    if len(x) == 0: return fn(zeros((1,) + tuple(x.shape[1:]), dtype=x.dtype))[:0]
+    return cat([fn(x[i:i+bs]) for i in range(0, len(x), bs)])
+
 # %% ../nbs/01_data.ipynb #73c769d0-2
 def corrupt(x:np.ndarray,     # uint8 images, N x H x W x C
             name:str,          # one of CORRUPTIONS
@@ -728,7 +739,7 @@ def corrupt(x:np.ndarray,     # uint8 images, N x H x W x C
     if name not in CORRUPTION_FNS: raise ValueError(f"unknown corruption {name!r}: choose from {', '.join(CORRUPTIONS)}")
     if not 1 <= severity <= 5: raise ValueError(f"severity must be 1 to 5, got {severity}")
     g = _gen(seed, name, severity)
-    return np.concatenate([to_uint8(CORRUPTION_FNS[name](to_float(x[i:i+chunk]), severity, g)) for i in range(0, len(x), chunk)])
+    return batched(lambda b: to_uint8(CORRUPTION_FNS[name](to_float(b), severity, g)), x, chunk)
 
 # %% ../nbs/01_data.ipynb #6a23eeba
 def augmentation_gallery(img:np.ndarray,              # one (H, W, C) uint8 image
@@ -755,6 +766,8 @@ class MobileAugment:
                 ):
         unknown = set(ops) - set(CORRUPTIONS)
         if unknown: raise ValueError(f"unknown corruptions {sorted(unknown)}: choose from {', '.join(CORRUPTIONS)}")
+        if not 1 <= max_severity <= 5: raise ValueError(f'max_severity={max_severity}: corruptions have severities 1 to 5')
+        if not 0 <= p <= 1: raise ValueError(f'p={p}: a probability, 0 to 1')
         self.ops, self.p, self.max_severity, self.hflip = list(ops), p, max_severity, hflip
         self.g, self.calls = _gen('augment', seed), 0
     def __repr__(self): return f"MobileAugment(p={self.p}, max_severity={self.max_severity}, ops={self.ops})"
@@ -864,7 +877,7 @@ def torch_predict(model:nn.Module,   # takes `_norm` inputs (NCHW floats in [-1,
                  ):
     "A `predict(x_uint8) -> labels` function for a PyTorch model trained on `_norm` inputs."
     @torch.no_grad()
-    def predict(x): return np.concatenate([model.eval()(_norm(np.asarray(x[i:i+bs]))).argmax(1).numpy() for i in range(0, len(x), bs)])
+    def predict(x): return batched(lambda b: model.eval()(_norm(b)).argmax(1).numpy(), x, bs)
     return predict
 
 # %% ../nbs/01_data.ipynb #fe4ab029
@@ -991,9 +1004,10 @@ def _luma(a:np.ndarray)->np.ndarray:   # uint8 H x W x C
 
 # %% ../nbs/01_data.ipynb #cce4f822-2
 def dhash(img:np.ndarray,   # (H, W) or (H, W, C) uint8 image; channels are averaged
-          bits:int=8,       # grid side: bits*bits bits; above 8 overflows SQLite's INTEGER
+          bits:int=8,       # grid side, 1 to 8: bits*bits bits (above 8 they overflow SQLite's INTEGER: ValueError)
          )->int:
     "Difference hash: 64 bits that survive re-compression and resizing (near-duplicate detection)."
+    if not 1 <= bits <= 8: raise ValueError(f'bits={bits}: the hash has bits x bits bits and SQLite stores 64 at most; use 1 to 8')
     g = img.mean(-1) if img.ndim == 3 else img
     small = np.asarray(Image.fromarray(g.astype(np.uint8)).resize((bits + 1, bits), Image.BILINEAR), dtype=np.int16)
     v = (small[:, 1:] > small[:, :-1]).flatten()

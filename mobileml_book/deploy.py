@@ -394,13 +394,17 @@ class Bundle:
 # %% ../nbs/05_deployment.ipynb #b2b24e5e-2
 def load_bundle(path,                         # a bundle folder: manifest.json, manifest.sig and its files
                 public_key,                   # the app's public key: PEM file, PEM bytes or a key object
-                content_key:bytes|None=None   # for encrypted files (None: they verify, but `Bundle.read` refuses them)
+                content_key:bytes|None=None   # for encrypted files; one of another key id: BundleError (None: `Bundle.read` refuses them)
                )->Bundle:
     "Verify a bundle folder (signature, then size and sha256 of every file) and return it; `BundleError` with the reason when anything fails."
     path = Path(path)
     for f in ('manifest.json', 'manifest.sig'):
         if not (path/f).is_file(): raise BundleError(f'{path} has no {f}: not a bundle (or an unfinished download)')
     m = verify_manifest((path/'manifest.json').read_bytes(), (path/'manifest.sig').read_bytes(), public_key)
+    enc = m.get('encryption') or {}
+    if content_key is not None and enc and hashlib.sha256(content_key).hexdigest()[:16] != enc.get('key_id'):
+        raise BundleError(f"{path.name} was encrypted with content key {enc.get('key_id')}, this app holds "
+                          f"{hashlib.sha256(content_key).hexdigest()[:16]}: it could not read the model. Refusing to load.")
     for e in m['files']:
         p = path/e['path']
         if not p.is_file(): raise BundleError(f"{e['path']} is listed in the manifest but missing from {path}")
@@ -1327,7 +1331,7 @@ def fetch_model(base_url:str,                  # the service's URL, e.g. 'http:/
                 device:dict,                   # what the phone reports (`DeviceInfo` fields)
                 app_dir,                       # the app's data folder
                 public_key,                    # the app's public key: PEM file, PEM bytes or key
-                content_key:bytes|None=None,   # AES key (no effect: checks cover the stored bytes)
+                content_key:bytes|None=None,   # AES key: a bundle encrypted with another key is refused before it is active
                 stop_after:int|None=None,        # stop after this many bytes (simulates the app being closed mid-download)
                 client:httpx.Client|None=None,  # HTTP client to reuse (None: a fresh one)
                 timeout:float=30.0,            # seconds per request (only for the client made here)

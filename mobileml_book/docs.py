@@ -577,7 +577,7 @@ def build_sphinx(stage,       # the folder `stage_sphinx` wrote
 def stage_quarto(stage,       # folder for the copy of the book; deleted and rewritten
                  run=None,    # run whose executed chapters and report are shown; None: sources only
                  root=None,   # the book's checkout; None: found from the working directory
-                 log=print,   # not used (the same call as `stage_sphinx`)
+                 log=print,   # called with one line: what was staged where
                 )->list[Page]:
     "A copy of the book in `stage` for `nbdev_docs`: executed chapters from `run`, root `_quarto.yml`, generated sidebar and pages."
     cfg = book_config(root); root = Path(cfg['root']); nbs_rel = cfg.get('nbs_path', 'nbs')
@@ -604,12 +604,13 @@ def stage_quarto(stage,       # folder for the copy of the book; deleted and rew
         elif p.kind == 'report':
             (nbs/'report.md').write_text(report_markdown(run, myst=False) if run else '# Run report\n\nThis site was built without a run.\n')
             if run and (run/'report.html').exists(): (nbs/'run').mkdir(exist_ok=True); shutil.copy(run/'report.html', nbs/'run'/'report.html')
+    log(f"docs: staged {len(pages)} pages for nbdev_docs in {stage}" + (f" (executed chapters of {run})" if run else ' (sources only)'))
     return pages
 
 # %% ../nbs/07b_docs.ipynb #2074a4ca-1
 def build_quarto(stage,       # the copy `stage_quarto` wrote
                  out,         # folder for the site, replaced; RuntimeError when nbdev_docs fails
-                 log=print,   # not used (the same call as `build_sphinx`)
+                 log=print,   # called with nbdev_docs' warnings (its stderr), if any
                 )->Path:
     "Run nbdev's `nbdev_docs` (Quarto) in the staged book and move its `_docs` to `out`."
     stage, out = Path(stage), Path(out)
@@ -617,6 +618,7 @@ def build_quarto(stage,       # the copy `stage_quarto` wrote
     env = {**os.environ, 'PYTHONPATH': str(stage) + os.pathsep + os.environ.get('PYTHONPATH', '')}
     r = subprocess.run([str(exe) if exe.exists() else 'nbdev_docs'], cwd=stage, env=env, capture_output=True, text=True)
     if r.returncode: raise RuntimeError(f"nbdev_docs failed (exit {r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    if r.stderr.strip(): log(r.stderr.strip()[-3000:])
     cfg = configparser.ConfigParser(); cfg.read(stage/'settings.ini')
     if out.exists(): shutil.rmtree(out)
     shutil.move(str(stage/cfg['DEFAULT'].get('doc_path', '_docs')), str(out))

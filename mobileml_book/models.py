@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['MBV2_STAGES', 'VGG16', 'LITE0_STAGES', 'LITE_SCALING', 'LITE0_MEAN', 'LITE0_STD', 'ARCHS', 'conv_bn', 'divisible',
            'InvertedResidual', 'MobileNetV2', 'Fire', 'SqueezeNet', 'VGG', 'count_macs', 'n_params', 'size_bytes',
-           'latency_ms', 'Conv2dSame', 'MBConv', 'round_channels', 'lite_stages', 'EfficientNetLite',
-           'EfficientNetLite0', 'lite_weights_path', 'lite0_weights_path', 'imagenet_labels', 'load_lite', 'load_lite0',
-           'Preprocess', 'Postprocess', 'MobileModel', 'fast_layout', 'model_spec', 'build_net', 'from_unit',
-           'to_input', 'wrap', 'predict_fn']
+           'latency_ms', 'Conv2dSame', 'MBConv', 'lite_stages', 'EfficientNetLite', 'EfficientNetLite0',
+           'lite_weights_path', 'lite0_weights_path', 'imagenet_labels', 'load_lite', 'load_lite0', 'Preprocess',
+           'Postprocess', 'MobileModel', 'fast_layout', 'model_spec', 'build_net', 'from_unit', 'to_input', 'wrap',
+           'predict_fn']
 
 # %% ../nbs/02_models.ipynb #1eddd28b
 "Mobile architectures in plain PyTorch, pre- and post-processing modules, and how to measure what a model costs."
@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
-from .data import LUMA, to_float
+from .data import LUMA, to_float, batched
 
 # %% ../nbs/02_models.ipynb #cf981415
 def conv_bn(i:int,           # input channels
@@ -38,7 +38,7 @@ def conv_bn(i:int,           # input channels
 def divisible(v:float,   # channel count to round (base channels x width)
               d:int=8,   # the multiple wanted, also the smallest result
              )->int:
-    "Round channel counts to a multiple of `d` (what mobile kernels are fastest at), never below 90% of `v`."
+    "MobileNet's and EfficientNet's channel rounding: a multiple of `d` (what mobile kernels are fastest at), never below 90% of `v`."
     n = max(d, int(v + d/2)//d*d)
     return n + d if n < 0.9*v else n
 
@@ -105,16 +105,16 @@ class SqueezeNet(nn.Module):
     "SqueezeNet-style classifier for small inputs: fire modules, no fully connected layer."
     def __init__(self, n_classes:int=10,   # outputs of the classifier
                  in_channels:int=3,        # channels of the input images (1 gray, 3 RGB)
-                 width:float=1.0,          # channel multiplier, a multiple of 1/8 (others fail in forward)
+                 width:float=1.0,          # channel multiplier (channels rounded by `divisible`)
                  dropout:float=0.3):       # dropout probability before the 1x1 classifier conv
         super().__init__()
         w = lambda c: divisible(c*width)
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, w(64), 3, 1, 1), nn.BatchNorm2d(w(64)), nn.ReLU(inplace=True), nn.MaxPool2d(2),
-            Fire(w(64), w(16), w(64)), Fire(w(128), w(16), w(64)), nn.MaxPool2d(2),
-            Fire(w(128), w(32), w(128)), Fire(w(256), w(32), w(128)), nn.MaxPool2d(2),
-            Fire(w(256), w(48), w(192)), Fire(w(384), w(64), w(256)))
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Conv2d(w(512), n_classes, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        c = w(64); layers = [nn.Conv2d(in_channels, c, 3, 1, 1), nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        for f in [(16, 64), (16, 64), 'M', (32, 128), (32, 128), 'M', (48, 192), (64, 256)]:   # (squeeze, expand) or a max-pool
+            if f == 'M': layers.append(nn.MaxPool2d(2)); continue
+            layers.append(Fire(c, w(f[0]), w(f[1]))); c = 2*w(f[1])                          # a fire module outputs both expands
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Conv2d(c, n_classes, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     def forward(self, x,   # (N, in_channels, H, W) float images, H and W >= 8 (three 2x max-pools)
                ): return self.head(self.features(x))
 
@@ -168,6 +168,7 @@ def latency_ms(model:nn.Module,   # network to time (left in eval mode)
                threads:int=1,     # torch CPU threads while timing (restored afterwards)
               )->dict:
     "CPU latency of batch 1 with `threads` threads after warm-up: p50 and p90 in ms."
+    if runs < 1 or warmup < 0: raise ValueError(f'runs={runs}, warmup={warmup}: time at least 1 run (percentiles need one), warm up 0 or more')
     old = torch.get_num_threads(); torch.set_num_threads(threads)
     x = torch.rand(1, channels, size, size); model = model.eval(); ts = []
     try:
@@ -182,8 +183,8 @@ def latency_ms(model:nn.Module,   # network to time (left in eval mode)
 class Conv2dSame(nn.Conv2d):
     "Conv2d with TensorFlow's 'SAME' padding (asymmetric for stride 2), as the EfficientNet weights were trained with."
     def forward(self, x):   # (N, in_channels, H, W) float
-        ih, iw = x.shape[-2:]; k, s = self.kernel_size[0], self.stride[0]
-        ph = max((math.ceil(ih/s) - 1)*s + k - ih, 0); pw = max((math.ceil(iw/s) - 1)*s + k - iw, 0)
+        (ph, pw) = [max((math.ceil(n/s) - 1)*s + (k - 1)*d + 1 - n, 0)            # the dilated kernel spans (k - 1) d + 1
+                    for n, k, s, d in zip(x.shape[-2:], self.kernel_size, self.stride, self.dilation)]
         if ph % 2 == 0 and pw % 2 == 0:   # symmetric (every 1x1 and stride-1 conv): the conv's own padding, no pad node
             return F.conv2d(x, self.weight, self.bias, self.stride, (ph//2, pw//2), self.dilation, self.groups)
         return F.conv2d(F.pad(x, [pw//2, pw - pw//2, ph//2, ph - ph//2]), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
@@ -213,20 +214,12 @@ LITE0_STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 
 # %% ../nbs/02_models.ipynb #5edd5be8-1
 LITE_SCALING = {'lite0': (1.0, 1.0, 224), 'lite1': (1.0, 1.1, 240), 'lite2': (1.1, 1.2, 260)}  # width, depth, ImageNet input side
 
-# %% ../nbs/02_models.ipynb #5edd5be8-2
-def round_channels(c:float,      # channels before rounding (base channels x width)
-                   d:int=8,      # the multiple wanted, also the smallest result
-                  )->int:
-    "EfficientNet's channel rounding: to a multiple of `d`, never more than 10% down."
-    n = max(d, int(c + d/2)//d*d)
-    return int(n + d if n < 0.9*c else n)
-
 # %% ../nbs/02_models.ipynb #5edd5be8-3
 def lite_stages(variant:str='lite0',   # 'lite0' | 'lite1' | 'lite2'
                )->list:
     "Stages of an EfficientNet-Lite: repeats scaled by depth (first and last stay 1), channels by width."
     w, dep, _ = LITE_SCALING[variant]; last = len(LITE0_STAGES) - 1
-    return [(n if i in (0, last) else math.ceil(n*dep), k, s, e, o if i == 0 else round_channels(o*w))
+    return [(n if i in (0, last) else math.ceil(n*dep), k, s, e, o if i == 0 else divisible(o*w))
             for i, (n, k, s, e, o) in enumerate(LITE0_STAGES)]
 
 # %% ../nbs/02_models.ipynb #f6c63903
@@ -324,6 +317,9 @@ class Preprocess(nn.Module):
         self.mean, self.std = float(mean), float(std)
     def forward(self, x):   # uint8 tensor: (N, H, W, frame_channels) or one (H, W, frame_channels)
         if x.dim() == 3: x = x.unsqueeze(0)                     # one HWC frame (decided by rank, not by data)
+        if x.dim() != 4 or tuple(x.shape[1:]) != (self.frame_size, self.frame_size, self.frame_channels):
+            raise ValueError(f"frames of shape {tuple(x.shape)}: this model takes uint8 frames of {self.frame_size} x {self.frame_size} "
+                             f"x {self.frame_channels} (N, H, W, C); resize and convert them in the app first, as the app contract says")
         x = x.permute(0, 3, 1, 2).float()/255
         if self.frame_channels == 1 and self.in_channels == 3: x = x.expand(-1, 3, -1, -1)
         elif self.frame_channels == 3 and self.in_channels == 1: x = (x*torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
@@ -428,9 +424,5 @@ def predict_fn(net:nn.Module,   # a float network taking `to_input`'s tensors
                bs:int=32):       # frames per forward pass (small: batches of hundreds fall out of the CPU's cache)
     "A `predict(x_uint8) -> labels` function through the training-time pipeline (for `data.evaluate`)."
     @torch.no_grad()
-    def logits(xb):
-        return net.eval()(fast_layout(to_input(np.array(xb), spec), net))
-    def predict(x):
-        out = [logits(x[i:i+bs]).argmax(1).numpy() for i in range(0, len(x), bs)]
-        return np.concatenate(out) if out else np.zeros(0, np.int64)
-    return predict
+    def labels(xb): return net.eval()(fast_layout(to_input(xb, spec), net)).argmax(1).numpy()
+    return lambda x: batched(labels, x, bs)

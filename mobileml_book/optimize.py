@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 from pydantic import BaseModel, ConfigDict
 from tqdm.auto import tqdm
 from .rundir import Param, ChapterParams, Goal, RunDir, atomic_write, atomic_path, dumps, ray_session, check_reachable, ParamError
-from .data import load_data, MobileAugment, Dataset, PhoneC, evaluate, stratified_subset
+from .data import load_data, MobileAugment, Dataset, PhoneC, evaluate, stratified_subset, batched
 from .models import *
 from .training import (fit, load_models, phone_c_subset, lite_spec, cache_backbone, fit_features,
                                     evaluate_features, distill_loss, unfreeze, pc_flat, paired_change)
@@ -130,10 +130,11 @@ def prunable(net:nn.Module   # a float network, with or without pruning masks
     return [(m, 'weight') for m in net.modules() if isinstance(m, nn.Conv2d) and m.groups == 1 and m.in_channels > 4]
 
 # %% ../nbs/03_optimization.ipynb #19c1a71b-1
-def sparsity(net:nn.Module   # a float network, masked or not (none prunable: ZeroDivisionError)
+def sparsity(net:nn.Module   # a float network, masked or not (none prunable: ValueError)
             )->float:
     "Share of exactly-zero weights over all prunable layers."
     ws = [getattr(m, n) for m, n in prunable(net)]
+    if not ws: raise ValueError(f'{type(net).__name__} has no prunable layer (a conv mixing more than 4 channels): nothing to prune')
     return float(sum(int((w == 0).sum()) for w in ws)/sum(w.numel() for w in ws))
 
 # %% ../nbs/03_optimization.ipynb #19c1a71b-2
@@ -420,10 +421,11 @@ def ptq(net:nn.Module,                      # the float network (copied; unused 
 # %% ../nbs/03_optimization.ipynb #0636de9d
 def qat_prepare(spec:dict,              # the model spec: input shape of the export
                 per_channel:bool=True,  # weight scales per output channel (False: per tensor)
-                frozen_bn:bool=True):   # keep the trained batch-norm statistics (fine-tuning); False to train them (from scratch)
+                frozen_bn:bool=True,    # keep the trained batch-norm statistics (fine-tuning); False to train them (from scratch)
+                fuse_clamp:bool=True):  # see `xnnpack_quantizer`: False fake-quantizes each conv's output before its ReLU6 too
     "A `prepare` hook for the Training chapter's `fit`: export the network and insert int8 fake quantization."
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
-    def prepare(net): return _trainable(prepare_qat_pt2e(export_graph(net, spec), xnnpack_quantizer(per_channel, qat=True)), frozen_bn)
+    def prepare(net): return _trainable(prepare_qat_pt2e(export_graph(net, spec), xnnpack_quantizer(per_channel, qat=True, fuse_clamp=fuse_clamp)), frozen_bn)
     return prepare
 
 # %% ../nbs/03_optimization.ipynb #ef7efd37
@@ -436,9 +438,10 @@ def qat_convert(g   # a QAT-trained graph (`fit` with `qat_prepare`): copied, le
 # %% ../nbs/03_optimization.ipynb #1300a3e8
 @torch.no_grad()
 def weight_only(net:nn.Module,          # a float network (copied, left as it is)
-                precision:str='int8'    # 'int8' (per output channel, symmetric); else fp16
+                precision:str='int8'    # 'int8' (per output channel, symmetric) or 'fp16' (else ValueError)
                )->tuple[nn.Module, int]:
     "A copy of `net` whose conv/linear weights went through int8 (per output channel, symmetric) or fp16 storage; and the stored bytes."
+    if precision not in ('int8', 'fp16'): raise ValueError(f"precision {precision!r}: weight-only storage is 'int8' or 'fp16'")
     net = copy.deepcopy(net).eval(); stored = 0
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -484,6 +487,7 @@ def time_in_turns(fns:dict,        # name -> f(x)
                   runs:int=200     # timed calls of each
                  )->dict:
     "Latency (ms: p50, p90, p99, mean) and CPU ms per call of each callable in `fns` (name -> f(x)) after warm-up, timed in turns so that a busy moment of a shared machine hits them all alike."
+    if runs < 1 or warmup < 0: raise ValueError(f'runs={runs}, warmup={warmup}: time at least 1 run (percentiles need one), warm up 0 or more')
     ts, cpu = {k: [] for k in fns}, {k: 0.0 for k in fns}
     for i in range(warmup + runs):
         for k in (list(fns) if i % 2 else list(fns)[::-1]):
@@ -511,7 +515,7 @@ def graph_predict_fn(g,            # a PT2E graph (int8 or fake-quant) on `to_in
                      bs:int=16):   # frames per forward pass (small ones stay in the CPU's cache)
     "`predict(x_uint8) -> labels` through a PT2E graph (no `.eval()`: exported graphs are already in the mode they were set to)."
     @torch.no_grad()
-    def predict(x): return np.concatenate([g(to_input(np.asarray(x[i:i+bs]), spec)).argmax(1).numpy() for i in range(0, len(x), bs)])
+    def predict(x): return batched(lambda b: g(to_input(b, spec)).argmax(1).numpy(), x, bs)
     return predict
 
 # %% ../nbs/03_optimization.ipynb #pteacc01

@@ -10,21 +10,22 @@ import yaml
 from .rundir import (ChapterParams, Goal, check_replaceable, ParamError, PROFILES, RunDir, atomic_write, project_root, now_iso, dumps)
 
 # %% auto #0
-__all__ = ['BUDGET_S', 'CHAPTER_BUDGET_S', 'BOOK_GOALS', 'Chapter', 'book_config', 'find_chapters', 'parse_overrides',
-           'resolve_params', 'resolve_path_value', 'fingerprint', 'StepFailed', 'run_chapter', 'findings',
-           'build_report', 'run_book', 'params_table', 'bench', 'goals', 'book_timing', 'build_readme',
-           'threading_main', 'main']
+__all__ = ['BUDGET_S', 'BOOK_GOALS', 'Chapter', 'book_config', 'find_chapters', 'parse_overrides', 'resolve_params',
+           'resolve_path_value', 'fingerprint', 'StepFailed', 'run_chapter', 'findings', 'build_report', 'run_book',
+           'params_table', 'bench', 'goals', 'book_timing', 'build_readme', 'threading_main', 'main']
 
 # %% ../nbs/07_pipeline.ipynb #47f11f37
 class Chapter:
-    "One step of the pipeline: a chapter notebook, its parameter declaration and its goals."
+    "One step of the pipeline: a chapter notebook, its parameter declaration, its goals and its own time budget."
     def __init__(self,
                  path:Path,                   # the chapter's notebook, e.g. nbs/02_training.ipynb
                  module:str,                  # its `#| default_exp` module, e.g. 'training'
                  params:ChapterParams,        # the module's PARAMS (its `chapter` is the key)
                  goals:list[Goal]|None=None,  # the module's GOALS; None: no goals
+                 budget_s:dict|None=None,     # the module's BUDGET_S, seconds per profile ({'full': 180}); None: none of its own
                 ):
         self.path, self.module, self.params, self.goals = Path(path), module, params, list(goals or [])
+        self.budget_s = dict(budget_s or {})
         self.name, self.key = self.path.stem, params.chapter
     def __repr__(self): return f"Chapter({self.name}, key={self.key!r}, {len(self.params.params)} params)"
     def matches(self,
@@ -61,7 +62,7 @@ def book_config(root=None,  # folder with settings.ini (FileNotFoundError if non
 # %% ../nbs/07_pipeline.ipynb #3cfb72e8-1
 def find_chapters(root=None,  # the book's checkout; None: searched up from the working directory
                  )->list[Chapter]:
-    "The pipeline's chapters, in lifecycle order, with their parameter declarations."
+    "The pipeline's chapters, in lifecycle order, with their parameter declarations, goals and budgets."
     cfg = book_config(root)
     root = Path(cfg['root'])
     if str(root) not in sys.path: sys.path.insert(0, str(root))
@@ -72,12 +73,14 @@ def find_chapters(root=None,  # the book's checkout; None: searched up from the 
         mod = _default_exp(nb)
         if mod is None: raise ValueError(f"{p.name} has a parameters cell but no `#| default_exp`: its module must export PARAMS")
         m = importlib.import_module(f"{cfg['lib_name']}.{mod}")
-        spec, goals = getattr(m, 'PARAMS', None), getattr(m, 'GOALS', [])
+        spec, goals, budget = getattr(m, 'PARAMS', None), getattr(m, 'GOALS', []), getattr(m, 'BUDGET_S', {})
         if not isinstance(spec, ChapterParams):
             raise ValueError(f"{p.name}: module {cfg['lib_name']}.{mod} exports no PARAMS = ChapterParams(...): run nbdev_export")
         if not all(isinstance(g, Goal) for g in goals):
             raise ValueError(f"{p.name}: GOALS of {cfg['lib_name']}.{mod} must be a list of rundir.Goal(text, keys, test)")
-        out.append(Chapter(p, mod, spec, goals))
+        if not (isinstance(budget, dict) and set(budget) <= set(PROFILES) and all(isinstance(v, (int, float)) and v > 0 for v in budget.values())):
+            raise ValueError(f"{p.name}: BUDGET_S of {cfg['lib_name']}.{mod} must map profiles ({', '.join(PROFILES)}) to seconds, got {budget!r}")
+        out.append(Chapter(p, mod, spec, goals, budget))
     return out
 
 # %% ../nbs/07_pipeline.ipynb #4f93daa4
@@ -353,9 +356,6 @@ def run_book(profile:str='quick',          # 'quick' (seconds per chapter) or 'f
 # %% ../nbs/07_pipeline.ipynb #33b19f7a
 BUDGET_S = dict(quick=450, full=1800)   # the book's time budgets for a whole run on 2 CPU cores
 
-# %% ../nbs/07_pipeline.ipynb #33b19f7a-1
-CHAPTER_BUDGET_S = {'ondevice': dict(quick=30, full=180)}   # chapters with a budget of their own (seconds, 2 CPU cores)
-
 # %% ../nbs/07_pipeline.ipynb #33b19f7a-2
 def params_table(profile:str|None=None,  # 'quick' or 'full': that profile's values only; None: both
                  root=None,              # the book's checkout; None: found from the working dir
@@ -373,16 +373,18 @@ def params_table(profile:str|None=None,  # 'quick' or 'full': that profile's val
 def bench(profile:str='quick',   # 'quick' or 'full': the run's values and the budget it is held to
           out:str|None=None,     # run dir, deleted and rerun; None: <book>/runs/bench-<profile>
           log=print,             # called with each progress and timing line (a str)
+          root=None,             # the book's checkout; None: found from the working directory
          )->dict:
     "Run the whole book into a fresh directory and print wall time per chapter and in total against the budget."
-    out = out or str(Path(book_config()['root'])/'runs'/f'bench-{profile}')
+    out = out or str(Path(book_config(root)['root'])/'runs'/f'bench-{profile}')
     t0 = time.time()
-    run = run_book(profile, out=out, force=True, progress=False, log=log)
+    run = run_book(profile, out=out, force=True, root=root, progress=False, log=log)
     total = time.time() - t0
     steps = {n: s['seconds'] for n, s in run.status()['steps'].items()}
+    own = {c.name: c.budget_s.get(profile) for c in find_chapters(root)}     # a chapter's own budget (its BUDGET_S)
     log(f"\nbench: profile {profile} on {_machine()}")
     for n, s in steps.items():
-        b = CHAPTER_BUDGET_S.get(n.split('_', 1)[-1], {}).get(profile)        # step '08_ondevice' -> chapter 'ondevice'
+        b = own.get(n)
         log(f"  {n:<24} {s:8.1f} s" + (f"   budget {b} s: {'within' if s <= b else 'OVER'}" if b else ''))
     log(f"  {'total (incl. runner)':<24} {total:8.1f} s   budget {BUDGET_S[profile]} s: {'within' if total <= BUDGET_S[profile] else 'OVER'}")
     return dict(steps=steps, total=total, budget=BUDGET_S[profile])
@@ -483,12 +485,12 @@ def main(argv=None,  # the command's arguments, without the program name; None: 
     r.add_argument('--no-progress', action='store_true', help='no cell progress bar')
     r.add_argument('--book', help="the book's checkout (default: found from the working directory)")
     pp = sub.add_parser('params', help="list every chapter's parameters")
-    pp.add_argument('--profile', choices=PROFILES)
+    pp.add_argument('--profile', choices=PROFILES); pp.add_argument('--book', help="the book's checkout, whose chapters declare them")
     rp = sub.add_parser('report', help="rebuild a run's report.html")
     rp.add_argument('run_dir')
     bp = sub.add_parser('bench', help='time a whole run per chapter against the budget')
     bp.add_argument('--profile', default='quick', choices=PROFILES)
-    bp.add_argument('--out')
+    bp.add_argument('--out'); bp.add_argument('--book', help="the book's checkout (default: found from the working directory)")
     gp = sub.add_parser('goals', help="a run's full-profile goals against its measured metrics")
     gp.add_argument('run_dir'); gp.add_argument('--book', help="the book's checkout, whose chapters declare the goals")
     sv = sub.add_parser('serve', help="serve a run's signed model bundles to phones over HTTP (chapter 05's delivery service)")
@@ -524,7 +526,7 @@ def main(argv=None,  # the command's arguments, without the program name; None: 
         elif a.cmd == 'sweep-bench':
             from .sweeps import sweep_bench
             sweep_bench(a.grid, a.out, skip=a.skip)
-        elif a.cmd == 'params': print(params_table(a.profile))
+        elif a.cmd == 'params': print(params_table(a.profile, a.book))
         elif a.cmd == 'report': print(build_report(RunDir(a.run_dir)))
         elif a.cmd == 'readme': build_readme(); print('README.md written from nbs/index.ipynb')
         elif a.cmd == 'goals':
@@ -535,7 +537,7 @@ def main(argv=None,  # the command's arguments, without the program name; None: 
             from .deploy import serve
             serve(a.run_dir, a.host, a.port)
         elif a.cmd == 'bench':
-            res = bench(a.profile, a.out)
+            res = bench(a.profile, a.out, root=a.book)
             return 0 if res['total'] <= res['budget'] else 3
     except ParamError as e:
         print(f"mobileml-book: parameter error: {e}\nNothing was run or written.", file=sys.stderr); return 2

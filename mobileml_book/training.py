@@ -17,7 +17,7 @@ from sklearn.metrics import confusion_matrix, ConfusionMatrixDisplay
 from fastcore.basics import patch
 from tqdm.auto import tqdm
 from .rundir import Param, ChapterParams, Goal, RunDir, atomic_write, atomic_path, dumps, now_iso, expect
-from .data import load_data, MobileAugment, Dataset, PhoneC, evaluate, to_float, stratified_subset, majority_share
+from .data import load_data, MobileAugment, Dataset, PhoneC, evaluate, to_float, stratified_subset, majority_share, batched
 from .models import *
 
 # %% auto #0
@@ -115,10 +115,10 @@ def save_checkpoint(path,                 # file to write (str or Path), replace
     return Path(path)
 
 # %% ../nbs/02_training.ipynb #46664def-1
-def load_checkpoint(path,   # file written by `save_checkpoint` (fully unpickled: trusted files only)
+def load_checkpoint(path,   # file written by `save_checkpoint` (tensors and plain values only: no code runs)
                    )->tuple[nn.Module, dict]:
     "The network and spec stored by `save_checkpoint`."
-    ck = torch.load(path, map_location='cpu', weights_only=False)
+    ck = torch.load(path, map_location='cpu', weights_only=True)
     net = build_net(ck['spec']); net.load_state_dict(ck['state_dict'])
     return net.eval(), ck['spec']
 
@@ -394,7 +394,7 @@ def feature_logits(net:EfficientNetLite,  # network, put in eval mode; its tail 
                    bs:int=64,     # cached images per forward pass (small ones stay in the CPU's cache)
                   )->torch.Tensor:
     "Logits (N, n_classes) of the network's tail on cached features."
-    net.eval(); return torch.cat([net.tail(fast_layout(f.z[i:i+bs].float(), net), f.stop) for i in range(0, len(f), bs)])
+    net.eval(); return batched(lambda z: net.tail(fast_layout(z.float(), net), f.stop), f.z, bs)
 
 # %% ../nbs/02_training.ipynb #bf72fe6f
 def feature_metrics(net:EfficientNetLite,   # the network, put in eval mode; its tail runs on `f`
@@ -589,7 +589,7 @@ def scratch_fit(spec:dict,              # model spec of the architecture, built 
 # %% ../nbs/02_training.ipynb #45aa5329
 def transfer_curve(bb:Backbone,         # backbone whose features came from `images` and `pc`
                    images:tuple,        # (x, y, n_clean) of `training_images`, behind `bb.train`
-                   val:Dataset,         # validation frames (the scratch nets use the first 200)
+                   val:Dataset,         # validation frames (the scratch nets use 200, stratified)
                    test:Dataset,        # clean test frames
                    pc:PhoneC,           # the phone-C behind `bb.pc` (20 images per cell scored)
                    p:dict,              # parameters: curve_per_class, steps (halved), curve_steps
@@ -598,7 +598,7 @@ def transfer_curve(bb:Backbone,         # backbone whose features came from `ima
                    progress:bool=True,  # show a progress bar over the sizes
                   )->pd.DataFrame:
     "Clean and phone-C accuracy against labelled images per class: pretrained (cached trunk) and the same net from scratch."
-    x, y, n_clean = images; rows = []; small_val = val.subset(np.arange(min(200, len(val))))
+    x, y, n_clean = images; rows = []; small_val = stratified_subset(val, 200, p['seed'])
     pc_s = phone_c_subset(pc, 20)                      # 20 images per phone-C cell: the scratch nets run on pixels
     pc_f = bb.pc.subset(np.flatnonzero(np.arange(len(bb.pc)) % len(pc.y) < len(pc_s.y)))
     for k in tqdm(p['curve_per_class'], desc='transfer-learning curve', disable=not progress):
