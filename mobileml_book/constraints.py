@@ -22,23 +22,33 @@ __all__ = ['PARAMS', 'TIERS', 'NEON_FLOPS_PER_CYCLE', 'CPU_EFFICIENCY', 'CPU_WAT
 
 # %% ../nbs/00_constraints.ipynb #7fc54545
 PARAMS = ChapterParams('constraints',
-    Param('device', str, quick='iphone-x', help='catalog id of the phone used in the worked example'),
-    Param('network', str, quick='4g', choices=['3g','4g','5g','wifi'], help='network profile for the cloud round trip (data/networks.yaml)'),
-    Param('photo_kb', int, quick=300, lo=1, hi=50_000, help='size of one uploaded camera photo, in kB (JPEG)'),
+    Param('device', str, quick='iphone-x',
+          help='catalog id of the phone used in the worked example'),
+    Param('network', str, quick='4g', choices=['3g','4g','5g','wifi'],
+          help='network profile for the cloud round trip (data/networks.yaml)'),
+    Param('photo_kb', int, quick=300, lo=1, hi=50_000,
+          help='size of one uploaded camera photo, in kB (JPEG)'),
     Param('server_ms', float, quick=30.0, lo=0, hi=10_000, help='inference time on the server'),
-    Param('price_per_1000', float, quick=0.10, lo=0, hi=100, help='cloud price per 1000 predictions, USD (Heartbeat by Fritz AI quotes 0.10)'),
-    Param('preds_per_user_day', int, quick=50, lo=0, hi=1_000_000, help='predictions one user makes per day'),
+    Param('price_per_1000', float, quick=0.10, lo=0, hi=100,
+          help='cloud price per 1000 predictions, USD (Heartbeat by Fritz AI quotes 0.10)'),
+    Param('preds_per_user_day', int, quick=50, lo=0, hi=1_000_000,
+          help='predictions one user makes per day'),
     Param('users', int, quick=100_000, lo=1, hi=10_000_000_000, help='daily active users'),
-    Param('app_mb', float, quick=60.0, lo=0, hi=4000, help="the app's download size without the model, MB"),
-    Param('model_budget_mb', float, quick=20.0, lo=0, hi=4000, help="the team's own size budget for the model, MB"),
-    Param('latency_budget_ms', float, quick=33.3, lo=1, hi=60_000, help='latency the feature needs (33.3 ms = 30 FPS live camera)'),
-    Param('ram_share', float, quick=0.10, lo=0.01, hi=0.9, help='share of the phone\'s RAM the model may take at peak'),
+    Param('app_mb', float, quick=60.0, lo=0, hi=4000,
+          help="the app's download size without the model, MB"),
+    Param('model_budget_mb', float, quick=20.0, lo=0, hi=4000,
+          help="the team's own size budget for the model, MB"),
+    Param('latency_budget_ms', float, quick=33.3, lo=1, hi=60_000,
+          help='latency the feature needs (33.3 ms = 30 FPS live camera)'),
+    Param('ram_share', float, quick=0.10, lo=0.01, hi=0.9,
+          help='share of the phone\'s RAM the model may take at peak'),
 )
 
 # %% ../nbs/00_constraints.ipynb #5f285ffe
 class Device(BaseModel):
     "One phone of the catalog; fields as published by the vendor (see `source_specs`, `source_accel`)."
-    model_config = ConfigDict(allow_inf_nan=False)     # 'nan' or 'inf' in the CSV is an error, not a number
+    # 'nan' or 'inf' in the CSV is an error, not a number
+    model_config = ConfigDict(allow_inf_nan=False)
     id: str = Field(pattern=r'^[a-z0-9][a-z0-9-]*$')
     name: str
     vendor: str
@@ -69,14 +79,22 @@ def load_devices(path=None,   # catalog CSV (None: `data/devices.csv`); FileNotF
                 )->pd.DataFrame:
     "Read and validate the device catalog (default: the book's `data/devices.csv`); one row per phone, indexed by id."
     path = Path(path or data_dir()/'devices.csv')
-    if not path.exists(): raise FileNotFoundError(f"device catalog {path} not found: pass the path of a CSV with the columns of Device")
+    if not path.exists():
+        raise FileNotFoundError(f"device catalog {path} not found: "
+                                "pass the path of a CSV with the columns of Device")
     rows, errors = [], []
     with open(path, newline='') as f:
         for line, r in enumerate(csv.DictReader(f), start=2):
-            try: rows.append(Device(**{k.strip(): (v or '').strip() for k,v in r.items() if k}).model_dump())
+            try:
+                rows.append(Device(**{k.strip(): (v or '').strip()
+                                      for k,v in r.items() if k}).model_dump())
             except ValidationError as e:
-                for err in e.errors(): errors.append(f"{path.name} line {line} ({r.get('id','?')}): field {err['loc'][0]!r}: {err['msg']}")
-    if errors: raise ValueError("the device catalog has bad rows; fix them or remove them:\n  " + '\n  '.join(errors))
+                for err in e.errors():
+                    errors.append(f"{path.name} line {line} ({r.get('id','?')}): "
+                                  f"field {err['loc'][0]!r}: {err['msg']}")
+    if errors:
+        raise ValueError("the device catalog has bad rows; fix them or remove them:\n  "
+                         + '\n  '.join(errors))
     if not rows: raise ValueError(f"the device catalog {path} has no rows")
     df = pd.DataFrame(rows).set_index('id')
     dup = df.index[df.index.duplicated()].tolist()
@@ -93,8 +111,12 @@ def plot_catalog(df:pd.DataFrame):   # the phone catalog (`load_devices`)
         for ax, col in zip(axs, ['ram_gb', 'cpu_max_ghz']):
             ax.scatter(g.release_year, g[col], label=tier, color=colors[tier], s=50, alpha=.8)
     for ax, col, lab in zip(axs, ['ram_gb', 'cpu_max_ghz'], ['RAM (GB)', 'fastest core (GHz)']):
-        for i, r in df.iterrows(): ax.annotate(i, (r.release_year, r[col]), fontsize=7, xytext=(3, 3), textcoords='offset points')
-        ax.set_xlabel('release year'); ax.set_ylabel(lab); ax.grid(alpha=.3)
+        for i, r in df.iterrows():
+            ax.annotate(i, (r.release_year, r[col]), fontsize=7, xytext=(3, 3),
+                        textcoords='offset points')
+        ax.set_xlabel('release year')
+        ax.set_ylabel(lab)
+        ax.grid(alpha=.3)
     axs[0].legend(title='tier')
     fig.suptitle('The device catalog')
     return fig
@@ -107,7 +129,9 @@ def load_app_stores(path=None,   # YAML with a `stores:` list (None: `data/app_s
     rules = yaml.safe_load(path.read_text())['stores']
     for r in rules:
         missing = {'store','rule','limit_mb','source'} - set(r)
-        if missing: raise ValueError(f"{path.name}: rule {r.get('rule','?')!r} of {r.get('store','?')!r} lacks {sorted(missing)}")
+        if missing:
+            raise ValueError(f"{path.name}: rule {r.get('rule','?')!r} of {r.get('store','?')!r} "
+                             f"lacks {sorted(missing)}")
     return rules
 
 # %% ../nbs/00_constraints.ipynb #4231e1ed-1
@@ -116,9 +140,13 @@ def cellular_cap_mb(os:str,      # 'iOS' or 'Android' (any case); ValueError oth
                    )->float:
     "The current cellular download cap that applies to a phone running `os` ('iOS' or 'Android')."
     store = {'ios': 'Apple App Store', 'android': 'Google Play'}.get(str(os).lower())
-    if store is None: raise ValueError(f"os={os!r}: the app stores' caps are known for 'iOS' and 'Android' only")
-    rules = [r for r in (rules or load_app_stores()) if r['store'] == store and r.get('cellular_cap') and not r.get('until')]
-    if not rules: raise ValueError(f"no current cellular cap for {store} in app_stores.yaml (mark one rule with cellular_cap: true)")
+    if store is None:
+        raise ValueError(f"os={os!r}: the app stores' caps are known for 'iOS' and 'Android' only")
+    rules = [r for r in (rules or load_app_stores())
+             if r['store'] == store and r.get('cellular_cap') and not r.get('until')]
+    if not rules:
+        raise ValueError(f"no current cellular cap for {store} in app_stores.yaml "
+                         "(mark one rule with cellular_cap: true)")
     return float(max(rules, key=lambda r: r.get('since') or 0)['limit_mb'])
 
 # %% ../nbs/00_constraints.ipynb #cc64fec1
@@ -145,7 +173,8 @@ def cloud_latency_ms(photo_kb:float,     # size of the uploaded photo, kB
     "Latency of one cloud prediction, split into its parts (ms)."
     up = photo_kb*8/uplink_mbps          # kB -> kbit; kbit / (Mbit/s) = ms
     down = response_kb*8/(downlink_mbps or uplink_mbps)
-    parts = dict(connect=handshakes*rtt_ms, round_trip=rtt_ms, upload=up, server=server_ms, download=down)
+    parts = dict(connect=handshakes*rtt_ms, round_trip=rtt_ms, upload=up, server=server_ms,
+                 download=down)
     return {**parts, 'total': sum(parts.values())}
 
 # %% ../nbs/00_constraints.ipynb #e5918bde
@@ -156,10 +185,12 @@ def load_yardsticks(path=None,   # path: a YAML file; default `data/yardsticks.y
 
 
 # %% ../nbs/00_constraints.ipynb #7c04dcf7
-NEON_FLOPS_PER_CYCLE = 16   # 2 x 128-bit FMA pipes x 4 fp32 lanes x 2 flops: the peak of a big ARM core
+# 2 x 128-bit FMA pipes x 4 fp32 lanes x 2 flops: the peak of a big ARM core
+NEON_FLOPS_PER_CYCLE = 16
 
 # %% ../nbs/00_constraints.ipynb #7c04dcf7-1
-CPU_EFFICIENCY = 0.2        # share of that peak a mobile CNN sustains on one core (an assumption; chapter 03 fits a latency predictor on measured runs instead)
+# share of that peak a mobile CNN sustains on one core (an assumption; chapter 03 fits a latency predictor on measured runs instead)
+CPU_EFFICIENCY = 0.2
 
 # %% ../nbs/00_constraints.ipynb #7c04dcf7-2
 def device_latency_ms(macs:float,        # multiply-accumulates of one inference
@@ -204,13 +235,15 @@ def compare_device_cloud(device:pd.Series,   # a row of the catalog
                          users:float=100_000,          # daily active users
                         )->pd.DataFrame:
     "Latency, cost, privacy, offline use and battery of one feature, on the device and in the cloud."
-    c = cloud_latency_ms(photo_kb, net['uplink_mbps'], net['rtt_ms'], server_ms, net['downlink_mbps'])
+    c = cloud_latency_ms(photo_kb, net['uplink_mbps'], net['rtt_ms'], server_ms,
+                         net['downlink_mbps'])
     d = device_latency_ms(macs, device.cpu_max_ghz)
     rows = {
         'latency_ms':  (d, c['total']),
         'max_fps':     (1000/d, 1000/c['total']),
         'cost_usd_per_month': (0.0, monthly_cost_usd(preds_per_user_day, users, price_per_1000)),
-        'battery_mj_per_pred (estimate)': (energy_mj(d/1000, CPU_WATTS), energy_mj(c['upload']/1000, RADIO_WATTS)),
+        'battery_mj_per_pred (estimate)': (energy_mj(d/1000, CPU_WATTS),
+                                           energy_mj(c['upload']/1000, RADIO_WATTS)),
         'works_offline': (True, False),
         'photo_leaves_phone': (False, True),
         'update_needs_app_or_download': (True, False),
@@ -218,7 +251,7 @@ def compare_device_cloud(device:pd.Series,   # a row of the catalog
     return pd.DataFrame(rows, index=['on device', 'cloud']).T
 
 # %% ../nbs/00_constraints.ipynb #9bea8062
-def load_reference_models(path=None,   # CSV with model, params, macs columns (None: the bundled one)
+def load_reference_models(path=None, # CSV with model, params, macs columns (None: the bundled one)
                          )->pd.DataFrame:
     "Published parameter and multiply-accumulate counts of well-known architectures (`data/reference_models.csv`)."
     df = pd.read_csv(Path(path or data_dir()/'reference_models.csv')).set_index('model')
@@ -236,15 +269,20 @@ def plot_latency_breakdown(networks:dict,     # network profiles by name (`load_
                           ):
     "Stacked cloud latency per network next to the on-device estimate, with the feature's budget."
     fig, ax = plt.subplots(figsize=(8, 3.8))
-    names = list(networks); bottom = [0]*len(names)
-    parts = [cloud_latency_ms(photo_kb, n['uplink_mbps'], n['rtt_ms'], server_ms, n['downlink_mbps']) for n in networks.values()]
+    names = list(networks)
+    bottom = [0]*len(names)
+    parts = [cloud_latency_ms(photo_kb, n['uplink_mbps'], n['rtt_ms'], server_ms,
+                              n['downlink_mbps'])
+             for n in networks.values()]
     for k in ['connect','round_trip','upload','server','download']:
         vals = [p[k] for p in parts]
         ax.barh([f'cloud, {n}' for n in names], vals, left=bottom, label=k)
         bottom = [b+v for b,v in zip(bottom, vals)]
-    ax.barh([f"on {device['name']} (estimate)"], [device_latency_ms(macs, device.cpu_max_ghz)], color='k', label='on device, 1 core')
+    ax.barh([f"on {device['name']} (estimate)"], [device_latency_ms(macs, device.cpu_max_ghz)],
+            color='k', label='on device, 1 core')
     ax.axvline(budget_ms, color='r', ls='--', label=f'budget {budget_ms:g} ms')
-    ax.set_xlabel('ms per prediction'); ax.legend(fontsize=7, loc='upper right')
+    ax.set_xlabel('ms per prediction')
+    ax.legend(fontsize=7, loc='upper right')
     ax.set_title(f'One {photo_kb:g} kB photo: cloud round trip vs on-device')
     return fig
 
@@ -291,19 +329,24 @@ def check_model(model:ModelStats,        # size, parameters, MACs and peak memor
     "Check `model` on `device` against `budget`: one row per check with limit, value, pass/fail and the margin."
     mb = model.size_bytes/1e6
     cap = cellular_cap_mb(device.os, rules)
-    rows = [dict(check='app + model under the cellular cap', limit=cap, value=budget.app_mb+mb, unit='MB', estimate=False),
-            dict(check="model within the team's budget", limit=budget.model_budget_mb, value=mb, unit='MB', estimate=False)]
+    rows = [dict(check='app + model under the cellular cap', limit=cap, value=budget.app_mb+mb,
+                 unit='MB', estimate=False),
+            dict(check="model within the team's budget", limit=budget.model_budget_mb, value=mb,
+                 unit='MB', estimate=False)]
     mem = model.peak_mem_bytes if model.peak_mem_bytes is not None else 2*model.size_bytes
-    rows.append(dict(check=f'peak memory within {budget.ram_share:.0%} of RAM', limit=device.ram_gb*1024*budget.ram_share,
+    rows.append(dict(check=f'peak memory within {budget.ram_share:.0%} of RAM',
+                     limit=device.ram_gb*1024*budget.ram_share,
                      value=mem/2**20, unit='MiB', estimate=model.peak_mem_bytes is None))
     if model.latency_ms is not None or model.macs is not None:
-        lat = model.latency_ms if model.latency_ms is not None else device_latency_ms(model.macs, device.cpu_max_ghz)
-        rows.append(dict(check='latency within the feature budget', limit=budget.latency_ms, value=lat, unit='ms',
-                         estimate=model.latency_ms is None))
+        lat = (model.latency_ms if model.latency_ms is not None
+               else device_latency_ms(model.macs, device.cpu_max_ghz))
+        rows.append(dict(check='latency within the feature budget', limit=budget.latency_ms,
+                         value=lat, unit='ms', estimate=model.latency_ms is None))
     df = pd.DataFrame(rows)
     df['ok'] = df.value <= df.limit
     df['over_by'] = (df.value - df.limit).clip(lower=0)
-    df.insert(0, 'device', device['name']); df.insert(0, 'model', model.name)
+    df.insert(0, 'device', device['name'])
+    df.insert(0, 'model', model.name)
     return df
 
 # %% ../nbs/00_constraints.ipynb #c7e8b860-1
@@ -314,7 +357,8 @@ def check_summary(df:pd.DataFrame,   # `check_model`'s checks of one model on on
     name, dev = df.model.iloc[0], df.device.iloc[0]
     if fails.empty: return f"{name} fits {dev}: all {len(df)} checks pass"
     return f"{name} on {dev} fails: " + '; '.join(
-        f"{r.check} by {r.over_by:,.1f} {r.unit}{' (estimate)' if r.estimate else ''}" for r in fails.itertuples())
+        f"{r.check} by {r.over_by:,.1f} {r.unit}{' (estimate)' if r.estimate else ''}"
+        for r in fails.itertuples())
 
 # %% ../nbs/00_constraints.ipynb #b5a85deb
 CHECK_LETTERS = {'cellular': 'C', "team's budget": 'B', 'memory': 'M', 'latency': 'L'}
@@ -336,7 +380,8 @@ def fit_matrix(refs:pd.DataFrame,      # reference models (`reference_models.csv
     for m, r in refs.iterrows():
         for prec, nbytes in [('fp32', 4), ('int8', 1)]:
             stats = ModelStats(f'{m} {prec}', r.params*nbytes, r.macs if pd.notna(r.macs) else None)
-            out[stats.name] = {d: failed_letters(check_model(stats, row, budget, rules)) for d, row in devices.iterrows()}
+            out[stats.name] = {d: failed_letters(check_model(stats, row, budget, rules))
+                               for d, row in devices.iterrows()}
     return pd.DataFrame(out).T
 
 # %% ../nbs/00_constraints.ipynb #b5a85deb-3
@@ -350,9 +395,10 @@ def plot_fit_matrix(fm:pd.DataFrame,   # `fit_matrix`: failed-check letters, mod
     ax.set_xticks(range(len(fm.columns)), fm.columns, rotation=60, ha='right', fontsize=8)
     ax.set_yticks(range(len(fm.index)), fm.index, fontsize=8)
     for i in range(fm.shape[0]):
-        for j in range(fm.shape[1]): ax.text(j, i, fm.iat[i, j] or 'ok', ha='center', va='center', fontsize=6)
-    ax.set_title(f'What fails where: C cellular cap, B {budget.model_budget_mb:g} MB budget, M memory, '
-                 f'L {budget.latency_ms:g} ms latency (1 core, estimate)', fontsize=9)
+        for j in range(fm.shape[1]):
+            ax.text(j, i, fm.iat[i, j] or 'ok', ha='center', va='center', fontsize=6)
+    ax.set_title(f'What fails where: C cellular cap, B {budget.model_budget_mb:g} MB budget, '
+                 f'M memory, L {budget.latency_ms:g} ms latency (1 core, estimate)', fontsize=9)
     fig.colorbar(im, ax=ax, label='failed checks')
     return fig
 
@@ -365,19 +411,28 @@ def explorer(devices:pd.DataFrame,   # the phone catalog (`load_devices`)
     "An ipywidgets explorer over the device-vs-cloud calculator."
     import ipywidgets as W
     w = dict(device=W.Dropdown(options=list(devices.index), description='phone'),
-             model=W.Dropdown(options=[m for m in refs.index if pd.notna(refs.macs[m])], description='model'),
-             network=W.Dropdown(options=list(networks), value='4g' if '4g' in networks else list(networks)[0], description='network'),
+             model=W.Dropdown(options=[m for m in refs.index if pd.notna(refs.macs[m])],
+                              description='model'),
+             network=W.Dropdown(options=list(networks),
+                                value='4g' if '4g' in networks else list(networks)[0],
+                                description='network'),
              photo_kb=W.IntSlider(300, 10, 5000, 10, description='photo kB'),
-             server_ms=W.FloatSlider(server_ms, min=0, max=max(1000.0, server_ms), step=5, description='server ms'),
+             server_ms=W.FloatSlider(server_ms, min=0, max=max(1000.0, server_ms), step=5,
+                                     description='server ms'),
              price=W.FloatLogSlider(0.10, base=10, min=-3, max=1, description='$ / 1000'),
              preds=W.IntSlider(50, 1, 1000, description='preds/user/day'),
              users=W.IntText(100_000, description='users'))
-    table = W.HTML()   # a plain value, not an Output widget: no output capture, which stalls headless runs under papermill
+    # a plain value, not an Output widget: no output capture, which stalls headless runs under papermill
+    table = W.HTML()
     def update(*_):
-        box.result = compare_device_cloud(devices.loc[w['device'].value], refs.macs[w['model'].value], networks[w['network'].value],
-                                          w['photo_kb'].value, w['server_ms'].value, w['price'].value, w['preds'].value, w['users'].value).round(2)
+        box.result = compare_device_cloud(devices.loc[w['device'].value],
+                                          refs.macs[w['model'].value], networks[w['network'].value],
+                                          w['photo_kb'].value, w['server_ms'].value,
+                                          w['price'].value, w['preds'].value,
+                                          w['users'].value).round(2)
         table.value = box.result.to_html()
-    box = W.VBox([W.HBox([w['device'], w['model'], w['network']]), W.HBox([w['photo_kb'], w['server_ms'], w['price']]),
+    box = W.VBox([W.HBox([w['device'], w['model'], w['network']]),
+                  W.HBox([w['photo_kb'], w['server_ms'], w['price']]),
                   W.HBox([w['preds'], w['users']]), table])
     box.controls, box.table = w, table
     for x in w.values(): x.observe(update, 'value')

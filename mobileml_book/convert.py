@@ -4,7 +4,8 @@
 
 # %% ../nbs/04_conversion.ipynb #7fc9e52a
 from __future__ import annotations
-import contextlib, copy, hashlib, io, json, os, platform, re, shutil, tempfile, time, traceback, warnings, zipfile
+import contextlib, copy, hashlib, io, json, os, platform, re, shutil, tempfile, time, traceback, \
+       warnings, zipfile
 from importlib.metadata import version as _pkg_version, PackageNotFoundError
 from pathlib import Path
 import numpy as np
@@ -15,13 +16,14 @@ import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from PIL import Image
 from tqdm.auto import tqdm
-from .rundir import Param, ChapterParams, Goal, RunDir, atomic_write, atomic_path, dumps, now_iso, sha256_file
-from .data import (LUMA, load_data, MobileAugment, Dataset, InputSpec, PhoneC, preprocessing_contract, stratified_subset,
-                                to_spec, batched)
+from .rundir import (Param, ChapterParams, Goal, RunDir, atomic_write, atomic_path,
+                                  dumps, now_iso, sha256_file)
+from .data import (LUMA, load_data, MobileAugment, Dataset, InputSpec, PhoneC,
+                                preprocessing_contract, stratified_subset, to_spec, batched)
 from .models import Preprocess, MobileNetV2, model_spec, build_net, fast_layout
 from .training import load_models, phone_c_subset, store_uri, mlflow_run_id
-from .optimize import (load_variant, load_variants, variant_file, ptq, time_in_turns, lower_to_pte, clamp_aware,
-                                    calibration_frames, int8_dot_isa)
+from .optimize import (load_variant, load_variants, variant_file, ptq, time_in_turns,
+                                    lower_to_pte, clamp_aware, calibration_frames, int8_dot_isa)
 
 # %% auto #0
 __all__ = ['FORMATS', 'COREML_TARGETS', 'PARAMS', 'GOALS', 'CONVERTERS', 'RUNTIMES', 'EXT', 'APP_RESIZES', 'KERAS_TFLITE',
@@ -42,25 +44,44 @@ COREML_TARGETS = ('iOS15', 'iOS16', 'iOS17', 'iOS18')
 
 # %% ../nbs/04_conversion.ipynb #324d4ed4-2
 PARAMS = ChapterParams('conversion',
-    Param('formats', list[str], quick=list(FORMATS), choices=FORMATS, help='target formats to export'),
-    Param('precisions', list[str], quick=['fp32'], full=['fp32', 'int8'], choices=['fp32', 'int8'], help='precisions to export: fp32 (the student) and int8 (the chosen int8 variant; Core ML: int8 weights)'),
-    Param('routes', list[str], quick=['pytorch'], full=['pytorch', 'keras'], choices=['pytorch', 'keras'], help="routes: PyTorch's converters, and the TensorFlow route (Keras port + TensorFlow's converters)"),
-    Param('preflight_formats', list[str], quick=['coreml', 'executorch'], full=list(FORMATS), choices=FORMATS, help='targets of the preflight demonstration (each costs a conversion)'),
-    Param('fp32_agreement', float, quick=0.999, lo=0.0, hi=1.0, help='least top-1 agreement of an fp32 export with the PyTorch model it came from'),
-    Param('int8_agreement', float, quick=0.96, lo=0.0, hi=1.0, help='least top-1 agreement of an int8 export with the int8 PyTorch model it came from (rounding of integer kernels flips a few low-margin images)'),
-    Param('quantized_vs_fp32', float, quick=0.95, lo=0.0, hi=1.0, help='least top-1 agreement of a quantized file without a quantized PyTorch twin (the Keras route) with its fp32 model'),
-    Param('eval_size', int, quick=300, full=1000, lo=0, hi=10_000_000, help='clean test images of the fidelity gate (0: all)'),
-    Param('phone_c_size', int, quick=10, full=20, lo=0, hi=10_000_000, help='test images per phone-C cell in the fidelity gate (0: all)'),
-    Param('latency_runs', int, quick=200, lo=10, hi=100_000, help='timed runs per format (batch 1, 1 thread) after the warm-up'),
+    Param('formats', list[str], quick=list(FORMATS), choices=FORMATS,
+          help='target formats to export'),
+    Param('precisions', list[str], quick=['fp32'], full=['fp32', 'int8'], choices=['fp32', 'int8'],
+          help='precisions to export: fp32 (the student) and int8 (the chosen int8 variant; '
+               'Core ML: int8 weights)'),
+    Param('routes', list[str], quick=['pytorch'], full=['pytorch', 'keras'],
+          choices=['pytorch', 'keras'],
+          help="routes: PyTorch's converters, and the TensorFlow route "
+               "(Keras port + TensorFlow's converters)"),
+    Param('preflight_formats', list[str], quick=['coreml', 'executorch'], full=list(FORMATS),
+          choices=FORMATS, help='targets of the preflight demonstration (each costs a conversion)'),
+    Param('fp32_agreement', float, quick=0.999, lo=0.0, hi=1.0,
+          help='least top-1 agreement of an fp32 export with the PyTorch model it came from'),
+    Param('int8_agreement', float, quick=0.96, lo=0.0, hi=1.0,
+          help='least top-1 agreement of an int8 export with the int8 PyTorch model it came from '
+               '(rounding of integer kernels flips a few low-margin images)'),
+    Param('quantized_vs_fp32', float, quick=0.95, lo=0.0, hi=1.0,
+          help='least top-1 agreement of a quantized file without a quantized PyTorch twin '
+               '(the Keras route) with its fp32 model'),
+    Param('eval_size', int, quick=300, full=1000, lo=0, hi=10_000_000,
+          help='clean test images of the fidelity gate (0: all)'),
+    Param('phone_c_size', int, quick=10, full=20, lo=0, hi=10_000_000,
+          help='test images per phone-C cell in the fidelity gate (0: all)'),
+    Param('latency_runs', int, quick=200, lo=10, hi=100_000,
+          help='timed runs per format (batch 1, 1 thread) after the warm-up'),
     Param('warmup', int, quick=20, lo=0, hi=10_000, help='untimed runs before timing'),
-    Param('coreml_target', str, quick='iOS16', choices=COREML_TARGETS, help='minimum iOS of the Core ML file (sets its operator set)'),
-    Param('calib_size', int, quick=128, full=512, lo=1, hi=100_000, help='calibration images of the LiteRT int8 model (clean + phone-condition copies)'),
+    Param('coreml_target', str, quick='iOS16', choices=COREML_TARGETS,
+          help='minimum iOS of the Core ML file (sets its operator set)'),
+    Param('calib_size', int, quick=128, full=512, lo=1, hi=100_000,
+          help='calibration images of the LiteRT int8 model (clean + phone-condition copies)'),
     Param('seed', int, quick=0, lo=0, hi=2**31 - 1, help='seed of the calibration sample'),
 )
 
 # %% ../nbs/04_conversion.ipynb #goals01
-GOALS = [   # what the full profile should reach, judged on this chapter's metrics (`mobileml-book goals`)
-    Goal('every exported file passed its fidelity gate (fp32 >= 99.9% top-1 agreement, clean and phone-C)', ('all_passed',),
+# what the full profile should reach, judged on this chapter's metrics (`mobileml-book goals`)
+GOALS = [
+    Goal('every exported file passed its fidelity gate '
+         '(fp32 >= 99.9% top-1 agreement, clean and phone-C)', ('all_passed',),
          lambda a: bool(a)),
 ]
 
@@ -72,7 +93,8 @@ class FrameModel(nn.Module):
                  spec:dict,       # and its spec (`model_spec`): sizes, channels, mean, std
                 ):
         super().__init__()
-        self.pre = Preprocess(spec['frame_size'], spec['frame_channels'], spec['input_size'], spec['in_channels'], spec['mean'], spec['std'])
+        self.pre = Preprocess(spec['frame_size'], spec['frame_channels'], spec['input_size'],
+                              spec['in_channels'], spec['mean'], spec['std'])
         self.net = net
     def forward(self,
                 frames,   # (N, H, W, C) uint8 tensor of frames (or one (H, W, C) frame)
@@ -92,14 +114,16 @@ def frame_example(spec:dict,   # the model spec: `frame_size` (px) and `frame_ch
                   n:int=1,     # frames in the batch
                  )->torch.Tensor:
     "A fresh all-zero uint8 frame batch of the spec's shape (what exporters trace with)."
-    return torch.zeros(n, spec['frame_size'], spec['frame_size'], spec['frame_channels'], dtype=torch.uint8)
+    return torch.zeros(n, spec['frame_size'], spec['frame_size'], spec['frame_channels'],
+                       dtype=torch.uint8)
 
 # %% ../nbs/04_conversion.ipynb #49de7231-3
 @contextlib.contextmanager
 def threads(n:int,   # intra-op threads inside the block (the old count is restored on exit)
            ):
     "PyTorch's intra-op threads set to `n` inside the block (the chapter times on one thread, and computes references on more)."
-    old = torch.get_num_threads(); torch.set_num_threads(n)
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
     try: yield
     finally: torch.set_num_threads(old)
 
@@ -110,9 +134,11 @@ def torch_logits(model:nn.Module,   # a `FrameModel`, or a graph exported from o
                  bs:int=16,         # frames per forward pass: small ones stay in the CPU's cache
                 )->np.ndarray:
     "Logits of a `FrameModel` on uint8 frames `x`, in batches (the reference every export is compared with)."
-    def one(f:torch.Tensor)->torch.Tensor:   # an eager network gets channels-last input (faster on a CPU, same logits)
+    # an eager network gets channels-last input (faster on a CPU, same logits)
+    def one(f:torch.Tensor)->torch.Tensor:
         if not isinstance(model, FrameModel) or isinstance(model, ImageModel): return model(f)[0]
-        return model.net(fast_layout(model.pre(f), model.net))  # an int8 graph keeps NCHW: its rounding depends on the order
+        # an int8 graph keeps NCHW: its rounding depends on the order
+        return model.net(fast_layout(model.pre(f), model.net))
     return batched(lambda b: one(torch.from_numpy(np.ascontiguousarray(b))).numpy(), x, bs)
 
 # %% ../nbs/04_conversion.ipynb #75f24447
@@ -123,12 +149,15 @@ def tiny_model(seed:int=0,            # seeds torch's global RNG (weights, batch
               )->tuple[nn.Module, dict]:
     "A small MobileNetV2-style network and its spec, with randomised batch-norm statistics (for tests and demonstrations)."
     torch.manual_seed(seed)
-    spec = model_spec('mobilenetv2', [f'class {i}' for i in range(n_classes)], frame_size, frame_channels, frame_size, frame_channels,
-                      width=0.25, stem_stride=2, strides=[1, 1, 2, 2, 1, 2, 1], depth=0.34, last=128)
+    spec = model_spec('mobilenetv2', [f'class {i}' for i in range(n_classes)], frame_size,
+                      frame_channels, frame_size, frame_channels, width=0.25, stem_stride=2,
+                      strides=[1, 1, 2, 2, 1, 2, 1], depth=0.34, last=128)
     net = build_net(spec).eval()
     for m in net.modules():
         if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.2, 0.2); m.running_var.uniform_(0.5, 2.0); m.weight.data.uniform_(0.5, 1.5)
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
     return net, spec
 
 # %% ../nbs/04_conversion.ipynb #2f32d8d0
@@ -137,16 +166,22 @@ def quiet():
     "Silence converters' progress output, C++ logging and warnings (their exceptions keep their messages)."
     import logging, sys
     level, env = logging.root.manager.disable, os.environ.get('LITERT_TORCH_SHOW_PROGRESS')
-    os.environ['LITERT_TORCH_SHOW_PROGRESS'] = 'n'                      # litert-torch's own switch for its progress tree
+    # litert-torch's own switch for its progress tree
+    os.environ['LITERT_TORCH_SHOW_PROGRESS'] = 'n'
     for s in (sys.stdout, sys.stderr): s.flush()
     saved, null = [os.dup(1), os.dup(2)], os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 1); os.dup2(null, 2)                                  # C++ libraries write to the file descriptors directly
+    os.dup2(null, 1)
+    os.dup2(null, 2)   # C++ libraries write to the file descriptors directly
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            warnings.simplefilter('ignore'); logging.disable(logging.WARNING)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+             contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter('ignore')
+            logging.disable(logging.WARNING)
             yield
     finally:
-        logging.disable(level); os.dup2(saved[0], 1); os.dup2(saved[1], 2)
+        logging.disable(level)
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
         for f in (*saved, null): os.close(f)
         if env is None: os.environ.pop('LITERT_TORCH_SHOW_PROGRESS', None)
         else: os.environ['LITERT_TORCH_SHOW_PROGRESS'] = env
@@ -169,14 +204,18 @@ def import_runtimes():
         from ai_edge_litert.interpreter import Interpreter
         from executorch.runtime import Runtime
         Runtime.get()
-    return versions('torch', 'onnx', 'onnxruntime', 'litert-torch', 'ai-edge-litert', 'coremltools', 'executorch', 'torchao', 'tensorflow', 'keras', 'tf2onnx')
+    return versions('torch', 'onnx', 'onnxruntime', 'litert-torch', 'ai-edge-litert', 'coremltools',
+                    'executorch', 'torchao', 'tensorflow', 'keras', 'tf2onnx')
 
 # %% ../nbs/04_conversion.ipynb #2f32d8d0-3
-CONVERTERS = {'onnx': ('torch', 'onnx', 'onnxscript'), 'tflite': ('torch', 'litert-torch', 'torchao'), 'coreml': ('torch', 'coremltools'),
+CONVERTERS = {'onnx': ('torch', 'onnx', 'onnxscript'),
+              'tflite': ('torch', 'litert-torch', 'torchao'),
+              'coreml': ('torch', 'coremltools'),
               'executorch': ('torch', 'executorch', 'torchao')}
 
 # %% ../nbs/04_conversion.ipynb #2f32d8d0-4
-RUNTIMES = {'onnx': ('onnxruntime',), 'tflite': ('ai-edge-litert',), 'coreml': ('coremltools',), 'executorch': ('executorch',)}
+RUNTIMES = {'onnx': ('onnxruntime',), 'tflite': ('ai-edge-litert',), 'coreml': ('coremltools',),
+            'executorch': ('executorch',)}
 
 # %% ../nbs/04_conversion.ipynb #2f32d8d0-5
 EXT = {'onnx': '.onnx', 'tflite': '.tflite', 'coreml': '.mlpackage', 'executorch': '.pte'}
@@ -191,10 +230,13 @@ def export_onnx(model:FrameModel,      # uint8 frames in, (logits, probs) out
     import onnx
     with atomic_path(path) as tmp, quiet():
         # traced at batch 2: an example dimension of 1 is specialised to a constant, which fails a free batch
-        torch.onnx.export(model.eval(), (frame_example(spec, 2),), str(tmp), dynamo=True, external_data=False,
-                          input_names=['frames'], output_names=['logits', 'probs'], dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=4096)},))
+        torch.onnx.export(model.eval(), (frame_example(spec, 2),), str(tmp), dynamo=True,
+                          external_data=False, input_names=['frames'],
+                          output_names=['logits', 'probs'],
+                          dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=4096)},))
         m = onnx.load(str(tmp))
-        for k, v in (meta or {}).items(): m.metadata_props.add(key=k, value=v if isinstance(v, str) else json.dumps(v))
+        for k, v in (meta or {}).items():
+            m.metadata_props.add(key=k, value=v if isinstance(v, str) else json.dumps(v))
         onnx.save(m, str(tmp))
     return Path(path)
 
@@ -208,7 +250,9 @@ def onnx_metadata(path,   # an `.onnx` file
 # %% ../nbs/04_conversion.ipynb #75b4bdfd-2
 class _Named(nn.Module):
     "Names a model's input `frames` and its outputs `logits` and `probs` (litert-torch names a file's inputs after keyword arguments, its outputs after dict keys)."
-    def __init__(self, m): super().__init__(); self.m = m
+    def __init__(self, m):
+        super().__init__()
+        self.m = m
     def forward(self, frames):
         z, p = self.m(frames)
         return dict(logits=z, probs=p)
@@ -223,16 +267,17 @@ def export_tflite(model:nn.Module,     # a `FrameModel`, or `litert_int8`'s int8
     import litert_torch
     model = _Named(model)
     with atomic_path(path) as tmp, quiet():
-        litert_torch.convert(model.eval(), sample_kwargs=dict(frames=frame_example(spec)), quant_config=quant_config).export(str(tmp))
+        litert_torch.convert(model.eval(), sample_kwargs=dict(frames=frame_example(spec)),
+                             quant_config=quant_config).export(str(tmp))
     return Path(path)
 
 # %% ../nbs/04_conversion.ipynb #75b4bdfd-4
-def export_coreml(model:FrameModel,         # frames in, logits out (pre-processing inside)
-                  spec:dict,                # the model spec: frame size, channels, labels
-                  path,                     # the `.mlpackage` folder to write
-                  target:str='iOS16',       # the oldest iOS the package must run on
-                  meta:dict|None=None,      # metadata stored in the package (author, version, ...)
-                  compress:str|None=None    # None, or 'int8': weights linearly quantized per channel
+def export_coreml(model:FrameModel,        # frames in, logits out (pre-processing inside)
+                  spec:dict,               # the model spec: frame size, channels, labels
+                  path,                    # the `.mlpackage` folder to write
+                  target:str='iOS16',      # the oldest iOS the package must run on
+                  meta:dict|None=None,     # metadata stored in the package (author, version, ...)
+                  compress:str|None=None   # None, or 'int8': weights linearly quantized per channel
                  )->Path:
     "A Core ML ML program (8-bit image in, logits and probabilities out), weights optionally compressed to int8; written as `.mlpackage`."
     import coremltools as ct, coremltools.optimize as cto
@@ -241,16 +286,24 @@ def export_coreml(model:FrameModel,         # frames in, logits out (pre-process
     layout = ct.colorlayout.GRAYSCALE if spec['frame_channels'] == 1 else ct.colorlayout.RGB
     with quiet():
         ep = torch.export.export(img, (x,)).run_decompositions({})
-        ml = ct.convert(ep, inputs=[ct.ImageType(name='frames', shape=tuple(x.shape), color_layout=layout)],
-                        outputs=[ct.TensorType(name='logits'), ct.TensorType(name='probs')], minimum_deployment_target=getattr(ct.target, target),
+        ml = ct.convert(ep, inputs=[ct.ImageType(name='frames', shape=tuple(x.shape),
+                                                 color_layout=layout)],
+                        outputs=[ct.TensorType(name='logits'), ct.TensorType(name='probs')],
+                        minimum_deployment_target=getattr(ct.target, target),
                         convert_to='mlprogram', compute_precision=ct.precision.FLOAT32)
         if compress == 'int8':
-            cfg = cto.coreml.OptimizationConfig(global_config=cto.coreml.OpLinearQuantizerConfig(mode='linear_symmetric', weight_threshold=0))
+            cfg = cto.coreml.OptimizationConfig(global_config=cto.coreml.OpLinearQuantizerConfig(
+                mode='linear_symmetric', weight_threshold=0))
             ml = cto.coreml.linear_quantize_weights(ml, config=cfg)
-    ml.short_description = 'uint8 camera frame in; logits and softmax probabilities out; pre-processing inside'
-    for k, v in (meta or {}).items(): ml.user_defined_metadata[k] = v if isinstance(v, str) else json.dumps(v)
-    ml.input_description['frames'] = f"{spec['frame_size']} x {spec['frame_size']} {'grey' if spec['frame_channels'] == 1 else 'RGB'} camera frame"
-    ml.output_description['logits'] = 'class logits'; ml.output_description['probs'] = 'class probabilities (softmax)'
+    ml.short_description = ('uint8 camera frame in; logits and softmax probabilities out; '
+                            'pre-processing inside')
+    for k, v in (meta or {}).items():
+        ml.user_defined_metadata[k] = v if isinstance(v, str) else json.dumps(v)
+    ml.input_description['frames'] = (
+        f"{spec['frame_size']} x {spec['frame_size']} "
+        f"{'grey' if spec['frame_channels'] == 1 else 'RGB'} camera frame")
+    ml.output_description['logits'] = 'class logits'
+    ml.output_description['probs'] = 'class probabilities (softmax)'
     return save_mlpackage(ml, path)
 
 # %% ../nbs/04_conversion.ipynb #75b4bdfd-5
@@ -258,9 +311,12 @@ def save_mlpackage(ml,     # a coremltools `MLModel` (an ML program)
                    path,   # the `.mlpackage` folder to write; an existing one is replaced
                   )->Path:
     "Save a Core ML model as an `.mlpackage` folder: written beside, then moved into place (the folder is never half-written)."
-    path = Path(path); tmp = path.with_name(path.stem + '.tmp.mlpackage')     # Core ML insists on the extension
-    shutil.rmtree(tmp, ignore_errors=True); ml.save(str(tmp))
-    shutil.rmtree(path, ignore_errors=True); os.replace(tmp, path)
+    path = Path(path)
+    tmp = path.with_name(path.stem + '.tmp.mlpackage')     # Core ML insists on the extension
+    shutil.rmtree(tmp, ignore_errors=True)
+    ml.save(str(tmp))
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)
     return path
 
 # %% ../nbs/04_conversion.ipynb #75b4bdfd-6
@@ -281,30 +337,45 @@ def runner(path,           # an exported file (`.onnx`, `.tflite`, `.pte`, `.mlp
     path = str(path)
     if fmt == 'onnx':
         import onnxruntime as ort
-        so = ort.SessionOptions(); so.intra_op_num_threads = threads; so.inter_op_num_threads = 1
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
         if not fused: so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         s = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
-        inp, out = s.get_inputs()[0].name, s.get_outputs()[0].name                     # frames -> logits (first output)
-        return lambda x, bs=500: batched(lambda b: s.run([out], {inp: np.ascontiguousarray(b)})[0], x, bs)
+        # frames -> logits (first output)
+        inp, out = s.get_inputs()[0].name, s.get_outputs()[0].name
+        return lambda x, bs=500: batched(lambda b: s.run([out], {inp: np.ascontiguousarray(b)})[0],
+                                         x, bs)
     if fmt == 'tflite':
         from ai_edge_litert.interpreter import Interpreter
-        with quiet(): it = Interpreter(path, num_threads=threads); sig = it.get_signature_runner()
+        with quiet():
+            it = Interpreter(path, num_threads=threads)
+            sig = it.get_signature_runner()
         names = next(iter(it.get_signature_list().values()))
-        inp, out = names['inputs'][0], 'logits' if 'logits' in names['outputs'] else names['outputs'][0]
-        scale, zero = sig.get_output_details()[out]['quantization']                    # an int8 output comes with its scale
+        inp, out = names['inputs'][0], ('logits' if 'logits' in names['outputs']
+                                        else names['outputs'][0])
+        # an int8 output comes with its scale
+        scale, zero = sig.get_output_details()[out]['quantization']
         deq = (lambda y: (y.astype(np.float32) - zero)*scale) if scale else (lambda y: y)
-        fixed = int(sig.get_input_details()[inp]['shape_signature'][0]) == 1               # a batch-1 file: its graph may reshape to batch 1
-        return lambda x, bs=256: batched(lambda b: deq(sig(**{inp: np.ascontiguousarray(b)})[out]), x, 1 if fixed else bs)
+        # a batch-1 file: its graph may reshape to batch 1
+        fixed = int(sig.get_input_details()[inp]['shape_signature'][0]) == 1
+        return lambda x, bs=256: batched(lambda b: deq(sig(**{inp: np.ascontiguousarray(b)})[out]),
+                                         x, 1 if fixed else bs)
     if fmt == 'executorch':
         from executorch.runtime import Runtime
         with quiet(): m = Runtime.get().load_program(path).load_method('forward')
-        return lambda x: batched(lambda b: m.execute([torch.from_numpy(np.array(b))])[0].numpy(), x, 1)
+        return lambda x: batched(lambda b: m.execute([torch.from_numpy(np.array(b))])[0].numpy(),
+                                 x, 1)
     if fmt == 'coreml':
-        if platform.system() != 'Darwin': raise RuntimeError('Core ML models run only on macOS or iOS: validate the file structurally here (coreml_structure)')
+        if platform.system() != 'Darwin':
+            raise RuntimeError('Core ML models run only on macOS or iOS: '
+                               'validate the file structurally here (coreml_structure)')
         import coremltools as ct
         from PIL import Image
         m = ct.models.MLModel(path)
-        return lambda x: batched(lambda b: m.predict({'frames': Image.fromarray(b[0].squeeze(-1) if b.shape[-1] == 1 else b[0])})['logits'], x, 1)
+        return lambda x: batched(lambda b: m.predict(
+            {'frames': Image.fromarray(b[0].squeeze(-1) if b.shape[-1] == 1 else b[0])})['logits'],
+            x, 1)
     raise ValueError(f"unknown format {fmt!r}: choose one of {', '.join(FORMATS)}")
 
 # %% ../nbs/04_conversion.ipynb #85fbea81
@@ -323,19 +394,24 @@ def _graph_ops(model:nn.Module, example)->list[str]:
 def _culprit(e:Exception, ops:list[str])->str|None:
     "The operator of `ops` that an exception (message chain and traceback) names, if any."
     words = set()
-    for ex in traceback.TracebackException.from_exception(e).format(): words |= set(re.findall(r'\w+', ex))
+    for ex in traceback.TracebackException.from_exception(e).format():
+        words |= set(re.findall(r'\w+', ex))
     norm = {w.lower().replace('_', '') for w in words}
     for op in ops:
         stem = re.sub(r'(_\dd|\d+)$', '', op)
-        if {op.lower().replace('_', ''), stem.lower().replace('_', '')} & norm and op not in ('getitem', 'view', 'clone'): return op
+        if ({op.lower().replace('_', ''), stem.lower().replace('_', '')} & norm
+                and op not in ('getitem', 'view', 'clone')):
+            return op
     return None
 
 # %% ../nbs/04_conversion.ipynb #85fbea81-3
 def _message(e:Exception)->str:
     "The converter's own words: the most specific line of the exception chain."
-    lines = [l.strip() for l in str(e).splitlines() if l.strip() and not l.strip().startswith(('-', '(Refer', 'Use tlparse'))]
+    lines = [l.strip() for l in str(e).splitlines()
+             if l.strip() and not l.strip().startswith(('-', '(Refer', 'Use tlparse'))]
     cause = e.__cause__ or e.__context__
-    return (lines[-1] if lines else type(e).__name__)[:300] + (f' <- {_message(cause)}' if cause is not None and cause is not e and len(lines) < 2 else '')
+    return (lines[-1] if lines else type(e).__name__)[:300] + (
+        f' <- {_message(cause)}' if cause is not None and cause is not e and len(lines) < 2 else '')
 
 # %% ../nbs/04_conversion.ipynb #85fbea81-4
 def _fallbacks(path:Path, fmt:str, target:str, edge=None)->list[str]:
@@ -346,7 +422,8 @@ def _fallbacks(path:Path, fmt:str, target:str, edge=None)->list[str]:
         return sorted({o for o in ops if o.startswith('Flex') or o.upper().startswith('CUSTOM')})
     if fmt == 'executorch':
         g = edge.exported_program().graph_module.graph
-        return sorted({_op_name(n.target) for n in g.nodes if n.op == 'call_function' and 'delegate' not in str(n.target) and 'getitem' not in str(n.target)})
+        return sorted({_op_name(n.target) for n in g.nodes if n.op == 'call_function'
+                       and 'delegate' not in str(n.target) and 'getitem' not in str(n.target)})
     if fmt == 'coreml': return coreml_ops_outside(path, target)
     return []
 
@@ -356,7 +433,8 @@ def coreml_ops(path,   # a Core ML ML program (`.mlpackage`)
     "Operator types of a Core ML ML program, in order."
     import coremltools as ct
     sp = ct.utils.load_spec(str(path))
-    return [op.type for f in sp.mlProgram.functions.values() for op in f.block_specializations[f.opset].operations]
+    return [op.type for f in sp.mlProgram.functions.values()
+            for op in f.block_specializations[f.opset].operations]
 
 # %% ../nbs/04_conversion.ipynb #85fbea81-6
 def coreml_ops_outside(path,        # a Core ML ML program (`.mlpackage`)
@@ -366,7 +444,8 @@ def coreml_ops_outside(path,        # a Core ML ML program (`.mlpackage`)
     import coremltools as ct
     from coremltools.converters.mil.mil.ops.registry import SSAOpRegistry
     t = getattr(ct.target, target)
-    return sorted({o for o in coreml_ops(path) if o != 'const' and not any(v <= t for v in SSAOpRegistry.core_ops.get(o, {}))})
+    return sorted({o for o in coreml_ops(path)
+                   if o != 'const' and not any(v <= t for v in SSAOpRegistry.core_ops.get(o, {}))})
 
 # %% ../nbs/04_conversion.ipynb #97a71e78
 def _try_export(model:FrameModel, spec:dict, fmt:str, path:Path, target:str):
@@ -376,28 +455,35 @@ def _try_export(model:FrameModel, spec:dict, fmt:str, path:Path, target:str):
     if fmt == 'coreml': return export_coreml(model, spec, path, target), None
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
-    with quiet(): edge = to_edge_transform_and_lower(torch.export.export(model.eval(), (frame_example(spec),)), partitioner=[XnnpackPartitioner()])
+    with quiet():
+        edge = to_edge_transform_and_lower(
+            torch.export.export(model.eval(), (frame_example(spec),)),
+            partitioner=[XnnpackPartitioner()])
     return path, edge
 
 # %% ../nbs/04_conversion.ipynb #97a71e78-1
-def preflight(net:nn.Module,                  # an architecture (trained or not) taking the network input of `spec`
-              spec:dict,                      # its spec: the frame the app sends and the pre-processing
-              formats=FORMATS,                # targets to try
-              coreml_target:str='iOS16',      # the Core ML operator set to stay within
-              progress:bool=True,             # show a progress bar over the formats
+def preflight(net:nn.Module,              # an architecture (trained or not) taking the network input of `spec`
+              spec:dict,                  # its spec: the frame the app sends and the pre-processing
+              formats=FORMATS,            # targets to try
+              coreml_target:str='iOS16',  # the Core ML operator set to stay within
+              progress:bool=True,         # show a progress bar over the formats
              )->pd.DataFrame:
     "Try every target on an (untrained) architecture: per format, converts / falls back / fails, with the operators concerned."
     model = FrameModel(copy.deepcopy(net).eval(), spec)
-    ops = _graph_ops(model, frame_example(spec)); rows = []
+    ops = _graph_ops(model, frame_example(spec))
+    rows = []
     with tempfile.TemporaryDirectory() as d:
         for fmt in tqdm(formats, desc='preflight', disable=not progress):
             t0 = time.perf_counter()
             try:
-                path, edge = _try_export(model, spec, fmt, Path(d)/f'probe{EXT[fmt]}', coreml_target)
+                path, edge = _try_export(model, spec, fmt, Path(d)/f'probe{EXT[fmt]}',
+                                         coreml_target)
                 fb = _fallbacks(path, fmt, coreml_target, edge)
-                rows.append(dict(format=fmt, verdict='falls back' if fb else 'converts', operators=', '.join(fb), message=''))
+                rows.append(dict(format=fmt, verdict='falls back' if fb else 'converts',
+                                 operators=', '.join(fb), message=''))
             except Exception as e:
-                rows.append(dict(format=fmt, verdict='fails', operators=_culprit(e, ops) or '?', message=_message(e)))
+                rows.append(dict(format=fmt, verdict='fails', operators=_culprit(e, ops) or '?',
+                                 message=_message(e)))
             rows[-1]['seconds'] = round(time.perf_counter() - t0, 1)
     return pd.DataFrame(rows).set_index('format')
 
@@ -410,15 +496,20 @@ class WarpNet(nn.Module):
                  width:int=16,       # stem channels; the head's convolution has twice as many
                 ):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 2, 1), nn.BatchNorm2d(width), nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 2, 1), nn.BatchNorm2d(width),
+                                  nn.ReLU())
         self.theta = nn.Linear(width, 6)
-        nn.init.zeros_(self.theta.weight); self.theta.bias.data = torch.tensor([1., 0, 0, 0, 1, 0])   # starts as the identity warp
-        self.head = nn.Sequential(nn.Conv2d(width, 2*width, 3, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2*width, n_classes))
+        nn.init.zeros_(self.theta.weight)
+        self.theta.bias.data = torch.tensor([1., 0, 0, 0, 1, 0])   # starts as the identity warp
+        self.head = nn.Sequential(nn.Conv2d(width, 2*width, 3, 2, 1), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(2*width, n_classes))
     def forward(self,
                 x,   # (N, C, H, W) float images, C = `in_channels`
                ):
         y = self.stem(x)
-        grid = F.affine_grid(self.theta(y.mean((2, 3))).view(-1, 2, 3), list(y.shape), align_corners=False)
+        grid = F.affine_grid(self.theta(y.mean((2, 3))).view(-1, 2, 3), list(y.shape),
+                             align_corners=False)
         return self.head(F.grid_sample(y, grid, align_corners=False))
 
 # %% ../nbs/04_conversion.ipynb #4d6a0d8f
@@ -433,9 +524,11 @@ def fidelity(f,                       # the export's runner: frames -> logits
     "Agreement, logit differences and accuracy of an export against its PyTorch reference, clean and on phone-C."
     out, out_pc = f(x), f(x_pc)
     d = np.abs(np.concatenate([out - ref, out_pc - ref_pc]))
-    return dict(agreement=float((out.argmax(1) == ref.argmax(1)).mean()), phone_c_agreement=float((out_pc.argmax(1) == ref_pc.argmax(1)).mean()),
+    return dict(agreement=float((out.argmax(1) == ref.argmax(1)).mean()),
+                phone_c_agreement=float((out_pc.argmax(1) == ref_pc.argmax(1)).mean()),
                 max_abs_diff=float(d.max()), mean_abs_diff=float(d.mean()),
-                accuracy=float((out.argmax(1) == y).mean()), phone_c_accuracy=float((out_pc.argmax(1) == y_pc).mean()),
+                accuracy=float((out.argmax(1) == y).mean()),
+                phone_c_accuracy=float((out_pc.argmax(1) == y_pc).mean()),
                 ref_accuracy=float((ref.argmax(1) == y).mean()), n=len(x), n_phone_c=len(x_pc))
 
 # %% ../nbs/04_conversion.ipynb #4d6a0d8f-1
@@ -449,7 +542,8 @@ def gate(table:pd.DataFrame,   # one row per export (`gate_all`'s, Keras rows to
     "Mark each row (an export with `precision`, `gate`, `agreement`, `phone_c_agreement`, optional `reference`: 'same' precision or 'fp32') passed or not; `thresholds`: least agreement per precision, and 'vs_fp32' for a quantized file compared with its fp32 model."
     t = table.copy()
     ref = t['reference'] if 'reference' in t else pd.Series('same', index=t.index)
-    need = pd.Series([thresholds[p if r == 'same' else 'vs_fp32'] for p, r in zip(t.precision, ref)], index=t.index)
+    need = pd.Series([thresholds[p if r == 'same' else 'vs_fp32']
+                      for p, r in zip(t.precision, ref)], index=t.index)
     t['gate_at'] = need.where(t.gate == 'numeric')
     numeric = t.gate == 'numeric'
     t['passed'] = ~numeric | ((t.agreement >= need) & (t.phone_c_agreement >= need))
@@ -464,19 +558,22 @@ def enforce(table:pd.DataFrame,   # `gate`'s table (passed, gate, gate_at, agree
     if bad.empty: return
     def line(i, r):
         if r.gate != 'numeric': return f"{i}: {r.get('note', 'structural check failed')}"
-        s = (f"{i}: agreement {r.agreement:.4f} clean / {r.phone_c_agreement:.4f} phone-C (gate {r.gate_at:.4f}), "
-             f"max |logit difference| {r.max_abs_diff:.3g}")
+        s = (f"{i}: agreement {r.agreement:.4f} clean / {r.phone_c_agreement:.4f} phone-C "
+             f"(gate {r.gate_at:.4f}), max |logit difference| {r.max_abs_diff:.3g}")
         u = r.get('unfused_agreement')
         if u is not None and not pd.isna(u) and u >= r.gate_at:
             isa = ', '.join(int8_dot_isa() or []) or 'none'
-            s += (f"; the same file with ONNX Runtime's graph fusion off (int8 computed in float) agrees {u:.4f}: the file"
-                  f" is right, this CPU's integer kernels are not (its int8 dot-product instructions: {isa}). Check it on"
+            s += (f"; the same file with ONNX Runtime's graph fusion off (int8 computed in float) "
+                  f"agrees {u:.4f}: the file is right, this CPU's integer kernels are not "
+                  f"(its int8 dot-product instructions: {isa}). Check it on"
                   " the target phone, or on an x86 CPU with VNNI")
         return s
     lines = [line(i, r) for i, r in bad.iterrows()]
     raise FidelityError(f"{len(bad)} export(s) failed the fidelity gate:\n  " + '\n  '.join(lines) +
-                        "\nLook for a pre-processing mismatch (mean/std, channel order, resize), an operator the runtime implements differently, "
-                        "or an int8 calibration that differs from the reference; the record of each file has its converter versions.")
+                        "\nLook for a pre-processing mismatch (mean/std, channel order, resize), "
+                        "an operator the runtime implements differently, "
+                        "or an int8 calibration that differs from the reference; "
+                        "the record of each file has its converter versions.")
 
 # %% ../nbs/04_conversion.ipynb #73ac0a20
 def coreml_structure(path,             # a Core ML package (`.mlpackage`)
@@ -486,20 +583,28 @@ def coreml_structure(path,             # a Core ML package (`.mlpackage`)
                     )->dict:
     "What can be checked of a Core ML package without running it: loads, input/output names and shapes, labels, operators within `target` (`image=False`: a frame tensor input, as the TensorFlow frontend makes)."
     import coremltools as ct
-    sp = ct.utils.load_spec(str(path)); problems = []
+    sp = ct.utils.load_spec(str(path))
+    problems = []
     ins, outs = list(sp.description.input), list(sp.description.output)
     s, c = spec['frame_size'], spec['frame_channels']
-    if [i.name for i in ins] != ['frames']: problems.append(f"inputs {[i.name for i in ins]} (expected ['frames'])")
-    elif image and (ins[0].type.WhichOneof('Type') != 'imageType' or (ins[0].type.imageType.width, ins[0].type.imageType.height) != (s, s)):
+    if [i.name for i in ins] != ['frames']:
+        problems.append(f"inputs {[i.name for i in ins]} (expected ['frames'])")
+    elif image and (ins[0].type.WhichOneof('Type') != 'imageType'
+                    or (ins[0].type.imageType.width, ins[0].type.imageType.height) != (s, s)):
         problems.append(f"input is not a {s} px image")
-    elif not image and list(ins[0].type.multiArrayType.shape) != [1, s, s, c]: problems.append(f"input shape {list(ins[0].type.multiArrayType.shape)} is not [1, {s}, {s}, {c}]")
-    if image and [o.name for o in outs] != ['logits', 'probs']: problems.append(f"outputs {[o.name for o in outs]} (expected ['logits', 'probs'])")
-    elif any(list(o.type.multiArrayType.shape)[-1:] != [len(spec['labels'])] for o in outs): problems.append('outputs do not have one value per class')
+    elif not image and list(ins[0].type.multiArrayType.shape) != [1, s, s, c]:
+        problems.append(f"input shape {list(ins[0].type.multiArrayType.shape)} "
+                        f"is not [1, {s}, {s}, {c}]")
+    if image and [o.name for o in outs] != ['logits', 'probs']:
+        problems.append(f"outputs {[o.name for o in outs]} (expected ['logits', 'probs'])")
+    elif any(list(o.type.multiArrayType.shape)[-1:] != [len(spec['labels'])] for o in outs):
+        problems.append('outputs do not have one value per class')
     labels = json.loads(sp.description.metadata.userDefined.get('labels', '[]'))
     if labels != spec['labels']: problems.append('labels missing from the metadata')
     outside = coreml_ops_outside(path, target)
     if outside: problems.append(f"operators outside {target}: {outside}")
-    return dict(spec_version=sp.specificationVersion, ops=len(coreml_ops(path)), problems=problems, ok=not problems)
+    return dict(spec_version=sp.specificationVersion, ops=len(coreml_ops(path)), problems=problems,
+                ok=not problems)
 
 # %% ../nbs/04_conversion.ipynb #32324335
 def zip_dir(folder,   # the folder to zip (an `.mlpackage`); stored under its own name
@@ -510,7 +615,9 @@ def zip_dir(folder,   # the folder to zip (an `.mlpackage`); stored under its ow
     with atomic_path(path) as tmp, zipfile.ZipFile(tmp, 'w', zipfile.ZIP_DEFLATED) as z:
         for p in sorted(folder.rglob('*')):
             if p.is_file():
-                zi = zipfile.ZipInfo(str(Path(folder.name)/p.relative_to(folder)), date_time=(2020, 1, 1, 0, 0, 0)); zi.compress_type = zipfile.ZIP_DEFLATED
+                zi = zipfile.ZipInfo(str(Path(folder.name)/p.relative_to(folder)),
+                                     date_time=(2020, 1, 1, 0, 0, 0))
+                zi.compress_type = zipfile.ZIP_DEFLATED
                 z.writestr(zi, p.read_bytes())
     return Path(path)
 
@@ -520,27 +627,41 @@ def io_spec(path,        # an exported file
             spec:dict    # the model spec (ExecuTorch's names come from it)
            )->tuple[dict, list]:
     "Input and outputs of an exported file as its runtime sees them (names, shapes, dtypes); ExecuTorch's are positional, so the spec's."
-    path = str(path); d = lambda name, shape, dtype, **kw: dict(name=name, shape=[int(v) if str(v).isdigit() else str(v) for v in shape], dtype=str(dtype), **kw)
+    path = str(path)
+    d = lambda name, shape, dtype, **kw: dict(
+        name=name, shape=[int(v) if str(v).isdigit() else str(v) for v in shape],
+        dtype=str(dtype), **kw)
     if fmt == 'onnx':
         import onnxruntime as ort
         s = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
-        ins = [d(i.name, i.shape, i.type, layout='NHWC') for i in s.get_inputs()]; outs = [d(o.name, o.shape, o.type) for o in s.get_outputs()]
+        ins = [d(i.name, i.shape, i.type, layout='NHWC') for i in s.get_inputs()]
+        outs = [d(o.name, o.shape, o.type) for o in s.get_outputs()]
     elif fmt == 'tflite':
         from ai_edge_litert.interpreter import Interpreter
         sig = Interpreter(path).get_signature_runner()
-        ins = [d(k, v['shape'], v['dtype'].__name__, layout='NHWC') for k, v in sig.get_input_details().items()]
-        outs = [d(k, v['shape'], v['dtype'].__name__, **({'quantization': list(map(float, v['quantization']))} if v['quantization'][0] else {})) for k, v in sig.get_output_details().items()]
+        ins = [d(k, v['shape'], v['dtype'].__name__, layout='NHWC')
+               for k, v in sig.get_input_details().items()]
+        outs = [d(k, v['shape'], v['dtype'].__name__,
+                  **({'quantization': list(map(float, v['quantization']))}
+                     if v['quantization'][0] else {}))
+                for k, v in sig.get_output_details().items()]
     elif fmt == 'coreml':
         import coremltools as ct
         desc = ct.utils.load_spec(path).description
         def one(f):
             t = f.type.WhichOneof('Type')
-            if t == 'imageType': return d(f.name, [1, 1 if f.type.imageType.colorSpace == 10 else 3, f.type.imageType.height, f.type.imageType.width], 'image (8-bit)', layout='image')
-            return d(f.name, f.type.multiArrayType.shape, ct.proto.FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.Name(f.type.multiArrayType.dataType).lower())
+            if t == 'imageType':
+                return d(f.name, [1, 1 if f.type.imageType.colorSpace == 10 else 3,
+                                  f.type.imageType.height, f.type.imageType.width],
+                         'image (8-bit)', layout='image')
+            return d(f.name, f.type.multiArrayType.shape,
+                     ct.proto.FeatureTypes_pb2.ArrayFeatureType.ArrayDataType.Name(
+                         f.type.multiArrayType.dataType).lower())
         ins, outs = [one(f) for f in desc.input], [one(f) for f in desc.output]
     else:
         s_, c, k = spec['frame_size'], spec['frame_channels'], len(spec['labels'])
-        ins, outs = [d('frames', [1, s_, s_, c], 'uint8', layout='NHWC')], [d('logits', [1, k], 'float32'), d('probs', [1, k], 'float32')]
+        ins, outs = ([d('frames', [1, s_, s_, c], 'uint8', layout='NHWC')],
+                     [d('logits', [1, k], 'float32'), d('probs', [1, k], 'float32')])
     return ins[0], outs
 
 # %% ../nbs/04_conversion.ipynb #32324335-2
@@ -548,8 +669,10 @@ def preprocessing_of(spec:dict,   # a model spec
                     )->dict:
     "The whole pre-processing contract of an exported file: what the app does (the Data chapter's), what the model does."
     return dict(**preprocessing_contract(InputSpec(spec['frame_size'], spec['frame_channels'])),
-                inside_model=dict(input_size=spec['input_size'], in_channels=spec['in_channels'], mean=spec['mean'], std=spec['std'],
-                                  steps='uint8 -> float / 255, channels to the network\'s, bilinear resize to input_size, (x - mean) / std'))
+                inside_model=dict(input_size=spec['input_size'], in_channels=spec['in_channels'],
+                                  mean=spec['mean'], std=spec['std'],
+                                  steps='uint8 -> float / 255, channels to the network\'s, '
+                                        'bilinear resize to input_size, (x - mean) / std'))
 
 # %% ../nbs/04_conversion.ipynb #32324335-3
 def make_record(path,                       # the exported file as shipped
@@ -566,13 +689,20 @@ def make_record(path,                       # the exported file as shipped
                 **extra,                    # more fields of the record (JSON-able)
                )->dict:
     "The record of one exported file `path` (`model_path`: what the runtime opens, when it differs: an `.mlpackage` shipped zipped)."
-    path = Path(path); inp, outs = io_spec(model_path or path, fmt, spec)
-    return dict(name=f'{fmt}-{precision}' if route == 'pytorch' else f'keras-{fmt}-{precision}', variant=variant, format=fmt, route=route, precision=precision,
-                file=path.name, size_bytes=path.stat().st_size, sha256=sha256_file(path), input=inp, outputs=outs, labels=spec['labels'],
+    path = Path(path)
+    inp, outs = io_spec(model_path or path, fmt, spec)
+    return dict(name=f'{fmt}-{precision}' if route == 'pytorch' else f'keras-{fmt}-{precision}',
+                variant=variant, format=fmt, route=route, precision=precision,
+                file=path.name, size_bytes=path.stat().st_size, sha256=sha256_file(path), input=inp,
+                outputs=outs, labels=spec['labels'],
                 preprocessing=preprocessing_of(spec),
-                platforms=['ios'] if fmt == 'coreml' else ['android', 'ios'], min_os={'ios': coreml_target.removeprefix('iOS')} if fmt == 'coreml' else {},
-                converter=versions(*CONVERTERS[fmt]) if route == 'pytorch' else versions('tensorflow', 'keras', *(('tf2onnx',) if fmt == 'onnx' else ()), *(('coremltools',) if fmt == 'coreml' else ())),
-                runtime=versions(*RUNTIMES[fmt]), source=source, fidelity=fid, latency=latency, created=now_iso(), **extra)
+                platforms=['ios'] if fmt == 'coreml' else ['android', 'ios'],
+                min_os={'ios': coreml_target.removeprefix('iOS')} if fmt == 'coreml' else {},
+                converter=versions(*CONVERTERS[fmt]) if route == 'pytorch' else versions(
+                    'tensorflow', 'keras', *(('tf2onnx',) if fmt == 'onnx' else ()),
+                    *(('coremltools',) if fmt == 'coreml' else ())),
+                runtime=versions(*RUNTIMES[fmt]), source=source, fidelity=fid, latency=latency,
+                created=now_iso(), **extra)
 
 # %% ../nbs/04_conversion.ipynb #32324335-4
 def save_records(run:RunDir,        # the run: files go to its `artifacts/conversion`
@@ -599,14 +729,17 @@ def conversion_sources(run:RunDir,              # the run whose Optimization var
     "`{'fp32': (net, spec, source), 'int8': (graph, spec, source)}` from the Optimization chapter's variants (made with quick settings if missing)."
     v = load_variants(run)
     int8 = int8_name or (v.chosen if v.variants[v.chosen].file.endswith('.pt2') else
-                         next((k for k in ('int8 ptq', 'int8 qat', 'int8 naive') if k in v.variants), None))
+                         next((k for k in ('int8 ptq', 'int8 qat', 'int8 naive')
+                               if k in v.variants), None))
     out = {}
     with quiet(): rid = mlflow_run_id(run)
     for prec, name in (('fp32', 'student fp32'), ('int8', int8)):
         if name is None: continue
         net, spec, rec = load_variant(run, name)
         f = variant_file(run, rec)
-        out[prec] = (net, spec, dict(variant=name, run_dir=str(run.path), checkpoint=str(f.relative_to(run.path)), checkpoint_sha256=sha256_file(f), mlflow_run_id=rid))
+        out[prec] = (net, spec, dict(variant=name, run_dir=str(run.path),
+                                     checkpoint=str(f.relative_to(run.path)),
+                                     checkpoint_sha256=sha256_file(f), mlflow_run_id=rid))
     return out
 
 # %% ../nbs/04_conversion.ipynb #9ea6e97f
@@ -615,15 +748,19 @@ def litert_int8(net:nn.Module,      # the fp32 network (copied, not changed)
                 calib:np.ndarray,   # (N, H, W, C) uint8 calibration frames (`calibration_frames`)
                ):
     "An fp32 network quantized to int8 with litert-torch's PT2E quantizer (per channel, static, conv -> ReLU6 fused as LiteRT runs it), calibrated on uint8 frames: (FrameModel graph with a free batch dimension, its quant config)."
-    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from litert_torch.quantize.pt2e_quantizer import (PT2EQuantizer,
+                                                      get_symmetric_quantization_config)
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, convert_pt2e
     from torchao.quantization.pt2e import allow_exported_model_train_eval
-    q = clamp_aware(PT2EQuantizer)().set_global(   # LiteRT fuses ReLU6 into its conv: the reference observes after it too
+    # LiteRT fuses ReLU6 into its conv: the reference observes after it too
+    q = clamp_aware(PT2EQuantizer)().set_global(
         get_symmetric_quantization_config(is_per_channel=True))
     with quiet():
-        ep = torch.export.export(FrameModel(copy.deepcopy(net).eval(), spec).eval(), (frame_example(spec, 2),),
-                                 dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=65536)},))    # batched reference; the file is traced at batch 1
+        # batched reference; the file is traced at batch 1
+        ep = torch.export.export(FrameModel(copy.deepcopy(net).eval(), spec).eval(),
+                                 (frame_example(spec, 2),),
+                                 dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=65536)},))
         g = prepare_pt2e(ep.module(), q)
     with torch.no_grad(): torch_logits(g, calib)
     with quiet(): g = allow_exported_model_train_eval(convert_pt2e(g, fold_quantize=False))
@@ -639,26 +776,35 @@ def export_all(run:RunDir,                 # where the files go (its conversion 
                progress:bool=True          # a progress bar over exports
               )->dict:
     "Export each (format, precision) from the PyTorch models: name -> dict(path, format, precision, reference model, source, seconds)."
-    art = run.artifacts('conversion'); out = {}
+    art = run.artifacts('conversion')
+    out = {}
     jobs = [(f, p) for p in precisions for f in formats if p in sources]
     lite = None
     for fmt, prec in tqdm(jobs, desc='export', disable=not progress):
         net, spec, src = sources[prec]
         meta = dict(labels=spec['labels'], preprocessing=preprocessing_of(spec),
                     source=src['checkpoint'], created_by='mobileml-book', precision=prec)
-        name = f'{fmt}-{prec}'; path = art/f'student-{prec}{EXT[fmt]}'; ref = FrameModel(net, spec).eval(); t0 = time.perf_counter()
+        name = f'{fmt}-{prec}'
+        path = art/f'student-{prec}{EXT[fmt]}'
+        ref = FrameModel(net, spec).eval()
+        t0 = time.perf_counter()
         if fmt == 'onnx': export_onnx(ref, spec, path, meta)
         elif fmt == 'executorch': export_executorch(ref, spec, path)
         elif fmt == 'coreml':
             fp = sources['fp32']
-            export_coreml(FrameModel(fp[0], fp[1]), spec, path, coreml_target, meta, compress='int8' if prec == 'int8' else None)
+            export_coreml(FrameModel(fp[0], fp[1]), spec, path, coreml_target, meta,
+                          compress='int8' if prec == 'int8' else None)
             zip_dir(path, art/f'{path.name}.zip')
         elif prec == 'fp32': export_tflite(ref, spec, path)
         else:
             if lite is None: lite = litert_int8(sources['fp32'][0], sources['fp32'][1], calib)
-            export_tflite(lite[0], spec, path, lite[1]); ref = lite[0]
-            src = dict(src, variant='student fp32 -> litert-torch PT2E int8', checkpoint=sources['fp32'][2]['checkpoint'], checkpoint_sha256=sources['fp32'][2]['checkpoint_sha256'])
-        out[name] = dict(path=path, format=fmt, precision=prec, reference=ref, source=src, spec=spec, seconds=time.perf_counter() - t0)
+            export_tflite(lite[0], spec, path, lite[1])
+            ref = lite[0]
+            src = dict(src, variant='student fp32 -> litert-torch PT2E int8',
+                       checkpoint=sources['fp32'][2]['checkpoint'],
+                       checkpoint_sha256=sources['fp32'][2]['checkpoint_sha256'])
+        out[name] = dict(path=path, format=fmt, precision=prec, reference=ref, source=src,
+                         spec=spec, seconds=time.perf_counter() - t0)
     return out
 
 # %% ../nbs/04_conversion.ipynb #9d8e0e2c
@@ -673,24 +819,32 @@ def gate_all(exports:dict,               # `export_all`'s result
     "Run every export on clean and phone-C frames against its PyTorch reference (numeric gate), or check it structurally where it cannot run; the table and the runners."
     refs, rows, runners = {}, {}, {}
     for name, e in tqdm(exports.items(), desc='fidelity', disable=not progress):
-        ref = e['reference']; key = id(getattr(ref, 'net', ref))        # one reference per PyTorch model
+        ref = e['reference']
+        key = id(getattr(ref, 'net', ref))        # one reference per PyTorch model
         if key not in refs:
-            with threads(2): refs[key] = (torch_logits(ref, x), torch_logits(ref, x_pc))     # int8 graphs simulate int8 in float: slow, use both cores
+            # int8 graphs simulate int8 in float: slow, use both cores
+            with threads(2): refs[key] = (torch_logits(ref, x), torch_logits(ref, x_pc))
         try: f = runner(e['path'], e['format'])
         except RuntimeError as err:
             if e['format'] != 'coreml': raise
             cs = coreml_structure(e['path'], e['spec'], coreml_target)
-            rows[name] = dict(format=e['format'], precision=e['precision'], route='pytorch', reference='same', gate='structural' if cs['ok'] else 'failed', note='; '.join(cs['problems']) or str(err)); continue
-        rows[name] = dict(format=e['format'], precision=e['precision'], route='pytorch', reference='same', gate='numeric', **fidelity(f, refs[key][0], x, y, refs[key][1], x_pc, y_pc))
-        if e['format'] == 'onnx' and e['precision'] != 'fp32':   # the same file without integer kernels: file or CPU?
+            rows[name] = dict(format=e['format'], precision=e['precision'], route='pytorch',
+                              reference='same', gate='structural' if cs['ok'] else 'failed',
+                              note='; '.join(cs['problems']) or str(err))
+            continue
+        rows[name] = dict(format=e['format'], precision=e['precision'], route='pytorch',
+                          reference='same', gate='numeric',
+                          **fidelity(f, refs[key][0], x, y, refs[key][1], x_pc, y_pc))
+        # the same file without integer kernels: file or CPU?
+        if e['format'] == 'onnx' and e['precision'] != 'fp32':
             unfused = runner(e['path'], 'onnx', fused=False)(x).argmax(1)
             rows[name]['unfused_agreement'] = float((unfused == refs[key][0].argmax(1)).mean())
         runners[name] = f
     return pd.DataFrame(rows).T.infer_objects(), runners
 
 # %% ../nbs/04_conversion.ipynb #36868b66
-APP_RESIZES = ('the contract', 'bilinear, no antialias', 'nearest neighbour', 'squashed, no centre crop',
-               'BGR instead of RGB', 'rotation not applied')
+APP_RESIZES = ('the contract', 'bilinear, no antialias', 'nearest neighbour',
+               'squashed, no centre crop', 'BGR instead of RGB', 'rotation not applied')
 
 # %% ../nbs/04_conversion.ipynb #36868b66-1
 def camera_frames(x:np.ndarray,        # uint8 N x H x W x C test images
@@ -699,7 +853,8 @@ def camera_frames(x:np.ndarray,        # uint8 N x H x W x C test images
                  )->np.ndarray:         # uint8 N x scale*H x round(aspect*scale*H) x C
     "What a camera hands the app: each image enlarged (bicubic), then widened to `aspect` by repeating its edges."
     s = x.shape[1]*scale
-    big = np.stack([np.asarray(Image.fromarray(i.squeeze(-1) if i.shape[-1] == 1 else i).resize((s, s), Image.BICUBIC))
+    big = np.stack([np.asarray(Image.fromarray(i.squeeze(-1) if i.shape[-1] == 1 else i)
+                               .resize((s, s), Image.BICUBIC))
                     for i in x])
     big = big.reshape(len(x), s, s, x.shape[-1])
     pad = (round(aspect*s) - s)//2
@@ -721,11 +876,14 @@ def app_resize(frames:np.ndarray,   # uint8 N x H x W x C camera frames
         return np.ascontiguousarray(out)
     h, w = frames.shape[1:3]
     box = ((w - h)//2, 0, (w - h)//2 + h, h) if w >= h else (0, (h - w)//2, w, (h - w)//2 + w)
-    if how == 'nearest neighbour': out = [np.asarray(im.crop(box).resize((size, size), Image.NEAREST)) for im in pil]
-    elif how == 'squashed, no centre crop': out = [np.asarray(im.resize((size, size), Image.BILINEAR)) for im in pil]
+    if how == 'nearest neighbour':
+        out = [np.asarray(im.crop(box).resize((size, size), Image.NEAREST)) for im in pil]
+    elif how == 'squashed, no centre crop':
+        out = [np.asarray(im.resize((size, size), Image.BILINEAR)) for im in pil]
     else:
         t = torch.from_numpy(frames[:, box[1]:box[3], box[0]:box[2]]).permute(0, 3, 1, 2).float()
-        t = F.interpolate(t, size=(size, size), mode='bilinear', align_corners=False, antialias=False)
+        t = F.interpolate(t, size=(size, size), mode='bilinear', align_corners=False,
+                          antialias=False)
         return t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
     return np.stack(out).reshape(len(frames), size, size, c)
 
@@ -740,9 +898,11 @@ def resize_study(predict,            # uint8 frames -> logits (an exported file'
     ref = app_resize(cam, size)
     rows = {}
     for how in APP_RESIZES:
-        if how == 'BGR instead of RGB' and x.shape[-1] == 1: continue              # grey frames have no channel order
+        # grey frames have no channel order
+        if how == 'BGR instead of RGB' and x.shape[-1] == 1: continue
         f = app_resize(cam, size, how)
-        rows[how] = dict(mean_abs_diff=float(np.abs(f.astype(int) - ref).mean()), accuracy=float((predict(f).argmax(1) == y).mean()))
+        rows[how] = dict(mean_abs_diff=float(np.abs(f.astype(int) - ref).mean()),
+                         accuracy=float((predict(f).argmax(1) == y).mean()))
     df = pd.DataFrame(rows).T
     df['loss_pt'] = (df.accuracy['the contract'] - df.accuracy)*100
     return df
@@ -754,33 +914,49 @@ def keras_mobilenetv2(spec:dict,   # a 'mobilenetv2' model spec (AssertionError 
     import keras
     from keras import layers, ops
     from mobileml_book.models import MBV2_STAGES, divisible
-    assert spec['arch'] == 'mobilenetv2', f"the Keras twin exists for mobilenetv2, not {spec['arch']}"
-    kw = dict(n_classes=10, in_channels=3, width=1.0, stem_stride=2, strides=None, depth=1.0, last=1280, dropout=0.2) | spec['kwargs']
+    assert spec['arch'] == 'mobilenetv2', (
+        f"the Keras twin exists for mobilenetv2, not {spec['arch']}")
+    kw = dict(n_classes=10, in_channels=3, width=1.0, stem_stride=2, strides=None, depth=1.0,
+              last=1280, dropout=0.2) | spec['kwargs']
     name = lambda path: path.replace('.', '_')
     def conv_bn(x, o, k, s, path, depthwise=False, act=True):
         pad = 'same'
-        if s != 1: x, pad = layers.ZeroPadding2D(k//2, name=name(path) + '_pad')(x), 'valid'    # PyTorch's symmetric padding
-        conv = layers.DepthwiseConv2D(k, s, pad, use_bias=False, name=name(f'{path}.0')) if depthwise else layers.Conv2D(o, k, s, pad, use_bias=False, name=name(f'{path}.0'))
+        # PyTorch's symmetric padding
+        if s != 1: x, pad = layers.ZeroPadding2D(k//2, name=name(path) + '_pad')(x), 'valid'
+        conv = (layers.DepthwiseConv2D(k, s, pad, use_bias=False, name=name(f'{path}.0'))
+                if depthwise else
+                layers.Conv2D(o, k, s, pad, use_bias=False, name=name(f'{path}.0')))
         x = layers.BatchNormalization(epsilon=1e-5, name=name(f'{path}.1'))(conv(x))
         return layers.ReLU(6.0, name=name(f'{path}.2'))(x) if act else x
     def block(x, i, o, s, t, path):
         y, j = x, 0
         if t != 1: y, j = conv_bn(y, i*t, 1, 1, f'{path}.conv.0'), 1
-        y = conv_bn(conv_bn(y, i*t, 3, s, f'{path}.conv.{j}', depthwise=True), o, 1, 1, f'{path}.conv.{j+1}', act=False)
+        y = conv_bn(conv_bn(y, i*t, 3, s, f'{path}.conv.{j}', depthwise=True), o, 1, 1,
+                    f'{path}.conv.{j+1}', act=False)
         return layers.Add(name=name(path) + '_add')([x, y]) if s == 1 and i == o else y
-    frames = keras.Input((spec['frame_size'], spec['frame_size'], spec['frame_channels']), dtype='uint8', name='frames')
+    frames = keras.Input((spec['frame_size'], spec['frame_size'], spec['frame_channels']),
+                         dtype='uint8', name='frames')
     x = ops.cast(frames, 'float32')/255.0
     if spec['frame_channels'] == 1 and spec['in_channels'] == 3: x = ops.concatenate([x]*3, axis=-1)
-    elif spec['frame_channels'] == 3 and spec['in_channels'] == 1: x = ops.sum(x*ops.convert_to_tensor(list(LUMA)), axis=-1, keepdims=True)
-    if spec['frame_size'] != spec['input_size']: x = ops.image.resize(x, (spec['input_size'],)*2, interpolation='bilinear', antialias=False)
+    elif spec['frame_channels'] == 3 and spec['in_channels'] == 1:
+        x = ops.sum(x*ops.convert_to_tensor(list(LUMA)), axis=-1, keepdims=True)
+    if spec['frame_size'] != spec['input_size']:
+        x = ops.image.resize(x, (spec['input_size'],)*2, interpolation='bilinear', antialias=False)
     x = (x - spec['mean'])/spec['std']
-    c = divisible(32*kw['width']); x = conv_bn(x, c, 3, kw['stem_stride'], 'features.0'); n = 1
+    c = divisible(32*kw['width'])
+    x = conv_bn(x, c, 3, kw['stem_stride'], 'features.0')
+    n = 1
     for (t, ch, reps, _), s in zip(MBV2_STAGES, kw['strides'] or [s for *_, s in MBV2_STAGES]):
         o = divisible(ch*kw['width'])
-        for r in range(max(1, round(reps*kw['depth']))): x = block(x, c, o, s if r == 0 else 1, t, f'features.{n}'); c, n = o, n + 1
-    if kw['last']: x = conv_bn(x, divisible(kw['last']*max(1.0, kw['width'])), 1, 1, f'features.{n}')
-    x = layers.Dropout(kw['dropout'], name='head_2')(layers.GlobalAveragePooling2D(name='head_0')(x))
-    return keras.Model(frames, layers.Dense(kw['n_classes'], name='head_3')(x), name=f"{spec['arch']}_keras")
+        for r in range(max(1, round(reps*kw['depth']))):
+            x = block(x, c, o, s if r == 0 else 1, t, f'features.{n}')
+            c, n = o, n + 1
+    if kw['last']:
+        x = conv_bn(x, divisible(kw['last']*max(1.0, kw['width'])), 1, 1, f'features.{n}')
+    x = layers.Dropout(kw['dropout'], name='head_2')(
+        layers.GlobalAveragePooling2D(name='head_0')(x))
+    return keras.Model(frames, layers.Dense(kw['n_classes'], name='head_3')(x),
+                       name=f"{spec['arch']}_keras")
 
 # %% ../nbs/04_conversion.ipynb #b8f84317-1
 def torch_to_keras(m:nn.Module,   # a Conv2d, BatchNorm2d or Linear (else TypeError)
@@ -788,9 +964,12 @@ def torch_to_keras(m:nn.Module,   # a Conv2d, BatchNorm2d or Linear (else TypeEr
     "One PyTorch layer's tensors in the order and layout Keras' `set_weights` wants (see the table above)."
     a = lambda t: t.detach().cpu().float().numpy()
     if isinstance(m, nn.Conv2d):
-        w = a(m.weight).transpose(2, 3, 0, 1) if m.groups > 1 else a(m.weight).transpose(2, 3, 1, 0)   # depthwise (C,1,kh,kw)->(kh,kw,C,1); OIHW->HWIO
+        # depthwise (C,1,kh,kw)->(kh,kw,C,1); OIHW->HWIO
+        w = (a(m.weight).transpose(2, 3, 0, 1) if m.groups > 1
+             else a(m.weight).transpose(2, 3, 1, 0))
         return [w] + ([a(m.bias)] if m.bias is not None else [])
-    if isinstance(m, nn.BatchNorm2d): return [a(m.weight), a(m.bias), a(m.running_mean), a(m.running_var)]
+    if isinstance(m, nn.BatchNorm2d):
+        return [a(m.weight), a(m.bias), a(m.running_mean), a(m.running_var)]
     if isinstance(m, nn.Linear): return [a(m.weight).T, a(m.bias)]
     raise TypeError(f'no Keras layout for {type(m).__name__}')
 
@@ -803,7 +982,9 @@ def port_weights(net:nn.Module,          # the PyTorch net; its module paths nam
     done = set()
     for path, m in net.named_modules():
         if isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear)):
-            layer = km.get_layer(path.replace('.', '_')); layer.set_weights(convert(m)); done.add(layer.name)   # set_weights checks shapes
+            layer = km.get_layer(path.replace('.', '_'))
+            layer.set_weights(convert(m))
+            done.add(layer.name)   # set_weights checks shapes
     missed = [l.name for l in km.layers if l.weights and l.name not in done]
     assert not missed, f"Keras layers without PyTorch weights: {missed}"
     return len(done)
@@ -814,7 +995,9 @@ def keras_from_torch(net:nn.Module,          # the fp32 PyTorch network (set to 
                      convert=torch_to_keras, # one layer -> its Keras weights (see `port_weights`)
                     ):
     "The Keras twin of `net` with its weights."
-    km = keras_mobilenetv2(spec); port_weights(net.eval(), km, convert); return km
+    km = keras_mobilenetv2(spec)
+    port_weights(net.eval(), km, convert)
+    return km
 
 # %% ../nbs/04_conversion.ipynb #b8f84317-4
 def keras_logits(km,             # a Keras model: uint8 frames -> logits
@@ -829,7 +1012,8 @@ def forgot_depthwise_transpose(m:nn.Module,   # a layer, as for `torch_to_keras`
                               )->list:
     "A classic porting bug, for the demonstration: the depthwise kernel *reshaped* to Keras' shape instead of transposed."
     if isinstance(m, nn.Conv2d) and m.groups > 1:
-        w = m.weight.detach().numpy(); return [w.reshape(*w.shape[2:], w.shape[0], 1)]   # right shape, scrambled values
+        w = m.weight.detach().numpy()
+        return [w.reshape(*w.shape[2:], w.shape[0], 1)]   # right shape, scrambled values
     return torch_to_keras(m)
 
 # %% ../nbs/04_conversion.ipynb #a208723f
@@ -841,14 +1025,18 @@ def keras_tflite(saved_model,                     # SavedModel folder (`km.expor
                  rep_frames:np.ndarray|None=None, # uint8 NHWC frames, needed by 'int8' (ValueError)
                 )->bytes:
     "A .tflite flatbuffer from TensorFlow's `TFLiteConverter` on a SavedModel, in one of `KERAS_TFLITE`."
-    if mode not in KERAS_TFLITE: raise ValueError(f"mode={mode!r}: choose one of {', '.join(KERAS_TFLITE)}")
+    if mode not in KERAS_TFLITE:
+        raise ValueError(f"mode={mode!r}: choose one of {', '.join(KERAS_TFLITE)}")
     import tensorflow as tf
     c = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
-    if mode != 'fp32': c.optimizations = [tf.lite.Optimize.DEFAULT]        # alone: dynamic-range int8 weights
+    # alone: dynamic-range int8 weights
+    if mode != 'fp32': c.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == 'fp16': c.target_spec.supported_types = [tf.float16]
     if mode == 'int8':
-        if rep_frames is None: raise ValueError('full-integer int8 needs representative frames (rep_frames)')
-        c.representative_dataset = lambda: ([f[None]] for f in rep_frames)  # the model's own input: raw uint8 frames
+        if rep_frames is None:
+            raise ValueError('full-integer int8 needs representative frames (rep_frames)')
+        # the model's own input: raw uint8 frames
+        c.representative_dataset = lambda: ([f[None]] for f in rep_frames)
         c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         c.inference_output_type = tf.int8
     with quiet(): return c.convert()
@@ -870,24 +1058,37 @@ def keras_route(km,                         # the Keras model (weights ported fr
         with quiet(): km.export(str(Path(d)/'saved_model'), format='tf_saved_model', verbose=False)
         t_sm = time.perf_counter() - t0
         for m in (modes if 'tflite' in formats else []):
-            t0 = time.perf_counter(); f = art/f'keras-{m}.tflite'; atomic_write(f, keras_tflite(Path(d)/'saved_model', m, rep_frames))
-            out[f'keras-tflite-{m}'] = dict(path=f, format='tflite', precision=m, seconds=time.perf_counter() - t0 + t_sm)
+            t0 = time.perf_counter()
+            f = art/f'keras-{m}.tflite'
+            atomic_write(f, keras_tflite(Path(d)/'saved_model', m, rep_frames))
+            out[f'keras-tflite-{m}'] = dict(path=f, format='tflite', precision=m,
+                                            seconds=time.perf_counter() - t0 + t_sm)
     sig = [tf.TensorSpec((None, *km.inputs[0].shape[1:]), tf.uint8, name='frames')]
     if 'onnx' in formats:
         import tf2onnx
-        t0 = time.perf_counter(); f = art/'keras-fp32.onnx'
-        with atomic_path(f) as tmp, quiet(): tf2onnx.convert.from_keras(km, input_signature=sig, opset=17, output_path=str(tmp))
-        out['keras-onnx-fp32'] = dict(path=f, format='onnx', precision='fp32', seconds=time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        f = art/'keras-fp32.onnx'
+        with atomic_path(f) as tmp, quiet():
+            tf2onnx.convert.from_keras(km, input_signature=sig, opset=17, output_path=str(tmp))
+        out['keras-onnx-fp32'] = dict(path=f, format='onnx', precision='fp32',
+                                      seconds=time.perf_counter() - t0)
     if 'coreml' in formats:
         import coremltools as ct
-        t0 = time.perf_counter(); f = art/'keras-fp32.mlpackage'
+        t0 = time.perf_counter()
+        f = art/'keras-fp32.mlpackage'
         with quiet():
-            fn = tf.function(lambda x: km(x, training=False), input_signature=[tf.TensorSpec((1, *sig[0].shape[1:]), tf.uint8, name='frames')])
-            ml = ct.convert([fn.get_concrete_function()], source='tensorflow', convert_to='mlprogram', minimum_deployment_target=getattr(ct.target, coreml_target),
+            fn = tf.function(lambda x: km(x, training=False), input_signature=[
+                tf.TensorSpec((1, *sig[0].shape[1:]), tf.uint8, name='frames')])
+            ml = ct.convert([fn.get_concrete_function()], source='tensorflow',
+                            convert_to='mlprogram',
+                            minimum_deployment_target=getattr(ct.target, coreml_target),
                             compute_precision=ct.precision.FLOAT32)
-        for k, v in (meta or {}).items(): ml.user_defined_metadata[k] = v if isinstance(v, str) else json.dumps(v)
-        save_mlpackage(ml, f); zip_dir(f, art/f'{f.name}.zip')
-        out['keras-coreml-fp32'] = dict(path=f, format='coreml', precision='fp32', seconds=time.perf_counter() - t0)
+        for k, v in (meta or {}).items():
+            ml.user_defined_metadata[k] = v if isinstance(v, str) else json.dumps(v)
+        save_mlpackage(ml, f)
+        zip_dir(f, art/f'{f.name}.zip')
+        out['keras-coreml-fp32'] = dict(path=f, format='coreml', precision='fp32',
+                                        seconds=time.perf_counter() - t0)
     return out
 
 # %% ../nbs/04_conversion.ipynb #801e059e
@@ -896,16 +1097,27 @@ def plot_formats(table:pd.DataFrame,     # precision, size_bytes, latency_p50/p9
                 ):
     "Size (left) and p50/p90 latency (right) per export; exports without a latency on this machine are marked."
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 0.45*len(table) + 1.5))
-    names = list(table.index); yy = np.arange(len(names))
+    names = list(table.index)
+    yy = np.arange(len(names))
     colors = ['tab:blue' if p == 'fp32' else 'tab:orange' for p in table.precision]
-    a1.barh(yy, table.size_bytes/1e6, color=colors); a1.set_yticks(yy, names); a1.set_xlabel('file size (MB)'); a1.invert_yaxis()
+    a1.barh(yy, table.size_bytes/1e6, color=colors)
+    a1.set_yticks(yy, names)
+    a1.set_xlabel('file size (MB)')
+    a1.invert_yaxis()
     p50, p90 = table.latency_p50_ms.astype(float), table.latency_p90_ms.astype(float)
-    a2.barh(yy, p50.fillna(0), color=colors, label='p50'); a2.errorbar(p90, yy, fmt='|', color='k', ms=12, label='p90')
+    a2.barh(yy, p50.fillna(0), color=colors, label='p50')
+    a2.errorbar(p90, yy, fmt='|', color='k', ms=12, label='p90')
     for i, v in enumerate(p50):
-        if np.isnan(v): a2.text(0, i, '  runs on Apple hardware only', va='center', fontsize=8, color='gray')
-    for k, v in (eager or {}).items(): a2.axvline(v['p50_ms'], color='gray', ls='--', lw=1, label=f'{k} p50')
-    a2.set_yticks(yy, []); a2.set_xlabel('latency per frame (ms, 1 thread, batch 1)'); a2.invert_yaxis(); a2.legend(fontsize=8, loc='lower right')
-    fig.suptitle('Every format, measured the same way (blue fp32, orange int8)'); fig.tight_layout()
+        if np.isnan(v):
+            a2.text(0, i, '  runs on Apple hardware only', va='center', fontsize=8, color='gray')
+    for k, v in (eager or {}).items():
+        a2.axvline(v['p50_ms'], color='gray', ls='--', lw=1, label=f'{k} p50')
+    a2.set_yticks(yy, [])
+    a2.set_xlabel('latency per frame (ms, 1 thread, batch 1)')
+    a2.invert_yaxis()
+    a2.legend(fontsize=8, loc='lower right')
+    fig.suptitle('Every format, measured the same way (blue fp32, orange int8)')
+    fig.tight_layout()
     return fig
 
 # %% ../nbs/04_conversion.ipynb #c68bd09c
@@ -918,16 +1130,23 @@ def table_records(exports:dict,              # name -> export (path, format, pre
                   latency_runs:int=200       # timed predictions behind the table's latency columns
                  )->list[dict]:
     "One record per export of `exports` (its row of the gated `table`, with latency columns if measured); `source` overrides the exports' own."
-    keys = ('agreement', 'phone_c_agreement', 'max_abs_diff', 'mean_abs_diff', 'accuracy', 'phone_c_accuracy')
+    keys = ('agreement', 'phone_c_agreement', 'max_abs_diff', 'mean_abs_diff', 'accuracy',
+            'phone_c_accuracy')
     recs = []
     for name, e in exports.items():
         r = table.loc[name]
-        fid = dict(gate=r.gate, passed=bool(r.passed), **{k: (float(r[k]) if r.gate == 'numeric' else None) for k in keys})
-        lat = None if pd.isna(r.get('latency_p50_ms', np.nan)) else dict(p50_ms=float(r.latency_p50_ms), p90_ms=float(r.latency_p90_ms), threads=1, batch=1,
-              runs=latency_runs, runtime=' '.join(f'{k} {v}' for k, v in versions(*RUNTIMES[e['format']]).items()), machine=platform.machine())
+        fid = dict(gate=r.gate, passed=bool(r.passed),
+                   **{k: (float(r[k]) if r.gate == 'numeric' else None) for k in keys})
+        lat = None if pd.isna(r.get('latency_p50_ms', np.nan)) else dict(
+            p50_ms=float(r.latency_p50_ms), p90_ms=float(r.latency_p90_ms), threads=1, batch=1,
+            runs=latency_runs,
+            runtime=' '.join(f'{k} {v}' for k, v in versions(*RUNTIMES[e['format']]).items()),
+            machine=platform.machine())
         src = source or e['source']
-        f = e['path'] if e['format'] != 'coreml' else e['path'].parent/f"{e['path'].name}.zip"      # Core ML ships zipped
-        recs.append(make_record(f, e['format'], e['precision'], e.get('spec', spec), route, src['variant'], src, fid, lat, coreml_target, e['path']))
+        # Core ML ships zipped
+        f = e['path'] if e['format'] != 'coreml' else e['path'].parent/f"{e['path'].name}.zip"
+        recs.append(make_record(f, e['format'], e['precision'], e.get('spec', spec), route,
+                                src['variant'], src, fid, lat, coreml_target, e['path']))
     return recs
 
 # %% ../nbs/04_conversion.ipynb #5e719fb9
@@ -944,19 +1163,27 @@ def convert_run(run:RunDir,                  # the run to convert (its Optimizat
                 progress:bool=False          # progress bars
                )->Path:
     "This chapter's PyTorch route in one call: export, gate (raising `FidelityError`), time, and write the records; returns `records.json`."
-    thresholds = thresholds or {'fp32': PARAMS.quick.fp32_agreement, 'int8': PARAMS.quick.int8_agreement, 'vs_fp32': PARAMS.quick.quantized_vs_fp32}
-    splits, pc, _ = load_data(run); import_runtimes()
+    thresholds = thresholds or {'fp32': PARAMS.quick.fp32_agreement,
+                                'int8': PARAMS.quick.int8_agreement,
+                                'vs_fp32': PARAMS.quick.quantized_vs_fp32}
+    splits, pc, _ = load_data(run)
+    import_runtimes()
     test = stratified_subset(splits['test'], eval_size, seed) if eval_size else splits['test']
-    pce = phone_c_subset(pc, phone_c_size); x_pc, y_pc = pce.x.reshape(-1, *pce.x.shape[3:]), np.tile(pce.y, pce.x.shape[0]*pce.x.shape[1])
+    pce = phone_c_subset(pc, phone_c_size)
+    x_pc, y_pc = pce.x.reshape(-1, *pce.x.shape[3:]), np.tile(pce.y, pce.x.shape[0]*pce.x.shape[1])
     sources = conversion_sources(run)
-    exports = export_all(run, sources, formats, precisions, calibration_frames(splits['train'], 128, seed), coreml_target, progress)
+    exports = export_all(run, sources, formats, precisions,
+                         calibration_frames(splits['train'], 128, seed), coreml_target, progress)
     table, runners = gate_all(exports, test.x, test.y, x_pc, y_pc, coreml_target, progress)
-    table = gate(table, thresholds); enforce(table)
+    table = gate(table, thresholds)
+    enforce(table)
     lat = time_in_turns(runners, np.ascontiguousarray(test.x[:1]), warmup, latency_runs)
     table['latency_p50_ms'] = [lat.get(k, {}).get('p50_ms', np.nan) for k in table.index]
     table['latency_p90_ms'] = [lat.get(k, {}).get('p90_ms', np.nan) for k in table.index]
-    recs = table_records(exports, table, sources['fp32'][1], coreml_target=coreml_target, latency_runs=latency_runs)
-    return save_records(run, recs, chosen=sources['int8'][2]['variant'] if 'int8' in sources else 'student fp32', n_clean=len(test))
+    recs = table_records(exports, table, sources['fp32'][1], coreml_target=coreml_target,
+                         latency_runs=latency_runs)
+    return save_records(run, recs, chosen=(sources['int8'][2]['variant'] if 'int8' in sources
+                                           else 'student fp32'), n_clean=len(test))
 
 # %% ../nbs/04_conversion.ipynb #5e719fb9-1
 def load_records(run,   # a `RunDir` or its path

@@ -17,7 +17,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 import pillow_heif
 from tqdm.auto import tqdm
 from fastcore.basics import patch
-from .rundir import Param, ChapterParams, RunDir, data_dir, atomic_write, atomic_path, dumps, now_iso
+from .rundir import (Param, ChapterParams, RunDir, data_dir, atomic_write, atomic_path,
+                                  dumps, now_iso)
 
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'PARAMS', 'AUTO_SIZE', 'AUTO_CHANNELS', 'FASHION_CLASSES', 'BUNDLED_DIR', 'DEBIAN_FASHION_MNIST',
@@ -41,22 +42,40 @@ CORRUPTIONS = ('motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposu
 # %% ../nbs/01_data.ipynb #0a86d927-1
 PARAMS = ChapterParams('data',
     Param('source', str, quick='bundled', pattern=r'^(bundled|idx:.+|folder:.+)$', path=True,
-          help="'bundled' (Fashion-MNIST subset in data/), 'idx:<dir>' (IDX files) or 'folder:<dir>' (root/<class>/*.jpg)",
-          check=lambda v: folder_problem(v)),     # the folder's classes, looked at before any chapter runs
-    Param('img_size', int, quick=0, lo=0, hi=512, check=lambda v: None if v == 0 or v >= 16 else f'img_size={v}: use 0 (automatic) or a side of 16 px or more',
-          help='side of the square frames stored (px); 0: automatic, 32 for the bundled data and IDX files, 64 for a folder of photos'),
-    Param('channels', int, quick=0, choices=[0, 1, 3], help='1 for grayscale, 3 for RGB; 0: automatic, 1 for the bundled data and IDX files, 3 for a folder of photos'),
-    Param('train_size', int, quick=3000, full=0, lo=0, hi=10_000_000, help='training images used (0: all)'),
-    Param('val_fraction', float, quick=0.1, lo=0.01, hi=0.5, help='share of the training pool held out for validation'),
-    Param('test_fraction', float, quick=0.15, lo=0.05, hi=0.5, help='share held back for testing (folder sources; IDX sources have their own test file)'),
-    Param('test_size', int, quick=500, full=0, lo=0, hi=10_000_000, help='test images used for clean test and phone-C (0: all)'),
-    Param('min_per_class', int, quick=10, lo=1, hi=100_000, help='fewest images a class may have (folder sources)'),
-    Param('corruptions', list[str], quick=list(CORRUPTIONS), choices=CORRUPTIONS, help='phone-C corruptions'),
+          help="'bundled' (Fashion-MNIST subset in data/), 'idx:<dir>' (IDX files) "
+               "or 'folder:<dir>' (root/<class>/*.jpg)",
+          # the folder's classes, looked at before any chapter runs
+          check=lambda v: folder_problem(v)),
+    Param('img_size', int, quick=0, lo=0, hi=512,
+          check=lambda v: None if v == 0 or v >= 16 else (
+              f'img_size={v}: use 0 (automatic) or a side of 16 px or more'),
+          help='side of the square frames stored (px); 0: automatic, 32 for the bundled data '
+               'and IDX files, 64 for a folder of photos'),
+    Param('channels', int, quick=0, choices=[0, 1, 3],
+          help='1 for grayscale, 3 for RGB; 0: automatic, 1 for the bundled data and IDX files, '
+               '3 for a folder of photos'),
+    Param('train_size', int, quick=3000, full=0, lo=0, hi=10_000_000,
+          help='training images used (0: all)'),
+    Param('val_fraction', float, quick=0.1, lo=0.01, hi=0.5,
+          help='share of the training pool held out for validation'),
+    Param('test_fraction', float, quick=0.15, lo=0.05, hi=0.5,
+          help='share held back for testing '
+               '(folder sources; IDX sources have their own test file)'),
+    Param('test_size', int, quick=500, full=0, lo=0, hi=10_000_000,
+          help='test images used for clean test and phone-C (0: all)'),
+    Param('min_per_class', int, quick=10, lo=1, hi=100_000,
+          help='fewest images a class may have (folder sources)'),
+    Param('corruptions', list[str], quick=list(CORRUPTIONS), choices=CORRUPTIONS,
+          help='phone-C corruptions'),
     Param('severities', list[int], quick=[1, 2, 3, 4, 5], lo=1, hi=5, help='phone-C severities'),
-    Param('synthetic_count', int, quick=1500, full=4000, lo=0, hi=1_000_000, help='synthetic images for the synthetic-data experiment'),
-    Param('baseline_train_size', int, quick=3000, full=8000, lo=100, hi=10_000_000, help='training images of the quick baseline CNN that measures the gap'),
-    Param('baseline_epochs', int, quick=2, full=4, lo=1, hi=100, help='epochs of the quick baseline CNN'),
-    Param('seed', int, quick=0, lo=0, hi=2**31 - 1, help='seed of splits, phone-C, synthetic data and the baseline'),
+    Param('synthetic_count', int, quick=1500, full=4000, lo=0, hi=1_000_000,
+          help='synthetic images for the synthetic-data experiment'),
+    Param('baseline_train_size', int, quick=3000, full=8000, lo=100, hi=10_000_000,
+          help='training images of the quick baseline CNN that measures the gap'),
+    Param('baseline_epochs', int, quick=2, full=4, lo=1, hi=100,
+          help='epochs of the quick baseline CNN'),
+    Param('seed', int, quick=0, lo=0, hi=2**31 - 1,
+          help='seed of splits, phone-C, synthetic data and the baseline'),
 )
 
 # %% ../nbs/01_data.ipynb #576619e3
@@ -75,10 +94,12 @@ class Dataset:
     classes: list      # class names
     source: str = ''   # where the images came from, e.g. 'idx:<dir>/train'
     def __post_init__(self):
-        assert self.x.dtype == np.uint8 and self.x.ndim == 4, f"images must be uint8 NHWC, got {self.x.dtype} {self.x.shape}"
+        assert self.x.dtype == np.uint8 and self.x.ndim == 4, (
+            f"images must be uint8 NHWC, got {self.x.dtype} {self.x.shape}")
         assert len(self.x) == len(self.y), "as many labels as images"
     def __len__(self): return len(self.y)
-    def __repr__(self): return f"Dataset({len(self)} images {self.x.shape[1:]}, {len(self.classes)} classes, {self.source})"
+    def __repr__(self): return (f"Dataset({len(self)} images {self.x.shape[1:]}, "
+                                f"{len(self.classes)} classes, {self.source})")
     def subset(self,
                idx,   # indices, boolean mask or slice of the images to keep
               ): return Dataset(self.x[idx], self.y[idx], self.classes, self.source)
@@ -87,7 +108,9 @@ class Dataset:
         return pd.Series(np.bincount(self.y, minlength=len(self.classes)), index=self.classes)
     def sha256(self)->str:
         "Hash of the images and labels: names this exact data in the dataset card and in training logs."
-        h = hashlib.sha256(); h.update(self.x.tobytes()); h.update(self.y.astype(np.int64).tobytes())
+        h = hashlib.sha256()
+        h.update(self.x.tobytes())
+        h.update(self.y.astype(np.int64).tobytes())
         return h.hexdigest()
 
 # %% ../nbs/01_data.ipynb #576619e3-2
@@ -100,7 +123,8 @@ def image_hashes(x:np.ndarray,   # (N, H, W, C) uint8 images
 AUTO_SIZE = {'bundled': 32, 'idx': 32, 'folder': 64}    # frame side (px) when `img_size` is 0
 
 # %% ../nbs/01_data.ipynb #10c0a59b-1
-AUTO_CHANNELS = {'bundled': 1, 'idx': 1, 'folder': 3}   # channels when `channels` is 0: a phone's photos are RGB
+# channels when `channels` is 0: a phone's photos are RGB
+AUTO_CHANNELS = {'bundled': 1, 'idx': 1, 'folder': 3}
 
 # %% ../nbs/01_data.ipynb #10c0a59b-2
 def input_spec(source:str,        # 'bundled', 'idx:<folder>' or 'folder:<folder>'
@@ -112,16 +136,19 @@ def input_spec(source:str,        # 'bundled', 'idx:<folder>' or 'folder:<folder
     return InputSpec(img_size or AUTO_SIZE[kind], channels or AUTO_CHANNELS[kind])
 
 # %% ../nbs/01_data.ipynb #20d4808d
-FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
+FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt',
+                   'Sneaker', 'Bag', 'Ankle boot']
 
 # %% ../nbs/01_data.ipynb #20d4808d-1
 BUNDLED_DIR = 'fashion-mnist-subset'
 
 # %% ../nbs/01_data.ipynb #20d4808d-2
-DEBIAN_FASHION_MNIST = '/usr/share/datasets/fashion-mnist'   # where `apt install dataset-fashion-mnist` puts the full set
+# where `apt install dataset-fashion-mnist` puts the full set
+DEBIAN_FASHION_MNIST = '/usr/share/datasets/fashion-mnist'
 
 # %% ../nbs/01_data.ipynb #20d4808d-3
-IDX_FILES = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'), 'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
+IDX_FILES = {'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+             'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte')}
 
 # %% ../nbs/01_data.ipynb #20d4808d-4
 def read_idx(path,   # IDX file, gzipped or not (ValueError: not unsigned-byte IDX, or truncated)
@@ -135,7 +162,9 @@ def read_idx(path,   # IDX file, gzipped or not (ValueError: not unsigned-byte I
     nd = raw[3]
     shape = struct.unpack(f'>{nd}I', raw[4:4+4*nd])
     data = np.frombuffer(raw, np.uint8, offset=4+4*nd)
-    if data.size != int(np.prod(shape)): raise ValueError(f"{path}: header says {shape} but holds {data.size} bytes: truncated file?")
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{path}: header says {shape} but holds {data.size} bytes: "
+                         "truncated file?")
     return data.reshape(shape)
 
 # %% ../nbs/01_data.ipynb #20d4808d-5
@@ -151,7 +180,8 @@ def write_idx(path,           # file to write, gzipped whatever its name (folder
 def _find(d:Path, stem:str)->Path:
     for name in (stem + '.gz', stem):
         if (d/name).exists(): return d/name
-    raise FileNotFoundError(f"{d} has no {stem}(.gz): an IDX dataset folder holds {', '.join(s for p in IDX_FILES.values() for s in p)}")
+    raise FileNotFoundError(f"{d} has no {stem}(.gz): an IDX dataset folder holds "
+                            f"{', '.join(s for p in IDX_FILES.values() for s in p)}")
 
 # %% ../nbs/01_data.ipynb #20d4808d-7
 def load_idx(d,                  # IDX folder (FileNotFoundError if absent or missing a file)
@@ -160,11 +190,15 @@ def load_idx(d,                  # IDX folder (FileNotFoundError if absent or mi
             )->Dataset:
     "One split ('train', or 'test' from the t10k files) of an IDX dataset folder such as Fashion-MNIST."
     d = Path(d)
-    if not d.is_dir(): raise FileNotFoundError(f"IDX folder {d} not found (the Debian package puts Fashion-MNIST in {DEBIAN_FASHION_MNIST})")
-    if split not in IDX_FILES: raise KeyError(f"split={split!r}: choose one of {', '.join(IDX_FILES)}")
+    if not d.is_dir():
+        raise FileNotFoundError(f"IDX folder {d} not found (the Debian package puts Fashion-MNIST "
+                                f"in {DEBIAN_FASHION_MNIST})")
+    if split not in IDX_FILES:
+        raise KeyError(f"split={split!r}: choose one of {', '.join(IDX_FILES)}")
     xi, yi = IDX_FILES[split]
     x, y = read_idx(_find(d, xi)), read_idx(_find(d, yi))
-    if len(x) != len(y): raise ValueError(f"{d}: {len(x)} images but {len(y)} labels in the {split} split")
+    if len(x) != len(y):
+        raise ValueError(f"{d}: {len(x)} images but {len(y)} labels in the {split} split")
     if x.ndim == 3: x = x[..., None]
     return Dataset(x, y.astype(np.int64), list(classes or FASHION_CLASSES), f'idx:{d}/{split}')
 
@@ -180,14 +214,17 @@ def make_idx_subset(src,                         # IDX folder of the full set (D
     tr, te = load_idx(src, 'train'), load_idx(src, 'test')
     train_hashes = set(image_hashes(tr.x))
     def pick(ds, n, exclude=frozenset()):
-        ok = np.array([h not in exclude for h in image_hashes(ds.x)]) if exclude else np.ones(len(ds), bool)
-        idx = [rng.permutation(np.flatnonzero((ds.y == c) & ok))[:n] for c in range(len(ds.classes))]
+        ok = (np.array([h not in exclude for h in image_hashes(ds.x)]) if exclude
+              else np.ones(len(ds), bool))
+        idx = [rng.permutation(np.flatnonzero((ds.y == c) & ok))[:n]
+               for c in range(len(ds.classes))]
         return np.sort(np.concatenate(idx))
     i_tr, i_te = pick(tr, n_train_per_class), pick(te, n_test_per_class, train_hashes)
     dst = Path(dst)
     for split, ds, idx in (('train', tr, i_tr), ('test', te, i_te)):
         xi, yi = IDX_FILES[split]
-        write_idx(dst/f'{xi}.gz', ds.x[idx, ..., 0]); write_idx(dst/f'{yi}.gz', ds.y[idx])
+        write_idx(dst/f'{xi}.gz', ds.x[idx, ..., 0])
+        write_idx(dst/f'{yi}.gz', ds.y[idx])
     return len(i_tr), len(i_te)
 
 # %% ../nbs/01_data.ipynb #7daf8536
@@ -197,14 +234,16 @@ IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff',
 MAX_PIXELS = 89_478_485       # Pillow's own decompression-bomb limit: pixels decoded from one file
 
 # %% ../nbs/01_data.ipynb #7daf8536-2
-LUMA = (0.299, 0.587, 0.114)  # ITU-R 601-2 luma: grey from RGB, as Pillow's convert('L'), the model and the app compute it
+# ITU-R 601-2 luma: grey from RGB, as Pillow's convert('L'), the model and the app compute it
+LUMA = (0.299, 0.587, 0.114)
 
 # %% ../nbs/01_data.ipynb #7daf8536-3
 class DataError(ValueError):
     "A dataset that cannot be used as it is: the message says which folder or file and what to do."
 
 # %% ../nbs/01_data.ipynb #40a995f5
-pillow_heif.register_heif_opener()      # iPhones save photos as HEIC: Pillow reads them through libheif
+# iPhones save photos as HEIC: Pillow reads them through libheif
+pillow_heif.register_heif_opener()
 
 # %% ../nbs/01_data.ipynb #f4616764
 def to_8bit(img:Image.Image,   # any mode; DataError for NaN/inf, or I/F values beyond 0..65535
@@ -212,12 +251,13 @@ def to_8bit(img:Image.Image,   # any mode; DataError for NaN/inf, or I/F values 
     "An 8-bit image from a high-bit-depth one (modes I;16*, I, F) and how it was scaled; others unchanged."
     if not (img.mode.startswith('I;16') or img.mode in ('I', 'F')): return img, None
     a = np.asarray(img).astype(np.float64)
-    if not np.isfinite(a).all(): raise DataError(f'{img.mode} image with pixels that are not numbers (NaN or infinity)')
+    if not np.isfinite(a).all():
+        raise DataError(f'{img.mode} image with pixels that are not numbers (NaN or infinity)')
     lo, hi = float(a.min()), float(a.max())
     if img.mode.startswith('I;16'): scale, how = 1/257, f'{img.mode}: 16-bit, divided by 257'
     elif lo < 0 or hi > 65535:
-        raise DataError(f'{img.mode} image with values from {lo:g} to {hi:g}, outside 0..65535 (16-bit): '
-                        'export it as an 8- or 16-bit photo')
+        raise DataError(f'{img.mode} image with values from {lo:g} to {hi:g}, '
+                        'outside 0..65535 (16-bit): export it as an 8- or 16-bit photo')
     elif img.mode == 'F' and hi <= 1: scale, how = 255, 'F: floats in 0..1, times 255'
     elif hi <= 255: scale, how = 1, f'{img.mode}: values within 0..255, read as 8-bit'
     else: scale, how = 1/257, f'{img.mode}: values above 255, read as 16-bit'
@@ -241,8 +281,9 @@ def to_spec(img:Image.Image,    # any mode Pillow opens: 1, L, P, RGB(A), LA, CM
 
 # %% ../nbs/01_data.ipynb #a09827a8
 # Folders and files that systems write beside photos: thumbnails, previews, trash, metadata. Never data.
-CACHE_DIRS = frozenset({'@eadir', '@recycle', '@recently-snapshot', '#recycle', '#snapshot', '__macosx',
-                        '$recycle.bin', 'system volume information', 'lost+found', '@syno'})
+CACHE_DIRS = frozenset({'@eadir', '@recycle', '@recently-snapshot', '#recycle', '#snapshot',
+                        '__macosx', '$recycle.bin', 'system volume information', 'lost+found',
+                        '@syno'})
 
 # %% ../nbs/01_data.ipynb #a09827a8-1
 CACHE_FILES = frozenset({'thumbs.db', 'ehthumbs.db', 'ehthumbs_vista.db', 'desktop.ini', 'icon\r'})
@@ -255,24 +296,27 @@ def not_data(name:str,            # one component of a path under the image root
     n = name.lower()
     if name.startswith('.'): return f'hidden folder {name}' if is_dir else 'hidden file'
     if is_dir and n in CACHE_DIRS: return f'cache folder {name}'
-    if not is_dir and (n in CACHE_FILES or n.startswith('synofile_thumb')): return f'cache file {name}'
+    if not is_dir and (n in CACHE_FILES or n.startswith('synofile_thumb')):
+        return f'cache file {name}'
     return None
 
 # %% ../nbs/01_data.ipynb #a70a9006
 @dataclass
 class FolderReport:
     "What the folder loader found: classes and counts, every file skipped with the reason, caches left out."
-    root: str                                        # the image folder
-    counts: dict                                     # class -> images loaded
-    skipped: list = field(default_factory=list)      # (path, reason) of files that could not be used
-    normalised: dict = field(default_factory=dict)   # what was converted on the way (mode, EXIF, bit depth) -> count
-    ignored: dict = field(default_factory=dict)      # hidden and cache folders or files -> files left out
+    root: str                                       # the image folder
+    counts: dict                                    # class -> images loaded
+    skipped: list = field(default_factory=list)     # (path, reason) of files that could not be used
+    normalised: dict = field(default_factory=dict)  # what was converted on the way (mode, EXIF, bit depth) -> count
+    ignored: dict = field(default_factory=dict)     # hidden and cache folders or files -> files left out
     def __repr__(self):
-        s = f"{self.root}: {sum(self.counts.values())} images in {len(self.counts)} classes {self.counts}"
+        s = (f"{self.root}: {sum(self.counts.values())} images in {len(self.counts)} classes "
+             f"{self.counts}")
         if self.normalised: s += f"\n  normalised: {self.normalised}"
         if self.ignored: s += f"\n  left out (not photos): {self.ignored}"
         if self.skipped:
-            s += f"\n  skipped {len(self.skipped)} files:\n" + '\n'.join(f"    {p}: {r}" for p, r in self.skipped)
+            s += (f"\n  skipped {len(self.skipped)} files:\n" +
+                  '\n'.join(f"    {p}: {r}" for p, r in self.skipped))
         return s
 
 # %% ../nbs/01_data.ipynb #0fd29838
@@ -285,7 +329,8 @@ def class_folders(root:Path,    # the image root
         if not d.is_dir():
             why = not_data(d.name, False) or 'file outside the class folders'
             ignored[why] = ignored.get(why, 0) + 1
-        elif (why := not_data(d.name, True)): ignored[why] = ignored.get(why, 0) + sum(len(f) for _, _, f in os.walk(d))
+        elif (why := not_data(d.name, True)):
+            ignored[why] = ignored.get(why, 0) + sum(len(f) for _, _, f in os.walk(d))
         else: out.append(d)
     return out
 
@@ -326,15 +371,18 @@ def read_photo(path,                        # one image file
     "One photo in the model's terms; `DataError` naming the problem when it cannot be used."
     with _own_pixel_limit(), Image.open(path) as im:
         w0, h0 = im.size
-        if im.format == 'JPEG': im.draft(im.mode, (spec.size, spec.size))   # decode at 1/2..1/8 scale when big
+        # decode at 1/2..1/8 scale when big
+        if im.format == 'JPEG': im.draft(im.mode, (spec.size, spec.size))
         w, h = im.size
         if w*h > max_pixels:
-            raise DataError(f'{w0} x {h0} pixels ({w0*h0/1e6:.3g} MP) is over the limit of {max_pixels/1e6:.3g} MP decoded from '
-                            'one file (max_pixels; a JPEG decodes reduced, so a larger one loads): a decompression bomb, '
+            raise DataError(f'{w0} x {h0} pixels ({w0*h0/1e6:.3g} MP) is over the limit of '
+                            f'{max_pixels/1e6:.3g} MP decoded from one file (max_pixels; a JPEG '
+                            'decodes reduced, so a larger one loads): a decompression bomb, '
                             'or a scan to shrink before training')
         im.load()
         if notes is not None:
-            for k in (im.mode, 'exif-rotated' if im.getexif().get(0x0112, 1) != 1 else None, to_8bit(im)[1]):
+            for k in (im.mode, 'exif-rotated' if im.getexif().get(0x0112, 1) != 1 else None,
+                      to_8bit(im)[1]):
                 if k: notes[k] = notes.get(k, 0) + 1
         return to_spec(im, spec)
 
@@ -347,30 +395,42 @@ def load_image_folder(root,                       # a folder holding one sub-fol
                      )->tuple[Dataset, FolderReport]:
     "Load `root/<class>/*.jpg|png|heic|...`: the dataset, and a report of what was loaded, skipped, left out."
     root = Path(root)
-    if not root.is_dir(): raise DataError(f"image folder {root} does not exist: pass folder:<dir> with one sub-folder per class")
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist: "
+                        "pass folder:<dir> with one sub-folder per class")
     ignored, skipped, notes, xs, ys = {}, [], {}, [], []
     class_dirs = class_folders(root, ignored)
-    if not class_dirs: raise DataError(f"{root} has no class sub-folders: put the images of each class in {root}/<class name>/")
+    if not class_dirs:
+        raise DataError(f"{root} has no class sub-folders: "
+                        f"put the images of each class in {root}/<class name>/")
     if len(class_dirs) < 2:
-        raise DataError(f"{root} has one class sub-folder ({class_dirs[0].name}): a classifier needs two classes or more, "
-                        f"each in a sub-folder of {root}")
+        raise DataError(f"{root} has one class sub-folder ({class_dirs[0].name}): "
+                        f"a classifier needs two classes or more, each in a sub-folder of {root}")
     files = [(ci, f) for ci, d in enumerate(class_dirs) for f in _photo_files(d, ignored)]
     for ci, f in tqdm(files, desc='checking images', disable=not progress):
         if f.suffix.lower() not in IMAGE_EXTS:
             skipped.append((str(f), f'not an image extension ({f.suffix or "none"})'))
             continue
-        try: xs.append(read_photo(f, spec, max_pixels, notes)); ys.append(ci)
-        except Exception as e:                            # whatever one bad file raises, the rest still load
-            skipped.append((str(f), str(e) if isinstance(e, DataError) else f'unreadable: {type(e).__name__}: {e}'))
+        try:
+            xs.append(read_photo(f, spec, max_pixels, notes))
+            ys.append(ci)
+        except Exception as e:   # whatever one bad file raises, the rest still load
+            skipped.append((str(f), str(e) if isinstance(e, DataError) else
+                                    f'unreadable: {type(e).__name__}: {e}'))
     y = np.array(ys, dtype=np.int64)
-    report = FolderReport(str(root), {d.name: int((y == ci).sum()) for ci, d in enumerate(class_dirs)}, skipped, notes, ignored)
+    report = FolderReport(str(root),
+                          {d.name: int((y == ci).sum()) for ci, d in enumerate(class_dirs)},
+                          skipped, notes, ignored)
     if skipped: warnings.warn(f"{len(skipped)} files skipped in {root}; see the report")
-    if not xs: raise DataError(f"{root} holds no readable images (extensions {', '.join(IMAGE_EXTS)})\n{report}")
+    if not xs:
+        raise DataError(f"{root} holds no readable images "
+                        f"(extensions {', '.join(IMAGE_EXTS)})\n{report}")
     small = {k: v for k, v in report.counts.items() if v < min_per_class}
     if small:
-        raise DataError("classes with fewer than min_per_class=%d usable images: %s. Add images to %s, remove the folder, "
-                        "or lower min_per_class.\n%s" % (min_per_class, ', '.join(f'{k} ({v})' for k, v in small.items()),
-                                                         ', '.join(str(root/k) for k in small), report))
+        raise DataError("classes with fewer than min_per_class=%d usable images: %s. "
+                        "Add images to %s, remove the folder, or lower min_per_class.\n%s"
+                        % (min_per_class, ', '.join(f'{k} ({v})' for k, v in small.items()),
+                           ', '.join(str(root/k) for k in small), report))
     return Dataset(np.stack(xs), y, [d.name for d in class_dirs], f'folder:{root}'), report
 
 # %% ../nbs/01_data.ipynb #debbc6e2
@@ -385,18 +445,22 @@ def make_demo_folder(root,                 # where to write the tree (created)
         (root/c).mkdir(parents=True, exist_ok=True)
         for i in range(n_per_class):
             w, h = rng.integers(20, 90, 2)
-            Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root/c/f'{i:03d}.jpg', quality=90)
-    Image.fromarray(rng.integers(0, 255, (40, 30, 4), dtype=np.uint8), 'RGBA').save(root/'cat'/'rgba.png')
+            Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(
+                root/c/f'{i:03d}.jpg', quality=90)
+    Image.fromarray(rng.integers(0, 255, (40, 30, 4), dtype=np.uint8), 'RGBA').save(
+        root/'cat'/'rgba.png')
     Image.fromarray(rng.integers(0, 255, (50, 50), dtype=np.uint8), 'L').save(root/'dog'/'gray.png')
-    Image.fromarray(rng.integers(0, 255, (50, 50), dtype=np.uint8).astype(np.uint16)*257).save(root/'dog'/'scan16.png')
+    Image.fromarray(rng.integers(0, 255, (50, 50), dtype=np.uint8).astype(np.uint16)*257).save(
+        root/'dog'/'scan16.png')
     im = Image.fromarray(rng.integers(0, 255, (30, 60, 3), dtype=np.uint8))
     ex = im.getexif()
     ex[0x0112] = 6
     im.save(root/'dog'/'sideways.jpg', exif=ex)
     (root/'cat'/'broken.jpg').write_bytes(b'\xff\xd8\xff\xe0 this is not really a jpeg')
     (root/'dog'/'notes.txt').write_text('labelling notes')
-    for c, cache in (('cat', '.thumbnails/thumb0.jpg'), ('dog', '@eaDir/000.jpg/SYNOFILE_THUMB_M.jpg')):
-        (root/c/cache).parent.mkdir(parents=True, exist_ok=True)          # small copies of real photos
+    for c, cache in (('cat', '.thumbnails/thumb0.jpg'),
+                     ('dog', '@eaDir/000.jpg/SYNOFILE_THUMB_M.jpg')):
+        (root/c/cache).parent.mkdir(parents=True, exist_ok=True)   # small copies of real photos
         Image.open(root/c/'000.jpg').resize((16, 16)).save(root/c/cache)
     (root/'cat'/'Thumbs.db').write_bytes(b'\0'*64)
     return root
@@ -413,10 +477,13 @@ def split_stratified(y:np.ndarray,                  # labels, (N,)
     _, g = np.unique(groups, return_inverse=True)
     out = {k: [] for k in ('train', *fractions)}
     for c in np.unique(y):
-        gs = np.unique(g[y == c]); gs = gs[rng.permutation(len(gs))]
+        gs = np.unique(g[y == c])
+        gs = gs[rng.permutation(len(gs))]
         start = 0
         for k, f in fractions.items():
-            n = int(round(f*len(gs))); out[k].extend(gs[start:start+n]); start += n
+            n = int(round(f*len(gs)))
+            out[k].extend(gs[start:start+n])
+            start += n
         out['train'].extend(gs[start:])
     return {k: np.sort(np.flatnonzero(np.isin(g, v))) for k, v in out.items()}
 
@@ -434,7 +501,8 @@ def split_minimum(fractions:dict,   # split name -> share, as for `split_stratif
                  )->int:
     "The fewest distinct images a class needs so that `split_stratified` gives each split and training one."
     n = 1
-    while min(int(round(f*n)) for f in fractions.values()) < 1 or n - sum(int(round(f*n)) for f in fractions.values()) < 1:
+    while (min(int(round(f*n)) for f in fractions.values()) < 1
+           or n - sum(int(round(f*n)) for f in fractions.values()) < 1):
         n += 1
     return n
 
@@ -451,10 +519,12 @@ def check_class_sizes(y:np.ndarray,        # labels, one per image
     short = {c: n for c, n in have.items() if n < need}
     if short:
         shares = ', '.join(f'{k} {v:g}' for k, v in fractions.items())
-        raise DataError(f"each class needs at least {need} distinct images (min_per_class={min_per_class}; splits "
-                        f"{shares} give every split and training one only from {split_minimum(fractions)} up): "
+        raise DataError(f"each class needs at least {need} distinct images "
+                        f"(min_per_class={min_per_class}; splits {shares} give every split and "
+                        f"training one only from {split_minimum(fractions)} up): "
                         + ', '.join(f'{c} has {n}' for c, n in short.items())
-                        + '. Add photos to these classes, merge or remove them, or lower the split shares.')
+                        + '. Add photos to these classes, merge or remove them, '
+                          'or lower the split shares.')
 
 # %% ../nbs/01_data.ipynb #71cd6a1d
 def folder_problem(source:str,                # the chapter's `source` parameter
@@ -466,11 +536,14 @@ def folder_problem(source:str,                # the chapter's `source` parameter
     if not root.is_dir(): return f'{root} is not a folder'
     classes = class_folders(root, ignored)
     if len(classes) < 2:
-        return (f"{root} has {len(classes)} class sub-folder{'s' if len(classes) != 1 else ''}: a classifier needs two or more, "
+        return (f"{root} has {len(classes)} class sub-folder{'s' if len(classes) != 1 else ''}: "
+                f"a classifier needs two or more, "
                 f"each holding that class's photos ({root}/<class name>/*.jpg)")
     need = split_minimum(fractions)
-    few = {d.name: n for d in classes if (n := sum(f.suffix.lower() in IMAGE_EXTS for f in _photo_files(d, ignored))) < need}
-    if few: return (f"too few photos to split into training, validation and test (at least {need} a class): "
+    few = {d.name: n for d in classes
+           if (n := sum(f.suffix.lower() in IMAGE_EXTS for f in _photo_files(d, ignored))) < need}
+    if few: return (f"too few photos to split into training, validation and test "
+                    f"(at least {need} a class): "
                     + ', '.join(f'{k} has {v}' for k, v in few.items()))
     return None
 
@@ -479,9 +552,12 @@ def _resize_batch(x:np.ndarray, spec:InputSpec)->np.ndarray:
     "Resize a uint8 NHWC batch to `spec` (bilinear), converting channels if needed."
     if x.shape[1:] == (spec.size, spec.size, spec.channels): return x
     t = torch.from_numpy(x).permute(0, 3, 1, 2).float()
-    if t.shape[1] != spec.channels:                              # grey to RGB copies; RGB to grey by ITU-R 601 luma, as Pillow
-        t = (t*torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True) if spec.channels == 1 else t.expand(-1, 3, -1, -1)
-    t = F.interpolate(t, size=(spec.size, spec.size), mode='bilinear', align_corners=False, antialias=True)
+    # grey to RGB copies; RGB to grey by ITU-R 601 luma, as Pillow
+    if t.shape[1] != spec.channels:
+        t = ((t*torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True) if spec.channels == 1
+             else t.expand(-1, 3, -1, -1))
+    t = F.interpolate(t, size=(spec.size, spec.size), mode='bilinear', align_corners=False,
+                      antialias=True)
     return t.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
 
 # %% ../nbs/01_data.ipynb #d1cb1b2f-1
@@ -506,17 +582,22 @@ def load_source(source:str='bundled',         # 'bundled', 'idx:<dir>' (Fashion-
         splits = {'train': pool.subset(sp['train']), 'val': pool.subset(sp['val']), 'test': test}
     elif source.startswith('folder:'):
         ds, rep = load_image_folder(source[7:], spec, min_per_class)
-        info.update(licence='your own data: record its licence in the dataset card', origin=source[7:], report=repr(rep),
-                    folder=dict(counts=rep.counts, skipped=dict(rep.skipped), ignored=rep.ignored, normalised=rep.normalised))
+        info.update(licence='your own data: record its licence in the dataset card',
+                    origin=source[7:], report=repr(rep),
+                    folder=dict(counts=rep.counts, skipped=dict(rep.skipped), ignored=rep.ignored,
+                                normalised=rep.normalised))
         groups, shares = image_hashes(ds.x), {'val': val_fraction, 'test': test_fraction}
         check_class_sizes(ds.y, groups, ds.classes, shares, min_per_class)
         sp = split_stratified(ds.y, shares, seed, groups=groups)
         splits = {k: ds.subset(v) for k, v in sp.items()}
-    else: raise DataError(f"unknown source {source!r}: use 'bundled', 'idx:<dir>' or 'folder:<dir>'")
+    else:
+        raise DataError(f"unknown source {source!r}: use 'bundled', 'idx:<dir>' or 'folder:<dir>'")
     rng = np.random.default_rng(seed)
     for k, n in (('train', train_size), ('test', test_size)):
         splits[k] = stratified_subset(splits[k], n, seed)
-    for k in splits: splits[k] = Dataset(_resize_batch(splits[k].x, spec), splits[k].y, splits[k].classes, splits[k].source)
+    for k in splits:
+        splits[k] = Dataset(_resize_batch(splits[k].x, spec), splits[k].y, splits[k].classes,
+                            splits[k].source)
     return splits, info
 
 # %% ../nbs/01_data.ipynb #e64f6f71
@@ -560,11 +641,15 @@ def class_samples(ds:Dataset,         # the images to show
 def preprocessing_contract(spec:InputSpec,   # the model's input size and channels
                           )->dict:
     "What an app must do to a photo or camera frame before the model sees it: `to_spec`, stated as data."
-    return dict(frame_size=spec.size, frame_channels=spec.channels, dtype='uint8', value_range=[0, 255], layout='NHWC',
-                channel_order='RGB' if spec.channels == 3 else 'grey: ITU-R 601-2 luma, L = {} R + {} G + {} B'.format(*LUMA),
-                orientation='upright: apply the EXIF orientation (or the camera sensor rotation) first',
+    return dict(frame_size=spec.size, frame_channels=spec.channels, dtype='uint8',
+                value_range=[0, 255], layout='NHWC',
+                channel_order='RGB' if spec.channels == 3 else
+                              'grey: ITU-R 601-2 luma, L = {} R + {} G + {} B'.format(*LUMA),
+                orientation='upright: apply the EXIF orientation '
+                            '(or the camera sensor rotation) first',
                 alpha='composited on white', crop='centre square, side = the shorter side',
-                resize=dict(method='bilinear', antialias=True, note='area-aware when shrinking, as Pillow BILINEAR'))
+                resize=dict(method='bilinear', antialias=True,
+                            note='area-aware when shrinking, as Pillow BILINEAR'))
 
 # %% ../nbs/01_data.ipynb #e20d1a68
 def _seed_of(*keys)->int:
@@ -575,12 +660,14 @@ def _seed_of(*keys)->int:
 def _gen(*keys)->torch.Generator: return torch.Generator().manual_seed(_seed_of(*keys))
 
 # %% ../nbs/01_data.ipynb #e20d1a68-2
-def _px(length:float, x:torch.Tensor)->float: return length*x.shape[-1]/32   # lengths are given for a 32 px image
+# lengths are given for a 32 px image
+def _px(length:float, x:torch.Tensor)->float: return length*x.shape[-1]/32
 
 # %% ../nbs/01_data.ipynb #e20d1a68-3
 def _conv_per_image(x:torch.Tensor, k:torch.Tensor)->torch.Tensor:
     "Convolve each image of `x` (N,C,H,W) with its own kernel `k` (N,K,K), 'same' size, edges replicated."
-    N, C, H, W = x.shape; K = k.shape[-1]
+    N, C, H, W = x.shape
+    K = k.shape[-1]
     w = k.repeat_interleave(C, 0)[:, None]
     xp = F.pad(x.reshape(1, N*C, H, W), [K//2]*4, mode='replicate')
     return F.conv2d(xp, w, groups=N*C).reshape(N, C, H, W)
@@ -596,7 +683,8 @@ def motion_blur(x,   # (N, C, H, W) float images in [0, 1]
                 g,   # torch.Generator: draws the streak directions
                ):
     "Hand shake: a straight streak of length 3-11 px (at 32 px) in a random direction per image."
-    L = max(3, int(round(_px([3, 5, 7, 9, 11][s-1], x))) | 1); c = (L - 1)/2
+    L = max(3, int(round(_px([3, 5, 7, 9, 11][s-1], x))) | 1)
+    c = (L - 1)/2
     ang = torch.rand(len(x), generator=g)*math.pi
     t = torch.linspace(-c, c, 4*L)
     cx = (c + t[None]*torch.cos(ang)[:, None]).round().long().clamp(0, L-1)
@@ -610,7 +698,9 @@ def defocus_blur(x,   # (N, C, H, W) float images in [0, 1]
                  g,   # torch.Generator (unused: no randomness)
                 ):
     "Missed focus: a disk kernel of radius 0.6-2.2 px (at 32 px)."
-    r = _px([0.6, 1.0, 1.4, 1.8, 2.2][s-1], x); K = 2*int(math.ceil(r)) + 1; c = K//2
+    r = _px([0.6, 1.0, 1.4, 1.8, 2.2][s-1], x)
+    K = 2*int(math.ceil(r)) + 1
+    c = K//2
     yy, xx = torch.meshgrid(torch.arange(K) - c, torch.arange(K) - c, indexing='ij')
     k = ((xx**2 + yy**2) <= r*r + 0.5).float()
     return _conv_per_image(x, (k/k.sum()).expand(len(x), K, K))
@@ -621,7 +711,8 @@ def sensor_noise(x,   # (N, C, H, W) float images in [0, 1]
                  g,   # torch.Generator: draws the noise
                 ):
     "Low light: Poisson shot noise (few photons, signal-dependent) plus Gaussian read noise."
-    peak = [80, 40, 20, 10, 5][s-1]; read = [0.01, 0.02, 0.03, 0.045, 0.06][s-1]
+    peak = [80, 40, 20, 10, 5][s-1]
+    read = [0.01, 0.02, 0.03, 0.045, 0.06][s-1]
     return torch.poisson(x*peak, generator=g)/peak + torch.randn(x.shape, generator=g)*read
 
 # %% ../nbs/01_data.ipynb #e529e23c-3
@@ -645,8 +736,10 @@ def jpeg_roundtrip(im:np.ndarray,   # (H, W, C) uint8 image, C 1 or 3
                    quality:int,     # JPEG quality, 0 (worst) to 100 (best)
                   )->np.ndarray:
     "Encode one uint8 HWC image as JPEG at `quality` and decode it again (Pillow)."
-    b = io.BytesIO(); Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).save(b, 'JPEG', quality=quality)
-    a = np.asarray(Image.open(b)); return a[..., None] if a.ndim == 2 else a
+    b = io.BytesIO()
+    Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).save(b, 'JPEG', quality=quality)
+    a = np.asarray(Image.open(b))
+    return a[..., None] if a.ndim == 2 else a
 
 # %% ../nbs/01_data.ipynb #e529e23c-6
 def jpeg(x,   # (N, C, H, W) float images in [0, 1], C 1 or 3
@@ -656,7 +749,8 @@ def jpeg(x,   # (N, C, H, W) float images in [0, 1], C 1 or 3
     "Heavy JPEG compression, quality 40 down to 6 (encoded and decoded with Pillow)."
     q = [40, 25, 15, 10, 6][s-1]
     u = (x.clamp(0, 1)*255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    return torch.from_numpy(np.stack([jpeg_roundtrip(im, q) for im in u])).permute(0, 3, 1, 2).float()/255
+    return torch.from_numpy(np.stack([jpeg_roundtrip(im, q)
+                                      for im in u])).permute(0, 3, 1, 2).float()/255
 
 # %% ../nbs/01_data.ipynb #e529e23c-7
 def rotation(x,   # (N, C, H, W) float images in [0, 1]
@@ -665,7 +759,8 @@ def rotation(x,   # (N, C, H, W) float images in [0, 1]
             ):
     "A tilted phone: rotation by a random angle up to 6-30 degrees either way."
     a = (torch.rand(len(x), generator=g)*2 - 1)*math.radians([6, 12, 18, 24, 30][s-1])
-    th = torch.stack([torch.stack([a.cos(), -a.sin(), torch.zeros_like(a)], 1), torch.stack([a.sin(), a.cos(), torch.zeros_like(a)], 1)], 1)
+    th = torch.stack([torch.stack([a.cos(), -a.sin(), torch.zeros_like(a)], 1),
+                      torch.stack([a.sin(), a.cos(), torch.zeros_like(a)], 1)], 1)
     return _affine(x, th)
 
 # %% ../nbs/01_data.ipynb #e529e23c-8
@@ -686,7 +781,8 @@ def low_res(x,   # (N, C, H, W) float images in [0, 1]
             g,   # torch.Generator (unused: no randomness)
            ):
     "A small image scaled up: down-sampled to 70-25% of the side, then up again."
-    H = x.shape[-1]; h = max(4, int(round(H*[0.7, 0.55, 0.45, 0.35, 0.25][s-1])))
+    H = x.shape[-1]
+    h = max(4, int(round(H*[0.7, 0.55, 0.45, 0.35, 0.25][s-1])))
     small = F.interpolate(x, size=(h, h), mode='bilinear', align_corners=False, antialias=True)
     return F.interpolate(small, size=x.shape[-2:], mode='bilinear', align_corners=False)
 
@@ -696,13 +792,19 @@ def framing(x,   # (N, C, H, W) float images in [0, 1]
             g,   # torch.Generator: draws the crop positions
            ):
     "Bad framing: a crop of 90-50% of the side at a random place, scaled back to full size."
-    z = [0.9, 0.8, 0.7, 0.6, 0.5][s-1]; n = len(x)
+    z = [0.9, 0.8, 0.7, 0.6, 0.5][s-1]
+    n = len(x)
     t = (torch.rand(n, 2, generator=g)*2 - 1)*(1 - z)
-    th = torch.zeros(n, 2, 3); th[:, 0, 0] = z; th[:, 1, 1] = z; th[:, :, 2] = t
+    th = torch.zeros(n, 2, 3)
+    th[:, 0, 0] = z
+    th[:, 1, 1] = z
+    th[:, :, 2] = t
     return _affine(x, th)
 
 # %% ../nbs/01_data.ipynb #e529e23c-11
-CORRUPTION_FNS = {f.__name__: f for f in (motion_blur, defocus_blur, sensor_noise, dim, overexposure, jpeg, rotation, orientation, low_res, framing)}
+CORRUPTION_FNS = {f.__name__: f for f in (motion_blur, defocus_blur, sensor_noise, dim,
+                                          overexposure, jpeg, rotation, orientation,
+                                          low_res, framing)}
 assert tuple(CORRUPTION_FNS) == CORRUPTIONS
 
 # %% ../nbs/01_data.ipynb #73c769d0
@@ -723,20 +825,22 @@ def batched(fn,          # f(slice) -> array or tensor with one row per input ro
             bs:int):     # rows per call (1: one at a time, as a phone runs)
     "`fn` over `x` in slices of `bs` rows, joined; no rows: `fn` of one blank row cut to none, so shape and dtype stay right."
     if bs < 1: raise ValueError(f'bs={bs}: slices need at least 1 row')
-    t = isinstance(x, torch.Tensor); x = x if t else np.asarray(x)
+    t = isinstance(x, torch.Tensor)
+    x = x if t else np.asarray(x)
     cat, zeros = (torch.cat, torch.zeros) if t else (np.concatenate, np.zeros)
     if len(x) == 0: return fn(zeros((1,) + tuple(x.shape[1:]), dtype=x.dtype))[:0]
     return cat([fn(x[i:i+bs]) for i in range(0, len(x), bs)])
 
 # %% ../nbs/01_data.ipynb #73c769d0-2
-def corrupt(x:np.ndarray,     # uint8 images, N x H x W x C
-            name:str,          # one of CORRUPTIONS
-            severity:int,      # 1 (mild) to 5 (severe)
-            seed:int=0,        # same seed, same bytes
-            chunk:int=2048,    # images per step (bounds memory); the draws depend on it if N > chunk
+def corrupt(x:np.ndarray,    # uint8 images, N x H x W x C
+            name:str,        # one of CORRUPTIONS
+            severity:int,    # 1 (mild) to 5 (severe)
+            seed:int=0,      # same seed, same bytes
+            chunk:int=2048,  # images per step (bounds memory); the draws depend on it if N > chunk
            )->np.ndarray:
     "Apply one corruption at one severity to a batch of uint8 images, deterministically."
-    if name not in CORRUPTION_FNS: raise ValueError(f"unknown corruption {name!r}: choose from {', '.join(CORRUPTIONS)}")
+    if name not in CORRUPTION_FNS:
+        raise ValueError(f"unknown corruption {name!r}: choose from {', '.join(CORRUPTIONS)}")
     if not 1 <= severity <= 5: raise ValueError(f"severity must be 1 to 5, got {severity}")
     g = _gen(seed, name, severity)
     return batched(lambda b: to_uint8(CORRUPTION_FNS[name](to_float(b), severity, g)), x, chunk)
@@ -750,9 +854,13 @@ def augmentation_gallery(img:np.ndarray,              # one (H, W, C) uint8 imag
     "Grid of one image under each corruption (rows) at each severity (columns)."
     ims, titles = [], []
     for n in names:
-        ims.append(img); titles.append(f'{n}\nclean')
-        for s in severities: ims.append(corrupt(img[None], n, s, seed)[0]); titles.append(f's{s}')
-    return show_grid(np.stack(ims), titles, cols=len(severities) + 1, size=1.0, suptitle='What a phone camera does: each corruption at severities 1-5')
+        ims.append(img)
+        titles.append(f'{n}\nclean')
+        for s in severities:
+            ims.append(corrupt(img[None], n, s, seed)[0])
+            titles.append(f's{s}')
+    return show_grid(np.stack(ims), titles, cols=len(severities) + 1, size=1.0,
+                     suptitle='What a phone camera does: each corruption at severities 1-5')
 
 # %% ../nbs/01_data.ipynb #50771819
 class MobileAugment:
@@ -765,17 +873,22 @@ class MobileAugment:
                  seed:int=0,             # seed of the draws: one generator, advanced by every call
                 ):
         unknown = set(ops) - set(CORRUPTIONS)
-        if unknown: raise ValueError(f"unknown corruptions {sorted(unknown)}: choose from {', '.join(CORRUPTIONS)}")
-        if not 1 <= max_severity <= 5: raise ValueError(f'max_severity={max_severity}: corruptions have severities 1 to 5')
+        if unknown:
+            raise ValueError(f"unknown corruptions {sorted(unknown)}: "
+                             f"choose from {', '.join(CORRUPTIONS)}")
+        if not 1 <= max_severity <= 5:
+            raise ValueError(f'max_severity={max_severity}: corruptions have severities 1 to 5')
         if not 0 <= p <= 1: raise ValueError(f'p={p}: a probability, 0 to 1')
         self.ops, self.p, self.max_severity, self.hflip = list(ops), p, max_severity, hflip
         self.g, self.calls = _gen('augment', seed), 0
-    def __repr__(self): return f"MobileAugment(p={self.p}, max_severity={self.max_severity}, ops={self.ops})"
+    def __repr__(self):
+        return f"MobileAugment(p={self.p}, max_severity={self.max_severity}, ops={self.ops})"
 
     def __call__(self,
                  x:np.ndarray,   # (N, H, W, C) uint8 batch
                 )->np.ndarray:
-        n = len(x); out = to_float(x)
+        n = len(x)
+        out = to_float(x)
         if self.hflip:
             flip = torch.rand(n, generator=self.g) < 0.5
             out[flip] = out[flip].flip(-1)
@@ -799,7 +912,8 @@ class PhoneC:
     severities: list       # severities (1 to 5), along the second axis of `x`
     seed: int              # the seed the corruptions were drawn with
     def __len__(self): return int(np.prod(self.x.shape[:3]))
-    def __repr__(self): return f"PhoneC({len(self)} images: {len(self.names)} corruptions x severities {self.severities} x {len(self.y)} test images)"
+    def __repr__(self): return (f"PhoneC({len(self)} images: {len(self.names)} corruptions x "
+                                f"severities {self.severities} x {len(self.y)} test images)")
     def sha256(self)->str: return hashlib.sha256(self.x.tobytes()).hexdigest()
 
 # %% ../nbs/01_data.ipynb #2af7bc20-1
@@ -813,7 +927,9 @@ def make_phone_c(test:Dataset,                  # the clean test images
     x = np.empty((len(names), len(severities), *test.x.shape), np.uint8)
     with tqdm(total=len(names)*len(severities), desc='phone-C', disable=not progress) as pb:
         for i, n in enumerate(names):
-            for j, s in enumerate(severities): x[i, j] = corrupt(test.x, n, s, seed); pb.update()
+            for j, s in enumerate(severities):
+                x[i, j] = corrupt(test.x, n, s, seed)
+                pb.update()
     return PhoneC(x, test.y.copy(), list(names), list(severities), seed)
 
 # %% ../nbs/01_data.ipynb #2af7bc20-2
@@ -823,15 +939,19 @@ def save_phone_c(pc:PhoneC,   # the phone-C set to store
     "Store phone-C as `phone_c.npy` + `phone_c.json` (atomically)."
     folder = Path(folder)
     with atomic_path(folder/'phone_c.npy') as tmp: np.save(tmp, pc.x)
-    atomic_write(folder/'phone_c.json', dumps(dict(names=pc.names, severities=pc.severities, seed=pc.seed, y=pc.y.tolist(), sha256=pc.sha256())))
+    atomic_write(folder/'phone_c.json', dumps(dict(names=pc.names, severities=pc.severities,
+                                                   seed=pc.seed, y=pc.y.tolist(),
+                                                   sha256=pc.sha256())))
     return folder/'phone_c.npy'
 
 # %% ../nbs/01_data.ipynb #2af7bc20-3
 def read_phone_c(folder,   # holds phone_c.npy and phone_c.json, as `save_phone_c` writes them
                 )->PhoneC:
     "Load a stored phone-C (memory-mapped, so a large one costs no RAM until read)."
-    folder = Path(folder); meta = json.loads((folder/'phone_c.json').read_text())
-    return PhoneC(np.load(folder/'phone_c.npy', mmap_mode='r'), np.array(meta['y']), meta['names'], meta['severities'], meta['seed'])
+    folder = Path(folder)
+    meta = json.loads((folder/'phone_c.json').read_text())
+    return PhoneC(np.load(folder/'phone_c.npy', mmap_mode='r'), np.array(meta['y']), meta['names'],
+                  meta['severities'], meta['seed'])
 
 # %% ../nbs/01_data.ipynb #f016f0a2
 def tiny_cnn(channels:int=1,    # input channels: 1 grey, 3 RGB
@@ -839,8 +959,9 @@ def tiny_cnn(channels:int=1,    # input channels: 1 grey, 3 RGB
             )->nn.Module:
     "A small CNN (three conv blocks), for measuring data effects quickly."
     def blk(i, o): return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU())
-    return nn.Sequential(blk(channels, 16), nn.MaxPool2d(2), blk(16, 32), nn.MaxPool2d(2), blk(32, 64),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, n_classes))
+    return nn.Sequential(blk(channels, 16), nn.MaxPool2d(2), blk(16, 32), nn.MaxPool2d(2),
+                         blk(32, 64), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(64, n_classes))
 
 # %% ../nbs/01_data.ipynb #f016f0a2-1
 def _norm(x:np.ndarray)->torch.Tensor: return to_float(x)*2 - 1    # uint8 -> [-1, 1]
@@ -856,7 +977,8 @@ def fit_quick(model:nn.Module,       # takes `_norm` inputs (NCHW floats), retur
               progress:bool=True     # a progress bar over steps
              )->nn.Module:
     "Train `model` with AdamW and a one-cycle schedule; `augment` (e.g. MobileAugment) is applied to each uint8 batch."
-    torch.manual_seed(seed); rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs*math.ceil(len(train)/bs)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
@@ -865,10 +987,15 @@ def fit_quick(model:nn.Module,       # takes `_norm` inputs (NCHW floats), retur
         for ep in range(epochs):
             perm = rng.permutation(len(train))
             for i in range(0, len(train), bs):
-                idx = perm[i:i+bs]; xb = train.x[idx]
+                idx = perm[i:i+bs]
+                xb = train.x[idx]
                 if augment is not None: xb = augment(xb)
                 loss = F.cross_entropy(model(_norm(xb)), torch.from_numpy(train.y[idx]))
-                opt.zero_grad(); loss.backward(); opt.step(); sched.step(); pb.update()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                pb.update()
     return model.eval()
 
 # %% ../nbs/01_data.ipynb #f016f0a2-3
@@ -892,7 +1019,8 @@ def phone_c_accuracy(predict,     # uint8 NHWC images -> (N,) labels
                      pc:PhoneC,   # the test set under phone conditions
                     )->pd.DataFrame:
     "Accuracy per corruption (rows) and severity (columns) on phone-C."
-    acc = {n: {s: float((predict(pc.x[i, j]) == pc.y).mean()) for j, s in enumerate(pc.severities)} for i, n in enumerate(pc.names)}
+    acc = {n: {s: float((predict(pc.x[i, j]) == pc.y).mean()) for j, s in enumerate(pc.severities)}
+           for i, n in enumerate(pc.names)}
     return pd.DataFrame(acc).T.rename_axis('corruption').rename_axis('severity', axis=1)
 
 # %% ../nbs/01_data.ipynb #fe4ab029-2
@@ -911,20 +1039,26 @@ def plot_severity(tables:dict,            # model -> `phone_c_accuracy` table (s
                  ):
     "Accuracy against severity, one panel per corruption, one line per model (`tables`: name -> phone_c_accuracy table)."
     names = list(next(iter(tables.values())).index)
-    cols = 5; rows = math.ceil(len(names)/cols)
+    cols = 5
+    rows = math.ceil(len(names)/cols)
     fig, axs = plt.subplots(rows, cols, figsize=(3*cols, 2.4*rows), squeeze=False, sharey=True)
     for ax, n in zip(axs.flat, names):
         for m, t in tables.items():
             line, = ax.plot(t.columns, t.loc[n], marker='o', ms=3, label=m)
             if clean and m in clean: ax.axhline(clean[m], color=line.get_color(), ls=':', lw=1)
-        ax.set_title(n, fontsize=9); ax.set_xticks(list(t.columns)); ax.grid(alpha=.3)
+        ax.set_title(n, fontsize=9)
+        ax.set_xticks(list(t.columns))
+        ax.grid(alpha=.3)
     for ax in axs.flat[len(names):]: ax.axis('off')
-    axs[0, 0].set_ylabel('accuracy'); axs[0, 0].legend(fontsize=7)
-    fig.suptitle(title + ' (dotted: clean test)'); fig.tight_layout()
+    axs[0, 0].set_ylabel('accuracy')
+    axs[0, 0].legend(fontsize=7)
+    fig.suptitle(title + ' (dotted: clean test)')
+    fig.tight_layout()
     return fig
 
 # %% ../nbs/01_data.ipynb #5150e7aa
-BACKGROUNDS = ('camera', 'coffee', 'chelsea', 'astronaut', 'rocket', 'coins', 'brick', 'grass', 'gravel', 'text', 'page', 'moon')
+BACKGROUNDS = ('camera', 'coffee', 'chelsea', 'astronaut', 'rocket', 'coins', 'brick', 'grass',
+               'gravel', 'text', 'page', 'moon')
 
 # %% ../nbs/01_data.ipynb #5150e7aa-1
 def background_photos(names=BACKGROUNDS,   # `skimage.data` functions to call, one photo each
@@ -957,7 +1091,8 @@ def make_synthetic(objects:Dataset,          # real training images whose object
                    progress:bool=True,        # show a progress bar over the backgrounds
                   )->Dataset:
     "Labelled synthetic images: real objects with random pose, scale, position and lighting on real photo backgrounds, plus camera effects."
-    if n == 0: return Dataset(np.zeros((0, spec.size, spec.size, spec.channels), np.uint8), np.zeros(0, np.int64), objects.classes, 'synthetic')
+    if n == 0: return Dataset(np.zeros((0, spec.size, spec.size, spec.channels), np.uint8),
+                              np.zeros(0, np.int64), objects.classes, 'synthetic')
     rng = np.random.default_rng(_seed_of('synthetic', seed))
     g = _gen('synthetic', seed)
     bgs = background_photos()
@@ -968,19 +1103,24 @@ def make_synthetic(objects:Dataset,          # real training images whose object
     s = torch.from_numpy(rng.uniform(*cfg.scale, n)).float()
     a = torch.from_numpy(np.radians(rng.uniform(-cfg.max_rotation, cfg.max_rotation, n))).float()
     t = torch.from_numpy(rng.uniform(-cfg.max_shift, cfg.max_shift, (n, 2))).float()
-    th = torch.stack([torch.stack([a.cos()/s, -a.sin()/s, t[:, 0]], 1), torch.stack([a.sin()/s, a.cos()/s, t[:, 1]], 1)], 1)
+    th = torch.stack([torch.stack([a.cos()/s, -a.sin()/s, t[:, 0]], 1),
+                      torch.stack([a.sin()/s, a.cos()/s, t[:, 1]], 1)], 1)
     grid = F.affine_grid(th, list(obj.shape), align_corners=False)
     obj = F.grid_sample(obj, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
-    mask = (obj.mean(1, keepdim=True)*4).clamp(0, 1)               # Fashion-MNIST objects sit on black
+    mask = (obj.mean(1, keepdim=True)*4).clamp(0, 1)   # Fashion-MNIST objects sit on black
     # backgrounds: random crops of real photos, resized
     bg = torch.empty_like(obj)
     for i in tqdm(range(n), desc='backgrounds', disable=not progress, leave=False):
-        b = bgs[rng.integers(len(bgs))]; h, w = b.shape[:2]; c = int(rng.integers(min(h, w)//4, min(h, w)))
+        b = bgs[rng.integers(len(bgs))]
+        h, w = b.shape[:2]
+        c = int(rng.integers(min(h, w)//4, min(h, w)))
         y0, x0 = rng.integers(0, h - c + 1), rng.integers(0, w - c + 1)
         crop = torch.from_numpy(np.ascontiguousarray(b[y0:y0+c, x0:x0+c]))
         crop = crop[None, None] if crop.ndim == 2 else crop.permute(2, 0, 1)[None]
-        crop = crop.mean(1, keepdim=True) if spec.channels == 1 else (crop if crop.shape[1] == 3 else crop.expand(-1, 3, -1, -1))
-        bg[i] = F.interpolate(crop, size=(spec.size, spec.size), mode='bilinear', align_corners=False, antialias=True)[0]
+        crop = (crop.mean(1, keepdim=True) if spec.channels == 1 else
+                (crop if crop.shape[1] == 3 else crop.expand(-1, 3, -1, -1)))
+        bg[i] = F.interpolate(crop, size=(spec.size, spec.size), mode='bilinear',
+                              align_corners=False, antialias=True)[0]
     alpha = torch.from_numpy(rng.uniform(*cfg.background_alpha, (n, 1, 1, 1))).float()
     img = mask*obj + (1 - mask)*bg*alpha
     img = img*torch.from_numpy(rng.uniform(*cfg.gain, (n, 1, 1, 1))).float()
@@ -991,7 +1131,8 @@ def make_synthetic(objects:Dataset,          # real training images whose object
 def concat(*ds:Dataset   # datasets with the same image shape; the classes are the first one's
           )->Dataset:
     "Datasets joined (same classes and spec)."
-    return Dataset(np.concatenate([d.x for d in ds]), np.concatenate([d.y for d in ds]), ds[0].classes, '+'.join(d.source for d in ds))
+    return Dataset(np.concatenate([d.x for d in ds]), np.concatenate([d.y for d in ds]),
+                   ds[0].classes, '+'.join(d.source for d in ds))
 
 # %% ../nbs/01_data.ipynb #cce4f822
 class ConsentError(PermissionError):
@@ -1000,18 +1141,24 @@ class ConsentError(PermissionError):
 # %% ../nbs/01_data.ipynb #cce4f822-1
 def _luma(a:np.ndarray)->np.ndarray:   # uint8 H x W x C
     "Grey levels (ITU-R 601 luma for RGB), float32 H x W."
-    return a[..., 0].astype(np.float32) if a.shape[-1] == 1 else a.astype(np.float32) @ np.array(LUMA, np.float32)
+    return (a[..., 0].astype(np.float32) if a.shape[-1] == 1
+            else a.astype(np.float32) @ np.array(LUMA, np.float32))
 
 # %% ../nbs/01_data.ipynb #cce4f822-2
 def dhash(img:np.ndarray,   # (H, W) or (H, W, C) uint8 image; channels are averaged
           bits:int=8,       # grid side, 1 to 8: bits*bits bits (above 8 they overflow SQLite's INTEGER: ValueError)
          )->int:
     "Difference hash: 64 bits that survive re-compression and resizing (near-duplicate detection)."
-    if not 1 <= bits <= 8: raise ValueError(f'bits={bits}: the hash has bits x bits bits and SQLite stores 64 at most; use 1 to 8')
+    if not 1 <= bits <= 8:
+        raise ValueError(f'bits={bits}: the hash has bits x bits bits and SQLite stores 64 '
+                         'at most; use 1 to 8')
     g = img.mean(-1) if img.ndim == 3 else img
-    small = np.asarray(Image.fromarray(g.astype(np.uint8)).resize((bits + 1, bits), Image.BILINEAR), dtype=np.int16)
+    small = np.asarray(
+        Image.fromarray(g.astype(np.uint8)).resize((bits + 1, bits), Image.BILINEAR),
+        dtype=np.int16)
     v = (small[:, 1:] > small[:, :-1]).flatten()
-    return int(sum(1 << i for i, b in enumerate(v) if b)) - (1 << 63)     # signed, for SQLite's INTEGER
+    # signed, for SQLite's INTEGER
+    return int(sum(1 << i for i, b in enumerate(v) if b)) - (1 << 63)
 
 # %% ../nbs/01_data.ipynb #cce4f822-3
 def hamming(a:int,          # one `dhash`
@@ -1034,19 +1181,23 @@ CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, at TEXT, kind TEXT, d
 # %% ../nbs/01_data.ipynb #b370fb90-1
 class GroundTruthQueue:
     "A durable local queue of consented field images: de-duplicated, routed to labelling by confidence, exportable as a dataset."
-    def __init__(self, path,                      # the SQLite file
-                 classes:list,                    # label names
-                 spec:InputSpec=InputSpec(),      # images are stored normalised to the model's input
-                 min_confidence:float=0.6,        # below this, an item goes to the labelling list
-                 near_dup_bits:int=6,             # perceptual hashes this close are candidate duplicates...
-                 near_dup_mad:float=3.0):         # ...confirmed when the mean absolute pixel difference is this small
+    def __init__(self, path,                  # the SQLite file
+                 classes:list,                # label names
+                 spec:InputSpec=InputSpec(),  # images are stored normalised to the model's input
+                 min_confidence:float=0.6,    # below this, an item goes to the labelling list
+                 near_dup_bits:int=6,         # perceptual hashes this close are candidate duplicates...
+                 near_dup_mad:float=3.0):     # ...confirmed when the mean absolute pixel difference is this small
         self.path, self.classes, self.spec = Path(path), list(classes), spec
-        self.min_confidence, self.near_dup_bits, self.near_dup_mad = min_confidence, near_dup_bits, near_dup_mad
+        self.min_confidence, self.near_dup_bits, self.near_dup_mad = (
+            min_confidence, near_dup_bits, near_dup_mad)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, isolation_level=None)
-        self.db.execute('PRAGMA journal_mode=WAL'); self.db.executescript(_SCHEMA)
+        self.db.execute('PRAGMA journal_mode=WAL')
+        self.db.executescript(_SCHEMA)
     def close(self): self.db.close()
-    def _log(self, kind, detail): self.db.execute('INSERT INTO events(at, kind, detail) VALUES (?,?,?)', (now_iso(), kind, json.dumps(detail)))
+    def _log(self, kind, detail):
+        self.db.execute('INSERT INTO events(at, kind, detail) VALUES (?,?,?)',
+                        (now_iso(), kind, json.dumps(detail)))
 
 # %% ../nbs/01_data.ipynb #gtq0b
 @patch
@@ -1063,8 +1214,9 @@ def submit(self:GroundTruthQueue,
     "Queue one field image. Raises ConsentError without consent; returns {'status': 'queued'|'duplicate'|'near_duplicate', 'id': ...}."
     if consent is not True:
         self._log('refused', {'device': device, 'reason': 'no consent'})
-        raise ConsentError("refused: this image has no consent flag from the user, so it is not stored. "
-                           "Only images the user agreed to share may enter the ground-truth queue.")
+        raise ConsentError("refused: this image has no consent flag from the user, "
+                           "so it is not stored. Only images the user agreed to share "
+                           "may enter the ground-truth queue.")
     a = to_spec(image, self.spec) if isinstance(image, Image.Image) else np.asarray(image, np.uint8)
     if a.shape != (self.spec.size, self.spec.size, self.spec.channels):
         a = _resize_batch(a[None] if a.ndim == 3 else a[None, ..., None], self.spec)[0]
@@ -1072,19 +1224,25 @@ def submit(self:GroundTruthQueue,
     row = self.db.execute('SELECT id FROM items WHERE sha256 = ?', (sha,)).fetchone()
     if row: return {'status': 'duplicate', 'id': row[0]}
     h = dhash(a)
-    ids, hs = zip(*self.db.execute('SELECT id, dhash FROM items').fetchall()) if self.count() else ((), ())
+    ids, hs = (zip(*self.db.execute('SELECT id, dhash FROM items').fetchall()) if self.count()
+               else ((), ()))
     if hs:
         d = hamming(h, np.array(hs))
         for k in np.argsort(d):
             if d[k] > self.near_dup_bits: break
-            mad = float(np.abs(_luma(self.image(ids[k])) - _luma(a)).mean())   # JPEG mostly moves colour: judge the grey
-            if mad <= self.near_dup_mad: return {'status': 'near_duplicate', 'id': ids[k], 'bits': int(d[k]), 'mad': mad}
+            # JPEG mostly moves colour: judge the grey
+            mad = float(np.abs(_luma(self.image(ids[k])) - _luma(a)).mean())
+            if mad <= self.near_dup_mad:
+                return {'status': 'near_duplicate', 'id': ids[k], 'bits': int(d[k]), 'mad': mad}
     status = 'to_label' if confidence is None or confidence < self.min_confidence else 'weak'
-    b = io.BytesIO(); Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(b, 'PNG')
-    cur = self.db.execute('INSERT INTO items(sha256, dhash, png, device, app_version, captured_at, model_version, prediction, '
-                          'confidence, status, label, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)',
-                          (sha, h, b.getvalue(), device, app_version, captured_at, model_version, prediction, confidence,
-                           status, prediction if status == 'weak' else None, now_iso()))
+    b = io.BytesIO()
+    Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a).save(b, 'PNG')
+    cur = self.db.execute('INSERT INTO items(sha256, dhash, png, device, app_version, captured_at, '
+                          'model_version, prediction, confidence, status, label, received_at) '
+                          'VALUES (?,?,?,?,?,?,?,?,?,?,?,?)',
+                          (sha, h, b.getvalue(), device, app_version, captured_at, model_version,
+                           prediction, confidence, status, prediction if status == 'weak' else None,
+                           now_iso()))
     return {'status': 'queued', 'id': cur.lastrowid, 'route': status}
 
 # %% ../nbs/01_data.ipynb #gtq0c
@@ -1100,7 +1258,8 @@ def count(self:GroundTruthQueue, status:str|None=None   # 'to_label', 'weak', 'l
 def to_label(self:GroundTruthQueue, limit:int=100   # most rows returned
             )->pd.DataFrame:
     "The labelling list: least confident first."
-    return pd.read_sql_query("SELECT id, device, model_version, prediction, confidence FROM items WHERE status = 'to_label' "
+    return pd.read_sql_query("SELECT id, device, model_version, prediction, confidence FROM items "
+                             "WHERE status = 'to_label' "
                              'ORDER BY confidence ASC LIMIT ?', self.db, params=(limit,))
 
 # %% ../nbs/01_data.ipynb #gtq0c-2
@@ -1108,7 +1267,8 @@ def to_label(self:GroundTruthQueue, limit:int=100   # most rows returned
 def image(self:GroundTruthQueue, item_id:int   # an id `submit` returned (TypeError if absent)
          )->np.ndarray:
     "An item's stored image, HWC uint8."
-    a = np.asarray(Image.open(io.BytesIO(self.db.execute('SELECT png FROM items WHERE id = ?', (item_id,)).fetchone()[0])))
+    a = np.asarray(Image.open(io.BytesIO(
+        self.db.execute('SELECT png FROM items WHERE id = ?', (item_id,)).fetchone()[0])))
     return a[..., None] if a.ndim == 2 else a
 
 # %% ../nbs/01_data.ipynb #gtq0e
@@ -1117,8 +1277,10 @@ def label(self:GroundTruthQueue, item_id:int,   # an item of the queue (KeyError
           label:str,                          # one of the queue's classes (ValueError otherwise)
           by:str='labeller'):                   # who labelled it
     "Record a human label."
-    if label not in self.classes: raise ValueError(f"unknown label {label!r}: one of {self.classes}")
-    n = self.db.execute("UPDATE items SET status = 'labelled', label = ?, labelled_by = ? WHERE id = ?", (label, by, item_id)).rowcount
+    if label not in self.classes:
+        raise ValueError(f"unknown label {label!r}: one of {self.classes}")
+    n = self.db.execute("UPDATE items SET status = 'labelled', label = ?, labelled_by = ? "
+                        "WHERE id = ?", (label, by, item_id)).rowcount
     if n != 1: raise KeyError(f"no item {item_id} in {self.path}")
 
 # %% ../nbs/01_data.ipynb #gtq0e-1
@@ -1128,15 +1290,22 @@ def export_version(self:GroundTruthQueue, folder,   # where the IDX files and ma
                   )->Path:
     "Write the labelled items (and optionally weak labels) as a dataset version: IDX files + a manifest with its hash."
     st = ('labelled', 'weak') if include_weak else ('labelled',)
-    rows = self.db.execute(f'SELECT id, png, label FROM items WHERE status IN ({",".join("?"*len(st))}) ORDER BY id', st).fetchall()
-    if not rows: raise DataError(f"{self.path}: no labelled items to export yet: label some from to_label() first")
-    x = np.stack([self.image(r[0]) for r in rows]); y = np.array([self.classes.index(r[2]) for r in rows], np.int64)
+    rows = self.db.execute(f'SELECT id, png, label FROM items '
+                           f'WHERE status IN ({",".join("?"*len(st))}) ORDER BY id', st).fetchall()
+    if not rows:
+        raise DataError(f"{self.path}: no labelled items to export yet: "
+                        "label some from to_label() first")
+    x = np.stack([self.image(r[0]) for r in rows])
+    y = np.array([self.classes.index(r[2]) for r in rows], np.int64)
     ds = Dataset(x, y, self.classes, f'field:{self.path.name}')
-    folder = Path(folder); xi, yi = IDX_FILES['train']
-    write_idx(folder/f'{xi}.gz', x if x.shape[-1] > 1 else x[..., 0]); write_idx(folder/f'{yi}.gz', y)
-    atomic_write(folder/'manifest.json', dumps(dict(items=len(rows), ids=[r[0] for r in rows], classes=self.classes,
-                                                    counts=ds.counts().to_dict(), sha256=ds.sha256(), include_weak=include_weak,
-                                                    created=now_iso(), queue=str(self.path))))
+    folder = Path(folder)
+    xi, yi = IDX_FILES['train']
+    write_idx(folder/f'{xi}.gz', x if x.shape[-1] > 1 else x[..., 0])
+    write_idx(folder/f'{yi}.gz', y)
+    atomic_write(folder/'manifest.json', dumps(dict(
+        items=len(rows), ids=[r[0] for r in rows], classes=self.classes,
+        counts=ds.counts().to_dict(), sha256=ds.sha256(), include_weak=include_weak,
+        created=now_iso(), queue=str(self.path))))
     self._log('export', {'folder': str(folder), 'items': len(rows)})
     return folder
 
@@ -1144,9 +1313,12 @@ def export_version(self:GroundTruthQueue, folder,   # where the IDX files and ma
 def load_version(folder,   # written by `export_version` (DataError if its data was modified)
                 )->Dataset:
     "A dataset version exported by `GroundTruthQueue.export_version` (what the training chapter consumes)."
-    folder = Path(folder); m = json.loads((folder/'manifest.json').read_text())
+    folder = Path(folder)
+    m = json.loads((folder/'manifest.json').read_text())
     ds = load_idx(folder, 'train', m['classes'])
-    if ds.sha256() != m['sha256']: raise DataError(f"{folder}: data does not match its manifest's sha256: the version was modified")
+    if ds.sha256() != m['sha256']:
+        raise DataError(f"{folder}: data does not match its manifest's sha256: "
+                        "the version was modified")
     return ds
 
 # %% ../nbs/01_data.ipynb #2fd30258
@@ -1159,17 +1331,23 @@ def simulate_field(pc:PhoneC,                # where the field photos come from
                    seed:int=0                # the draw
                   ):
     "Field submissions drawn from phone-C, with model predictions, a share without consent and some (near) duplicates."
-    rng = np.random.default_rng(seed); out = []
+    rng = np.random.default_rng(seed)
+    out = []
     for k in range(n):
-        i, j, t = rng.integers(len(pc.names)), rng.integers(len(pc.severities)), rng.integers(len(pc.y))
+        i, j, t = (rng.integers(len(pc.names)), rng.integers(len(pc.severities)),
+                   rng.integers(len(pc.y)))
         img = np.asarray(pc.x[i, j, t])
         p = predict_proba(img[None])[0]
-        item = dict(image=img, consent=bool(rng.random() < consent_rate), device=f'device-{rng.integers(20):02d}',
-                    app_version='1.4.0', captured_at=now_iso(), model_version='baseline', prediction=classes[int(p.argmax())],
+        item = dict(image=img, consent=bool(rng.random() < consent_rate),
+                    device=f'device-{rng.integers(20):02d}', app_version='1.4.0',
+                    captured_at=now_iso(), model_version='baseline',
+                    prediction=classes[int(p.argmax())],
                     confidence=float(p.max()), truth=classes[int(pc.y[t])])
         out.append(item)
-        if rng.random() < dup_rate:   # the same photo again, or re-shared (re-saved as a high-quality JPEG)
-            again = dict(item); again['image'] = jpeg_roundtrip(img, 90) if rng.random() < .5 else img
+        # the same photo again, or re-shared (re-saved as a high-quality JPEG)
+        if rng.random() < dup_rate:
+            again = dict(item)
+            again['image'] = jpeg_roundtrip(img, 90) if rng.random() < .5 else img
             out.append(again)
     return out
 
@@ -1182,23 +1360,29 @@ def torch_proba(model:nn.Module,   # takes `_norm` inputs (NCHW floats in [-1, 1
     return f
 
 # %% ../nbs/01_data.ipynb #c1d49ca9
-def dataset_card(splits:dict,                 # 'train', 'val', 'test' -> Dataset
-                 info:dict,                   # where the data came from (`load_source`'s second value)
-                 spec:InputSpec,              # the model's input the splits were resized to
-                 pc:PhoneC,                   # the phone-C test set
-                 synth:Dataset|None=None,     # synthetic images added to training, if any
-                 seed:int=0                   # the seed the splits were drawn with
+def dataset_card(splits:dict,              # 'train', 'val', 'test' -> Dataset
+                 info:dict,                # where the data came from (`load_source`'s second value)
+                 spec:InputSpec,           # the model's input the splits were resized to
+                 pc:PhoneC,                # the phone-C test set
+                 synth:Dataset|None=None,  # synthetic images added to training, if any
+                 seed:int=0                # the seed the splits were drawn with
                 )->dict:
     "A machine-readable description of the data of a run."
-    card = dict(created=now_iso(), source=info.get('source'), origin=info.get('origin'), licence=info.get('licence'),
-                input_spec=dict(size=spec.size, channels=spec.channels, dtype='uint8', layout='NHWC'),
+    card = dict(created=now_iso(), source=info.get('source'), origin=info.get('origin'),
+                licence=info.get('licence'),
+                input_spec=dict(size=spec.size, channels=spec.channels, dtype='uint8',
+                                layout='NHWC'),
                 classes=splits['train'].classes, seed=seed,
-                splits={k: dict(n=len(v), sha256=v.sha256(), counts=v.counts().to_dict()) for k, v in splits.items()},
-                phone_c=dict(corruptions=pc.names, severities=pc.severities, images=len(pc), sha256=pc.sha256()),
+                splits={k: dict(n=len(v), sha256=v.sha256(), counts=v.counts().to_dict())
+                        for k, v in splits.items()},
+                phone_c=dict(corruptions=pc.names, severities=pc.severities, images=len(pc),
+                             sha256=pc.sha256()),
                 synthetic=dict(n=len(synth) if synth is not None else 0,
-                               share_of_training=len(synth)/(len(synth) + len(splits['train'])) if synth is not None and len(synth) else 0.0,
+                               share_of_training=(len(synth)/(len(synth) + len(splits['train']))
+                                                  if synth is not None and len(synth) else 0.0),
                                sha256=synth.sha256() if synth is not None else None,
-                               backgrounds='scikit-image sample photos (BSD-3-Clause licence of scikit-image; see its data README)',
+                               backgrounds='scikit-image sample photos (BSD-3-Clause licence of '
+                                           'scikit-image; see its data README)',
                                used_in='synthetic-data experiment only; the splits are real data'))
     return card
 
@@ -1206,12 +1390,16 @@ def dataset_card(splits:dict,                 # 'train', 'val', 'test' -> Datase
 def card_markdown(card:dict,   # a dataset card, as `dataset_card` returns it
                  )->str:
     "The dataset card as Markdown, for people."
-    lines = [f"# Dataset card", f"- source: `{card['source']}` ({card['licence']})", f"- input: {card['input_spec']}",
-             f"- classes: {', '.join(card['classes'])}", "", "| split | images | sha256 |", "|---|---|---|"]
+    lines = [f"# Dataset card", f"- source: `{card['source']}` ({card['licence']})",
+             f"- input: {card['input_spec']}", f"- classes: {', '.join(card['classes'])}", "",
+             "| split | images | sha256 |", "|---|---|---|"]
     lines += [f"| {k} | {v['n']} | `{v['sha256'][:16]}` |" for k, v in card['splits'].items()]
     pc = card['phone_c']
-    lines += ["", f"phone-C: {pc['images']} images, corruptions {', '.join(pc['corruptions'])}, severities {pc['severities']}",
-              f"synthetic: {card['synthetic']['n']} images ({card['synthetic']['share_of_training']:.0%} of the training mix in the experiment)"]
+    lines += ["", f"phone-C: {pc['images']} images, corruptions {', '.join(pc['corruptions'])}, "
+                  f"severities {pc['severities']}",
+              f"synthetic: {card['synthetic']['n']} images "
+              f"({card['synthetic']['share_of_training']:.0%} of the training mix "
+              "in the experiment)"]
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/01_data.ipynb #c1d49ca9-2
@@ -1220,15 +1408,18 @@ def save_splits(splits:dict,   # split name -> Dataset; 'train' among them gives
                )->Path:
     "Store the splits for later chapters (`splits.npz`, atomically)."
     arrays = {f'{k}_{a}': getattr(v, a) for k, v in splits.items() for a in ('x', 'y')}
-    with atomic_path(Path(folder)/'splits.npz') as tmp: np.savez(tmp, classes=np.array(splits['train'].classes), **arrays)
+    with atomic_path(Path(folder)/'splits.npz') as tmp:
+        np.savez(tmp, classes=np.array(splits['train'].classes), **arrays)
     return Path(folder)/'splits.npz'
 
 # %% ../nbs/01_data.ipynb #c1d49ca9-3
 def read_splits(folder,   # holds splits.npz ('train', 'val', 'test'), from `save_splits`
                )->dict:
     "The splits stored by `save_splits`."
-    z = np.load(Path(folder)/'splits.npz'); classes = [str(c) for c in z['classes']]
-    return {k: Dataset(z[f'{k}_x'], z[f'{k}_y'], classes, f'run:{k}') for k in ('train', 'val', 'test')}
+    z = np.load(Path(folder)/'splits.npz')
+    classes = [str(c) for c in z['classes']]
+    return {k: Dataset(z[f'{k}_x'], z[f'{k}_y'], classes, f'run:{k}')
+            for k in ('train', 'val', 'test')}
 
 # %% ../nbs/01_data.ipynb #59bd55d3
 def majority_share(card:dict,            # a dataset card (`dataset_card`, or `load_data(run)[2]`)
@@ -1246,12 +1437,16 @@ def prepare_data(run:RunDir,            # the run: its artifacts/data folder is 
     "Build splits, phone-C and the dataset card into `run` with this chapter's parameters (defaults: quick)."
     p = {**PARAMS.defaults('quick'), **PARAMS.validate(params)}
     spec = input_spec(p['source'], p['img_size'], p['channels'])
-    splits, info = load_source(p['source'], spec, p['train_size'], p['val_fraction'], p['test_fraction'], p['test_size'], p['min_per_class'], p['seed'])
-    pc = make_phone_c(splits['test'], p['corruptions'], p['severities'], p['seed'], progress=progress)
+    splits, info = load_source(p['source'], spec, p['train_size'], p['val_fraction'],
+                               p['test_fraction'], p['test_size'], p['min_per_class'], p['seed'])
+    pc = make_phone_c(splits['test'], p['corruptions'], p['severities'], p['seed'],
+                      progress=progress)
     art = run.artifacts('data')
-    save_phone_c(pc, art); save_splits(splits, art)
+    save_phone_c(pc, art)
+    save_splits(splits, art)
     card = dataset_card(splits, info, spec, pc, None, p['seed'])
-    atomic_write(art/'dataset_card.json', dumps(card)); atomic_write(art/'dataset_card.md', card_markdown(card))
+    atomic_write(art/'dataset_card.json', dumps(card))
+    atomic_write(art/'dataset_card.md', card_markdown(card))
     return card
 
 # %% ../nbs/01_data.ipynb #b121f56b-1
@@ -1260,7 +1455,9 @@ def load_data(run:RunDir|None=None,   # a RunDir or its path; None: `default_run
     "Splits, phone-C and dataset card of `run` (prepared with quick settings if the data chapter has not run)."
     run = run if isinstance(run, RunDir) else RunDir(run)
     art = run.path/'artifacts'/'data'
-    if not all((art/f).exists() for f in ('splits.npz', 'phone_c.npy', 'phone_c.json', 'dataset_card.json')):
-        print(f"data chapter artifacts missing in {run.path}: preparing them with the quick settings")
+    if not all((art/f).exists()
+               for f in ('splits.npz', 'phone_c.npy', 'phone_c.json', 'dataset_card.json')):
+        print(f"data chapter artifacts missing in {run.path}: "
+              "preparing them with the quick settings")
         prepare_data(run)
     return read_splits(art), read_phone_c(art), json.loads((art/'dataset_card.json').read_text())

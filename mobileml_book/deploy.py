@@ -25,9 +25,11 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from .rundir import Param, ChapterParams, RunDir, atomic_write, dumps, now_iso, sha256_file
-from .constraints import (PARAMS as CONSTRAINTS_PARAMS, TIERS, Budget, ModelStats, check_model, cellular_cap_mb,
-                                       load_app_stores, load_devices, load_networks)
+from .rundir import (Param, ChapterParams, RunDir, atomic_write, dumps, now_iso,
+                                  sha256_file)
+from .constraints import (PARAMS as CONSTRAINTS_PARAMS, TIERS, Budget, ModelStats,
+                                       check_model, cellular_cap_mb, load_app_stores, load_devices,
+                                       load_networks)
 
 # %% auto #0
 __all__ = ['PLATFORMS', 'FORMATS', 'SEMVER', 'PARAMS', 'MAX_QUALITY_DROP_PT', 'ENC_MAGIC', 'NAME_RE', 'ACCEL_ROUTES', 'BUCKETS',
@@ -58,35 +60,78 @@ _C = {p: CONSTRAINTS_PARAMS.defaults(p) for p in ('quick', 'full')}
 
 # %% ../nbs/05_deployment.ipynb #ab0f7efb-4
 PARAMS = ChapterParams('deployment',
-    Param('model_name', str, quick='fashion-classifier', pattern=r'^[a-z0-9][a-z0-9-]{0,62}$', help='name of the model in bundles, in the store and in the service'),
-    Param('version', str, quick='1.0.0', pattern=SEMVER, help='semantic version of the release built from this run (the stable one in the rollout)'),
-    Param('candidate_version', str, quick='1.1.0', pattern=SEMVER, help='semantic version of the candidate release in the staged rollout (greater than version)'),
-    Param('platforms', list[str], quick=list(PLATFORMS), choices=PLATFORMS, help='platforms to build bundles for'),
-    Param('ios_formats', list[str], quick=['coreml', 'tflite', 'executorch'], choices=FORMATS, help='formats bundled for iOS, most preferred first'),
-    Param('android_formats', list[str], quick=['tflite', 'executorch', 'onnx'], choices=FORMATS, help='formats bundled for Android, most preferred first'),
-    Param('app_mb', float, quick=_C['quick']['app_mb'], full=_C['full']['app_mb'], lo=0, hi=4000, help="the app's download size without any model, MB (as in the Constraints chapter)"),
-    Param('model_budget_mb', float, quick=_C['quick']['model_budget_mb'], full=_C['full']['model_budget_mb'], lo=0, hi=4000, help="the team's own size budget for a model, MB (as in the Constraints chapter)"),
-    Param('ram_share', float, quick=_C['quick']['ram_share'], full=_C['full']['ram_share'], lo=0.01, hi=0.9, help="share of the phone's RAM the model may take at peak (as in the Constraints chapter)"),
-    Param('latency_budget_ms', float, quick=20.0, lo=0.01, hi=10_000.0, help="the model's share of the frame budget on every phone (ms, estimated; as in the Optimization chapter)"),
-    Param('host_ghz', float, quick=2.5, lo=0.5, hi=6.0, help="clock of the machine the export latencies were measured on (GHz), to scale them to a phone's clock"),
-    Param('quality_tol_pt', float, quick=0.5, lo=0.0, hi=100.0, help='variants within this many points of phone-C accuracy of the best one count as equally good'),
-    Param('max_quality_drop_pt', float, quick=3.0, lo=0.0, hi=100.0, help='quality floor: a file more than this many points of phone-C accuracy below the best fp32 file never ships'),
-    Param('signing_key', str, quick='run', pattern=r'^(run|file:.+)$', path=True, help="'run': an ed25519 key made in the run's artifacts; 'file:<pem>': the team's own private key (PEM, mode 0600)"),
-    Param('encrypt', bool, quick=False, help='store the model files of the published bundles encrypted (AES-256-GCM)'),
-    Param('first_use_s', float, quick=20.0, lo=0.0, hi=86_400.0, help='seconds from the first launch of the app to the first use of the feature (the head start of a background download)'),
-    Param('fleet_size', int, quick=20_000, full=200_000, lo=100, hi=10_000_000, help='phones in the simulated fleet'),
-    Param('stages', list[float], quick=[1.0, 5.0, 25.0, 100.0], lo=0.01, hi=100.0, help='percent of the fleet on the candidate at each rollout stage (ascending, ending at 100)'),
-    Param('stage_days', int, quick=2, full=3, lo=1, hi=60, help='days each rollout stage lasts before its guardrails are checked'),
-    Param('sessions_per_day', float, quick=3.0, lo=0.1, hi=100.0, help='mean sessions per phone and day (each session makes one prediction)'),
-    Param('base_crash_rate', float, quick=0.002, lo=0.0, hi=0.5, help='crash rate per session with the stable release'),
-    Param('max_crash_increase', float, quick=0.0, lo=0.0, hi=0.5, help='guardrail: crash rate per session the candidate may add (beyond noise) before the rollout halts'),
-    Param('max_p90_increase', float, quick=0.2, lo=0.0, hi=10.0, help='guardrail: relative increase of latency p90 the candidate may cause'),
-    Param('quality_margin_pt', float, quick=0.0, lo=0.0, hi=100.0, help='guardrail: points of the quality proxy the candidate may lose (beyond noise)'),
-    Param('alpha', float, quick=0.05, lo=1e-6, hi=0.5, help='risk of a false halt per guardrail over the whole rollout (split over the stages)'),
-    Param('ab_effect_pt', float, quick=2.0, lo=0.0, hi=50.0, help='how many points the candidate moves the quality proxy: up in the good case, down in the bad one'),
-    Param('seed', int, quick=0, lo=0, hi=2**31 - 1, help='seed of the fleet, the simulation and the demo install ids'),
-    rules=[('stages must ascend and end at 100 (percent of the fleet)', lambda v: v['stages'] == sorted(v['stages']) and v['stages'][-1] == 100),
-           ('candidate_version must be greater than version', lambda v: Version(v['candidate_version']) > Version(v['version']))],
+    Param('model_name', str, quick='fashion-classifier', pattern=r'^[a-z0-9][a-z0-9-]{0,62}$',
+          help='name of the model in bundles, in the store and in the service'),
+    Param('version', str, quick='1.0.0', pattern=SEMVER,
+          help='semantic version of the release built from '
+               'this run (the stable one in the rollout)'),
+    Param('candidate_version', str, quick='1.1.0', pattern=SEMVER,
+          help='semantic version of the candidate release '
+               'in the staged rollout (greater than version)'),
+    Param('platforms', list[str], quick=list(PLATFORMS), choices=PLATFORMS,
+          help='platforms to build bundles for'),
+    Param('ios_formats', list[str], quick=['coreml', 'tflite', 'executorch'], choices=FORMATS,
+          help='formats bundled for iOS, most preferred first'),
+    Param('android_formats', list[str], quick=['tflite', 'executorch', 'onnx'], choices=FORMATS,
+          help='formats bundled for Android, most preferred first'),
+    Param('app_mb', float, quick=_C['quick']['app_mb'], full=_C['full']['app_mb'], lo=0, hi=4000,
+          help="the app's download size without any model, MB (as in the Constraints chapter)"),
+    Param('model_budget_mb', float, quick=_C['quick']['model_budget_mb'],
+          full=_C['full']['model_budget_mb'], lo=0, hi=4000,
+          help="the team's own size budget for a model, MB (as in the Constraints chapter)"),
+    Param('ram_share', float, quick=_C['quick']['ram_share'],
+          full=_C['full']['ram_share'], lo=0.01, hi=0.9,
+          help="share of the phone's RAM the model may "
+               "take at peak (as in the Constraints chapter)"),
+    Param('latency_budget_ms', float, quick=20.0, lo=0.01, hi=10_000.0,
+          help="the model's share of the frame budget on every "
+               "phone (ms, estimated; as in the Optimization chapter)"),
+    Param('host_ghz', float, quick=2.5, lo=0.5, hi=6.0,
+          help="clock of the machine the export latencies were "
+               "measured on (GHz), to scale them to a phone's clock"),
+    Param('quality_tol_pt', float, quick=0.5, lo=0.0, hi=100.0,
+          help='variants within this many points of phone-C '
+               'accuracy of the best one count as equally good'),
+    Param('max_quality_drop_pt', float, quick=3.0, lo=0.0, hi=100.0,
+          help='quality floor: a file more than this many points of '
+               'phone-C accuracy below the best fp32 file never ships'),
+    Param('signing_key', str, quick='run', pattern=r'^(run|file:.+)$', path=True,
+          help="'run': an ed25519 key made in the run's artifacts; "
+               "'file:<pem>': the team's own private key (PEM, mode 0600)"),
+    Param('encrypt', bool, quick=False,
+          help='store the model files of the published bundles encrypted (AES-256-GCM)'),
+    Param('first_use_s', float, quick=20.0, lo=0.0, hi=86_400.0,
+          help='seconds from the first launch of the app to the first use '
+               'of the feature (the head start of a background download)'),
+    Param('fleet_size', int, quick=20_000, full=200_000, lo=100, hi=10_000_000,
+          help='phones in the simulated fleet'),
+    Param('stages', list[float], quick=[1.0, 5.0, 25.0, 100.0], lo=0.01, hi=100.0,
+          help='percent of the fleet on the candidate at '
+               'each rollout stage (ascending, ending at 100)'),
+    Param('stage_days', int, quick=2, full=3, lo=1, hi=60,
+          help='days each rollout stage lasts before its guardrails are checked'),
+    Param('sessions_per_day', float, quick=3.0, lo=0.1, hi=100.0,
+          help='mean sessions per phone and day (each session makes one prediction)'),
+    Param('base_crash_rate', float, quick=0.002, lo=0.0, hi=0.5,
+          help='crash rate per session with the stable release'),
+    Param('max_crash_increase', float, quick=0.0, lo=0.0, hi=0.5,
+          help='guardrail: crash rate per session the candidate '
+               'may add (beyond noise) before the rollout halts'),
+    Param('max_p90_increase', float, quick=0.2, lo=0.0, hi=10.0,
+          help='guardrail: relative increase of latency p90 the candidate may cause'),
+    Param('quality_margin_pt', float, quick=0.0, lo=0.0, hi=100.0,
+          help='guardrail: points of the quality proxy the candidate may lose (beyond noise)'),
+    Param('alpha', float, quick=0.05, lo=1e-6, hi=0.5,
+          help='risk of a false halt per guardrail over the whole rollout (split over the stages)'),
+    Param('ab_effect_pt', float, quick=2.0, lo=0.0, hi=50.0,
+          help='how many points the candidate moves the quality '
+               'proxy: up in the good case, down in the bad one'),
+    Param('seed', int, quick=0, lo=0, hi=2**31 - 1,
+          help='seed of the fleet, the simulation and the demo install ids'),
+    rules=[('stages must ascend and end at 100 (percent of the fleet)',
+            lambda v: v['stages'] == sorted(v['stages']) and v['stages'][-1] == 100),
+           ('candidate_version must be greater than version',
+            lambda v: Version(v['candidate_version']) > Version(v['version']))],
 )
 
 # %% ../nbs/05_deployment.ipynb #1255bec5
@@ -122,7 +167,8 @@ def _val(x):
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
 
 # %% ../nbs/05_deployment.ipynb #245fd839-2
-MAX_QUALITY_DROP_PT = 3.0   # points of phone-C accuracy a smaller file may lose against the fp32 model and still ship
+# points of phone-C accuracy a smaller file may lose against the fp32 model and still ship
+MAX_QUALITY_DROP_PT = 3.0
 
 # %% ../nbs/05_deployment.ipynb #245fd839-3
 def candidate_table(records:list[dict],        # the Conversion chapter's export records
@@ -137,31 +183,48 @@ def candidate_table(records:list[dict],        # the Conversion chapter's export
         fid, v, lat = r.get('fidelity') or {}, vs.get(r.get('variant'), {}), r.get('latency') or {}
         pc, acc = _num(fid.get('phone_c_accuracy')), _num(fid.get('accuracy'))
         q_from = 'converted file' if pc is not None else 'variant'
-        if pc is None: pc, acc = _num(v.get('phone_c_acc')), _num(v.get('acc')) if acc is None else acc
+        if pc is None:
+            pc, acc = _num(v.get('phone_c_acc')), _num(v.get('acc')) if acc is None else acc
         ok = fid.get('passed') is not False
-        rows.append(dict(name=r['name'], variant=r.get('variant'), format=r['format'], precision=r.get('precision'),
-                         platforms=list(r.get('platforms') or PLATFORMS), min_os=dict(r.get('min_os') or {}),
-                         size_bytes=int(r['size_bytes']), phone_c_acc=pc, acc=acc, quality_from=q_from,
-                         host_p50_ms=_num(lat.get('p50_ms')), host_p90_ms=_num(lat.get('p90_ms')), latency_from=r['name'] if lat else None,
+        rows.append(dict(name=r['name'], variant=r.get('variant'), format=r['format'],
+                         precision=r.get('precision'),
+                         platforms=list(r.get('platforms') or PLATFORMS),
+                         min_os=dict(r.get('min_os') or {}), size_bytes=int(r['size_bytes']),
+                         phone_c_acc=pc, acc=acc, quality_from=q_from,
+                         host_p50_ms=_num(lat.get('p50_ms')), host_p90_ms=_num(lat.get('p90_ms')),
+                         latency_from=r['name'] if lat else None,
                          runtime=lat.get('runtime'), shippable=ok,
-                         why_not=None if ok else f"fidelity gate {fid.get('gate', '?')} failed (agreement {fid.get('agreement')})"))
-    df = pd.DataFrame(rows, columns=['name', 'variant', 'format', 'precision', 'platforms', 'min_os', 'size_bytes', 'phone_c_acc', 'acc', 'quality_from',
-                                     'host_p50_ms', 'host_p90_ms', 'latency_from', 'runtime', 'shippable', 'why_not'])
-    for i, r in df[df.host_p50_ms.isna()].iterrows():           # borrow a measured latency: same variant and precision first
+                         why_not=None if ok else (f"fidelity gate {fid.get('gate', '?')} failed "
+                                                  f"(agreement {fid.get('agreement')})")))
+    df = pd.DataFrame(rows, columns=['name', 'variant', 'format', 'precision', 'platforms',
+                                     'min_os', 'size_bytes', 'phone_c_acc', 'acc', 'quality_from',
+                                     'host_p50_ms', 'host_p90_ms', 'latency_from', 'runtime',
+                                     'shippable', 'why_not'])
+    # borrow a measured latency: same variant and precision first
+    for i, r in df[df.host_p50_ms.isna()].iterrows():
         same = df[(df.variant == r.variant) & df.host_p50_ms.notna() & df.shippable]
-        same = same[same.precision == r.precision] if (same.precision == r.precision).any() else same
+        same = (same[same.precision == r.precision] if (same.precision == r.precision).any()
+                else same)
         if len(same):
-            j = same.host_p50_ms.sort_values().index[(len(same) - 1)//2]   # the median measured runtime: a typical one, not the best or worst
-            df.loc[i, ['host_p50_ms', 'host_p90_ms', 'latency_from']] = [same.host_p50_ms[j], same.host_p90_ms[j], f"borrowed from {same['name'][j]}"]
-        elif _num(vs.get(r.variant, {}).get('p50_ms')) is not None:   # last resort: the variant as the Optimization chapter timed it
+            # the median measured runtime: a typical one, not the best or worst
+            j = same.host_p50_ms.sort_values().index[(len(same) - 1)//2]
+            df.loc[i, ['host_p50_ms', 'host_p90_ms', 'latency_from']] = [
+                same.host_p50_ms[j], same.host_p90_ms[j], f"borrowed from {same['name'][j]}"]
+        # last resort: the variant as the Optimization chapter timed it
+        elif _num(vs.get(r.variant, {}).get('p50_ms')) is not None:
             v = vs[r.variant]
-            df.loc[i, ['host_p50_ms', 'host_p90_ms', 'latency_from']] = [v['p50_ms'], v.get('p90_ms'), f"optimization variant {r.variant!r} ({v.get('runtime', '?')})"]
-    for i, r in df[df.quality_from != 'converted file'].iterrows():    # quality: a sibling export measured on the same images beats the variant's number
+            df.loc[i, ['host_p50_ms', 'host_p90_ms', 'latency_from']] = [
+                v['p50_ms'], v.get('p90_ms'),
+                f"optimization variant {r.variant!r} ({v.get('runtime', '?')})"]
+    # quality: a sibling export measured on the same images beats the variant's number
+    for i, r in df[df.quality_from != 'converted file'].iterrows():
         same = df[(df.variant == r.variant) & (df.quality_from == 'converted file') & df.shippable]
-        same = same[same.precision == r.precision] if (same.precision == r.precision).any() else same
+        same = (same[same.precision == r.precision] if (same.precision == r.precision).any()
+                else same)
         if len(same):
             j = same.phone_c_acc.idxmin()                           # the cautious one
-            df.loc[i, ['phone_c_acc', 'acc', 'quality_from']] = [same.phone_c_acc[j], same.acc[j], f"borrowed from {same['name'][j]}"]
+            df.loc[i, ['phone_c_acc', 'acc', 'quality_from']] = [
+                same.phone_c_acc[j], same.acc[j], f"borrowed from {same['name'][j]}"]
     return quality_floor(df, max_drop_pt, min_acc)
 
 # %% ../nbs/05_deployment.ipynb #a17bcb8e
@@ -176,12 +239,14 @@ def quality_floor(df:pd.DataFrame,       # `candidate_table` rows
     df['drop_pt'] = None if ref is None else (ref - df.phone_c_acc.astype(float))*100
     for i, r in df[df.shippable].iterrows():
         why = None
-        if _num(r.phone_c_acc) is None: why = 'quality not measured (no phone-C accuracy of the file or its variant)'
+        if _num(r.phone_c_acc) is None:
+            why = 'quality not measured (no phone-C accuracy of the file or its variant)'
         elif ref is not None and r.drop_pt > max_drop_pt:
-            why = (f"quality floor: phone-C {r.phone_c_acc:.1%} is {r.drop_pt:.1f} pt below the fp32 model's {ref:.1%} "
-                   f"(max_quality_drop_pt {max_drop_pt:g})")
+            why = (f"quality floor: phone-C {r.phone_c_acc:.1%} is {r.drop_pt:.1f} pt below "
+                   f"the fp32 model's {ref:.1%} (max_quality_drop_pt {max_drop_pt:g})")
         elif min_acc is not None and _num(r.acc) is not None and r.acc <= min_acc:
-            why = f"clean accuracy {r.acc:.1%} is no better than always answering the largest class ({min_acc:.1%})"
+            why = (f"clean accuracy {r.acc:.1%} is no better than always answering "
+                   f"the largest class ({min_acc:.1%})")
         if why: df.loc[i, ['shippable', 'why_not']] = [False, why]
     return df
 
@@ -193,31 +258,40 @@ class BundleError(Exception):
 def canonical_json(obj,   # a JSON-serializable value (NaN or inf: ValueError)
                   )->bytes:
     "The bytes that are signed: JSON with sorted keys, no spaces, UTF-8."
-    return json.dumps(obj, sort_keys=True, separators=(',', ':'), ensure_ascii=False, allow_nan=False).encode()
+    return json.dumps(obj, sort_keys=True, separators=(',', ':'), ensure_ascii=False,
+                      allow_nan=False).encode()
 
 # %% ../nbs/05_deployment.ipynb #6c910b88-2
 def _write_secret(path, data:bytes)->Path:
     "Write `data` atomically to a file only its owner may read (mode 0600), in a folder only its owner may enter."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')         # mkstemp creates files with mode 0600
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # mkstemp creates files with mode 0600
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
     try:
-        with os.fdopen(fd, 'wb') as f: f.write(data); f.flush(); os.fsync(f.fileno())
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 # %% ../nbs/05_deployment.ipynb #a11becca
 def public_pem(key:Ed25519PublicKey,   # the public key to write as PEM (SubjectPublicKeyInfo)
               )->bytes:
-    return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return key.public_bytes(serialization.Encoding.PEM,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
 
 # %% ../nbs/05_deployment.ipynb #a11becca-1
 def key_id(key:Ed25519PublicKey|Ed25519PrivateKey,   # a public or private key (its public half)
           )->str:
     "A short fingerprint of a public key (first 16 hex digits of the sha256 of its raw bytes)."
     pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    return hashlib.sha256(pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)).hexdigest()[:16]
+    return hashlib.sha256(pub.public_bytes(serialization.Encoding.Raw,
+                                           serialization.PublicFormat.Raw)).hexdigest()[:16]
 
 # %% ../nbs/05_deployment.ipynb #a11becca-2
 def load_signing_key(path,              # a PEM file (PKCS#8)
@@ -228,12 +302,17 @@ def load_signing_key(path,              # a PEM file (PKCS#8)
     if not path.exists():
         if not create: raise FileNotFoundError(f'no signing key at {path}')
         key = Ed25519PrivateKey.generate()
-        _write_secret(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+        _write_secret(path, key.private_bytes(serialization.Encoding.PEM,
+                                              serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()))
         return key
     if path.stat().st_mode & 0o077:
-        raise PermissionError(f'{path} can be read by other users (mode {oct(path.stat().st_mode & 0o777)}): a signing key is a secret, chmod 600 it')
+        raise PermissionError(f'{path} can be read by other users '
+                              f'(mode {oct(path.stat().st_mode & 0o777)}): '
+                              'a signing key is a secret, chmod 600 it')
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, Ed25519PrivateKey): raise TypeError(f'{path} holds a {type(key).__name__}, not an ed25519 private key')
+    if not isinstance(key, Ed25519PrivateKey):
+        raise TypeError(f'{path} holds a {type(key).__name__}, not an ed25519 private key')
     return key
 
 # %% ../nbs/05_deployment.ipynb #a11becca-3
@@ -242,8 +321,10 @@ def load_public_key(src,   # PEM file path, PEM bytes or a key object (not ed255
     "An ed25519 public key from a PEM file, PEM bytes, or a key object."
     if isinstance(src, Ed25519PublicKey): return src
     if isinstance(src, Ed25519PrivateKey): return src.public_key()
-    key = serialization.load_pem_public_key(src if isinstance(src, bytes) else Path(src).read_bytes())
-    if not isinstance(key, Ed25519PublicKey): raise TypeError(f'not an ed25519 public key: {type(key).__name__}')
+    key = serialization.load_pem_public_key(src if isinstance(src, bytes)
+                                            else Path(src).read_bytes())
+    if not isinstance(key, Ed25519PublicKey):
+        raise TypeError(f'not an ed25519 public key: {type(key).__name__}')
     return key
 
 # %% ../nbs/05_deployment.ipynb #a11becca-4
@@ -255,11 +336,13 @@ def run_keys(run:RunDir,             # the run that signs
     priv = keys/'signing_key.pem' if signing_key == 'run' else Path(signing_key.split(':', 1)[1])
     key = load_signing_key(priv, create=signing_key == 'run')
     pub = keys/'signing_key.pub.pem'
-    if not pub.exists() or pub.read_bytes() != public_pem(key.public_key()): atomic_write(pub, public_pem(key.public_key()))
+    if not pub.exists() or pub.read_bytes() != public_pem(key.public_key()):
+        atomic_write(pub, public_pem(key.public_key()))
     return key, pub
 
 # %% ../nbs/05_deployment.ipynb #a78b70bf
-ENC_MAGIC = b'MLBE1'    # marks a file encrypted by this chapter (format version 1): magic, 12-byte nonce, AES-GCM ciphertext + tag
+# marks a file encrypted by this chapter (format version 1): magic, 12-byte nonce, AES-GCM ciphertext + tag
+ENC_MAGIC = b'MLBE1'
 
 # %% ../nbs/05_deployment.ipynb #a78b70bf-1
 def load_content_key(path,              # a file of 32 raw bytes
@@ -289,13 +372,17 @@ def decrypt_bytes(blob:bytes,   # nonce + ciphertext, as `encrypt_bytes` wrote i
                   aad:bytes     # the same place it was encrypted for
                  )->bytes:
     "The plaintext of `encrypt_bytes`; `BundleError` when the key, the place or any byte is wrong."
-    if not blob.startswith(ENC_MAGIC): raise BundleError('not a file encrypted by this library (no MLBE1 header)')
+    if not blob.startswith(ENC_MAGIC):
+        raise BundleError('not a file encrypted by this library (no MLBE1 header)')
     n = len(ENC_MAGIC)
     try: return AESGCM(key).decrypt(blob[n:n + 12], blob[n + 12:], aad)
-    except InvalidTag: raise BundleError(f'decryption failed for {aad.decode()}: wrong key, or the file was changed or moved') from None
+    except InvalidTag:
+        raise BundleError(f'decryption failed for {aad.decode()}: '
+                          'wrong key, or the file was changed or moved') from None
 
 # %% ../nbs/05_deployment.ipynb #ff651164
-NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$')   # a plain file or folder name: no separators, no leading dot
+# a plain file or folder name: no separators, no leading dot
+NAME_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$')
 
 # %% ../nbs/05_deployment.ipynb #ff651164-1
 def check_name(name:str,              # a name from a manifest or a request
@@ -303,7 +390,8 @@ def check_name(name:str,              # a name from a manifest or a request
               )->str:
     "`name` if it is a plain name (letters, digits, `._-`, not starting with a dot), else `ValueError`."
     if not isinstance(name, str) or not NAME_RE.match(name) or '..' in name:
-        raise ValueError(f'{what} {name!r} is not a plain name (letters, digits, ".", "_", "-"; no "/" or leading dot)')
+        raise ValueError(f'{what} {name!r} is not a plain name '
+                         '(letters, digits, ".", "_", "-"; no "/" or leading dot)')
     return name
 
 # %% ../nbs/05_deployment.ipynb #ff651164-2
@@ -311,7 +399,9 @@ def _swap_dir(tmp:Path, dst:Path):
     "Move the finished folder `tmp` to `dst`, replacing an older `dst` (a reader sees the old or the new folder, never a mix)."
     if dst.exists():
         old = dst.with_name(f'.{dst.name}.old-{os.getpid()}-{time.monotonic_ns()}')
-        os.replace(dst, old); os.replace(tmp, dst); shutil.rmtree(old, ignore_errors=True)
+        os.replace(dst, old)
+        os.replace(tmp, dst)
+        shutil.rmtree(old, ignore_errors=True)
     else: os.replace(tmp, dst)
 
 # %% ../nbs/05_deployment.ipynb #ff651164-3
@@ -322,28 +412,37 @@ def build_bundle(dst,                    # the bundle folder (an older one is re
                  content_key:bytes|None=None,  # encrypt the files at rest with this AES-256 key (None: plain)
                 )->Path:
     "Write a bundle folder atomically: `files` ({name: source path}), a manifest (`meta` + sha256 and size of every file) and its ed25519 signature."
-    dst = Path(dst); dst.parent.mkdir(parents=True, exist_ok=True)
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f'.{dst.name}.tmp-'))
     try:
         entries = []
         for i, (name, src) in enumerate(files.items()):
-            data = Path(src).read_bytes(); check_name(name)
-            e = dict(path=name, role='model' if i == 0 else 'data', encrypted=content_key is not None)
+            data = Path(src).read_bytes()
+            check_name(name)
+            e = dict(path=name, role='model' if i == 0 else 'data',
+                     encrypted=content_key is not None)
             if content_key is not None:
                 e.update(plain_sha256=hashlib.sha256(data).hexdigest(), plain_size_bytes=len(data))
                 e['path'] = name = name + '.enc'
-                data = encrypt_bytes(data, content_key, f"{meta['model']}/{meta['version']}/{meta['bundle']}/{name}".encode())
+                data = encrypt_bytes(
+                    data, content_key,
+                    f"{meta['model']}/{meta['version']}/{meta['bundle']}/{name}".encode())
             (tmp/name).write_bytes(data)
             entries.append(dict(e, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data)))
         manifest = dict(meta, schema=1, files=entries, key_id=key_id(key),
-                        encryption=dict(alg='AES-256-GCM', aad='model/version/bundle/file', key_id=hashlib.sha256(content_key).hexdigest()[:16]) if content_key else None)
+                        encryption=(dict(alg='AES-256-GCM', aad='model/version/bundle/file',
+                                         key_id=hashlib.sha256(content_key).hexdigest()[:16])
+                                    if content_key else None))
         body = canonical_json(manifest)
         (tmp/'manifest.json').write_bytes(body)
-        (tmp/'manifest.sig').write_bytes(canonical_json(dict(alg='ed25519', key_id=key_id(key), sig=base64.b64encode(key.sign(body)).decode())))
+        (tmp/'manifest.sig').write_bytes(canonical_json(dict(
+            alg='ed25519', key_id=key_id(key), sig=base64.b64encode(key.sign(body)).decode())))
         os.chmod(tmp, 0o755)
         _swap_dir(tmp, dst)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return dst
 
 # %% ../nbs/05_deployment.ipynb #b2b24e5e
@@ -354,13 +453,18 @@ def verify_manifest(body:bytes,   # the manifest exactly as stored (canonical JS
     "The manifest in `body` if `sig` is a valid ed25519 signature of exactly these bytes by `public_key`; `BundleError` otherwise."
     pk = load_public_key(public_key)
     try: s = json.loads(sig)
-    except ValueError: raise BundleError('manifest.sig is not a signature file (JSON with alg, key_id, sig)') from None
-    if s.get('alg') != 'ed25519': raise BundleError(f"manifest signed with {s.get('alg')!r}: only ed25519 is accepted")
+    except ValueError:
+        raise BundleError('manifest.sig is not a signature file '
+                          '(JSON with alg, key_id, sig)') from None
+    if s.get('alg') != 'ed25519':
+        raise BundleError(f"manifest signed with {s.get('alg')!r}: only ed25519 is accepted")
     if s.get('key_id') != key_id(pk):
-        raise BundleError(f"manifest signed by key {s.get('key_id')}, but this app trusts key {key_id(pk)}: refusing to load")
+        raise BundleError(f"manifest signed by key {s.get('key_id')}, "
+                          f"but this app trusts key {key_id(pk)}: refusing to load")
     try: pk.verify(base64.b64decode(s['sig']), body)
     except (InvalidSignature, ValueError, KeyError):
-        raise BundleError(f'manifest signature does not verify with key {key_id(pk)}: the manifest was changed after signing. Refusing to load.') from None
+        raise BundleError(f'manifest signature does not verify with key {key_id(pk)}: '
+                          'the manifest was changed after signing. Refusing to load.') from None
     m = json.loads(body)
     for e in m.get('files', []): check_name(e['path'])
     return m
@@ -377,18 +481,27 @@ class Bundle:
     def file(self, role:str='model',   # the file's role in the manifest: 'model' or 'data'
             )->Path:
         e = next((e for e in self.manifest['files'] if e['role'] == role), None)
-        if e is None: raise BundleError(f"{self.name} has no {role!r} file: its roles are {sorted({e['role'] for e in self.manifest['files']})}")
+        if e is None:
+            raise BundleError(f"{self.name} has no {role!r} file: its roles are "
+                              f"{sorted({e['role'] for e in self.manifest['files']})}")
         return self.path/e['path']
     def read(self, name:str|None=None,   # a file's path, '.enc' optional (None: the model file)
             )->bytes:
-        e = next((e for e in self.manifest['files'] if name in (None, e['path'], e['path'].removesuffix('.enc')) and (name or e['role'] == 'model')), None)
-        if e is None: raise BundleError(f"{self.name} has no file {name!r}: it holds {', '.join(e['path'] for e in self.manifest['files'])}")
+        e = next((e for e in self.manifest['files']
+                  if name in (None, e['path'], e['path'].removesuffix('.enc'))
+                  and (name or e['role'] == 'model')), None)
+        if e is None:
+            raise BundleError(f"{self.name} has no file {name!r}: it holds "
+                              f"{', '.join(e['path'] for e in self.manifest['files'])}")
         data = (self.path/e['path']).read_bytes()
         if not e.get('encrypted'): return data
-        if self.content_key is None: raise BundleError(f"{e['path']} is encrypted: pass the app's content key")
+        if self.content_key is None:
+            raise BundleError(f"{e['path']} is encrypted: pass the app's content key")
         m = self.manifest
-        plain = decrypt_bytes(data, self.content_key, f"{m['model']}/{m['version']}/{m['bundle']}/{e['path']}".encode())
-        if hashlib.sha256(plain).hexdigest() != e['plain_sha256']: raise BundleError(f"{e['path']}: decrypted bytes do not match the manifest")
+        plain = decrypt_bytes(data, self.content_key,
+                              f"{m['model']}/{m['version']}/{m['bundle']}/{e['path']}".encode())
+        if hashlib.sha256(plain).hexdigest() != e['plain_sha256']:
+            raise BundleError(f"{e['path']}: decrypted bytes do not match the manifest")
         return plain
 
 # %% ../nbs/05_deployment.ipynb #b2b24e5e-2
@@ -399,20 +512,29 @@ def load_bundle(path,                         # a bundle folder: manifest.json, 
     "Verify a bundle folder (signature, then size and sha256 of every file) and return it; `BundleError` with the reason when anything fails."
     path = Path(path)
     for f in ('manifest.json', 'manifest.sig'):
-        if not (path/f).is_file(): raise BundleError(f'{path} has no {f}: not a bundle (or an unfinished download)')
-    m = verify_manifest((path/'manifest.json').read_bytes(), (path/'manifest.sig').read_bytes(), public_key)
+        if not (path/f).is_file():
+            raise BundleError(f'{path} has no {f}: not a bundle (or an unfinished download)')
+    m = verify_manifest((path/'manifest.json').read_bytes(), (path/'manifest.sig').read_bytes(),
+                        public_key)
     enc = m.get('encryption') or {}
-    if content_key is not None and enc and hashlib.sha256(content_key).hexdigest()[:16] != enc.get('key_id'):
-        raise BundleError(f"{path.name} was encrypted with content key {enc.get('key_id')}, this app holds "
-                          f"{hashlib.sha256(content_key).hexdigest()[:16]}: it could not read the model. Refusing to load.")
+    if (content_key is not None and enc
+            and hashlib.sha256(content_key).hexdigest()[:16] != enc.get('key_id')):
+        raise BundleError(f"{path.name} was encrypted with content key {enc.get('key_id')}, "
+                          f"this app holds {hashlib.sha256(content_key).hexdigest()[:16]}: "
+                          "it could not read the model. Refusing to load.")
     for e in m['files']:
         p = path/e['path']
-        if not p.is_file(): raise BundleError(f"{e['path']} is listed in the manifest but missing from {path}")
+        if not p.is_file():
+            raise BundleError(f"{e['path']} is listed in the manifest but missing from {path}")
         if p.stat().st_size != e['size_bytes']:
-            raise BundleError(f"{e['path']}: {p.stat().st_size} bytes, the signed manifest says {e['size_bytes']}: incomplete or changed. Refusing to load.")
+            raise BundleError(f"{e['path']}: {p.stat().st_size} bytes, "
+                              f"the signed manifest says {e['size_bytes']}: "
+                              "incomplete or changed. Refusing to load.")
         got = sha256_file(p)
         if got != e['sha256']:
-            raise BundleError(f"{e['path']}: sha256 {got[:12]}... does not match the signed manifest's {e['sha256'][:12]}...: the file was changed. Refusing to load.")
+            raise BundleError(f"{e['path']}: sha256 {got[:12]}... does not match "
+                              f"the signed manifest's {e['sha256'][:12]}...: "
+                              "the file was changed. Refusing to load.")
     return Bundle(path, m, content_key)
 
 # %% ../nbs/05_deployment.ipynb #f4fde49d
@@ -422,15 +544,20 @@ class Policy:
     budget: Budget = field(default_factory=Budget)
     host_ghz: float = 2.5          # clock of the machine the export latencies were measured on (GHz)
     quality_tol_pt: float = 0.5    # variants this close to the best (phone-C accuracy, points) count as equally good
-    formats: dict = field(default_factory=lambda: {'ios': ['coreml', 'tflite', 'executorch'], 'android': ['tflite', 'executorch', 'onnx']})
-    def to_dict(self)->dict: return dict(budget=asdict(self.budget), host_ghz=self.host_ghz, quality_tol_pt=self.quality_tol_pt, formats=self.formats)
+    formats: dict = field(default_factory=lambda: {'ios': ['coreml', 'tflite', 'executorch'],
+                                                   'android': ['tflite', 'executorch', 'onnx']})
+    def to_dict(self)->dict:
+        return dict(budget=asdict(self.budget), host_ghz=self.host_ghz,
+                    quality_tol_pt=self.quality_tol_pt, formats=self.formats)
     @classmethod
     def from_dict(cls, d:dict,   # a policy as `to_dict` writes it (the store's policy.json)
-                 ): return cls(Budget(**d['budget']), d['host_ghz'], d['quality_tol_pt'], d['formats'])
+                 ):
+        return cls(Budget(**d['budget']), d['host_ghz'], d['quality_tol_pt'], d['formats'])
 
 # %% ../nbs/05_deployment.ipynb #b403c3cf
-_ANDROID_API = {21: '5.0', 22: '5.1', 23: '6.0', 24: '7.0', 25: '7.1', 26: '8.0', 27: '8.1', 28: '9', 29: '10', 30: '11', 31: '12', 32: '12.1',
-                33: '13', 34: '14', 35: '15', 36: '16'}
+_ANDROID_API = {21: '5.0', 22: '5.1', 23: '6.0', 24: '7.0', 25: '7.1', 26: '8.0', 27: '8.1',
+                28: '9', 29: '10', 30: '11', 31: '12', 32: '12.1', 33: '13', 34: '14', 35: '15',
+                36: '16'}
 
 # %% ../nbs/05_deployment.ipynb #b403c3cf-1
 def os_version(v,   # '17.2', 11, or an Android level 'API 26' (unreadable: ValueError)
@@ -441,11 +568,14 @@ def os_version(v,   # '17.2', 11, or an Android level 'API 26' (unreadable: Valu
         if int(m.group(1)) not in _ANDROID_API: raise ValueError(f'unknown Android API level {v!r}')
         s = _ANDROID_API[int(m.group(1))]
     m = re.match(r'^(\d+)(?:\.(\d+))?(?:\.(\d+))?$', s)
-    if not m: raise ValueError(f"cannot read the OS version {v!r}: write it as '17.2' (or 'API 34' for Android)")
+    if not m:
+        raise ValueError(f"cannot read the OS version {v!r}: "
+                         "write it as '17.2' (or 'API 34' for Android)")
     return tuple(int(x) for x in m.groups(default='0'))
 
 # %% ../nbs/05_deployment.ipynb #b403c3cf-2
-ACCEL_ROUTES = {('ios', 'coreml'): 'Apple Neural Engine (through Core ML)', ('android', 'tflite'): 'NPU/DSP (through a LiteRT delegate)'}
+ACCEL_ROUTES = {('ios', 'coreml'): 'Apple Neural Engine (through Core ML)',
+                ('android', 'tflite'): 'NPU/DSP (through a LiteRT delegate)'}
 
 # %% ../nbs/05_deployment.ipynb #b403c3cf-3
 def has_accelerator(device,   # a phone; its `accelerator` '', 'none', 'unknown' or missing: False
@@ -482,8 +612,10 @@ def model_checks(row,                 # one candidate row of `candidate_table`
                  policy:Policy        # budgets, host clock, formats
                 )->pd.DataFrame:
     "The Constraints chapter's `check_model` (cellular cap, team budget, memory, latency) of one candidate row on one phone."
-    est = None if _num(row['host_p50_ms']) is None else estimate_ms(row['host_p50_ms'], policy.host_ghz, float(device['cpu_max_ghz']))
-    return check_model(ModelStats(row['name'], row['size_bytes'], latency_ms=est), device, policy.budget, _rules())
+    est = (None if _num(row['host_p50_ms']) is None
+           else estimate_ms(row['host_p50_ms'], policy.host_ghz, float(device['cpu_max_ghz'])))
+    return check_model(ModelStats(row['name'], row['size_bytes'], latency_ms=est), device,
+                       policy.budget, _rules())
 
 # %% ../nbs/05_deployment.ipynb #7fd30196-4
 def fit_table(cands:pd.DataFrame,     # candidate rows (`candidate_table` or `store_candidates`)
@@ -491,34 +623,53 @@ def fit_table(cands:pd.DataFrame,     # candidate rows (`candidate_table` or `st
               policy:Policy           # budgets, host clock, formats
              )->pd.DataFrame:
     "Every (phone, candidate) pair of the same platform: eligibility (format, OS), the checks of `check_model` computed at once, quality, and why it does not fit."
-    cols = ['device', 'name', 'format', 'precision', 'fits', 'hw_ok', 'why_not', 'quality', 'est_ms', 'peak_mib', 'ram_limit_mib', 'size_bytes', 'accel', 'pref']
+    cols = ['device', 'name', 'format', 'precision', 'fits', 'hw_ok', 'why_not', 'quality',
+            'est_ms', 'peak_mib', 'ram_limit_mib', 'size_bytes', 'accel', 'pref']
     if cands.empty or devices.empty: return pd.DataFrame(columns=cols)
-    D = pd.DataFrame(dict(device=devices.index, platform=devices.os.str.lower().to_numpy(), ghz=devices.cpu_max_ghz.to_numpy(float),
-                          ram_gb=devices.ram_gb.to_numpy(float), os_v=[device_os(d) for _, d in devices.iterrows()],
+    D = pd.DataFrame(dict(device=devices.index, platform=devices.os.str.lower().to_numpy(),
+                          ghz=devices.cpu_max_ghz.to_numpy(float),
+                          ram_gb=devices.ram_gb.to_numpy(float),
+                          os_v=[device_os(d) for _, d in devices.iterrows()],
                           has_accel=[has_accelerator(d) for _, d in devices.iterrows()]))
-    C = cands.assign(platform=cands.platforms).explode('platform').drop(columns=['device'], errors='ignore')
+    C = (cands.assign(platform=cands.platforms).explode('platform')
+         .drop(columns=['device'], errors='ignore'))
     X = D.merge(C, on='platform')
     if X.empty: return pd.DataFrame(columns=cols)
-    bud = policy.budget; mb = X.size_bytes/1e6
+    bud = policy.budget
+    mb = X.size_bytes/1e6
     X['est_ms'] = X.host_p50_ms.astype(float)*policy.host_ghz/X.ghz
     cap = X.platform.map({p: cellular_cap_mb(p, _rules()) for p in X.platform.unique()})
-    X['peak_mib'] = 2*X.size_bytes/2**20; X['ram_limit_mib'] = X.ram_gb*1024*bud.ram_share      # as check_model: peak ~ 2 x the file
-    q = X.phone_c_acc.astype(float); X['quality'] = q.fillna(X.acc.astype(float)).fillna(-1.0)
-    X['accel'] = [ACCEL_ROUTES.get((p, f)) if a else None for p, f, a in zip(X.platform, X.format, X.has_accel)]
-    X['pref'] = [policy.formats.get(p, []).index(f) if f in policy.formats.get(p, []) else 99 for p, f in zip(X.platform, X.format)]
+    # as check_model: peak ~ 2 x the file
+    X['peak_mib'] = 2*X.size_bytes/2**20
+    X['ram_limit_mib'] = X.ram_gb*1024*bud.ram_share
+    q = X.phone_c_acc.astype(float)
+    X['quality'] = q.fillna(X.acc.astype(float)).fillna(-1.0)
+    X['accel'] = [ACCEL_ROUTES.get((p, f)) if a else None
+                  for p, f, a in zip(X.platform, X.format, X.has_accel)]
+    X['pref'] = [policy.formats.get(p, []).index(f) if f in policy.formats.get(p, []) else 99
+                 for p, f in zip(X.platform, X.format)]
     why = []
     for r, c, m in zip(X.itertuples(), cap, mb):
         w = []
         if r.pref == 99: w.append(f"{r.format} not shipped on {r.platform}")
-        if (mo := (r.min_os or {}).get(r.platform)) and r.os_v < os_version(mo): w.append(f"needs {r.platform} {mo}")
+        if (mo := (r.min_os or {}).get(r.platform)) and r.os_v < os_version(mo):
+            w.append(f"needs {r.platform} {mo}")
         hw = len(w)
-        if bud.app_mb + m > c: w.append(f"app + model under the cellular cap fails by {bud.app_mb + m - c:,.2f} MB")
-        if m > bud.model_budget_mb: w.append(f"model within the team's budget fails by {m - bud.model_budget_mb:,.2f} MB")
-        if r.peak_mib > r.ram_limit_mib: w.append(f"peak memory within {bud.ram_share:.0%} of RAM fails by {r.peak_mib - r.ram_limit_mib:,.2f} MiB (estimate)")
+        if bud.app_mb + m > c:
+            w.append(f"app + model under the cellular cap fails by {bud.app_mb + m - c:,.2f} MB")
+        if m > bud.model_budget_mb:
+            w.append(f"model within the team's budget fails by {m - bud.model_budget_mb:,.2f} MB")
+        if r.peak_mib > r.ram_limit_mib:
+            w.append(f"peak memory within {bud.ram_share:.0%} of RAM fails by "
+                     f"{r.peak_mib - r.ram_limit_mib:,.2f} MiB (estimate)")
         if math.isnan(r.est_ms): w.append('latency not measured')
-        elif r.est_ms > bud.latency_ms: w.append(f"latency within the feature budget fails by {r.est_ms - bud.latency_ms:,.3g} ms")
+        elif r.est_ms > bud.latency_ms:
+            w.append(f"latency within the feature budget fails by "
+                     f"{r.est_ms - bud.latency_ms:,.3g} ms")
         why.append((w, len(w) == hw))
-    X['why_not'] = ['; '.join(w) or None for w, _ in why]; X['fits'] = X.why_not.isna(); X['hw_ok'] = [h for _, h in why]
+    X['why_not'] = ['; '.join(w) or None for w, _ in why]
+    X['fits'] = X.why_not.isna()
+    X['hw_ok'] = [h for _, h in why]
     return X[cols].reset_index(drop=True)
 
 # %% ../nbs/05_deployment.ipynb #7fd30196-5
@@ -529,8 +680,10 @@ def fit_tiers(row,                    # one candidate row
              )->list[str]:
     "Tiers in which every catalog phone of `platform` passes the size, memory and latency checks for this candidate."
     ds = devices[devices.os.str.lower() == platform]
-    ft = fit_table(pd.DataFrame([row]).assign(platforms=[[platform]]), ds, policy).set_index('device')
-    return [t for t in TIERS if (ds.tier == t).any() and ft.hw_ok.reindex(ds.index[ds.tier == t]).fillna(False).all()]
+    ft = (fit_table(pd.DataFrame([row]).assign(platforms=[[platform]]), ds, policy)
+          .set_index('device'))
+    return [t for t in TIERS if (ds.tier == t).any()
+            and ft.hw_ok.reindex(ds.index[ds.tier == t]).fillna(False).all()]
 
 # %% ../nbs/05_deployment.ipynb #5823ab4b
 def manifest_meta(model:str,               # the model's name (not a plain name: ValueError)
@@ -543,13 +696,20 @@ def manifest_meta(model:str,               # the model's name (not a plain name:
                   run_name:str|None=None,  # the run that built the bundle, recorded as its source
                  )->dict:
     "The descriptive part of a bundle's manifest (everything but the file list and keys) for one export record on one platform."
-    return dict(model=check_name(model, 'model name'), version=version, bundle=check_name(f"{platform}-{rec['name']}", 'bundle name'), platform=platform,
-                record=rec['name'], variant=rec.get('variant'), format=rec['format'], precision=rec.get('precision'), route=rec.get('route'),
-                input=rec.get('input'), outputs=rec.get('outputs'), preprocessing=rec.get('preprocessing'), labels=rec.get('labels'),
-                min_os=(rec.get('min_os') or {}).get(platform), tiers=tiers, runtime=rec.get('runtime'), converter=rec.get('converter'),
-                quality=dict(phone_c_acc=_num(row['phone_c_acc']), acc=_num(row['acc']), measured_on=_val(row['quality_from'])),
-                latency=dict(host_p50_ms=_num(row['host_p50_ms']), host_p90_ms=_num(row['host_p90_ms']), host_ghz=policy.host_ghz,
-                             measured_as=_val(row['latency_from']), runtime=_val(row.get('runtime'))),
+    return dict(model=check_name(model, 'model name'), version=version,
+                bundle=check_name(f"{platform}-{rec['name']}", 'bundle name'), platform=platform,
+                record=rec['name'], variant=rec.get('variant'), format=rec['format'],
+                precision=rec.get('precision'), route=rec.get('route'),
+                input=rec.get('input'), outputs=rec.get('outputs'),
+                preprocessing=rec.get('preprocessing'), labels=rec.get('labels'),
+                min_os=(rec.get('min_os') or {}).get(platform), tiers=tiers,
+                runtime=rec.get('runtime'), converter=rec.get('converter'),
+                quality=dict(phone_c_acc=_num(row['phone_c_acc']), acc=_num(row['acc']),
+                             measured_on=_val(row['quality_from'])),
+                latency=dict(host_p50_ms=_num(row['host_p50_ms']),
+                             host_p90_ms=_num(row['host_p90_ms']), host_ghz=policy.host_ghz,
+                             measured_as=_val(row['latency_from']),
+                             runtime=_val(row.get('runtime'))),
                 source=dict(run=run_name, **(rec.get('source') or {})), created=now_iso())
 
 # %% ../nbs/05_deployment.ipynb #5823ab4b-1
@@ -568,19 +728,30 @@ def publish(store,                          # the bundle store folder to write i
             progress:bool=False,            # show a progress bar
            )->pd.DataFrame:
     "Build one signed bundle per platform and shippable record whose format the policy ships there, into `store/model/version/`; a table of what was built."
-    store = Path(store); by_name = {r['name']: r for r in records}; rows = []
+    store = Path(store)
+    by_name = {r['name']: r for r in records}
+    rows = []
     atomic_write(store/'policy.json', dumps(policy.to_dict()))
     todo = [(p, r) for p in platforms for _, r in table[table.shippable].iterrows()
             if p in r['platforms'] and r['format'] in policy.formats.get(p, [])]
     for p, row in tqdm(todo, desc=f'bundles {version}', disable=not progress):
         rec = by_name[row['name']]
-        meta = manifest_meta(model, version, p, rec, row, fit_tiers(row, devices, policy, p), policy, run_name)
-        path = build_bundle(store/model/version/meta['bundle'], files_of(rec), meta, key, content_key)
-        rows.append(dict(platform=p, bundle=meta['bundle'], format=row['format'], precision=row['precision'], tiers=','.join(meta['tiers']) or '-', path=path))
-    if not rows: raise ValueError(f'nothing to publish for {platforms}: no shippable record in a format the policy ships ({policy.formats})')
-    ro = store/model/'rollout.json'        # the first release is the stable one; later ones stay dark until a rollout says otherwise
-    if not ro.exists(): atomic_write(ro, dumps(dict(model=model, stable=version, candidate=None, percent=0.0, salt=model, state='stable', reason=None,
-                                                    history=[], updated=now_iso())))
+        meta = manifest_meta(model, version, p, rec, row, fit_tiers(row, devices, policy, p),
+                             policy, run_name)
+        path = build_bundle(store/model/version/meta['bundle'], files_of(rec), meta, key,
+                            content_key)
+        rows.append(dict(platform=p, bundle=meta['bundle'], format=row['format'],
+                         precision=row['precision'], tiers=','.join(meta['tiers']) or '-',
+                         path=path))
+    if not rows:
+        raise ValueError(f'nothing to publish for {platforms}: no shippable record '
+                         f'in a format the policy ships ({policy.formats})')
+    # the first release is the stable one; later ones stay dark until a rollout says otherwise
+    ro = store/model/'rollout.json'
+    if not ro.exists():
+        atomic_write(ro, dumps(dict(model=model, stable=version, candidate=None, percent=0.0,
+                                    salt=model, state='stable', reason=None,
+                                    history=[], updated=now_iso())))
     return pd.DataFrame(rows)
 
 # %% ../nbs/05_deployment.ipynb #910cc8e3
@@ -592,7 +763,9 @@ def versions(store,       # the bundle store folder
             )->list[str]:
     "Versions of `model` in the store, oldest first (semantic-version order)."
     d = Path(store)/model
-    return sorted((p.name for p in d.iterdir() if p.is_dir() and re.match(SEMVER, p.name)), key=_semver) if d.is_dir() else []
+    return (sorted((p.name for p in d.iterdir() if p.is_dir() and re.match(SEMVER, p.name)),
+                   key=_semver)
+            if d.is_dir() else [])
 
 # %% ../nbs/05_deployment.ipynb #910cc8e3-2
 def bundle_dirs(store,         # the bundle store folder
@@ -600,7 +773,9 @@ def bundle_dirs(store,         # the bundle store folder
                 version:str,   # a release (missing: []); hidden folders are skipped
                )->list[Path]:
     d = Path(store)/model/version
-    return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith('.') and (p/'manifest.json').exists()) if d.is_dir() else []
+    return (sorted(p for p in d.iterdir()
+                   if p.is_dir() and not p.name.startswith('.') and (p/'manifest.json').exists())
+            if d.is_dir() else [])
 
 # %% ../nbs/05_deployment.ipynb #910cc8e3-3
 def read_manifest(bundle_dir,   # a bundle folder holding manifest.json
@@ -616,12 +791,18 @@ def store_candidates(store,          # the bundle store folder
     "The bundles of one release as candidate rows (the columns of `candidate_table`), one per platform and file, from their manifests."
     rows = []
     for d in bundle_dirs(store, model, version):
-        m = read_manifest(d); q, l = m.get('quality') or {}, m.get('latency') or {}
+        m = read_manifest(d)
+        q, l = m.get('quality') or {}, m.get('latency') or {}
         size = sum(e.get('plain_size_bytes', e['size_bytes']) for e in m['files'])
-        rows.append(dict(name=m['bundle'], variant=m.get('variant'), format=m['format'], precision=m.get('precision'), platforms=[m['platform']],
-                         min_os={m['platform']: m['min_os']} if m.get('min_os') else {}, size_bytes=size, phone_c_acc=_num(q.get('phone_c_acc')),
-                         acc=_num(q.get('acc')), quality_from=q.get('measured_on'), host_p50_ms=_num(l.get('host_p50_ms')), host_p90_ms=_num(l.get('host_p90_ms')),
-                         latency_from=l.get('measured_as'), runtime=l.get('runtime'), shippable=True, why_not=None, tiers=m.get('tiers', []),
+        rows.append(dict(name=m['bundle'], variant=m.get('variant'), format=m['format'],
+                         precision=m.get('precision'), platforms=[m['platform']],
+                         min_os={m['platform']: m['min_os']} if m.get('min_os') else {},
+                         size_bytes=size, phone_c_acc=_num(q.get('phone_c_acc')),
+                         acc=_num(q.get('acc')), quality_from=q.get('measured_on'),
+                         host_p50_ms=_num(l.get('host_p50_ms')),
+                         host_p90_ms=_num(l.get('host_p90_ms')),
+                         latency_from=l.get('measured_as'), runtime=l.get('runtime'),
+                         shippable=True, why_not=None, tiers=m.get('tiers', []),
                          download_bytes=sum(e['size_bytes'] for e in m['files'])))
     return pd.DataFrame(rows)
 
@@ -629,7 +810,8 @@ def store_candidates(store,          # the bundle store folder
 def download_estimate(path,   # a file, or a folder (every file under it)
                      )->int:
     "Bytes of a file or folder after zlib compression (level 6): what a store's compressed download of it is close to."
-    ps = [Path(path)] if Path(path).is_file() else sorted(q for q in Path(path).rglob('*') if q.is_file())
+    ps = ([Path(path)] if Path(path).is_file()
+          else sorted(q for q in Path(path).rglob('*') if q.is_file()))
     return sum(len(zlib.compress(p.read_bytes(), 6)) for p in ps)
 
 # %% ../nbs/05_deployment.ipynb #3c97ab24-1
@@ -641,12 +823,17 @@ def size_report(store,          # the bundle store folder
     "Per bundle: bytes, estimated compressed download, the app's download with it inside against the store's cellular cap, and the team's model budget."
     rows = []
     for d in bundle_dirs(store, model, version):
-        m = read_manifest(d); plat = m['platform']
-        nbytes = sum(p.stat().st_size for p in d.iterdir() if p.is_file()); dl = download_estimate(d)
+        m = read_manifest(d)
+        plat = m['platform']
+        nbytes = sum(p.stat().st_size for p in d.iterdir() if p.is_file())
+        dl = download_estimate(d)
         cap = cellular_cap_mb(plat, _rules())
-        rows.append(dict(platform=plat, bundle=m['bundle'], format=m['format'], precision=m.get('precision'), bytes=nbytes, download_bytes=dl,
-                         app_total_mb=policy.budget.app_mb + dl/1e6, cap_mb=cap, headroom_mb=cap - policy.budget.app_mb - dl/1e6,
-                         share_of_cap=dl/1e6/cap, within_cap=policy.budget.app_mb + dl/1e6 <= cap, within_team_budget=nbytes/1e6 <= policy.budget.model_budget_mb))
+        rows.append(dict(platform=plat, bundle=m['bundle'], format=m['format'],
+                         precision=m.get('precision'), bytes=nbytes, download_bytes=dl,
+                         app_total_mb=policy.budget.app_mb + dl/1e6, cap_mb=cap,
+                         headroom_mb=cap - policy.budget.app_mb - dl/1e6,
+                         share_of_cap=dl/1e6/cap, within_cap=policy.budget.app_mb + dl/1e6 <= cap,
+                         within_team_budget=nbytes/1e6 <= policy.budget.model_budget_mb))
     return pd.DataFrame(rows)
 
 # %% ../nbs/05_deployment.ipynb #ed173079
@@ -669,10 +856,15 @@ def delivery_options(small_bytes:float,   # the small model's download (bytes)
     rows = []
     for n, net in networks.items():
         t = download_seconds(best_bytes, net)
-        rows += [dict(network=n, strategy='bundle the best model', app_mb_added=best_bytes/1e6, wait_s=0.0, quality_at_first_use=best_q, best_ready_s=0.0),
-                 dict(network=n, strategy='download when first used', app_mb_added=0.0, wait_s=t, quality_at_first_use=best_q, best_ready_s=first_use_s + t),
-                 dict(network=n, strategy='download at first launch', app_mb_added=0.0, wait_s=max(0.0, t - first_use_s), quality_at_first_use=best_q, best_ready_s=t),
-                 dict(network=n, strategy='small in app, best in background', app_mb_added=small_bytes/1e6, wait_s=0.0,
+        rows += [dict(network=n, strategy='bundle the best model', app_mb_added=best_bytes/1e6,
+                      wait_s=0.0, quality_at_first_use=best_q, best_ready_s=0.0),
+                 dict(network=n, strategy='download when first used', app_mb_added=0.0, wait_s=t,
+                      quality_at_first_use=best_q, best_ready_s=first_use_s + t),
+                 dict(network=n, strategy='download at first launch', app_mb_added=0.0,
+                      wait_s=max(0.0, t - first_use_s), quality_at_first_use=best_q,
+                      best_ready_s=t),
+                 dict(network=n, strategy='small in app, best in background',
+                      app_mb_added=small_bytes/1e6, wait_s=0.0,
                       quality_at_first_use=best_q if t <= first_use_s else small_q, best_ready_s=t)]
     return pd.DataFrame(rows)
 
@@ -683,18 +875,28 @@ def _choose(ft:pd.DataFrame, device, policy:Policy)->dict:
     base = dict(device=label, considered=len(ft), rejected=int((~ft.fits).sum()))
     ok = ft[ft.fits]
     if ok.empty:
-        why = '; '.join(f"{r['name']}: {r.why_not}" for _, r in ft.iterrows()) or f"no bundle built for {str(device['os']).lower()}"
-        return dict(base, name=None, format=None, precision=None, quality=None, est_ms=None, accel=None, reason=f'nothing fits {label}: {why}')
+        why = ('; '.join(f"{r['name']}: {r.why_not}" for _, r in ft.iterrows())
+               or f"no bundle built for {str(device['os']).lower()}")
+        return dict(base, name=None, format=None, precision=None, quality=None, est_ms=None,
+                    accel=None, reason=f'nothing fits {label}: {why}')
     best = ok.loc[ok.quality.idxmax()]
-    pool = ok[ok.quality >= best.quality - policy.quality_tol_pt/100].assign(has_accel=lambda d: d.accel.notna())
-    pick = pool.sort_values(['has_accel', 'pref', 'est_ms', 'size_bytes'], ascending=[False, True, True, True]).iloc[0]
-    why = [f"phone-C {pick.quality:.1%}, " + ('the most accurate that fits' if pick['name'] == best['name'] else
-           f"within {policy.quality_tol_pt:g} pt of the most accurate that fits ({best['name']}, {best.quality:.1%})")]
+    pool = (ok[ok.quality >= best.quality - policy.quality_tol_pt/100]
+            .assign(has_accel=lambda d: d.accel.notna()))
+    pick = pool.sort_values(['has_accel', 'pref', 'est_ms', 'size_bytes'],
+                            ascending=[False, True, True, True]).iloc[0]
+    why = [f"phone-C {pick.quality:.1%}, "
+           + ('the most accurate that fits' if pick['name'] == best['name'] else
+              f"within {policy.quality_tol_pt:g} pt of the most accurate that fits "
+              f"({best['name']}, {best.quality:.1%})")]
     if _val(pick.accel): why.append(f"can reach the {pick.accel}")
-    why.append(f"est. {pick.est_ms:.3g} ms of {policy.budget.latency_ms:g} ms at {float(device['cpu_max_ghz']):g} GHz, peak ~{pick.peak_mib:.1f} of {pick.ram_limit_mib:,.0f} MiB")
+    why.append(f"est. {pick.est_ms:.3g} ms of {policy.budget.latency_ms:g} ms "
+               f"at {float(device['cpu_max_ghz']):g} GHz, "
+               f"peak ~{pick.peak_mib:.1f} of {pick.ram_limit_mib:,.0f} MiB")
     if base['rejected']:
-        r0 = ft[~ft.fits].iloc[0]; why.append(f"{base['rejected']} of {len(ft)} rejected, e.g. {r0['name']}: {r0.why_not}")
-    return dict(base, name=pick['name'], format=pick['format'], precision=pick['precision'], quality=float(pick.quality), est_ms=float(pick.est_ms),
+        r0 = ft[~ft.fits].iloc[0]
+        why.append(f"{base['rejected']} of {len(ft)} rejected, e.g. {r0['name']}: {r0.why_not}")
+    return dict(base, name=pick['name'], format=pick['format'], precision=pick['precision'],
+                quality=float(pick.quality), est_ms=float(pick.est_ms),
                 accel=_val(pick.accel), reason=f"{pick['name']}: " + '; '.join(why))
 
 # %% ../nbs/05_deployment.ipynb #f65fd249-1
@@ -711,10 +913,13 @@ def assign_catalog(cands:pd.DataFrame,     # candidate rows
                    policy:Policy           # budgets, host clock, formats, quality tolerance
                   )->pd.DataFrame:
     "The variant `select_variant` picks for every phone of the catalog, with the phone's OS, tier, RAM, clock and the reason."
-    ft = fit_table(cands, devices, policy); g = dict(list(ft.groupby('device', sort=False)))
+    ft = fit_table(cands, devices, policy)
+    g = dict(list(ft.groupby('device', sort=False)))
     empty = ft.iloc[:0]
-    rows = [dict(device=i, os=d['os'], tier=d['tier'], ram_gb=d['ram_gb'], cpu_max_ghz=d['cpu_max_ghz'], accelerator=d['accelerator'],
-                 **{k: v for k, v in _choose(g.get(i, empty), d, policy).items() if k != 'device'}) for i, d in devices.iterrows()]
+    rows = [dict(device=i, os=d['os'], tier=d['tier'], ram_gb=d['ram_gb'],
+                 cpu_max_ghz=d['cpu_max_ghz'], accelerator=d['accelerator'],
+                 **{k: v for k, v in _choose(g.get(i, empty), d, policy).items() if k != 'device'})
+            for i, d in devices.iterrows()]
     return pd.DataFrame(rows).set_index('device')
 
 # %% ../nbs/05_deployment.ipynb #e3c53f15
@@ -725,7 +930,8 @@ def bucket(device_id:str,   # the app's random install id (never a hardware id)
            salt:str         # the rollout's salt: model and candidate version
           )->int:
     "The rollout bucket (0 to 9999) of a phone: sha256 of the rollout's salt and the phone's install id; stable across calls, processes and machines."
-    return int.from_bytes(hashlib.sha256(f'{salt}:{device_id}'.encode()).digest()[:8], 'big') % BUCKETS
+    return int.from_bytes(hashlib.sha256(f'{salt}:{device_id}'.encode()).digest()[:8],
+                          'big') % BUCKETS
 
 # %% ../nbs/05_deployment.ipynb #e3c53f15-2
 def buckets(ids,        # install ids
@@ -754,7 +960,8 @@ def get_rollout(store,       # the bundle store folder
     p = rollout_path(store, model)
     if p.exists(): return json.loads(p.read_text())
     vs = versions(store, model)
-    return dict(model=model, stable=vs[-1] if vs else None, candidate=None, percent=0.0, salt=model, state='stable', reason=None, history=[])
+    return dict(model=model, stable=vs[-1] if vs else None, candidate=None, percent=0.0,
+                salt=model, state='stable', reason=None, history=[])
 
 # %% ../nbs/05_deployment.ipynb #a2c34a70-2
 def set_rollout(store,       # the bundle store folder
@@ -763,8 +970,10 @@ def set_rollout(store,       # the bundle store folder
                )->dict:
     "Change the rollout state of `model` (atomically) and log the change in its history."
     r = {**get_rollout(store, model), **changes, 'updated': now_iso()}
-    if r.get('candidate') and not changes.get('salt') and r['salt'] == model: r['salt'] = f"{model}:{r['candidate']}"
-    r['history'] = r.get('history', []) + [dict(time=r['updated'], percent=r['percent'], state=r['state'], reason=r.get('reason'))]
+    if r.get('candidate') and not changes.get('salt') and r['salt'] == model:
+        r['salt'] = f"{model}:{r['candidate']}"
+    r['history'] = r.get('history', []) + [dict(time=r['updated'], percent=r['percent'],
+                                                state=r['state'], reason=r.get('reason'))]
     atomic_write(rollout_path(store, model), dumps(r))
     return r
 
@@ -774,7 +983,9 @@ def assigned_version(rollout:dict,    # a rollout state (`get_rollout`)
                     )->tuple[str, str, int]:
     "(version, arm, bucket) for a phone under a rollout state: the candidate while rolling and the phone's bucket is in the stage, else the stable one."
     b = bucket(device_id, rollout['salt'])
-    if rollout.get('candidate') and rollout.get('state') == 'rolling' and in_stage(b, rollout['percent']): return rollout['candidate'], 'candidate', b
+    if (rollout.get('candidate') and rollout.get('state') == 'rolling'
+            and in_stage(b, rollout['percent'])):
+        return rollout['candidate'], 'candidate', b
     return rollout['stable'], 'stable', b
 
 # %% ../nbs/05_deployment.ipynb #a2c34a70-4
@@ -786,8 +997,12 @@ def store_controller(store,           # the bundle store folder the service read
                     ):
     "An `on_change(percent, state, reason)` that writes each step of a rollout to the store; a finished rollout makes the candidate the stable release."
     def on_change(percent:float, state:str, reason:str|None):
-        if state == 'done': set_rollout(store, model, stable=candidate, candidate=None, percent=100.0, state='done', reason=None, salt=salt)
-        else: set_rollout(store, model, stable=stable, candidate=candidate, percent=float(percent), state=state, reason=reason, salt=salt)
+        if state == 'done':
+            set_rollout(store, model, stable=candidate, candidate=None, percent=100.0, state='done',
+                        reason=None, salt=salt)
+        else:
+            set_rollout(store, model, stable=stable, candidate=candidate, percent=float(percent),
+                        state=state, reason=reason, salt=salt)
     return on_change
 
 # %% ../nbs/05_deployment.ipynb #6e3e980b
@@ -802,10 +1017,15 @@ def make_fleet(devices:pd.DataFrame,       # the phone catalog (index: catalog i
     rng = np.random.default_rng(seed)
     cat = devices.index.to_numpy()[rng.integers(0, len(devices), n)]
     a = assignment.reindex(cat)
-    return pd.DataFrame(dict(device_id=[f'{x:016x}' for x in rng.integers(0, 2**63, n)], catalog_id=cat, os=devices.os.reindex(cat).to_numpy(),
-                             tier=devices.tier.astype(str).reindex(cat).to_numpy(), ram_gb=devices.ram_gb.reindex(cat).to_numpy(),
-                             variant=a['name'].to_numpy(), est_ms=a.est_ms.to_numpy(dtype=float), quality=a.quality.to_numpy(dtype=float),
-                             user_effect=rng.normal(0, user_sd, n), rate=sessions_per_day*rng.gamma(2.0, 0.5, n), lat_factor=rng.lognormal(0, 0.25, n)))
+    return pd.DataFrame(dict(device_id=[f'{x:016x}' for x in rng.integers(0, 2**63, n)],
+                             catalog_id=cat, os=devices.os.reindex(cat).to_numpy(),
+                             tier=devices.tier.astype(str).reindex(cat).to_numpy(),
+                             ram_gb=devices.ram_gb.reindex(cat).to_numpy(),
+                             variant=a['name'].to_numpy(), est_ms=a.est_ms.to_numpy(dtype=float),
+                             quality=a.quality.to_numpy(dtype=float),
+                             user_effect=rng.normal(0, user_sd, n),
+                             rate=sessions_per_day*rng.gamma(2.0, 0.5, n),
+                             lat_factor=rng.lognormal(0, 0.25, n)))
 
 # %% ../nbs/05_deployment.ipynb #6e3e980b-1
 @dataclass
@@ -832,10 +1052,12 @@ def ratio_stats(y,    # per phone: events (kept predictions, crashes)
                 n     # per phone: sessions
                )->tuple[float, float]:
     "sum(y)/sum(n) over independent units (phones) and its variance by the delta method (sessions within a unit may be correlated)."
-    y, n = np.asarray(y, float), np.asarray(n, float); m = len(y)
+    y, n = np.asarray(y, float), np.asarray(n, float)
+    m = len(y)
     if m < 2 or n.sum() == 0: return float('nan'), float('nan')
     r, nb = y.sum()/n.sum(), n.mean()
-    return float(r), float((y.var(ddof=1) - 2*r*np.cov(y, n, ddof=1)[0, 1] + r*r*n.var(ddof=1))/(m*nb*nb))
+    return float(r), float((y.var(ddof=1) - 2*r*np.cov(y, n, ddof=1)[0, 1]
+                            + r*r*n.var(ddof=1))/(m*nb*nb))
 
 # %% ../nbs/05_deployment.ipynb #0b694d09-1
 def compare_rates(y_b, n_b,           # candidate arm: events and sessions per phone
@@ -843,13 +1065,18 @@ def compare_rates(y_b, n_b,           # candidate arm: events and sessions per p
                   conf:float=0.95     # the interval's confidence
                  )->dict:
     "B - A of a per-session rate: difference, `conf` interval and two-sided p-value per phone (delta method), and the naive per-session p-value."
-    rb, vb = ratio_stats(y_b, n_b); ra, va = ratio_stats(y_a, n_a)
-    d, se = rb - ra, math.sqrt(vb + va); h = stats.norm.ppf(0.5 + conf/2)*se
+    rb, vb = ratio_stats(y_b, n_b)
+    ra, va = ratio_stats(y_a, n_a)
+    d, se = rb - ra, math.sqrt(vb + va)
+    h = stats.norm.ppf(0.5 + conf/2)*se
     Yb, Nb, Ya, Na = float(np.sum(y_b)), float(np.sum(n_b)), float(np.sum(y_a)), float(np.sum(n_a))
     table = np.array([[Yb, Nb - Yb], [Ya, Na - Ya]])
-    naive_p = float(stats.chi2_contingency(table, correction=False)[1]) if (table.sum(0) > 0).all() else float('nan')
-    return dict(rate_a=ra, rate_b=rb, diff=d, se=se, ci_low=d - h, ci_high=d + h, conf=conf, p_value=float(2*stats.norm.sf(abs(d)/se)) if se > 0 else float('nan'),
-                naive_p_value=naive_p, phones_a=int(len(y_a)), phones_b=int(len(y_b)), sessions_a=int(Na), sessions_b=int(Nb))
+    naive_p = (float(stats.chi2_contingency(table, correction=False)[1])
+               if (table.sum(0) > 0).all() else float('nan'))
+    return dict(rate_a=ra, rate_b=rb, diff=d, se=se, ci_low=d - h, ci_high=d + h, conf=conf,
+                p_value=float(2*stats.norm.sf(abs(d)/se)) if se > 0 else float('nan'),
+                naive_p_value=naive_p, phones_a=int(len(y_a)), phones_b=int(len(y_b)),
+                sessions_a=int(Na), sessions_b=int(Nb))
 
 # %% ../nbs/05_deployment.ipynb #0b694d09-2
 def sample_ratio_p(n_b:int,         # phones in the candidate arm
@@ -887,13 +1114,16 @@ def simulate_rollout(fleet:pd.DataFrame,          # `make_fleet` phones (no vari
                     )->dict:
     "Roll a candidate out over `fleet` in `stages` (percent), checking `guard` after each stage: the outcome, a daily timeline and the checks."
     rng = np.random.default_rng(seed)
-    live = fleet[fleet.variant.notna()].reset_index(drop=True); n = len(live)
+    live = fleet[fleet.variant.notna()].reset_index(drop=True)
+    n = len(live)
     b = buckets(live.device_id, salt)
     hit = np.isin(live.tier, scenario.tiers) if scenario.tiers else np.ones(n, bool)
     q0, u, rate = live.quality.to_numpy(), live.user_effect.to_numpy(), live.rate.to_numpy()
     lat0 = (live.est_ms*live.lat_factor).to_numpy()
-    gated = [p for p in stages if p < 100]; a_stage = guard.alpha/max(1, len(gated))
-    out = dict(scenario=scenario.name, stages_reached=[], halted=False, halted_at=None, reason=None, final_percent=0.0)
+    gated = [p for p in stages if p < 100]
+    a_stage = guard.alpha/max(1, len(gated))
+    out = dict(scenario=scenario.name, stages_reached=[], halted=False, halted_at=None,
+               reason=None, final_percent=0.0)
     timeline, checks, ab, day = [], [], None, 0
     for s, pct in enumerate(tqdm(stages, desc=scenario.name, disable=not progress)):
         cand = in_stage(b, pct)
@@ -903,36 +1133,58 @@ def simulate_rollout(fleet:pd.DataFrame,          # `make_fleet` phones (no vari
         for _ in range(stage_days):
             ses = rng.poisson(rate)
             kept = rng.binomial(ses, np.clip(q0 + u + cand*scenario.quality_pt/100, 0.01, 0.99))
-            crashes = rng.binomial(ses, np.clip(base_crash_rate*np.where(cand & hit, scenario.crash_factor, 1.0), 0, 1))
+            crashes = rng.binomial(ses, np.clip(
+                base_crash_rate*np.where(cand & hit, scenario.crash_factor, 1.0), 0, 1))
             lat = lat0*rng.lognormal(0, 0.1, n)*np.where(cand & hit, scenario.latency_factor, 1.0)
-            for k, v in dict(sessions=ses, kept=kept, crashes=crashes, lat_sum=lat*(ses > 0), lat_days=ses > 0).items(): tot[k] += v
-            timeline.append(dict(day=day, percent=pct, phones_on_candidate=int(cand.sum()), crash_rate_candidate=rate_of('crashes', cand),
-                                 crash_rate_stable=rate_of('crashes', ~cand), kept_candidate=rate_of('kept', cand), kept_stable=rate_of('kept', ~cand)))
+            for k, v in dict(sessions=ses, kept=kept, crashes=crashes, lat_sum=lat*(ses > 0),
+                             lat_days=ses > 0).items():
+                tot[k] += v
+            timeline.append(dict(day=day, percent=pct, phones_on_candidate=int(cand.sum()),
+                                 crash_rate_candidate=rate_of('crashes', cand),
+                                 crash_rate_stable=rate_of('crashes', ~cand),
+                                 kept_candidate=rate_of('kept', cand),
+                                 kept_stable=rate_of('kept', ~cand)))
             day += 1
-        out['stages_reached'].append(pct); out['final_percent'] = pct
+        out['stages_reached'].append(pct)
+        out['final_percent'] = pct
         if pct >= 100:
             if on_change: on_change(pct, 'done', None)
             break
-        used = tot['sessions'] > 0; B, A = cand & used, ~cand & used
-        q = compare_rates(tot['kept'][B], tot['sessions'][B], tot['kept'][A], tot['sessions'][A], conf=1 - 2*a_stage)
-        c = compare_rates(tot['crashes'][B], tot['sessions'][B], tot['crashes'][A], tot['sessions'][A], conf=1 - 2*a_stage)
-        p90b, p90a = _p90_per_phone(tot['lat_sum'], tot['lat_days'], B), _p90_per_phone(tot['lat_sum'], tot['lat_days'], A)
+        used = tot['sessions'] > 0
+        B, A = cand & used, ~cand & used
+        q = compare_rates(tot['kept'][B], tot['sessions'][B],
+                          tot['kept'][A], tot['sessions'][A], conf=1 - 2*a_stage)
+        c = compare_rates(tot['crashes'][B], tot['sessions'][B],
+                          tot['crashes'][A], tot['sessions'][A], conf=1 - 2*a_stage)
+        p90b, p90a = (_p90_per_phone(tot['lat_sum'], tot['lat_days'], B),
+                      _p90_per_phone(tot['lat_sum'], tot['lat_days'], A))
         trips = []
         if q['ci_high'] < -guard.quality_margin_pt/100:
-            trips.append(f"quality proxy {100*q['diff']:+.2f} pt (at best {100*q['ci_high']:+.2f} pt; allowed loss {guard.quality_margin_pt:g} pt)")
+            trips.append(f"quality proxy {100*q['diff']:+.2f} pt "
+                         f"(at best {100*q['ci_high']:+.2f} pt; "
+                         f"allowed loss {guard.quality_margin_pt:g} pt)")
         if c['ci_low'] > guard.max_crash_increase:
-            trips.append(f"crash rate {100*c['rate_b']:.2f}% vs {100*c['rate_a']:.2f}% per session (at least +{100*c['ci_low']:.2f} pt)")
+            trips.append(f"crash rate {100*c['rate_b']:.2f}% vs {100*c['rate_a']:.2f}% per session "
+                         f"(at least +{100*c['ci_low']:.2f} pt)")
         if min(B.sum(), A.sum()) >= guard.min_devices and p90b/p90a - 1 > guard.max_p90_increase:
-            trips.append(f"latency p90 {p90b:.3g} ms vs {p90a:.3g} ms (+{p90b/p90a - 1:.0%}, allowed +{guard.max_p90_increase:.0%})")
-        ab = dict(compare_rates(tot['kept'][B], tot['sessions'][B], tot['kept'][A], tot['sessions'][A], conf=0.95), stage=s + 1, percent=pct,
+            trips.append(f"latency p90 {p90b:.3g} ms vs {p90a:.3g} ms "
+                         f"(+{p90b/p90a - 1:.0%}, allowed +{guard.max_p90_increase:.0%})")
+        ab = dict(compare_rates(tot['kept'][B], tot['sessions'][B],
+                                tot['kept'][A], tot['sessions'][A], conf=0.95),
+                  stage=s + 1, percent=pct,
                   sample_ratio_p=sample_ratio_p(int(cand.sum()), int((~cand).sum()), pct/100))
-        checks.append(dict(stage=s + 1, percent=pct, day=day, phones_candidate=int(B.sum()), phones_stable=int(A.sum()),
-                           quality_diff_pt=100*q['diff'], quality_bound_pt=100*q['ci_high'], ab_low_pt=100*ab['ci_low'], ab_high_pt=100*ab['ci_high'],
-                           crash_diff_pt=100*c['diff'], crash_bound_pt=100*c['ci_low'], p90_ratio=p90b/p90a, passed=not trips, trips='; '.join(trips) or None))
+        checks.append(dict(stage=s + 1, percent=pct, day=day, phones_candidate=int(B.sum()),
+                           phones_stable=int(A.sum()),
+                           quality_diff_pt=100*q['diff'], quality_bound_pt=100*q['ci_high'],
+                           ab_low_pt=100*ab['ci_low'], ab_high_pt=100*ab['ci_high'],
+                           crash_diff_pt=100*c['diff'], crash_bound_pt=100*c['ci_low'],
+                           p90_ratio=p90b/p90a, passed=not trips, trips='; '.join(trips) or None))
         if trips:
-            out.update(halted=True, halted_at=pct, final_percent=0.0, reason=f"stage {s + 1} ({pct:g}%): " + '; '.join(trips))
+            out.update(halted=True, halted_at=pct, final_percent=0.0,
+                       reason=f"stage {s + 1} ({pct:g}%): " + '; '.join(trips))
             if on_change: on_change(0.0, 'halted', out['reason'])
-            timeline += [dict(day=day + i, percent=0.0, phones_on_candidate=0) for i in range(stage_days)]    # rolled back
+            timeline += [dict(day=day + i, percent=0.0, phones_on_candidate=0)
+                         for i in range(stage_days)]    # rolled back
             break
     return dict(outcome=out, timeline=pd.DataFrame(timeline), checks=pd.DataFrame(checks), ab=ab)
 
@@ -940,8 +1192,12 @@ def simulate_rollout(fleet:pd.DataFrame,          # `make_fleet` phones (no vari
 class DeviceInfo(BaseModel):
     "What the app reports about its phone when it asks which model to run."
     model_config = ConfigDict(extra='forbid', allow_inf_nan=False)
-    device_id: str = Field(pattern=r'^[A-Za-z0-9_-]{8,64}$', description='random id made at install (never a hardware id): decides the rollout cohort')
-    catalog_id: str|None = Field(None, pattern=r'^[a-z0-9][a-z0-9-]{0,63}$', description='phone model id of the catalog: fills the fields not given')
+    device_id: str = Field(pattern=r'^[A-Za-z0-9_-]{8,64}$',
+                           description='random id made at install (never a hardware id): '
+                                       'decides the rollout cohort')
+    catalog_id: str|None = Field(None, pattern=r'^[a-z0-9][a-z0-9-]{0,63}$',
+                                 description='phone model id of the catalog: '
+                                             'fills the fields not given')
     os: Literal['ios', 'android']|None = None
     os_version: str|None = Field(None, pattern=r'^(\d{1,3}(\.\d{1,3}){0,2}|API \d{1,3})$')
     ram_gb: float|None = Field(None, gt=0, le=64)
@@ -959,9 +1215,12 @@ def device_row(info:DeviceInfo,               # what the phone reported
                devices:pd.DataFrame|None     # the catalog, for what it did not report
               )->pd.Series:
     "The phone as `select_variant` reads it: catalog values, overridden by what the phone reports."
-    d = dict(name='reported phone', os=None, os_at_launch='0', tier=None, ram_gb=None, cpu_max_ghz=None, accelerator=None)
+    d = dict(name='reported phone', os=None, os_at_launch='0', tier=None, ram_gb=None,
+             cpu_max_ghz=None, accelerator=None)
     if info.catalog_id is not None:
-        if devices is None or info.catalog_id not in devices.index: raise KeyError(f'unknown catalog_id {info.catalog_id!r}: send os, ram_gb and cpu_max_ghz instead')
+        if devices is None or info.catalog_id not in devices.index:
+            raise KeyError(f'unknown catalog_id {info.catalog_id!r}: '
+                           'send os, ram_gb and cpu_max_ghz instead')
         d.update(devices.loc[info.catalog_id].to_dict())
     rep = info.model_dump(exclude_none=True, exclude={'device_id', 'catalog_id'})
     if 'os' in rep: rep['os'] = {'ios': 'iOS', 'android': 'Android'}[rep['os']]
@@ -970,7 +1229,8 @@ def device_row(info:DeviceInfo,               # what the phone reported
     return pd.Series(d, name=info.catalog_id or 'reported')
 
 # %% ../nbs/05_deployment.ipynb #17250d2d
-MAX_BODY_BYTES = 1 << 20    # 1 MiB: four times a full telemetry batch of 500 events; more is refused unread
+# 1 MiB: four times a full telemetry batch of 500 events; more is refused unread
+MAX_BODY_BYTES = 1 << 20
 
 # %% ../nbs/05_deployment.ipynb #17250d2d-1
 class BodyLimit:
@@ -980,14 +1240,17 @@ class BodyLimit:
                 ): self.app, self.limit = app, limit
 
     def _too_large(self):
-        return JSONResponse({'detail': f'request body over {self.limit:,} bytes: send smaller batches'}, status_code=413)
+        return JSONResponse(
+            {'detail': f'request body over {self.limit:,} bytes: send smaller batches'},
+            status_code=413)
 
     async def __call__(self, scope, receive, send):
         if scope['type'] != 'http': return await self.app(scope, receive, send)
         n = dict(scope['headers']).get(b'content-length', b'0')
-        if not n.isdigit() or int(n) > self.limit: return await self._too_large()(scope, receive, send)
+        if not n.isdigit() or int(n) > self.limit:
+            return await self._too_large()(scope, receive, send)
         seen, over, started = 0, False, False
-        async def counted():                              # a body sent in chunks, without a length
+        async def counted():   # a body sent in chunks, without a length
             nonlocal seen, over
             m = await receive()
             seen += len(m.get('body', b''))
@@ -997,11 +1260,11 @@ class BodyLimit:
             return m
         async def guarded(m):
             nonlocal started
-            if over and not started: return           # the app's answer to a cut body is replaced below
+            if over and not started: return   # the app's answer to a cut body is replaced below
             started = True
             await send(m)
         try: await self.app(scope, counted, guarded)
-        except Exception:                                 # the app gave up on the cut body: answer for it
+        except Exception:   # the app gave up on the cut body: answer for it
             if not over: raise
         if over and not started: await self._too_large()(scope, receive, send)
 
@@ -1019,11 +1282,11 @@ def _bad(status:int, msg:str): raise HTTPException(status_code=status, detail=ms
 # %% ../nbs/05_deployment.ipynb #136cac79-1
 class StoreView:
     "What the delivery service reads from a store folder, with the caches that keep a request cheap."
-    def __init__(self, store,                         # the bundle store folder (`publish` writes it)
-                 devices:pd.DataFrame|None=None):     # the phone catalog (None: the bundled one)
+    def __init__(self, store,                       # the bundle store folder (`publish` writes it)
+                 devices:pd.DataFrame|None=None):   # the phone catalog (None: the bundled one)
         self.path = Path(store).resolve()
         self.devices = load_devices() if devices is None else devices
-        self.cache = {}                               # manifests by release, ETags by file, picks by phone model
+        self.cache = {}   # manifests by release, ETags by file, picks by phone model
 
 # %% ../nbs/05_deployment.ipynb #stv0a
 @patch
@@ -1036,7 +1299,9 @@ def policy(self:StoreView)->Policy:
 @patch
 def models(self:StoreView)->list[str]:
     "Models with at least one release in the store."
-    return sorted(p.name for p in self.path.iterdir() if p.is_dir() and versions(self.path, p.name)) if self.path.is_dir() else []
+    return (sorted(p.name for p in self.path.iterdir()
+                   if p.is_dir() and versions(self.path, p.name))
+            if self.path.is_dir() else [])
 
 # %% ../nbs/05_deployment.ipynb #stv0a-2
 @patch
@@ -1045,7 +1310,9 @@ def model_dir(self:StoreView, model:str   # a model name from a request
     "The model's folder; HTTP 400 for a name that is not plain, 404 for a model the store does not hold."
     try: check_name(model, 'model name')
     except ValueError as e: _bad(400, str(e))
-    if not versions(self.path, model): _bad(404, f"unknown model {model!r}: this service has {', '.join(self.models()) or 'no models'}")
+    if not versions(self.path, model):
+        _bad(404, f"unknown model {model!r}: "
+                  f"this service has {', '.join(self.models()) or 'no models'}")
     return self.path/model
 
 # %% ../nbs/05_deployment.ipynb #stv0c
@@ -1053,8 +1320,10 @@ def model_dir(self:StoreView, model:str   # a model name from a request
 def candidates(self:StoreView, model:str, version:str   # a release in the store
               )->tuple:
     "(stamp, candidate rows) of a release, re-read when a manifest changes."
-    stamp = tuple((d.name, (d/'manifest.json').stat().st_mtime_ns) for d in bundle_dirs(self.path, model, version))
-    if self.cache.get((model, version), (None,))[0] != stamp: self.cache[(model, version)] = (stamp, store_candidates(self.path, model, version))
+    stamp = tuple((d.name, (d/'manifest.json').stat().st_mtime_ns)
+                  for d in bundle_dirs(self.path, model, version))
+    if self.cache.get((model, version), (None,))[0] != stamp:
+        self.cache[(model, version)] = (stamp, store_candidates(self.path, model, version))
     return self.cache[(model, version)]
 
 # %% ../nbs/05_deployment.ipynb #stv0c-1
@@ -1062,7 +1331,8 @@ def candidates(self:StoreView, model:str, version:str   # a release in the store
 def etag(self:StoreView, p:Path   # a file of the store
         )->str:
     "The file's strong ETag: its quoted sha256, cached while its size and modification time stay."
-    st = p.stat(); k = (str(p), st.st_mtime_ns, st.st_size)
+    st = p.stat()
+    k = (str(p), st.st_mtime_ns, st.st_size)
     if k not in self.cache: self.cache[k] = f'"{sha256_file(p)}"'
     return self.cache[k]
 
@@ -1077,7 +1347,8 @@ def pick(self:StoreView, model:str, version:str,   # the release the phone's rol
     if k not in self.cache:
         if len(self.cache) > 20_000: self.cache.clear()
         pick = select_variant(cands, dev, self.policy())
-        self.cache[k] = (pick, [] if pick['name'] is None else read_manifest(self.path/model/version/pick['name'])['files'])
+        self.cache[k] = (pick, [] if pick['name'] is None
+                               else read_manifest(self.path/model/version/pick['name'])['files'])
     return self.cache[k]
 
 # %% ../nbs/05_deployment.ipynb #stv0e
@@ -1094,14 +1365,16 @@ def list_models(request:Request,   # the incoming request (its app holds the sto
                ):
     "Every model with its releases and rollout state."
     sv = _view(request)
-    return {m: dict(versions=versions(sv.path, m), rollout=get_rollout(sv.path, m)) for m in sv.models()}
+    return {m: dict(versions=versions(sv.path, m), rollout=get_rollout(sv.path, m))
+            for m in sv.models()}
 
 # %% ../nbs/05_deployment.ipynb #stv0e-3
 def model_info(model:str,         # model name from the URL (not plain: 400; not in the store: 404)
                request:Request,   # the incoming request (its app holds the store view)
               ):
     "One model's releases and rollout state."
-    sv = _view(request); sv.model_dir(model)
+    sv = _view(request)
+    sv.model_dir(model)
     return dict(model=model, versions=versions(sv.path, model), rollout=get_rollout(sv.path, model))
 
 # %% ../nbs/05_deployment.ipynb #stv0f
@@ -1110,17 +1383,23 @@ def assignment(model:str,         # model name from the URL (not plain: 400; not
                request:Request,   # the incoming request (store view, base URL of the file links)
               ):
     "The bundle this phone should run: its rollout arm's release, the variant `select_variant` picks, the files' URLs."
-    sv = _view(request); sv.model_dir(model)
+    sv = _view(request)
+    sv.model_dir(model)
     try: dev = device_row(info, sv.devices)
     except KeyError as e: _bad(422, e.args[0])
-    ro = get_rollout(sv.path, model); version, arm, b = assigned_version(ro, info.device_id)
-    if version not in versions(sv.path, model): _bad(409, f'rollout of {model!r} names version {version!r}, which is not in the store')
+    ro = get_rollout(sv.path, model)
+    version, arm, b = assigned_version(ro, info.device_id)
+    if version not in versions(sv.path, model):
+        _bad(409, f'rollout of {model!r} names version {version!r}, which is not in the store')
     pick, entries = sv.pick(model, version, dev)
     base = f"{request.base_url}v1/files/{model}/{version}/{pick['name']}/" if pick['name'] else None
-    files = [] if not base else [dict(path=e['path'], size_bytes=e['size_bytes'], sha256=e['sha256'], url=base + e['path']) for e in entries]
-    return dict(model=model, version=version, arm=arm, bucket=b, percent=ro.get('percent', 0.0) if arm == 'candidate' else None,
-                bundle=pick['name'], format=pick['format'], precision=pick['precision'], reason=pick['reason'],
-                manifest_url=base and base + 'manifest.json', signature_url=base and base + 'manifest.sig', files=files)
+    files = [] if not base else [dict(path=e['path'], size_bytes=e['size_bytes'],
+                                      sha256=e['sha256'], url=base + e['path']) for e in entries]
+    return dict(model=model, version=version, arm=arm, bucket=b,
+                percent=ro.get('percent', 0.0) if arm == 'candidate' else None,
+                bundle=pick['name'], format=pick['format'], precision=pick['precision'],
+                reason=pick['reason'], manifest_url=base and base + 'manifest.json',
+                signature_url=base and base + 'manifest.sig', files=files)
 
 # %% ../nbs/05_deployment.ipynb #stv0g
 def bundle_file(model:str,         # model name from the URL (not plain: 400; unknown: 404)
@@ -1132,18 +1411,24 @@ def bundle_file(model:str,         # model name from the URL (not plain: 400; un
     "One file of a bundle, with its ETag (304 when the phone has it) and byte ranges; nothing outside the store, nothing unlisted."
     sv = _view(request)
     try:
-        for v, what in [(model, 'model name'), (version, 'version'), (bundle, 'bundle name'), (filename, 'file name')]: check_name(v, what)
+        for v, what in [(model, 'model name'), (version, 'version'), (bundle, 'bundle name'),
+                        (filename, 'file name')]:
+            check_name(v, what)
     except ValueError as e: _bad(400, str(e))
     d = sv.model_dir(model)/version/bundle
     if not (d/'manifest.json').is_file(): _bad(404, f'no bundle {bundle!r} in {model} {version}')
     listed = {e['path'] for e in read_manifest(d)['files']} | {'manifest.json', 'manifest.sig'}
     if filename not in listed: _bad(404, f'{filename!r} is not a file of bundle {bundle!r}')
     p = (d/filename).resolve()
-    if not p.is_relative_to(sv.path) or not p.is_file(): _bad(404, f'{filename!r} is not a file of bundle {bundle!r}')
+    if not p.is_relative_to(sv.path) or not p.is_file():
+        _bad(404, f'{filename!r} is not a file of bundle {bundle!r}')
     tag = sv.etag(p)
-    if tag in [t.strip() for t in request.headers.get('if-none-match', '').split(',')]: return Response(status_code=304, headers={'ETag': tag})
-    return FileResponse(p, media_type='application/json' if filename.startswith('manifest.') else 'application/octet-stream',
-                        headers={'ETag': tag, 'Cache-Control': 'public, max-age=31536000, immutable'})
+    if tag in [t.strip() for t in request.headers.get('if-none-match', '').split(',')]:
+        return Response(status_code=304, headers={'ETag': tag})
+    return FileResponse(p, media_type='application/json' if filename.startswith('manifest.')
+                                      else 'application/octet-stream',
+                        headers={'ETag': tag,
+                                 'Cache-Control': 'public, max-age=31536000, immutable'})
 
 # %% ../nbs/05_deployment.ipynb #stv0h
 def make_app(store,                               # the bundle store folder
@@ -1161,7 +1446,8 @@ def make_app(store,                               # the bundle store folder
     app.add_api_route('/v1/models', list_models, methods=['GET'])
     app.add_api_route('/v1/models/{model}', model_info, methods=['GET'])
     app.add_api_route('/v1/models/{model}/assignment', assignment, methods=['POST'])
-    app.add_api_route('/v1/files/{model}/{version}/{bundle}/{filename:path}', bundle_file, methods=['GET', 'HEAD'])
+    app.add_api_route('/v1/files/{model}/{version}/{bundle}/{filename:path}', bundle_file,
+                      methods=['GET', 'HEAD'])
     for r in routers: app.include_router(r)
     return app
 
@@ -1174,21 +1460,31 @@ class LocalServer:
                 ):
         self.app, self.host, self.quiet = app, host, quiet
     def __enter__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)   # proto TCP: asyncio then sets TCP_NODELAY
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)                       # (without it, 40 ms per keep-alive request)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); self.sock.bind((self.host, 0))
-        self.port = self.sock.getsockname()[1]; self.url = f'http://{self.host}:{self.port}'
-        cfg = uvicorn.Config(self.app, log_config=None, log_level='critical' if self.quiet else 'info', access_log=not self.quiet, lifespan='off')
+        # proto TCP: asyncio then sets TCP_NODELAY
+        # (without it, 40 ms per keep-alive request)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((self.host, 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f'http://{self.host}:{self.port}'
+        cfg = uvicorn.Config(self.app, log_config=None,
+                             log_level='critical' if self.quiet else 'info',
+                             access_log=not self.quiet, lifespan='off')
         self.server = uvicorn.Server(cfg)
-        self.thread = threading.Thread(target=self.server.run, kwargs=dict(sockets=[self.sock]), daemon=True, name=f'uvicorn:{self.port}')
+        self.thread = threading.Thread(target=self.server.run, kwargs=dict(sockets=[self.sock]),
+                                       daemon=True, name=f'uvicorn:{self.port}')
         self.thread.start()
         t0 = time.monotonic()
         while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() - t0 > 20: raise RuntimeError(f'the server on {self.url} did not start')
+            if not self.thread.is_alive() or time.monotonic() - t0 > 20:
+                raise RuntimeError(f'the server on {self.url} did not start')
             time.sleep(0.01)
         return self
     def __exit__(self, *exc):
-        self.server.should_exit = True; self.thread.join(10); self.sock.close()
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
         if self.thread.is_alive(): raise RuntimeError(f'the server on {self.url} did not stop')
     def start(self): return self.__enter__()
     def stop(self): self.__exit__(None, None, None)
@@ -1202,11 +1498,14 @@ class NetworkFaults:
                  bytes_per_s:float|None=None,   # throttle, bytes/s (None or 0: full speed)
                  prefix:str='/v1/files/',       # only paths starting with this are affected
                 ):
-        self.app, self.cut_after, self.cuts, self.bytes_per_s, self.prefix = app, cut_after, cuts, bytes_per_s, prefix
+        self.app, self.cut_after, self.cuts, self.bytes_per_s, self.prefix = (
+            app, cut_after, cuts, bytes_per_s, prefix)
     async def __call__(self, scope, receive, send):
-        if scope['type'] != 'http' or not scope['path'].startswith(self.prefix): return await self.app(scope, receive, send)
+        if scope['type'] != 'http' or not scope['path'].startswith(self.prefix):
+            return await self.app(scope, receive, send)
         cut = None
-        if self.cut_after is not None and self.cuts > 0 and not scope['path'].endswith(('manifest.json', 'manifest.sig')):
+        if (self.cut_after is not None and self.cuts > 0
+                and not scope['path'].endswith(('manifest.json', 'manifest.sig'))):
             cut, self.cuts = self.cut_after, self.cuts - 1
         sent = 0
         async def faulty_send(msg):
@@ -1215,7 +1514,8 @@ class NetworkFaults:
                 body = msg.get('body', b'')
                 if cut is not None and sent + len(body) > cut:
                     await send({**msg, 'body': body[:cut - sent], 'more_body': True})
-                    raise ConnectionResetError(f'NetworkFaults: connection cut after {cut} bytes')   # uvicorn drops the connection
+                    # uvicorn drops the connection
+                    raise ConnectionResetError(f'NetworkFaults: connection cut after {cut} bytes')
                 sent += len(body)
                 if self.bytes_per_s: await asyncio.sleep(len(body)/self.bytes_per_s)
             await send(msg)
@@ -1228,14 +1528,17 @@ def serve(run_dir=None,           # a run with `artifacts/deployment/store` (def
          ):
     "Run the delivery service over a run's store (`artifacts/deployment/store`) with uvicorn until interrupted."
     store = RunDir(run_dir).path/'artifacts'/'deployment'/'store'
-    if not store.is_dir() or not any(versions(store, p.name) for p in store.iterdir() if p.is_dir()):
-        raise FileNotFoundError(f'no published model in {store}: run the Deployment chapter into {store.parents[2]} first')
+    if (not store.is_dir()
+            or not any(versions(store, p.name) for p in store.iterdir() if p.is_dir())):
+        raise FileNotFoundError(f'no published model in {store}: '
+                                f'run the Deployment chapter into {store.parents[2]} first')
     uvicorn.run(make_app(store), host=host, port=port)
 
 # %% ../nbs/05_deployment.ipynb #4357c8a1-3
 def app_from_env()->FastAPI:
     "An app factory for `uvicorn --factory`: the store of the run in `$MOBILEML_BOOK_RUN` (default runs/standalone)."
-    return make_app(RunDir(os.environ.get('MOBILEML_BOOK_RUN')).path/'artifacts'/'deployment'/'store')
+    return make_app(
+        RunDir(os.environ.get('MOBILEML_BOOK_RUN')).path/'artifacts'/'deployment'/'store')
 
 # %% ../nbs/05_deployment.ipynb #7493b37a
 class DownloadInterrupted(Exception):
@@ -1251,14 +1554,17 @@ def app_model_dir(app_dir,     # the app's data folder
                  )->Path: return Path(app_dir)/'models'/check_name(model, 'model name')
 
 # %% ../nbs/05_deployment.ipynb #7493b37a-3
-def _install_name(m:dict)->str: return f"{m['version']}-{m['bundle']}-{hashlib.sha256(canonical_json(m)).hexdigest()[:8]}"
+def _install_name(m:dict)->str:
+    return f"{m['version']}-{m['bundle']}-{hashlib.sha256(canonical_json(m)).hexdigest()[:8]}"
 
 # %% ../nbs/05_deployment.ipynb #7493b37a-4
 def _activate(app_dir, model:str, installed:Path, m:dict, keep:int=2):
     "Point the app at `installed` (one atomic write), then delete older installs beyond the `keep` newest."
     d = app_model_dir(app_dir, model)
-    atomic_write(d/'active.json', dumps(dict(path=installed.name, version=m['version'], bundle=m['bundle'], installed=now_iso())))
-    olds = sorted((p for p in (d/'installed').iterdir() if p.is_dir() and p != installed), key=lambda p: p.stat().st_mtime, reverse=True)
+    atomic_write(d/'active.json', dumps(dict(path=installed.name, version=m['version'],
+                                             bundle=m['bundle'], installed=now_iso())))
+    olds = sorted((p for p in (d/'installed').iterdir() if p.is_dir() and p != installed),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
     for p in olds[keep - 1:]: shutil.rmtree(p, ignore_errors=True)
 
 # %% ../nbs/05_deployment.ipynb #7493b37a-5
@@ -1270,7 +1576,8 @@ def active_bundle(app_dir,                      # the app's data folder
     "The model the app runs now, verified (None before any install): what the app calls at start."
     p = app_model_dir(app_dir, model)/'active.json'
     if not p.exists(): return None
-    return load_bundle(app_model_dir(app_dir, model)/'installed'/json.loads(p.read_text())['path'], public_key, content_key)
+    return load_bundle(app_model_dir(app_dir, model)/'installed'/json.loads(p.read_text())['path'],
+                       public_key, content_key)
 
 # %% ../nbs/05_deployment.ipynb #7493b37a-6
 def install_bundle(app_dir,                      # the app's data folder
@@ -1280,12 +1587,16 @@ def install_bundle(app_dir,                      # the app's data folder
                    content_key:bytes|None=None   # for encrypted files
                   )->Bundle:
     "Install a bundle folder into the app after verifying it (the model that ships inside the app, at first launch)."
-    b = load_bundle(src, public_key, content_key); d = app_model_dir(app_dir, model)/'installed'; d.mkdir(parents=True, exist_ok=True)
+    b = load_bundle(src, public_key, content_key)
+    d = app_model_dir(app_dir, model)/'installed'
+    d.mkdir(parents=True, exist_ok=True)
     dst = d/_install_name(b.manifest)
     if not dst.exists():
         tmp = Path(tempfile.mkdtemp(dir=d, prefix='.copy-'))
-        for f in ['manifest.json', 'manifest.sig'] + [e['path'] for e in b.manifest['files']]: shutil.copy2(Path(src)/f, tmp/f)
-        load_bundle(tmp, public_key, content_key); os.replace(tmp, dst)
+        for f in ['manifest.json', 'manifest.sig'] + [e['path'] for e in b.manifest['files']]:
+            shutil.copy2(Path(src)/f, tmp/f)
+        load_bundle(tmp, public_key, content_key)
+        os.replace(tmp, dst)
     _activate(app_dir, model, dst, b.manifest)
     return load_bundle(dst, public_key, content_key)
 
@@ -1294,35 +1605,47 @@ def _check(r:httpx.Response)->httpx.Response:
     if r.status_code >= 400:
         try: detail = r.json().get('detail')
         except ValueError: detail = r.text[:300]
-        raise ServiceError(f'{r.request.method} {r.request.url.path}: HTTP {r.status_code}: {detail}')
+        raise ServiceError(f'{r.request.method} {r.request.url.path}: '
+                           f'HTTP {r.status_code}: {detail}')
     return r
 
 # %% ../nbs/05_deployment.ipynb #0acefccf-1
-def _get_file(client:httpx.Client, url:str, part:Path, size:int, stop_after:int|None, count:list)->int:
+def _get_file(client:httpx.Client, url:str, part:Path, size:int, stop_after:int|None,
+              count:list)->int:
     "Download `url` into `part`, resuming from what is there; returns the offset it resumed from."
     have = part.stat().st_size if part.exists() else 0
     tag = part.with_name(part.name + '.etag')
-    if have > size or (have and not tag.exists()): part.unlink(); have = 0       # cannot be resumed safely: start over
+    if have > size or (have and not tag.exists()):   # cannot be resumed safely: start over
+        part.unlink()
+        have = 0
     if have == size: return have
     headers = {'Range': f'bytes={have}-', 'If-Range': tag.read_text()} if have else {}
     with client.stream('GET', url, headers=headers) as r:
         if r.status_code == 206:
             start = int(re.match(r'bytes (\d+)-', r.headers.get('content-range', '')).group(1))
-            if start != have: raise DownloadInterrupted(f'{url}: the server resumed at byte {start}, not {have}')
+            if start != have:
+                raise DownloadInterrupted(f'{url}: the server resumed at byte {start}, not {have}')
             mode = 'ab'
-        elif r.status_code == 200: have, mode = 0, 'wb'                       # the file changed (If-Range failed) or no range support
+        elif r.status_code == 200:   # the file changed (If-Range failed) or no range support
+            have, mode = 0, 'wb'
         else:
-            r.read(); _check(r); raise ServiceError(f'{url}: unexpected HTTP {r.status_code}')
+            r.read()
+            _check(r)
+            raise ServiceError(f'{url}: unexpected HTTP {r.status_code}')
         if r.headers.get('etag'): atomic_write(tag, r.headers['etag'])
         with open(part, mode) as f:
             try:
                 for chunk in r.iter_bytes():
                     if stop_after is not None and count[0] + len(chunk) >= stop_after:
-                        f.write(chunk[:stop_after - count[0]]); count[0] = stop_after
-                        raise DownloadInterrupted(f'stopped after {stop_after:,} bytes, as if the app had been closed')
-                    f.write(chunk); count[0] += len(chunk)
+                        f.write(chunk[:stop_after - count[0]])
+                        count[0] = stop_after
+                        raise DownloadInterrupted(f'stopped after {stop_after:,} bytes, '
+                                                  'as if the app had been closed')
+                    f.write(chunk)
+                    count[0] += len(chunk)
             except httpx.TransportError as e:
-                raise DownloadInterrupted(f'{url}: connection lost at byte {f.tell():,} of {size:,} ({type(e).__name__})') from e
+                raise DownloadInterrupted(f'{url}: connection lost at byte {f.tell():,} '
+                                          f'of {size:,} ({type(e).__name__})') from e
     return have
 
 # %% ../nbs/05_deployment.ipynb #0acefccf-2
@@ -1340,39 +1663,60 @@ def fetch_model(base_url:str,                  # the service's URL, e.g. 'http:/
     t0, own = time.perf_counter(), client is None
     client = client or httpx.Client(timeout=timeout, trust_env=False)
     try:
-        a = _check(client.post(f"{base_url.rstrip('/')}/v1/models/{model}/assignment", json=device)).json()
-        if a['bundle'] is None: return dict(status='no variant', reason=a['reason'], version=a['version'], arm=a['arm'])
-        body, sig = _check(client.get(a['manifest_url'])).content, _check(client.get(a['signature_url'])).content
-        m = verify_manifest(body, sig, public_key)                       # nothing is downloaded for a manifest we do not trust
+        a = _check(client.post(f"{base_url.rstrip('/')}/v1/models/{model}/assignment",
+                               json=device)).json()
+        if a['bundle'] is None:
+            return dict(status='no variant', reason=a['reason'], version=a['version'], arm=a['arm'])
+        body, sig = (_check(client.get(a['manifest_url'])).content,
+                     _check(client.get(a['signature_url'])).content)
+        # nothing is downloaded for a manifest we do not trust
+        m = verify_manifest(body, sig, public_key)
         if (m['model'], m['version'], m['bundle']) != (model, a['version'], a['bundle']):
-            raise BundleError(f"the service sent the manifest of {m['model']} {m['version']} {m['bundle']} for {model} {a['version']} {a['bundle']}")
-        d = app_model_dir(app_dir, model); name = _install_name(m); dst = d/'installed'/name
+            raise BundleError(f"the service sent the manifest of "
+                              f"{m['model']} {m['version']} {m['bundle']} "
+                              f"for {model} {a['version']} {a['bundle']}")
+        d = app_model_dir(app_dir, model)
+        name = _install_name(m)
+        dst = d/'installed'/name
         act = d/'active.json'
-        if dst.exists():                                                  # installed before (a rollback or a roll forward again): no download
+        if dst.exists():   # installed before (a rollback or a roll forward again): no download
             try: load_bundle(dst, public_key, content_key)
             except BundleError: shutil.rmtree(dst)
             else:
                 up = act.exists() and json.loads(act.read_text())['path'] == name
                 if not up: _activate(app_dir, model, dst, m)
-                return dict(status='up to date' if up else 'reactivated', bundle=m['bundle'], version=m['version'], arm=a['arm'], bytes=0,
+                return dict(status='up to date' if up else 'reactivated', bundle=m['bundle'],
+                            version=m['version'], arm=a['arm'], bytes=0,
                             resumed_from={}, seconds=time.perf_counter() - t0)
-        stage = d/'staging'/name; stage.mkdir(parents=True, exist_ok=True)
+        stage = d/'staging'/name
+        stage.mkdir(parents=True, exist_ok=True)
         count, resumed = [0], {}
         for e in m['files']:
             final = stage/e['path']
-            if final.exists() and final.stat().st_size == e['size_bytes'] and sha256_file(final) == e['sha256']: continue
+            if (final.exists() and final.stat().st_size == e['size_bytes']
+                    and sha256_file(final) == e['sha256']):
+                continue
             part = stage/(e['path'] + '.part')
             url = next(f['url'] for f in a['files'] if f['path'] == e['path'])
             resumed[e['path']] = _get_file(client, url, part, e['size_bytes'], stop_after, count)
             if sha256_file(part) != e['sha256']:
-                part.unlink(); part.with_name(part.name + '.etag').unlink(missing_ok=True)
-                raise BundleError(f"{e['path']}: downloaded bytes do not match the sha256 of the signed manifest: deleted, the current model stays active")
-            os.replace(part, final); part.with_name(part.name + '.etag').unlink(missing_ok=True)
-        (stage/'manifest.json').write_bytes(body); (stage/'manifest.sig').write_bytes(sig)
-        load_bundle(stage, public_key, content_key)                      # the whole bundle, once more, before it can become active
+                part.unlink()
+                part.with_name(part.name + '.etag').unlink(missing_ok=True)
+                raise BundleError(f"{e['path']}: downloaded bytes do not match "
+                                  "the sha256 of the signed manifest: "
+                                  "deleted, the current model stays active")
+            os.replace(part, final)
+            part.with_name(part.name + '.etag').unlink(missing_ok=True)
+        (stage/'manifest.json').write_bytes(body)
+        (stage/'manifest.sig').write_bytes(sig)
+        # the whole bundle, once more, before it can become active
+        load_bundle(stage, public_key, content_key)
         if dst.exists(): shutil.rmtree(stage)
-        else: dst.parent.mkdir(parents=True, exist_ok=True); os.replace(stage, dst)
+        else:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage, dst)
         _activate(app_dir, model, dst, m)
-        return dict(status='installed', bundle=m['bundle'], version=m['version'], arm=a['arm'], bytes=count[0], resumed_from=resumed, seconds=time.perf_counter() - t0)
+        return dict(status='installed', bundle=m['bundle'], version=m['version'], arm=a['arm'],
+                    bytes=count[0], resumed_from=resumed, seconds=time.perf_counter() - t0)
     finally:
         if own: client.close()

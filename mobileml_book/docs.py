@@ -4,7 +4,8 @@
 
 # %% ../nbs/07b_docs.ipynb #9d39a14e
 from __future__ import annotations
-import os, re, sys, json, ast, copy, html, shutil, argparse, importlib, subprocess, tempfile, warnings, configparser
+import os, re, sys, json, ast, copy, html, shutil, argparse, importlib, subprocess, \
+    tempfile, warnings, configparser
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -54,24 +55,29 @@ def nb_title(nb:dict,  # a notebook as JSON; ValueError when it has no `# Title`
 APPENDIX = 'Appendix: for maintainers'
 
 # %% ../nbs/07b_docs.ipynb #5e2df163-1
-def _nb_order(p:Path): return (0 if p.stem == 'index' else 1 if re.match(r'\d', p.name) else 2, p.name)
+def _nb_order(p:Path):
+    return (0 if p.stem == 'index' else 1 if re.match(r'\d', p.name) else 2, p.name)
 
 # %% ../nbs/07b_docs.ipynb #5e2df163-2
 def book_pages(root=None,  # the book's checkout; None: found from the working directory
               )->list[Page]:
     "Every page of the site in sidebar order: the one source of order and titles that both routes read."
-    cfg = book_config(root); nbs = Path(cfg['root'])/cfg.get('nbs_path', 'nbs')
+    cfg = book_config(root)
+    nbs = Path(cfg['root'])/cfg.get('nbs_path', 'nbs')
     appendix = set(cfg.get('appendix', '').split())   # settings.ini: notebooks for maintainers
     pages, mods = [], []
-    last = lambda p: (_nb_order(p)[0] + (0.5 if p.name in appendix else 0), p.name)   # the appendix after every chapter
-    for p in sorted((p for p in nbs.glob('*.ipynb') if not p.name.startswith(('_', '.'))), key=last):
+    # the appendix after every chapter
+    last = lambda p: (_nb_order(p)[0] + (0.5 if p.name in appendix else 0), p.name)
+    for p in sorted((p for p in nbs.glob('*.ipynb') if not p.name.startswith(('_', '.'))),
+                    key=last):
         nb = json.loads(p.read_text())
         mod = _default_exp(nb)
         section = APPENDIX if p.name in appendix else ['', 'Chapters', 'More'][_nb_order(p)[0]]
         pages.append(Page(site_name(p.name), nb_title(nb), section, 'notebook', p.name, mod))
         if mod: mods.append(mod)
     pages.append(Page('report', 'Run report', 'Reference', 'report'))
-    pages += [Page(f'api/{m}', f"{cfg['lib_name']}.{m}", 'Reference', 'api', module=m) for m in mods]
+    pages += [Page(f'api/{m}', f"{cfg['lib_name']}.{m}", 'Reference', 'api', module=m)
+              for m in mods]
     return pages
 
 # %% ../nbs/07b_docs.ipynb #6f6b2394
@@ -89,7 +95,8 @@ def quarto_sidebar(pages:list[Page],  # from `book_pages`, in sidebar order
     for sec, ps in _sections(pages).items():
         if sec: contents.append({'section': sec, 'contents': [item(p) for p in ps]})
         else: contents += [item(p) for p in ps]
-    return yaml.safe_dump({'website': {'sidebar': {'contents': contents}}}, sort_keys=False, allow_unicode=True)
+    return yaml.safe_dump({'website': {'sidebar': {'contents': contents}}}, sort_keys=False,
+                          allow_unicode=True)
 
 # %% ../nbs/07b_docs.ipynb #6f6b2394-2
 def myst_toctrees(pages:list[Page],  # from `book_pages`; the home page's section ('') gets none
@@ -115,7 +122,8 @@ def latest_book_run(root=None,  # the checkout whose runs/ is searched; None: fo
     "The newest run of `make book` (`runs/book-*`) whose steps all finished, or None."
     runs = Path(book_config(root)['root'])/'runs'
     done = [d for d in runs.glob('book-*') if _finished(d)]
-    return max(done, key=lambda d: json.loads((d/'status.json').read_text()).get('updated', ''), default=None)
+    return max(done, key=lambda d: json.loads((d/'status.json').read_text()).get('updated', ''),
+               default=None)
 
 # %% ../nbs/07b_docs.ipynb #7ed96a12-2
 def docs_run(run=None,    # run dir to show (needs notebooks/); None: latest book run, else a quick run
@@ -125,7 +133,8 @@ def docs_run(run=None,    # run dir to show (needs notebooks/); None: latest boo
     "The run the site shows: `run`, else the latest finished `make book` run, else a quick run made now (resumed when unchanged)."
     if run:
         run = Path(run)
-        if not (run/'notebooks').is_dir(): raise FileNotFoundError(f"--run {run}: not a run directory (it has no notebooks/)")
+        if not (run/'notebooks').is_dir():
+            raise FileNotFoundError(f"--run {run}: not a run directory (it has no notebooks/)")
         return run
     found = latest_book_run(root)
     if found:
@@ -141,9 +150,11 @@ from nbdev.processors import FilterDefaults, exec_show_docs, _ast_contains, _sho
 
 def _mixed(cell)->bool:
     "A code cell that imports and also computes (nbdev_docs would execute it, without the chapter's state)."
-    if cell.cell_type != 'code' or cell.directives_.keys() & {'export', 'exports', 'exporti', 'exec_doc'}: return False
+    if cell.cell_type != 'code' or cell.directives_.keys() & {'export', 'exports', 'exporti', 'exec_doc'}:
+        return False
     trees = cell.parsed_()
-    return bool(trees and _ast_contains(trees, (ast.Import, ast.ImportFrom)) and _ast_contains(trees, (ast.Expr, ast.Assign))
+    return bool(trees and _ast_contains(trees, (ast.Import, ast.ImportFrom))
+                and _ast_contains(trees, (ast.Expr, ast.Assign))
                 and not _show_docs(trees))
 
 # %% ../nbs/07b_docs.ipynb #acf343c2-1
@@ -155,7 +166,8 @@ class exec_show_docs_only(exec_show_docs):
 # %% ../nbs/07b_docs.ipynb #acf343c2-2
 class BookFilter(FilterDefaults):
     "nbdev's notebook processors, with `exec_show_docs_only` in place of `exec_show_docs`."
-    def base_procs(self): return [exec_show_docs_only if p is exec_show_docs else p for p in super().base_procs()]
+    def base_procs(self):
+        return [exec_show_docs_only if p is exec_show_docs else p for p in super().base_procs()]
 
 # %% ../nbs/07b_docs.ipynb #acf343c2-3
 def split_title_cell(nb:dict,  # a notebook as JSON; left as is (a changed copy is returned)
@@ -173,7 +185,8 @@ def split_title_cell(nb:dict,  # a notebook as JSON; left as is (a changed copy 
         if rest:
             nb = {**nb, 'cells': list(nb['cells'])}
             nb['cells'][i:i+1] = [{**c, 'source': '\n'.join(lines[:keep]).rstrip('\n')},
-                                  dict(cell_type='markdown', id=f"{c.get('id', 'title')}-rest", metadata={}, source=rest)]
+                                  dict(cell_type='markdown', id=f"{c.get('id', 'title')}-rest",
+                                       metadata={}, source=rest)]
         return nb
     return nb
 
@@ -203,7 +216,8 @@ def mixed_import_cells(root=None,  # the checkout whose notebooks are read; None
                       )->list[str]:
     "Cells of the book's notebooks that import and compute: nbdev_docs fails on them (split them, as nbdev's FAQ asks)."
     from nbdev.process import NBProcessor
-    cfg = book_config(root); out = []
+    cfg = book_config(root)
+    out = []
     for p in sorted((Path(cfg['root'])/cfg.get('nbs_path', 'nbs')).glob('*.ipynb')):
         for i, c in enumerate(NBProcessor(p).nb.cells):
             if _mixed(c): out.append(f"{p.name} cell {i}: {c.source.splitlines()[0]}")
@@ -224,7 +238,8 @@ def split_directives(src:str,  # a code cell's source; directives are read up to
     return dirs, '\n'.join(lines[i:]).strip('\n')
 
 # %% ../nbs/07b_docs.ipynb #4bb37dad
-CALLOUTS = ('note', 'tip', 'warning', 'caution', 'important')   # Quarto's callout kinds; all are Sphinx admonitions too
+# Quarto's callout kinds; all are Sphinx admonitions too
+CALLOUTS = ('note', 'tip', 'warning', 'caution', 'important')
 
 # %% ../nbs/07b_docs.ipynb #4bb37dad-1
 _re_fence = re.compile(r'^\s*(:{3,})\s*(\{[^}]*\}|[\w.-]+)?\s*$')
@@ -237,23 +252,32 @@ def callouts_to_myst(md:str,  # markdown with Quarto `:::` fenced divs, possibly
     depth = maxd = 0
     for l in lines:                                  # how deep do the fences nest?
         m = _re_fence.match(l)
-        if m and m.group(2): depth += 1; maxd = max(maxd, depth)
+        if m and m.group(2):
+            depth += 1
+            maxd = max(maxd, depth)
         elif m: depth = max(depth-1, 0)
     i = 0
     while i < len(lines):
-        l, m = lines[i], _re_fence.match(lines[i]); i += 1
-        if not m: out.append(l); continue
+        l, m = lines[i], _re_fence.match(lines[i])
+        i += 1
+        if not m:
+            out.append(l)
+            continue
         if not m.group(2):                           # a closing fence
             if stack and (c := stack.pop()): out.append(c)
             continue
         kind = re.search(r'\.callout-(\w+)', m.group(2))
-        if not kind or kind.group(1) not in CALLOUTS: stack.append(None); continue
+        if not kind or kind.group(1) not in CALLOUTS:
+            stack.append(None)
+            continue
         colons = ':' * (3 + maxd - len(stack) - 1)
         stack.append(colons)
         title = re.search(r'title\s*=\s*"([^"]*)"', m.group(2))
         while i < len(lines) and not lines[i].strip(): i += 1
-        if not title and i < len(lines) and (h := re.match(r'^#{1,6}\s+(.+?)\s*$', lines[i])): title, i = h, i+1
-        if title: out += [f'{colons}{{admonition}} {title.group(1)}', f':class: {kind.group(1)}', '']
+        if not title and i < len(lines) and (h := re.match(r'^#{1,6}\s+(.+?)\s*$', lines[i])):
+            title, i = h, i+1
+        if title:
+            out += [f'{colons}{{admonition}} {title.group(1)}', f':class: {kind.group(1)}', '']
         else: out += [f'{colons}{{{kind.group(1)}}}', '']
     return '\n'.join(out)
 
@@ -261,7 +285,8 @@ def callouts_to_myst(md:str,  # markdown with Quarto `:::` fenced divs, possibly
 def _retarget(target:str, anchors:dict|None)->str:
     "Point `page.html#name` where `name` is documented: that page, else an API page, else the top of the page."
     page, _, frag = target.partition('#')
-    if anchors is None or not frag or frag in anchors.get(page.removesuffix('.html'), ()): return target
+    if anchors is None or not frag or frag in anchors.get(page.removesuffix('.html'), ()):
+        return target
     api = [n for n, ids in anchors.items() if n.startswith('api/') and frag in ids]
     return f'{api[0]}.html#{frag}' if api else page
 
@@ -273,10 +298,14 @@ def doc_link_rewriter(doc_url:str,             # the published site's URL (doc_h
     "A function turning nbdev's links to the published site (`doc_url`) into site-relative HTML links (to documented anchors)."
     rx = re.compile(r'\[([^\]]+)\]\(' + re.escape(doc_url.rstrip('/') + '/') + r'([^)\s]+)\)')
     def fix(m):
-        inner = re.sub(r'`([^`]+)`', lambda c: f'<code>{html.escape(c.group(1))}</code>', m.group(1))
-        return f'<a href="{html.escape(prefix + _retarget(m.group(2), anchors))}" class="nbdev-link">{inner}</a>'
-    def rewrite(md):      # inside a code fence (a signature's docments) HTML shows as text: a link keeps its text only
-        return ''.join(rx.sub(lambda m: m.group(1), part) if part.startswith('```') else rx.sub(fix, part)
+        inner = re.sub(r'`([^`]+)`',
+                       lambda c: f'<code>{html.escape(c.group(1))}</code>', m.group(1))
+        return (f'<a href="{html.escape(prefix + _retarget(m.group(2), anchors))}" '
+                f'class="nbdev-link">{inner}</a>')
+    # inside a code fence (a signature's docments) HTML shows as text: a link keeps its text only
+    def rewrite(md):
+        return ''.join(rx.sub(lambda m: m.group(1), part) if part.startswith('```')
+                       else rx.sub(fix, part)
                        for part in re.split(r'(```.*?```)', md, flags=re.S))
     return rewrite
 
@@ -302,20 +331,25 @@ def clean_show_doc(md:str,  # one `show_doc` output's text/markdown
     "nbdev's `show_doc` markdown for MyST: no leading rule, the source link as HTML, nbdev's anchor on the heading, tight signature."
     md = re.sub(r'^\s*---\s*\n', '', md)
     md = re.sub(r'\[source\]\(([^)]+?)(?:#LNone)?\)\{[^}]*\}',
-                lambda m: f'<a href="{html.escape(m.group(1))}" class="nbdev-source" target="_blank">source</a>', md)
-    md = re.sub(r'```python\n\s*\n(.*?)\n\s*```', lambda m: '```python\n' + m.group(1).strip('\n') + '\n```', md, flags=re.S)
-    return re.sub(r'^(#{2,4}) (\S+)\s*$', lambda m: f'{m.group(1)} {m.group(2)}\n<span id="{html.escape(m.group(2).lower())}" '
-                  'class="nbdev-anchor"></span>', md, count=1, flags=re.M)
+                lambda m: f'<a href="{html.escape(m.group(1))}" class="nbdev-source" '
+                          f'target="_blank">source</a>', md)
+    md = re.sub(r'```python\n\s*\n(.*?)\n\s*```',
+                lambda m: '```python\n' + m.group(1).strip('\n') + '\n```', md, flags=re.S)
+    return re.sub(r'^(#{2,4}) (\S+)\s*$',
+                  lambda m: f'{m.group(1)} {m.group(2)}\n'
+                            f'<span id="{html.escape(m.group(2).lower())}" '
+                            'class="nbdev-anchor"></span>', md, count=1, flags=re.M)
 
 # %% ../nbs/07b_docs.ipynb #9a042c9f
 WIDGET_MIME = 'application/vnd.jupyter.widget-view+json'
 
 # %% ../nbs/07b_docs.ipynb #9a042c9f-1
-WIDGET_NOTE = ("*An interactive widget sits here when the notebook runs in JupyterLab (`make lab`): "
-               "it calls Python, so a static page cannot run it.*")
+WIDGET_NOTE = ("*An interactive widget sits here when the notebook runs in JupyterLab "
+               "(`make lab`): it calls Python, so a static page cannot run it.*")
 
 # %% ../nbs/07b_docs.ipynb #9a042c9f-2
-PROGRESS_RE = re.compile(r'\[\d+:\d\d(?::\d\d)?(?:<[^,\]]*)?,\s*[^\]]*(?:/s|s/\w+)\]')   # tqdm's `[00:01<01:13, 2.00it/s]`
+# tqdm's `[00:01<01:13, 2.00it/s]`
+PROGRESS_RE = re.compile(r'\[\d+:\d\d(?::\d\d)?(?:<[^,\]]*)?,\s*[^\]]*(?:/s|s/\w+)\]')
 
 # %% ../nbs/07b_docs.ipynb #9a042c9f-3
 def is_progress_bar(o:dict,   # one cell output, as nbformat stores it
@@ -324,7 +358,8 @@ def is_progress_bar(o:dict,   # one cell output, as nbformat stores it
     d = o.get('data', {})
     if WIDGET_MIME in d: return bool(PROGRESS_RE.search(''.join(d.get('text/plain', ''))))
     if o.get('output_type') == 'stream' and o.get('name') == 'stderr':
-        lines = [l for l in ''.join(o.get('text', '')).replace('\r', '\n').splitlines() if l.strip()]
+        lines = [l for l in ''.join(o.get('text', '')).replace('\r', '\n').splitlines()
+                 if l.strip()]
         return bool(lines) and all(PROGRESS_RE.search(l) for l in lines)
     return False
 
@@ -332,12 +367,14 @@ def is_progress_bar(o:dict,   # one cell output, as nbformat stores it
 def _output(o:dict, links, asis:bool)->dict|None:
     o, d = copy.deepcopy(o), o.get('data', {})
     if is_progress_bar(o): return None          # a static page has no use for a finished bar
-    if WIDGET_MIME in d: return dict(output_type='display_data', metadata={}, data={'text/markdown': WIDGET_NOTE})
+    if WIDGET_MIME in d:
+        return dict(output_type='display_data', metadata={}, data={'text/markdown': WIDGET_NOTE})
     if 'text/markdown' in d:
         t = ''.join(d['text/markdown'])
         o['data']['text/markdown'] = links(clean_show_doc(t) if '[source](' in t else t)
     if asis and o.get('output_type') == 'stream':
-        return dict(output_type='display_data', metadata={}, data={'text/markdown': links(''.join(o['text']))})
+        return dict(output_type='display_data', metadata={},
+                    data={'text/markdown': links(''.join(o['text']))})
     return o
 
 # %% ../nbs/07b_docs.ipynb #9a042c9f-5
@@ -367,10 +404,11 @@ def myst_notebook(nb:dict,              # from `nbdev_process`
             if dirs.get('echo') == 'false' or not code.strip(): tags.append('remove-input')
             if dirs.get('output') == 'false': tags.append('remove-output')
             if dirs.get('code-fold') == 'true': tags.append('hide-input')
-            outs = [r for o in c.get('outputs', []) if (r := _output(o, links, dirs.get('output') == 'asis')) is not None]
+            outs = [r for o in c.get('outputs', [])
+                    if (r := _output(o, links, dirs.get('output') == 'asis')) is not None]
             if not code.strip() and not outs: continue
-            c = dict(cell_type='code', execution_count=c.get('execution_count'), source=code, outputs=outs,
-                     metadata={'tags': tags} if tags else {})
+            c = dict(cell_type='code', execution_count=c.get('execution_count'), source=code,
+                     outputs=outs, metadata={'tags': tags} if tags else {})
         c['id'] = f'c{i}'
         cells.append(c)
     meta = {k: v for k, v in nb.get('metadata', {}).items() if k in ('kernelspec', 'language_info')}
@@ -384,45 +422,58 @@ def api_markdown(module:str,             # a module of the library, e.g. 'rundir
                 )->str:
     "The API page of one module: `show_doc` of every exported function and class (and its public methods), constants in a table."
     from nbdev.showdoc import show_doc
-    cfg = book_config(root); lib = cfg['lib_name']
+    cfg = book_config(root)
+    lib = cfg['lib_name']
     if str(cfg['root']) not in sys.path: sys.path.insert(0, str(cfg['root']))
     mod = importlib.import_module(f'{lib}.{module}')
     syms = importlib.import_module(f'{lib}._modidx').d['syms'].get(f'{lib}.{module}', {})
     clean = clean_show_doc if myst else (lambda s: s)
     parts = [f'# {lib}.{module}', (mod.__doc__ or '').strip()]
-    if chapter: parts.append(f'Taught in the chapter <a href="../{chapter.name}.html">{html.escape(chapter.title)}</a>. '
-                             f'Use it with `from {lib}.{module} import *`.')
+    if chapter:
+        parts.append(f'Taught in the chapter '
+                     f'<a href="../{chapter.name}.html">{html.escape(chapter.title)}</a>. '
+                     f'Use it with `from {lib}.{module} import *`.')
     consts = []
     for name in getattr(mod, '__all__', []):
         obj = getattr(mod, name)
         if not callable(obj):
-            r = repr(obj); r = r if len(r) <= 80 else r[:77] + '...'
-            consts.append(f"| `{name}` | `{r.replace('|', '&#124;')}` |"); continue
+            r = repr(obj)
+            r = r if len(r) <= 80 else r[:77] + '...'
+            consts.append(f"| `{name}` | `{r.replace('|', '&#124;')}` |")
+            continue
         parts.append(clean(show_doc(obj, title_level=2)._repr_markdown_()))
         if isinstance(obj, type):
             pre = f'{lib}.{module}.{name}.'
-            for m in [k[len(pre):] for k in syms if k.startswith(pre) and not k[len(pre):].startswith('_')]:
-                parts.append(clean(show_doc(getattr(obj, m), title_level=3, name=f'{name}.{m}')._repr_markdown_()))
+            for m in [k[len(pre):] for k in syms
+                      if k.startswith(pre) and not k[len(pre):].startswith('_')]:
+                parts.append(clean(show_doc(getattr(obj, m), title_level=3,
+                                            name=f'{name}.{m}')._repr_markdown_()))
     if consts: parts.append('## Constants\n\n| name | value |\n|---|---|\n' + '\n'.join(consts))
     return '\n\n'.join(p for p in parts if p) + '\n'
 
 # %% ../nbs/07b_docs.ipynb #4219fcb6
-REPORT_CSS = ('.mobileml-report table{border-collapse:collapse;margin:.5em 0}.mobileml-report td,.mobileml-report th'
-              '{border:1px solid #ccc;padding:3px 8px;text-align:left}.mobileml-report .done{color:green}'
-              '.mobileml-report .failed{color:#b00;font-weight:bold}.mobileml-report img{max-width:100%}')
+REPORT_CSS = ('.mobileml-report table{border-collapse:collapse;margin:.5em 0}'
+              '.mobileml-report td,.mobileml-report th'
+              '{border:1px solid #ccc;padding:3px 8px;text-align:left}'
+              '.mobileml-report .done{color:green}'
+              '.mobileml-report .failed{color:#b00;font-weight:bold}'
+              '.mobileml-report img{max-width:100%}')
 
 # %% ../nbs/07b_docs.ipynb #4219fcb6-1
 def report_markdown(run,             # run directory; without a report.html the page says so
                     myst:bool=True,  # a MyST `{raw} html` block (Sphinx); False: Quarto's `{=html}`
                    )->str:
     "The run's `report.html` as a markdown page: its body as raw HTML, with a link to the stand-alone file."
-    run = Path(run); f = run/'report.html'
+    run = Path(run)
+    f = run/'report.html'
     page = f.read_text() if f.exists() else '<body><p>This run has no report.html yet.</p></body>'
     body = re.search(r'<body[^>]*>(.*)</body>', page, re.S)
-    body = re.sub(r'<h1[^>]*>(.*?)</h1>', r'<p class="report-title"><b>\1</b></p>', body.group(1) if body else page, flags=re.S)
+    body = re.sub(r'<h1[^>]*>(.*?)</h1>', r'<p class="report-title"><b>\1</b></p>',
+                  body.group(1) if body else page, flags=re.S)
     raw = f'<style>{REPORT_CSS}</style>\n<div class="mobileml-report">\n{body.strip()}\n</div>'
-    head = (f'# Run report\n\nThe one-page report of the pipeline run `{run.name}` that this site shows, '
-            f'as `mobileml-book run` wrote it (<a href="run/report.html">stand-alone page</a>).\n\n')
+    head = (f'# Run report\n\nThe one-page report of the pipeline run `{run.name}` that this site '
+            f'shows, as `mobileml-book run` wrote it '
+            f'(<a href="run/report.html">stand-alone page</a>).\n\n')
     return head + (f'```{{raw}} html\n{raw}\n```\n' if myst else f'```{{=html}}\n{raw}\n```\n')
 
 # %% ../nbs/07b_docs.ipynb #c8bad5f6
@@ -437,27 +488,36 @@ div.cell_output div.output.stream pre{white-space:pre-wrap;overflow-wrap:anywher
 """
 
 # %% ../nbs/07b_docs.ipynb #c8bad5f6-1
-FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect x="8" y="2" width="16" height="28" rx="3" fill="#1f5fa6"/>'
-           '<rect x="10" y="6" width="12" height="18" fill="#fff"/><circle cx="16" cy="27" r="1.5" fill="#fff"/></svg>')
+FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">'
+           '<rect x="8" y="2" width="16" height="28" rx="3" fill="#1f5fa6"/>'
+           '<rect x="10" y="6" width="12" height="18" fill="#fff"/>'
+           '<circle cx="16" cy="27" r="1.5" fill="#fff"/></svg>')
 
 # %% ../nbs/07b_docs.ipynb #c8bad5f6-2
 def sphinx_conf(cfg:dict,  # from `book_config`: lib_name, title, author, doc_host, git_url, ...
                )->dict:
     "The Sphinx configuration of the site, from settings.ini (written as conf.py into the staging folder)."
     title = cfg.get('title', cfg['lib_name'])
-    return dict(project=title, author=cfg.get('author', ''), copyright=cfg.get('copyright', ''), language='en',
-        extensions=['myst_nb', 'sphinx.ext.githubpages', 'mobileml_book.docs'],   # the last: `setup` below
+    return dict(project=title, author=cfg.get('author', ''), copyright=cfg.get('copyright', ''),
+        language='en',
+        # the last: `setup` below
+        extensions=['myst_nb', 'sphinx.ext.githubpages', 'mobileml_book.docs'],
         html_theme='sphinx_book_theme', html_title=title, html_favicon='_static/favicon.svg',
         html_baseurl=cfg.get('doc_host', '') + cfg.get('doc_baseurl', '') + '/',
-        html_theme_options=dict(repository_url=cfg.get('git_url', ''), use_repository_button=bool(cfg.get('git_url')),
+        html_theme_options=dict(repository_url=cfg.get('git_url', ''),
+                                use_repository_button=bool(cfg.get('git_url')),
                                 home_page_in_toc=True, show_toc_level=2),
-        html_context=dict(default_mode='light'),       # without it the theme logs an error in the console on first visit
-        html_math_renderer='mathtext',                  # formulas as SVG drawn at build time: no MathJax, no CDN
+        # without it the theme logs an error in the console on first visit
+        html_context=dict(default_mode='light'),
+        # formulas as SVG drawn at build time: no MathJax, no CDN
+        html_math_renderer='mathtext',
         html_static_path=['_static'], html_css_files=['book.css'], html_extra_path=['_extra'],
-        html_copy_source=True, html_show_sourcelink=False,   # the theme's download button offers the executed .ipynb
+        # the theme's download button offers the executed .ipynb
+        html_copy_source=True, html_show_sourcelink=False,
         nb_execution_mode='off',                       # the outputs are the run's: never re-execute
         nb_render_markdown_format='myst', nb_ipywidgets_js={}, nb_merge_streams=True,
-        myst_enable_extensions=['colon_fence', 'attrs_block', 'dollarmath'],   # equations as $...$; prices are written US\$
+        # equations as $...$; prices are written US\$
+        myst_enable_extensions=['colon_fence', 'attrs_block', 'dollarmath'],
         exclude_patterns=['_build', '_extra', '**.ipynb_checkpoints'],
         suppress_warnings=['myst.header', 'mystnb.unknown_mime_type', 'misc.highlighting_failure'])
 
@@ -470,7 +530,9 @@ def math_svg(tex:str,               # one formula in TeX, without the dollar sig
     from matplotlib.font_manager import FontProperties
     from matplotlib.mathtext import math_to_image
     buf, alt = io.BytesIO(), html.escape(tex, quote=True)
-    try: math_to_image(f'${tex.strip()}$', buf, prop=FontProperties(size=15 if display else 11), format='svg')
+    try:
+        math_to_image(f'${tex.strip()}$', buf, prop=FontProperties(size=15 if display else 11),
+                      format='svg')
     except ValueError: return f'<code class="math-tex">{alt}</code>'
     src = 'data:image/svg+xml;base64,' + base64.b64encode(buf.getvalue()).decode()
     return f'<img class="math-svg{" display" if display else ""}" src="{src}" alt="{alt}">'
@@ -506,9 +568,13 @@ def _run_note(run:Path|None, executed:bool, step:bool)->str:
     if executed:
         prm = run/'params.yaml'
         prof = (yaml.safe_load(prm.read_text()) or {}).get('profile', '?') if prm.exists() else '?'
-        return f"Outputs from the pipeline run `{run.name}` (profile `{prof}`); its scorecard is on the [run report](report.md) page."
-    if step: return f"This chapter has no executed notebook in the run `{run.name if run else '-'}`: the page shows its source."
-    return "This chapter is not a pipeline step: the page shows its code; open it in JupyterLab (`make lab`) to run it."
+        return (f"Outputs from the pipeline run `{run.name}` (profile `{prof}`); its scorecard "
+                f"is on the [run report](report.md) page.")
+    if step:
+        return (f"This chapter has no executed notebook in the run `{run.name if run else '-'}`: "
+                f"the page shows its source.")
+    return ("This chapter is not a pipeline step: the page shows its code; open it in JupyterLab "
+            "(`make lab`) to run it.")
 
 # %% ../nbs/07b_docs.ipynb #0caa4dcd-2
 def stage_sphinx(stage,       # folder for the site's sources; deleted and rewritten
@@ -517,46 +583,58 @@ def stage_sphinx(stage,       # folder for the site's sources; deleted and rewri
                  log=print,   # called with each warning line (a str)
                 )->list[Page]:
     "Write the site's sources into `stage` (emptied first); returns the pages."
-    cfg = book_config(root); root = Path(cfg['root']); nbs = root/cfg.get('nbs_path', 'nbs')
+    cfg = book_config(root)
+    root = Path(cfg['root'])
+    nbs = root/cfg.get('nbs_path', 'nbs')
     stage, run = Path(stage), Path(run) if run else None
     pages = book_pages(root)
     if stage.exists(): shutil.rmtree(stage)
-    (stage/'_static').mkdir(parents=True); (stage/'_extra'/'run').mkdir(parents=True)
+    (stage/'_static').mkdir(parents=True)
+    (stage/'_extra'/'run').mkdir(parents=True)
     for d in nbs.iterdir():                          # images and other files the notebooks use
         if d.is_dir() and not d.name.startswith(('_', '.')): shutil.copytree(d, stage/d.name)
     names = {p.src: p.name for p in pages if p.kind == 'notebook'}
     by_mod = {p.module: p for p in pages if p.kind == 'notebook' and p.module}
     doc_url = cfg.get('doc_host', '') + cfg.get('doc_baseurl', '')
     content, anchors, notes = {}, {}, {}
-    for p in pages:                                  # first pass: process, and collect the anchors each page documents
+    # first pass: process, and collect the anchors each page documents
+    for p in pages:
         if p.kind == 'notebook':
             executed = run/'notebooks'/p.src if run else None
             src = executed if executed and executed.exists() else nbs/p.src
             step = _has_parameters(json.loads((nbs/p.src).read_text()))
-            if step and src != executed: log(f"docs: warning: {p.src} is missing from the run; its page shows the source")
+            if step and src != executed:
+                log(f"docs: warning: {p.src} is missing from the run; its page shows the source")
             notes[p.name] = None if p.name == 'index' else _run_note(run, src == executed, step)
             content[p.name] = nb = nbdev_process(src, root)
-            anchors[p.name] = doc_anchors('\n'.join(''.join(o.get('data', {}).get('text/markdown', ''))
-                                                     for c in nb['cells'] for o in c.get('outputs', [])))
+            anchors[p.name] = doc_anchors('\n'.join(
+                ''.join(o.get('data', {}).get('text/markdown', ''))
+                for c in nb['cells'] for o in c.get('outputs', [])))
         elif p.kind == 'api':
             content[p.name] = api_markdown(p.module, root, by_mod.get(p.module))
             anchors[p.name] = doc_anchors(content[p.name])
-    for p in pages:                                  # second pass: write the pages, links pointing at documented anchors
+    # second pass: write the pages, links pointing at documented anchors
+    for p in pages:
         prefix = '../' * p.name.count('/')
         links = _chain(doc_link_rewriter(doc_url, prefix, anchors), nb_link_rewriter(names, prefix))
         if p.kind == 'notebook':
             nb = myst_notebook(content[p.name], links, notes[p.name])
-            if p.name == 'index': nb['cells'].append(dict(cell_type='markdown', id='toc', metadata={}, source=myst_toctrees(pages)))
+            if p.name == 'index':
+                nb['cells'].append(dict(cell_type='markdown', id='toc', metadata={},
+                                        source=myst_toctrees(pages)))
             (stage/f'{p.name}.ipynb').write_text(json.dumps(nb))
         elif p.kind == 'api':
             (stage/p.name).parent.mkdir(parents=True, exist_ok=True)
             (stage/f'{p.name}.md').write_text(links(content[p.name]))
         elif p.kind == 'report':
-            (stage/'report.md').write_text(report_markdown(run) if run else '# Run report\n\nThis site was built without a run.\n')
-            if run and (run/'report.html').exists(): shutil.copy(run/'report.html', stage/'_extra'/'run'/'report.html')
+            (stage/'report.md').write_text(report_markdown(run) if run else
+                                           '# Run report\n\nThis site was built without a run.\n')
+            if run and (run/'report.html').exists():
+                shutil.copy(run/'report.html', stage/'_extra'/'run'/'report.html')
     (stage/'_static'/'book.css').write_text(SITE_CSS)
     (stage/'_static'/'favicon.svg').write_text(FAVICON)
-    (stage/'conf.py').write_text('# generated by mobileml_book.docs (nbs/07b_docs.ipynb): change `sphinx_conf` there\n' +
+    (stage/'conf.py').write_text('# generated by mobileml_book.docs (nbs/07b_docs.ipynb): '
+                                 'change `sphinx_conf` there\n' +
                                  ''.join(f'{k} = {v!r}\n' for k, v in sphinx_conf(cfg).items()))
     return pages
 
@@ -567,10 +645,13 @@ def build_sphinx(stage,       # the folder `stage_sphinx` wrote
                 )->Path:
     "Run Sphinx on the staged sources into `out`; Sphinx's warnings are printed."
     stage, out = Path(stage), Path(out)
-    cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-q', '-d', str(stage/'.doctrees'), str(stage), str(out)]
-    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
+    cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-q', '-d', str(stage/'.doctrees'),
+           str(stage), str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True,
+                       env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
     if r.stderr.strip(): log(r.stderr.strip())
-    if r.returncode: raise RuntimeError(f"sphinx failed (exit {r.returncode}); its messages are above")
+    if r.returncode:
+        raise RuntimeError(f"sphinx failed (exit {r.returncode}); its messages are above")
     return out
 
 # %% ../nbs/07b_docs.ipynb #2074a4ca
@@ -580,14 +661,18 @@ def stage_quarto(stage,       # folder for the copy of the book; deleted and rew
                  log=print,   # called with one line: what was staged where
                 )->list[Page]:
     "A copy of the book in `stage` for `nbdev_docs`: executed chapters from `run`, root `_quarto.yml`, generated sidebar and pages."
-    cfg = book_config(root); root = Path(cfg['root']); nbs_rel = cfg.get('nbs_path', 'nbs')
+    cfg = book_config(root)
+    root = Path(cfg['root'])
+    nbs_rel = cfg.get('nbs_path', 'nbs')
     stage, run = Path(stage), Path(run) if run else None
     pages = book_pages(root)
     if stage.exists(): shutil.rmtree(stage)
-    skip = shutil.ignore_patterns('_proc', '_docs', '.ipynb_checkpoints', '__pycache__', 'sidebar.yml', 'nbdev.yml', '_quarto.yml')
+    skip = shutil.ignore_patterns('_proc', '_docs', '.ipynb_checkpoints', '__pycache__',
+                                  'sidebar.yml', 'nbdev.yml', '_quarto.yml')
     shutil.copytree(root/nbs_rel, stage/nbs_rel, ignore=skip)
     shutil.copytree(root/cfg['lib_name'], stage/cfg['lib_name'], ignore=skip)
-    cp = configparser.ConfigParser(interpolation=None); cp.read(root/'settings.ini')
+    cp = configparser.ConfigParser(interpolation=None)
+    cp.read(root/'settings.ini')
     cp['DEFAULT']['custom_sidebar'] = 'True'
     with open(stage/'settings.ini', 'w') as f: cp.write(f)
     nbs = stage/nbs_rel
@@ -600,11 +685,16 @@ def stage_quarto(stage,       # folder for the copy of the book; deleted and rew
             (nbs/p.src).write_text(json.dumps(split_title_cell(json.loads(src.read_text())), indent=1))
         elif p.kind == 'api':
             (nbs/p.name).parent.mkdir(parents=True, exist_ok=True)
-            (nbs/f'{p.name}.md').write_text(api_markdown(p.module, root, by_mod.get(p.module), myst=False))
+            (nbs/f'{p.name}.md').write_text(api_markdown(p.module, root, by_mod.get(p.module),
+                                                         myst=False))
         elif p.kind == 'report':
-            (nbs/'report.md').write_text(report_markdown(run, myst=False) if run else '# Run report\n\nThis site was built without a run.\n')
-            if run and (run/'report.html').exists(): (nbs/'run').mkdir(exist_ok=True); shutil.copy(run/'report.html', nbs/'run'/'report.html')
-    log(f"docs: staged {len(pages)} pages for nbdev_docs in {stage}" + (f" (executed chapters of {run})" if run else ' (sources only)'))
+            (nbs/'report.md').write_text(report_markdown(run, myst=False) if run else
+                                         '# Run report\n\nThis site was built without a run.\n')
+            if run and (run/'report.html').exists():
+                (nbs/'run').mkdir(exist_ok=True)
+                shutil.copy(run/'report.html', nbs/'run'/'report.html')
+    log(f"docs: staged {len(pages)} pages for nbdev_docs in {stage}"
+        + (f" (executed chapters of {run})" if run else ' (sources only)'))
     return pages
 
 # %% ../nbs/07b_docs.ipynb #2074a4ca-1
@@ -616,10 +706,14 @@ def build_quarto(stage,       # the copy `stage_quarto` wrote
     stage, out = Path(stage), Path(out)
     exe = Path(sys.executable).parent/'nbdev_docs'
     env = {**os.environ, 'PYTHONPATH': str(stage) + os.pathsep + os.environ.get('PYTHONPATH', '')}
-    r = subprocess.run([str(exe) if exe.exists() else 'nbdev_docs'], cwd=stage, env=env, capture_output=True, text=True)
-    if r.returncode: raise RuntimeError(f"nbdev_docs failed (exit {r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    r = subprocess.run([str(exe) if exe.exists() else 'nbdev_docs'], cwd=stage, env=env,
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f"nbdev_docs failed (exit {r.returncode}):\n{r.stdout[-3000:]}\n"
+                           f"{r.stderr[-3000:]}")
     if r.stderr.strip(): log(r.stderr.strip()[-3000:])
-    cfg = configparser.ConfigParser(); cfg.read(stage/'settings.ini')
+    cfg = configparser.ConfigParser()
+    cfg.read(stage/'settings.ini')
     if out.exists(): shutil.rmtree(out)
     shutil.move(str(stage/cfg['DEFAULT'].get('doc_path', '_docs')), str(out))
     return out
@@ -628,7 +722,8 @@ def build_quarto(stage,       # the copy `stage_quarto` wrote
 class _Text(HTMLParser):
     "Collects the text of `<pre>` blocks and, separately, of the prose (outside pre/code/script/style)."
     def __init__(self):
-        super().__init__(); self.stack, self.pre, self.prose = [], [], []
+        super().__init__()
+        self.stack, self.pre, self.prose = [], [], []
     def handle_starttag(self, tag, attrs):
         if tag in ('pre', 'code', 'script', 'style'): self.stack.append(tag)
         if tag == 'pre': self.pre.append('')
@@ -646,13 +741,18 @@ def check_site(out,               # the built site's folder
     out, probs = Path(out), []
     for p in pages:
         f = out/f'{p.name}.html'
-        if not f.exists(): probs.append(f'{p.name}.html: missing'); continue
-        t = _Text(); t.feed(f.read_text(errors='replace'))
+        if not f.exists():
+            probs.append(f'{p.name}.html: missing')
+            continue
+        t = _Text()
+        t.feed(f.read_text(errors='replace'))
         for block in t.pre:
             for l in block.splitlines():
-                if l.lstrip().startswith('#|'): probs.append(f'{p.name}.html: raw directive in code: {l.strip()}')
+                if l.lstrip().startswith('#|'):
+                    probs.append(f'{p.name}.html: raw directive in code: {l.strip()}')
         for l in ''.join(t.prose).splitlines():
-            if l.lstrip().startswith(':::'): probs.append(f'{p.name}.html: Quarto fence in text: {l.strip()}')
+            if l.lstrip().startswith(':::'):
+                probs.append(f'{p.name}.html: Quarto fence in text: {l.strip()}')
     return probs
 
 # %% ../nbs/07b_docs.ipynb #a3f72530
@@ -664,27 +764,40 @@ def build_docs(run=None,              # run directory to show; default: latest f
                log=print,             # called with each progress and warning line (a str)
               )->tuple[Path, list[str]]:
     "Build the website; returns the output folder and the problems `check_site` found."
-    cfg = book_config(root); root = Path(cfg['root'])
+    cfg = book_config(root)
+    root = Path(cfg['root'])
     out = Path(out) if out else root/cfg.get('doc_path', '_docs')
     if engine == 'auto': engine = 'quarto' if shutil.which('quarto') else 'sphinx'
-    if engine not in ('quarto', 'sphinx'): raise ValueError(f"unknown engine {engine!r}: use auto, quarto or sphinx")
+    if engine not in ('quarto', 'sphinx'):
+        raise ValueError(f"unknown engine {engine!r}: use auto, quarto or sphinx")
     if engine == 'quarto' and not shutil.which('quarto'):
-        raise FileNotFoundError("--engine quarto: `quarto` is not on PATH (see README: installing Quarto)")
-    if out != root/cfg.get('doc_path', '_docs'): check_replaceable(out, '--out')   # the book's own _docs is always the site's
+        raise FileNotFoundError("--engine quarto: `quarto` is not on PATH "
+                                "(see README: installing Quarto)")
+    # the book's own _docs is always the site's
+    if out != root/cfg.get('doc_path', '_docs'): check_replaceable(out, '--out')
     if stage: check_replaceable(stage, '--stage')
     run = docs_run(run, root, log)
     mixed = mixed_import_cells(root)
-    if mixed: log("docs: warning: nbdev_docs (the Quarto route) executes every cell that imports, and these cells also compute, "
-                  "so it would fail on them; split the import into a cell of its own:\n  " + '\n  '.join(mixed))
+    if mixed:
+        log("docs: warning: nbdev_docs (the Quarto route) executes every cell that imports, and "
+            "these cells also compute, "
+            "so it would fail on them; split the import into a cell of its own:\n  "
+            + '\n  '.join(mixed))
     tmp = Path(tempfile.mkdtemp(prefix='mobileml-docs-'))
     try:
         st = Path(stage) if stage else tmp/'stage'
-        log(f"docs: building with {'nbdev_docs (Quarto)' if engine == 'quarto' else 'Sphinx + MyST-NB'} from run {run}")
+        log(f"docs: building with "
+            f"{'nbdev_docs (Quarto)' if engine == 'quarto' else 'Sphinx + MyST-NB'} from run {run}")
         try:
-            if engine == 'sphinx': pages = stage_sphinx(st, run, root, log); build_sphinx(st, tmp/'site', log)
-            else: pages = stage_quarto(st, run, root, log); build_quarto(st, tmp/'site', log)
+            if engine == 'sphinx':
+                pages = stage_sphinx(st, run, root, log)
+                build_sphinx(st, tmp/'site', log)
+            else:
+                pages = stage_quarto(st, run, root, log)
+                build_quarto(st, tmp/'site', log)
         finally:
-            if st.is_dir(): (st/OWNED_MARK).touch()    # the stage is the build's, even after a failed build
+            # the stage is the build's, even after a failed build
+            if st.is_dir(): (st/OWNED_MARK).touch()
         (tmp/'site'/OWNED_MARK).touch()
         if out.exists(): shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -696,21 +809,34 @@ def build_docs(run=None,              # run directory to show; default: latest f
 def cli(argv:list|None=None,  # the options after `docs` (a leading '--' is dropped); None: sys.argv[1:]
        )->int:
     "`mobileml-book docs`: build the website; returns the exit code."
-    ap = argparse.ArgumentParser(prog='mobileml-book docs', description='Build the book as a website (Quarto where installed, else Sphinx).')
-    ap.add_argument('--run', help='run directory whose executed chapters the site shows (default: latest finished `make book` run, '
+    ap = argparse.ArgumentParser(prog='mobileml-book docs',
+                                 description='Build the book as a website (Quarto where installed, '
+                                             'else Sphinx).')
+    ap.add_argument('--run', help='run directory whose executed chapters the site shows (default: '
+                                  'latest finished `make book` run, '
                                   'else a quick run into runs/docs-quick)')
     ap.add_argument('--out', help="output folder (default: settings.ini's doc_path, _docs)")
-    ap.add_argument('--engine', default='auto', choices=['auto', 'quarto', 'sphinx'], help='auto: quarto when on PATH, else sphinx')
+    ap.add_argument('--engine', default='auto', choices=['auto', 'quarto', 'sphinx'],
+                    help='auto: quarto when on PATH, else sphinx')
     ap.add_argument('--stage', help='keep the staged sources in this folder (for debugging)')
-    ap.add_argument('--book', help="the book's checkout (default: found from the working directory)")
+    ap.add_argument('--book',
+                    help="the book's checkout (default: found from the working directory)")
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ['--']: argv = argv[1:]          # `mobileml-book docs -- --run DIR` passes options through the main parser
+    # `mobileml-book docs -- --run DIR` passes options through the main parser
+    if argv[:1] == ['--']: argv = argv[1:]
     try: a = ap.parse_args(argv)
     except SystemExit as e: return int(e.code or 0)
     try: out, probs = build_docs(a.run, a.out, a.engine, a.stage, a.book)
-    except (FileNotFoundError, FileExistsError, ValueError) as e: print(f"mobileml-book docs: {e}", file=sys.stderr); return 2
-    except RuntimeError as e: print(f"mobileml-book docs: {e}", file=sys.stderr); return 1
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        print(f"mobileml-book docs: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        print(f"mobileml-book docs: {e}", file=sys.stderr)
+        return 1
     if probs:
-        print("mobileml-book docs: the site has problems:\n  " + '\n  '.join(probs), file=sys.stderr); return 1
-    print(f"docs: the site is in {out}; open {out/'index.html'} or serve it: python3 -m http.server -d {out}")
+        print("mobileml-book docs: the site has problems:\n  " + '\n  '.join(probs),
+              file=sys.stderr)
+        return 1
+    print(f"docs: the site is in {out}; open {out/'index.html'} or serve it: "
+          f"python3 -m http.server -d {out}")
     return 0

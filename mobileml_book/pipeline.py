@@ -7,7 +7,8 @@ from __future__ import annotations
 import os, sys, re, json, time, hashlib, argparse, shutil, importlib, base64, html, textwrap
 from pathlib import Path
 import yaml
-from .rundir import (ChapterParams, Goal, check_replaceable, ParamError, PROFILES, RunDir, atomic_write, project_root, now_iso, dumps)
+from .rundir import (ChapterParams, Goal, check_replaceable, ParamError, PROFILES,
+                                  RunDir, atomic_write, project_root, now_iso, dumps)
 
 # %% auto #0
 __all__ = ['BUDGET_S', 'BOOK_GOALS', 'Chapter', 'book_config', 'find_chapters', 'parse_overrides', 'resolve_params',
@@ -27,7 +28,8 @@ class Chapter:
         self.path, self.module, self.params, self.goals = Path(path), module, params, list(goals or [])
         self.budget_s = dict(budget_s or {})
         self.name, self.key = self.path.stem, params.chapter
-    def __repr__(self): return f"Chapter({self.name}, key={self.key!r}, {len(self.params.params)} params)"
+    def __repr__(self):
+        return f"Chapter({self.name}, key={self.key!r}, {len(self.params.params)} params)"
     def matches(self,
                 sel:str,  # a key ('training'), notebook name ('02_training'), number ('02'), module
                )->bool:
@@ -46,7 +48,8 @@ def _default_exp(nb:dict)->str|None:
 
 # %% ../nbs/07_pipeline.ipynb #47f11f37-3
 def _has_parameters(nb:dict)->bool:
-    return any('parameters' in c.get('metadata', {}).get('tags', []) for c in nb['cells'] if c['cell_type'] == 'code')
+    return any('parameters' in c.get('metadata', {}).get('tags', []) for c in nb['cells']
+               if c['cell_type'] == 'code')
 
 # %% ../nbs/07_pipeline.ipynb #3cfb72e8
 def book_config(root=None,  # folder with settings.ini (FileNotFoundError if none); None: found from cwd
@@ -55,8 +58,10 @@ def book_config(root=None,  # folder with settings.ini (FileNotFoundError if non
     import configparser
     root = Path(root) if root else project_root()
     if root is None or not (root/'settings.ini').exists():
-        raise FileNotFoundError("no settings.ini found: run inside the book's checkout, or pass --book DIR")
-    cp = configparser.ConfigParser(); cp.read(root/'settings.ini')
+        raise FileNotFoundError("no settings.ini found: run inside the book's checkout, or pass "
+                                "--book DIR")
+    cp = configparser.ConfigParser()
+    cp.read(root/'settings.ini')
     return {**cp['DEFAULT'], 'root': str(root)}
 
 # %% ../nbs/07_pipeline.ipynb #3cfb72e8-1
@@ -71,15 +76,21 @@ def find_chapters(root=None,  # the book's checkout; None: searched up from the 
         nb = _nb_json(p)
         if not _has_parameters(nb): continue
         mod = _default_exp(nb)
-        if mod is None: raise ValueError(f"{p.name} has a parameters cell but no `#| default_exp`: its module must export PARAMS")
+        if mod is None:
+            raise ValueError(f"{p.name} has a parameters cell but no `#| default_exp`: its module "
+                             f"must export PARAMS")
         m = importlib.import_module(f"{cfg['lib_name']}.{mod}")
         spec, goals, budget = getattr(m, 'PARAMS', None), getattr(m, 'GOALS', []), getattr(m, 'BUDGET_S', {})
         if not isinstance(spec, ChapterParams):
-            raise ValueError(f"{p.name}: module {cfg['lib_name']}.{mod} exports no PARAMS = ChapterParams(...): run nbdev_export")
+            raise ValueError(f"{p.name}: module {cfg['lib_name']}.{mod} exports no PARAMS = "
+                             f"ChapterParams(...): run nbdev_export")
         if not all(isinstance(g, Goal) for g in goals):
-            raise ValueError(f"{p.name}: GOALS of {cfg['lib_name']}.{mod} must be a list of rundir.Goal(text, keys, test)")
-        if not (isinstance(budget, dict) and set(budget) <= set(PROFILES) and all(isinstance(v, (int, float)) and v > 0 for v in budget.values())):
-            raise ValueError(f"{p.name}: BUDGET_S of {cfg['lib_name']}.{mod} must map profiles ({', '.join(PROFILES)}) to seconds, got {budget!r}")
+            raise ValueError(f"{p.name}: GOALS of {cfg['lib_name']}.{mod} must be a list of "
+                             f"rundir.Goal(text, keys, test)")
+        if not (isinstance(budget, dict) and set(budget) <= set(PROFILES)
+                and all(isinstance(v, (int, float)) and v > 0 for v in budget.values())):
+            raise ValueError(f"{p.name}: BUDGET_S of {cfg['lib_name']}.{mod} must map profiles "
+                             f"({', '.join(PROFILES)}) to seconds, got {budget!r}")
         out.append(Chapter(p, mod, spec, goals, budget))
     return out
 
@@ -89,9 +100,12 @@ def parse_overrides(items,  # -p items 'name=value' / 'ch.name=value' (ParamErro
     "Turn `['a=1', 'ch.b=[x, y]']` into `{'a': 1, 'ch.b': ['x', 'y']}` (values parsed as YAML)."
     out = {}
     for it in items or []:
-        if '=' not in it: raise ParamError(f"-p {it!r}: write overrides as name=value (e.g. -p photo_kb=200)")
+        if '=' not in it:
+            raise ParamError(f"-p {it!r}: write overrides as name=value (e.g. -p photo_kb=200)")
         k, v = it.split('=', 1)
-        if re.fullmatch(r'\s*[+-]?(0\d[\d_]*|\d+(:\d+)+)\s*', v): out[k.strip()] = v.strip(); continue   # YAML 1.1 would change it
+        if re.fullmatch(r'\s*[+-]?(0\d[\d_]*|\d+(:\d+)+)\s*', v):   # YAML 1.1 would change it
+            out[k.strip()] = v.strip()
+            continue
         try: out[k.strip()] = yaml.safe_load(v) if v.strip() else ''
         except yaml.YAMLError: out[k.strip()] = v
     return out
@@ -99,7 +113,8 @@ def parse_overrides(items,  # -p items 'name=value' / 'ch.name=value' (ParamErro
 # %% ../nbs/07_pipeline.ipynb #4f93daa4-1
 def _flatten_file(d:dict, chapters)->dict:
     "A params file may be flat ({name: value}) or nested ({chapter: {name: value}}), or a run's params.yaml."
-    if 'chapters' in d and isinstance(d['chapters'], dict): d = {k:v for k,v in d.items() if k not in ('chapters','profile')} | d['chapters']
+    if 'chapters' in d and isinstance(d['chapters'], dict):
+        d = {k:v for k,v in d.items() if k not in ('chapters','profile')} | d['chapters']
     keys = {c.key for c in chapters}
     out = {}
     for k, v in d.items():
@@ -115,14 +130,18 @@ def resolve_params(chapters:list[Chapter],     # from `find_chapters`
                    cwd=None,                    # base of relative paths in path params; None: cwd
                   )->dict:
     "Validated parameters of every chapter: `{chapter_key: {name: value}}`. Raises `ParamError` naming what is wrong."
-    if profile not in PROFILES: raise ParamError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
+    if profile not in PROFILES:
+        raise ParamError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
     vals = {c.key: c.params.defaults(profile) for c in chapters}
     by_key = {c.key: c for c in chapters}
-    for src, layer in (('params file', _flatten_file(file_values or {}, chapters)), ('-p', overrides or {})):
+    for src, layer in (('params file', _flatten_file(file_values or {}, chapters)),
+                       ('-p', overrides or {})):
         for name, v in layer.items():
             if '.' in name:
                 ck, n = name.split('.', 1)
-                if ck not in by_key: raise ParamError(f"{src}: {name!r} names chapter {ck!r}, which does not exist; chapters: {', '.join(by_key)}")
+                if ck not in by_key:
+                    raise ParamError(f"{src}: {name!r} names chapter {ck!r}, which does not exist; "
+                                     f"chapters: {', '.join(by_key)}")
                 targets = [by_key[ck]]
                 by_key[ck].params.check_names([n])
             else:
@@ -132,15 +151,18 @@ def resolve_params(chapters:list[Chapter],     # from `find_chapters`
                     import difflib
                     allnames = sorted({p for c in chapters for p in c.params.params})
                     close = difflib.get_close_matches(n, allnames, n=3)
-                    raise ParamError(f"{src}: no chapter has a parameter {n!r}." + (f" Did you mean {', '.join(close)}?" if close else '')
+                    raise ParamError(f"{src}: no chapter has a parameter {n!r}."
+                                     + (f" Did you mean {', '.join(close)}?" if close else '')
                                      + " Run `mobileml-book params` to list them.")
             for c in targets: vals[c.key].update(c.params.validate({n: v}))
     for c in chapters:
         c.params.validate(vals[c.key])
         for p in c.params.params.values():
-            if p.path and isinstance(vals[c.key][p.name], str): vals[c.key][p.name] = resolve_path_value(vals[c.key][p.name], p, c.key, cwd)
+            if p.path and isinstance(vals[c.key][p.name], str):
+                vals[c.key][p.name] = resolve_path_value(vals[c.key][p.name], p, c.key, cwd)
             if p.check and (problem := p.check(vals[c.key][p.name])):
-                raise ParamError(f"parameter {p.name!r} of chapter {c.key!r} got {vals[c.key][p.name]!r}: {problem}")
+                raise ParamError(f"parameter {p.name!r} of chapter {c.key!r} got "
+                                 f"{vals[c.key][p.name]!r}: {problem}")
     return vals
 
 # %% ../nbs/07_pipeline.ipynb #ebed3ff9-1
@@ -155,11 +177,13 @@ def resolve_path_value(v:str,         # e.g. 'folder:~/photos'; without a `schem
     scheme, path = m.groups()
     full = (Path(cwd or os.getcwd())/os.path.expanduser(path)).resolve()
     if not full.exists():
-        raise ParamError(f"parameter {p.name!r} of chapter {chapter!r} got {v!r}: {full} does not exist. Allowed: {p.allowed()}.")
+        raise ParamError(f"parameter {p.name!r} of chapter {chapter!r} got {v!r}: {full} does not "
+                         f"exist. Allowed: {p.allowed()}.")
     want_dir = {'folder': True, 'idx': True, 'file': False}.get(scheme)
     if want_dir is not None and full.is_dir() != want_dir:
-        raise ParamError(f"parameter {p.name!r} of chapter {chapter!r} got {v!r}: {full} is a {'folder' if full.is_dir() else 'file'}, "
-                         f"and {scheme}: needs a {'folder' if want_dir else 'file'}. Allowed: {p.allowed()}.")
+        raise ParamError(f"parameter {p.name!r} of chapter {chapter!r} got {v!r}: {full} is a "
+                         f"{'folder' if full.is_dir() else 'file'}, and {scheme}: needs a "
+                         f"{'folder' if want_dir else 'file'}. Allowed: {p.allowed()}.")
     return f'{scheme}:{full}'
 
 # %% ../nbs/07_pipeline.ipynb #c1850759
@@ -177,7 +201,8 @@ def fingerprint(chapter:Chapter,  # the step; all its notebook's cell sources ar
     "Hash of a step's inputs: notebook sources, profile and parameters, and the library code."
     nb = _nb_json(chapter.path)
     src = '\n'.join(''.join(c['source']) for c in nb['cells'])
-    return hashlib.sha256(json.dumps([src, profile, params, lib_hash], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps([src, profile, params, lib_hash], sort_keys=True,
+                                     default=str).encode()).hexdigest()[:16]
 
 # %% ../nbs/07_pipeline.ipynb #1a2712d8
 class StepFailed(RuntimeError):
@@ -190,7 +215,8 @@ class StepFailed(RuntimeError):
                 ):
         self.chapter, self.cell_source, self.error, self.notebook = chapter, cell_source, error, notebook
         src = textwrap.indent(cell_source.strip(), '    | ')
-        super().__init__(f"chapter {chapter} failed in this cell:\n{src}\n  {error}" + (f"\n  executed notebook: {notebook}" if notebook else ''))
+        super().__init__(f"chapter {chapter} failed in this cell:\n{src}\n  {error}"
+                         + (f"\n  executed notebook: {notebook}" if notebook else ''))
 
 # %% ../nbs/07_pipeline.ipynb #1a2712d8-1
 def run_chapter(ch:Chapter,             # the chapter to execute, in its notebook's folder
@@ -206,9 +232,11 @@ def run_chapter(ch:Chapter,             # the chapter to execute, in its noteboo
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f'.{out.stem}.partial.ipynb')
     try:
-        pm.execute_notebook(str(ch.path), str(tmp), parameters=dict(profile=profile, run_dir=str(run.path.resolve()), **params),
-                            kernel_name=kernel, progress_bar=progress, cwd=str(ch.path.parent), log_output=False,
-                            execution_timeout=cell_timeout)
+        pm.execute_notebook(str(ch.path), str(tmp),
+                            parameters=dict(profile=profile, run_dir=str(run.path.resolve()),
+                                            **params),
+                            kernel_name=kernel, progress_bar=progress, cwd=str(ch.path.parent),
+                            log_output=False, execution_timeout=cell_timeout)
     except pm.PapermillExecutionError as e:
         os.replace(tmp, out)
         raise StepFailed(ch.name, e.source, f"{e.ename}: {e.evalue}", out) from None
@@ -234,43 +262,57 @@ def _fmt(v):
 def findings(metrics:dict,   # a run's metrics.json
             )->list[tuple[str, str]]:
     "(chapter, finding) of every chapter: results on the run's data that the reader must see before the scorecard."
-    return [(ch, f) for ch, m in metrics.items() if isinstance(m, dict) for f in (m.get('findings') or [])]
+    return [(ch, f) for ch, m in metrics.items() if isinstance(m, dict)
+            for f in (m.get('findings') or [])]
 
 # %% ../nbs/07_pipeline.ipynb #6bbaa1b8
 def build_report(run:RunDir,  # its status, metrics, params and figures; report.html goes here
                 )->Path:
     "Write the run's one-page `report.html`: status, scorecard of all metrics, key plots."
     st, metrics, params = run.status(), run.metrics(), run.params()
-    steps = ''.join(f"<tr><td>{html.escape(n)}</td><td class='{s.get('state')}'>{s.get('state')}</td>"
+    steps = ''.join(f"<tr><td>{html.escape(n)}</td>"
+                    f"<td class='{s.get('state')}'>{s.get('state')}</td>"
                     f"<td>{s.get('seconds', '')}</td></tr>" for n, s in st.get('steps', {}).items())
-    failed = ''.join(f"<div class='failed'><p>{html.escape(n)} failed: <code>{html.escape(str(s.get('error', '')))}</code></p>"
-                     f"<pre>{html.escape(str(s.get('failed_cell', '')))}</pre><p>executed notebook: {html.escape(str(s.get('notebook', '')))}"
+    failed = ''.join(f"<div class='failed'><p>{html.escape(n)} failed: "
+                     f"<code>{html.escape(str(s.get('error', '')))}</code></p>"
+                     f"<pre>{html.escape(str(s.get('failed_cell', '')))}</pre>"
+                     f"<p>executed notebook: {html.escape(str(s.get('notebook', '')))}"
                      "; fix the cause, then run again with --resume</p></div>"
                      for n, s in st.get('steps', {}).items() if s.get('state') == 'failed')
     parts = [f"<h1>mobileml-book run: {html.escape(run.path.name)}</h1>",
-             f"<p>profile <b>{html.escape(str(params.get('profile', '?')))}</b>; updated {html.escape(st.get('updated', now_iso()))}; "
+             f"<p>profile <b>{html.escape(str(params.get('profile', '?')))}</b>; updated "
+             f"{html.escape(st.get('updated', now_iso()))}; "
              f"machine: {html.escape(str(st.get('machine', '')))}</p>",
-             f"<h2>Steps</h2><table><tr><th>chapter</th><th>state</th><th>seconds</th></tr>{steps}</table>", failed,
+             f"<h2>Steps</h2><table><tr><th>chapter</th><th>state</th><th>seconds</th>"
+             f"</tr>{steps}</table>", failed,
              ]
-    heads = [(ch, m['headline']) for ch, m in metrics.items() if isinstance(m, dict) and m.get('headline')]
+    heads = [(ch, m['headline']) for ch, m in metrics.items()
+             if isinstance(m, dict) and m.get('headline')]
     if heads: parts.append("<h2 id='headline'>What this run says</h2><ul class='headline'>"
-                           + ''.join(f"<li><b>{html.escape(ch)}</b>: {html.escape(str(h))}</li>" for ch, h in heads) + "</ul>")
+                           + ''.join(f"<li><b>{html.escape(ch)}</b>: {html.escape(str(h))}</li>"
+                                     for ch, h in heads) + "</ul>")
     fs = findings(metrics)
     if fs: parts.append("<h2 id='findings'>Findings on this run's data</h2><ul class='findings'>"
-                        + ''.join(f"<li><b>{html.escape(ch)}</b>: {html.escape(f)}</li>" for ch, f in fs) + "</ul>")
+                        + ''.join(f"<li><b>{html.escape(ch)}</b>: {html.escape(f)}</li>"
+                                  for ch, f in fs) + "</ul>")
     parts.append("<h2>Scorecard</h2>")
     for ch, m in metrics.items():
         rows = ''.join(f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td></tr>" for k, v in _flat(m))
-        parts.append(f"<h3 id='{html.escape(ch)}'>{html.escape(ch)}</h3><table class='metrics'>{rows}</table>")
+        parts.append(f"<h3 id='{html.escape(ch)}'>{html.escape(ch)}</h3>"
+                     f"<table class='metrics'>{rows}</table>")
         for fig in run.figures(ch):
             b64 = base64.b64encode(fig.read_bytes()).decode()
-            parts.append(f"<figure><img alt='{html.escape(fig.stem)}' src='data:image/png;base64,{b64}'>"
-                         f"<figcaption>{html.escape(ch)}: {html.escape(fig.stem)}</figcaption></figure>")
+            parts.append(f"<figure><img alt='{html.escape(fig.stem)}' "
+                         f"src='data:image/png;base64,{b64}'>"
+                         f"<figcaption>{html.escape(ch)}: {html.escape(fig.stem)}</figcaption>"
+                         f"</figure>")
     css = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}"
-           "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
-           ".done{color:green}.failed{color:#b00;font-weight:bold}.running{color:#c80}img{max-width:100%}"
-           ".findings li{color:#8a4b00;margin:.3em 0}")
-    page = f"<!doctype html><html><head><meta charset='utf-8'><title>mobileml-book report</title><style>{css}</style></head><body>{''.join(parts)}</body></html>"
+           "table{border-collapse:collapse;margin:.5em 0}"
+           "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+           ".done{color:green}.failed{color:#b00;font-weight:bold}.running{color:#c80}"
+           "img{max-width:100%}.findings li{color:#8a4b00;margin:.3em 0}")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>mobileml-book report</title>"
+            f"<style>{css}</style></head><body>{''.join(parts)}</body></html>")
     return atomic_write(run.path/'report.html', page)
 
 # %% ../nbs/07_pipeline.ipynb #c77b0be4
@@ -291,31 +333,40 @@ def run_book(profile:str='quick',          # 'quick' (seconds per chapter) or 'f
              log=print,                    # called with each progress line (a str)
             )->RunDir:
     "Validate all parameters, then run the chapters in order into a run directory. Raises `StepFailed` or `ParamError`."
-    cfg = book_config(root); root = Path(cfg['root'])
+    cfg = book_config(root)
+    root = Path(cfg['root'])
     chapters = find_chapters(root)
     if only:
         unknown = [s for s in only if not any(c.matches(s) for c in chapters)]
-        if unknown: raise ParamError(f"--only {', '.join(unknown)}: no such chapter; chapters: {', '.join(c.key for c in chapters)}")
+        if unknown:
+            raise ParamError(f"--only {', '.join(unknown)}: no such chapter; chapters: "
+                             f"{', '.join(c.key for c in chapters)}")
     fv = {}
     if params_file:
         pf = Path(params_file)
         if not pf.exists(): raise ParamError(f"--params {pf}: file not found")
         try: fv = yaml.safe_load(pf.read_text()) or {}
-        except yaml.YAMLError as e: raise ParamError(f"--params {pf}: not valid YAML: {e}") from None
-        if not isinstance(fv, dict): raise ParamError(f"--params {pf}: expected a mapping of name: value")
+        except yaml.YAMLError as e:
+            raise ParamError(f"--params {pf}: not valid YAML: {e}") from None
+        if not isinstance(fv, dict):
+            raise ParamError(f"--params {pf}: expected a mapping of name: value")
     ov = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
-    vals = resolve_params(chapters, profile, fv, ov)          # everything validated before anything is written
+    # everything validated before anything is written
+    vals = resolve_params(chapters, profile, fv, ov)
     run = RunDir(Path(out) if out else root/'runs'/profile)
     if run.status_path.exists() and not (resume or force):
-        raise ParamError(f"{run.path} already holds a run: pass --resume to continue it, --force to start it over, or choose another --out")
-    if force: check_replaceable(run.path, '--out', ('status.json',))   # --force deletes a run, never a reader's folder
+        raise ParamError(f"{run.path} already holds a run: pass --resume to continue it, --force "
+                         f"to start it over, or choose another --out")
+    # --force deletes a run, never a reader's folder
+    if force: check_replaceable(run.path, '--out', ('status.json',))
     if force and run.path.exists(): shutil.rmtree(run.path)
     selected = [c for c in chapters if not only or any(c.matches(s) for s in only)]
     old = run.status().get('steps', {}) if resume else {}
     run.write_params({'profile': profile, 'chapters': vals})
     run.update_status(None, profile=profile, machine=_machine(), started=now_iso())
     for c in selected:
-        if c.name not in old or old[c.name].get('state') != 'done': run.update_status(c.name, state='pending')
+        if c.name not in old or old[c.name].get('state') != 'done':
+            run.update_status(c.name, state='pending')
     lib_hash = _lib_hash(root, cfg['lib_name'])
     env_path = os.environ.get('PYTHONPATH', '')
     os.environ['PYTHONPATH'] = str(root) + (os.pathsep + env_path if env_path else '')
@@ -326,22 +377,27 @@ def run_book(profile:str='quick',          # 'quick' (seconds per chapter) or 'f
             prev = old.get(c.name, {})
             tag = f"[{i}/{len(selected)}] {c.name}"
             if resume and not rerun and prev.get('state') == 'done' and prev.get('fingerprint') == fp:
-                log(f"{tag}: unchanged since {prev.get('finished')}, skipped"); continue
+                log(f"{tag}: unchanged since {prev.get('finished')}, skipped")
+                continue
             rerun = True
             t0 = time.time()
-            run.update_status(c.name, state='running', started=now_iso(), finished=None, seconds=None, fingerprint=fp, error=None)
+            run.update_status(c.name, state='running', started=now_iso(), finished=None,
+                              seconds=None, fingerprint=fp, error=None)
             log(f"{tag}: running ...")
             try: nb = run_chapter(c, run, profile, vals[c.key], progress=progress)
             except KeyboardInterrupt:
-                run.update_status(c.name, state='failed', finished=now_iso(), seconds=round(time.time()-t0, 1), error='interrupted')
+                run.update_status(c.name, state='failed', finished=now_iso(),
+                                  seconds=round(time.time()-t0, 1), error='interrupted')
                 raise
             except StepFailed as e:
-                run.update_status(c.name, state='failed', finished=now_iso(), seconds=round(time.time()-t0, 1),
-                                  error=e.error, failed_cell=e.cell_source, notebook=str(e.notebook))
+                run.update_status(c.name, state='failed', finished=now_iso(),
+                                  seconds=round(time.time()-t0, 1), error=e.error,
+                                  failed_cell=e.cell_source, notebook=str(e.notebook))
                 build_report(run)
                 log(f"{tag}: FAILED after {time.time()-t0:.1f}s")
                 raise
-            run.update_status(c.name, state='done', finished=now_iso(), seconds=round(time.time()-t0, 1),
+            run.update_status(c.name, state='done', finished=now_iso(),
+                              seconds=round(time.time()-t0, 1),
                               notebook=str(nb.relative_to(run.path)))
             build_report(run)
             log(f"{tag}: done in {time.time()-t0:.1f}s")
@@ -365,7 +421,8 @@ def params_table(profile:str|None=None,  # 'quick' or 'full': that profile's val
     for c in find_chapters(root):
         lines.append(f"{c.name} ({c.key}):")
         for p in c.params.params.values():
-            v = f"quick={p.values['quick']!r} full={p.values['full']!r}" if profile is None else f"{profile}={p.values[profile]!r}"
+            v = (f"quick={p.values['quick']!r} full={p.values['full']!r}" if profile is None
+                 else f"{profile}={p.values[profile]!r}")
             lines.append(f"  {p.name:<22} {p.allowed():<34} {v}  {p.help}")
     return '\n'.join(lines)
 
@@ -381,18 +438,22 @@ def bench(profile:str='quick',   # 'quick' or 'full': the run's values and the b
     run = run_book(profile, out=out, force=True, root=root, progress=False, log=log)
     total = time.time() - t0
     steps = {n: s['seconds'] for n, s in run.status()['steps'].items()}
-    own = {c.name: c.budget_s.get(profile) for c in find_chapters(root)}     # a chapter's own budget (its BUDGET_S)
+    # a chapter's own budget (its BUDGET_S)
+    own = {c.name: c.budget_s.get(profile) for c in find_chapters(root)}
     log(f"\nbench: profile {profile} on {_machine()}")
     for n, s in steps.items():
         b = own.get(n)
-        log(f"  {n:<24} {s:8.1f} s" + (f"   budget {b} s: {'within' if s <= b else 'OVER'}" if b else ''))
-    log(f"  {'total (incl. runner)':<24} {total:8.1f} s   budget {BUDGET_S[profile]} s: {'within' if total <= BUDGET_S[profile] else 'OVER'}")
+        log(f"  {n:<24} {s:8.1f} s"
+            + (f"   budget {b} s: {'within' if s <= b else 'OVER'}" if b else ''))
+    log(f"  {'total (incl. runner)':<24} {total:8.1f} s   budget {BUDGET_S[profile]} s: "
+        f"{'within' if total <= BUDGET_S[profile] else 'OVER'}")
     return dict(steps=steps, total=total, budget=BUDGET_S[profile])
 
 # %% ../nbs/07_pipeline.ipynb #b2c3d4e5
-BOOK_GOALS = [   # the book's own goal; each chapter declares its goals as `GOALS` beside its `PARAMS`
-    Goal('the whole book within its time budget (quick 450 s, full 1800 s; 2 CPU cores)', ('seconds', 'profile'),
-         lambda s, p: s <= BUDGET_S[p]),
+# the book's own goal; each chapter declares its goals as `GOALS` beside its `PARAMS`
+BOOK_GOALS = [
+    Goal('the whole book within its time budget (quick 450 s, full 1800 s; 2 CPU cores)',
+         ('seconds', 'profile'), lambda s, p: s <= BUDGET_S[p]),
 ]
 
 # %% ../nbs/07_pipeline.ipynb #goals02
@@ -402,13 +463,16 @@ def goals(metrics:dict,                 # a run's metrics.json, with 'book' from
     import pandas as pd
     def show(k, v):
         if isinstance(v, bool) or not isinstance(v, (int, float, list, dict)): return f"{k}={v}"
-        if isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v): return f"{k}=[{v[0]:.4g}, {v[1]:.4g}]"
+        if isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v):
+            return f"{k}=[{v[0]:.4g}, {v[1]:.4g}]"
         return f"{k}={v:.4g}" if isinstance(v, (int, float)) else f"{k}=[{len(v)} entries]"
     rows = []
     chapters = find_chapters() if chapters is None else chapters
-    for ch, g in [('book', g) for g in BOOK_GOALS] + [(c.key, g) for c in chapters for g in c.goals]:
+    for ch, g in [('book', g) for g in BOOK_GOALS] + [(c.key, g) for c in chapters
+                                                      for g in c.goals]:
         vals, met = g.judge(metrics.get(ch, {}))
-        rows.append(dict(chapter=ch, goal=g.text, measured=', '.join(show(k, v) for k, v in zip(g.keys, vals)),
+        rows.append(dict(chapter=ch, goal=g.text,
+                         measured=', '.join(show(k, v) for k, v in zip(g.keys, vals)),
                          met={True: 'met', False: 'NOT met', None: 'not measured'}[met]))
     return pd.DataFrame(rows)
 
@@ -416,9 +480,11 @@ def goals(metrics:dict,                 # a run's metrics.json, with 'book' from
 def book_timing(run:RunDir,   # a run directory with a status.json
                )->dict:
     "The run's time as `goals` reads it under 'book': seconds of its chapters (None until every one is done), its profile."
-    st = run.status(); steps = st.get('steps', {}).values()
+    st = run.status()
+    steps = st.get('steps', {}).values()
     done = bool(steps) and all(s.get('state') == 'done' for s in steps)
-    return dict(seconds=round(sum(s['seconds'] for s in steps), 1) if done else None, profile=st.get('profile'))
+    return dict(seconds=round(sum(s['seconds'] for s in steps), 1) if done else None,
+                profile=st.get('profile'))
 
 # %% ../nbs/07_pipeline.ipynb #8769dd8d
 def _rebase_links(md:str, prefix:str)->str:
@@ -438,7 +504,8 @@ def build_readme(root=None,         # the book's checkout; None: searched up fro
     from execnb.nbio import read_nb, nb2str
     from nbconvert import MarkdownExporter
     import nbformat
-    cfg = book_config(root); root = Path(cfg['root'])
+    cfg = book_config(root)
+    root = Path(cfg['root'])
     nbs = root/cfg.get('nbs_path', 'nbs')
     nb = read_nb(nbs/cfg.get('readme_nb', 'index.ipynb'))
     FilterDefaults()(nb)
@@ -446,11 +513,13 @@ def build_readme(root=None,         # the book's checkout; None: searched up fro
     for c in nb.cells:
         if c.cell_type == 'raw' and c.source.startswith('---'):
             fm = yaml.safe_load(c.source.strip().strip('-'))
-            head = f"# {fm.get('title', '')}\n\n" + (f"> {fm['description']}\n\n" if fm.get('description') else '')
+            head = f"# {fm.get('title', '')}\n\n" + (f"> {fm['description']}\n\n"
+                                                     if fm.get('description') else '')
         else: cells.append(c)
     nb.cells = cells
     body, _ = MarkdownExporter().from_notebook_node(nbformat.reads(nb2str(nb), as_version=4))
-    text = '<!-- generated from nbs/index.ipynb by `make readme`: edit the notebook, not this file -->\n\n' + head + \
+    text = '<!-- generated from nbs/index.ipynb by `make readme`: ' \
+           'edit the notebook, not this file -->\n\n' + head + \
            _rebase_links(body.strip(), f"{Path(cfg.get('nbs_path', 'nbs')).as_posix()}/") + '\n'
     if write: atomic_write(root/'README.md', text)
     return text
@@ -467,72 +536,109 @@ def main(argv=None,  # the command's arguments, without the program name; None: 
     "Entry point of the `mobileml-book` command."
     argv = sys.argv[1:] if argv is None else list(argv)
     import signal
-    def _term(*_): raise KeyboardInterrupt('terminated')       # `kill` marks the running step failed, like Ctrl-C
+    # `kill` marks the running step failed, like Ctrl-C
+    def _term(*_): raise KeyboardInterrupt('terminated')
     if threading_main(): signal.signal(signal.SIGTERM, _term)
-    if argv[:1] == ['docs']:                             # the site builder parses its own options (chapter 07b)
+    # the site builder parses its own options (chapter 07b)
+    if argv[:1] == ['docs']:
         from mobileml_book.docs import cli as docs_cli
         return docs_cli(argv[2:] if argv[1:2] == ['--'] else argv[1:])
-    ap = argparse.ArgumentParser(prog='mobileml-book', description='Run the mobileml-book chapters as a pipeline.')
+    ap = argparse.ArgumentParser(prog='mobileml-book',
+                                 description='Run the mobileml-book chapters as a pipeline.')
     sub = ap.add_subparsers(dest='cmd', required=True)
     r = sub.add_parser('run', help='run the book (or some chapters) into a run directory')
-    r.add_argument('--profile', default='quick', choices=PROFILES, help='quick: seconds per chapter; full: the book\'s numbers')
-    r.add_argument('--params', dest='params_file', help='YAML file of parameters (flat or by chapter)')
-    r.add_argument('-p', dest='overrides', action='append', default=[], metavar='NAME=VALUE', help='override a parameter (repeatable)')
+    r.add_argument('--profile', default='quick', choices=PROFILES,
+                   help='quick: seconds per chapter; full: the book\'s numbers')
+    r.add_argument('--params', dest='params_file',
+                   help='YAML file of parameters (flat or by chapter)')
+    r.add_argument('-p', dest='overrides', action='append', default=[], metavar='NAME=VALUE',
+                   help='override a parameter (repeatable)')
     r.add_argument('--out', help='run directory (default runs/<profile>)')
     r.add_argument('--only', nargs='+', metavar='CHAPTER', help='run only these chapters')
-    r.add_argument('--resume', action='store_true', help='continue the run in --out, skipping finished unchanged steps')
+    r.add_argument('--resume', action='store_true',
+                   help='continue the run in --out, skipping finished unchanged steps')
     r.add_argument('--force', action='store_true', help='delete the run in --out and start over')
     r.add_argument('--no-progress', action='store_true', help='no cell progress bar')
     r.add_argument('--book', help="the book's checkout (default: found from the working directory)")
     pp = sub.add_parser('params', help="list every chapter's parameters")
-    pp.add_argument('--profile', choices=PROFILES); pp.add_argument('--book', help="the book's checkout, whose chapters declare them")
+    pp.add_argument('--profile', choices=PROFILES)
+    pp.add_argument('--book', help="the book's checkout, whose chapters declare them")
     rp = sub.add_parser('report', help="rebuild a run's report.html")
     rp.add_argument('run_dir')
     bp = sub.add_parser('bench', help='time a whole run per chapter against the budget')
     bp.add_argument('--profile', default='quick', choices=PROFILES)
-    bp.add_argument('--out'); bp.add_argument('--book', help="the book's checkout (default: found from the working directory)")
+    bp.add_argument('--out')
+    bp.add_argument('--book',
+                    help="the book's checkout (default: found from the working directory)")
     gp = sub.add_parser('goals', help="a run's full-profile goals against its measured metrics")
-    gp.add_argument('run_dir'); gp.add_argument('--book', help="the book's checkout, whose chapters declare the goals")
-    sv = sub.add_parser('serve', help="serve a run's signed model bundles to phones over HTTP (chapter 05's delivery service)")
-    sv.add_argument('run_dir'); sv.add_argument('--host', default='127.0.0.1'); sv.add_argument('--port', type=int, default=8765)
-    sw = sub.add_parser('sweep', help='run the pipeline over a grid of parameters on Ray (chapter 09): sweep GRID.yaml --out DIR')
+    gp.add_argument('run_dir')
+    gp.add_argument('--book', help="the book's checkout, whose chapters declare the goals")
+    sv = sub.add_parser('serve', help="serve a run's signed model bundles to phones over HTTP "
+                                      "(chapter 05's delivery service)")
+    sv.add_argument('run_dir')
+    sv.add_argument('--host', default='127.0.0.1')
+    sv.add_argument('--port', type=int, default=8765)
+    sw = sub.add_parser('sweep', help='run the pipeline over a grid of parameters on Ray '
+                                      '(chapter 09): sweep GRID.yaml --out DIR')
     sw.add_argument('grid', help='YAML grid: profile, only, params, grid: {name: [values]}, phone')
-    sw.add_argument('--out', required=True, help='the sweep folder (on a cluster: a path every node can reach)')
-    sw.add_argument('--address', help="a Ray cluster's head, HOST:PORT (default: a local Ray instance for this sweep)")
+    sw.add_argument('--out', required=True,
+                    help='the sweep folder (on a cluster: a path every node can reach)')
+    sw.add_argument('--address', help="a Ray cluster's head, HOST:PORT (default: a local Ray "
+                                      "instance for this sweep)")
     sw.add_argument('--max-parallel', type=int, help='at most this many stages at once')
-    sw.add_argument('--cpus-per-point', type=float, default=1.0, help='CPUs Ray reserves for each running stage')
-    sw.add_argument('--resume', action='store_true', help='continue the sweep in --out: finished points are skipped')
-    sw.add_argument('--no-progress', action='store_true'); sw.add_argument('--book', help="the book's checkout")
-    sb = sub.add_parser('sweep-bench', help='time one run, a one-point sweep and a whole sweep of a grid (chapter 09)')
-    sb.add_argument('grid'); sb.add_argument('--out', default='runs/sweep-bench')
+    sw.add_argument('--cpus-per-point', type=float, default=1.0,
+                    help='CPUs Ray reserves for each running stage')
+    sw.add_argument('--resume', action='store_true',
+                    help='continue the sweep in --out: finished points are skipped')
+    sw.add_argument('--no-progress', action='store_true')
+    sw.add_argument('--book', help="the book's checkout")
+    sb = sub.add_parser('sweep-bench', help='time one run, a one-point sweep and a whole sweep of '
+                                            'a grid (chapter 09)')
+    sb.add_argument('grid')
+    sb.add_argument('--out', default='runs/sweep-bench')
     sb.add_argument('--skip', nargs='+', default=[], choices=['one-point', 'serial'],
-                    help='leave out the one-point sweep (the overhead goal) or the one-stage-at-a-time sweep (the parallel gain)')
+                    help='leave out the one-point sweep (the overhead goal) or the '
+                         'one-stage-at-a-time sweep (the parallel gain)')
     sub.add_parser('readme', help='write README.md from nbs/index.ipynb (without Quarto)')
-    sub.add_parser('docs', help='build the website into _docs/ (options: `mobileml-book docs --help`)', add_help=False)
+    sub.add_parser('docs',
+                   help='build the website into _docs/ (options: `mobileml-book docs --help`)',
+                   add_help=False)
     a = ap.parse_args(argv)
     try:
         if a.cmd == 'run':
             t0 = time.time()
-            run = run_book(a.profile, a.params_file, a.overrides, a.out, a.only, a.resume, a.force, a.book, not a.no_progress)
-            print(f"\nfinished in {time.time()-t0:.1f}s\n  executed notebooks: {run.notebooks}\n  report:    {run.path/'report.html'}\n"
+            run = run_book(a.profile, a.params_file, a.overrides, a.out, a.only, a.resume, a.force,
+                           a.book, not a.no_progress)
+            print(f"\nfinished in {time.time()-t0:.1f}s\n  executed notebooks: {run.notebooks}\n"
+                  f"  report:    {run.path/'report.html'}\n"
                   f"  artifacts: {run.path/'artifacts'}\n  metrics:   {run.metrics_path}")
         elif a.cmd == 'sweep':
             from .sweeps import sweep
-            led = sweep(a.grid, a.out, a.address, a.max_parallel, a.resume, a.cpus_per_point, a.book, not a.no_progress)
+            led = sweep(a.grid, a.out, a.address, a.max_parallel, a.resume, a.cpus_per_point,
+                        a.book, not a.no_progress)
             bad = [p for p in led.points.values() if p.state != 'done']
-            print(f"\n{len(led.points) - len(bad)} of {len(led.points)} points done in {led.seconds:.1f}s\n  ledger: {Path(a.out)/'sweep.json'}\n"
-                  f"  report: {Path(a.out)/'report.html'}" + ''.join(f"\n  {p.id} {p.values}: {p.state} in {p.chapter}: {p.error}" for p in bad))
+            print(f"\n{len(led.points) - len(bad)} of {len(led.points)} points done in "
+                  f"{led.seconds:.1f}s\n  ledger: {Path(a.out)/'sweep.json'}\n"
+                  f"  report: {Path(a.out)/'report.html'}"
+                  + ''.join(f"\n  {p.id} {p.values}: {p.state} in {p.chapter}: {p.error}"
+                            for p in bad))
             return 1 if bad else 0
         elif a.cmd == 'sweep-bench':
             from .sweeps import sweep_bench
             sweep_bench(a.grid, a.out, skip=a.skip)
         elif a.cmd == 'params': print(params_table(a.profile, a.book))
         elif a.cmd == 'report': print(build_report(RunDir(a.run_dir)))
-        elif a.cmd == 'readme': build_readme(); print('README.md written from nbs/index.ipynb')
+        elif a.cmd == 'readme':
+            build_readme()
+            print('README.md written from nbs/index.ipynb')
         elif a.cmd == 'goals':
             run = RunDir(a.run_dir)
-            if not run.metrics_path.exists(): raise FileNotFoundError(f"no metrics.json in {run.path}: run the book into it first (make book)")
-            print(f"goals of {run.path} (profile {run.params().get('profile', '?')}):\n" + goals({**run.metrics(), 'book': book_timing(run)}, find_chapters(a.book)).to_string(index=False))
+            if not run.metrics_path.exists():
+                raise FileNotFoundError(f"no metrics.json in {run.path}: run the book into it "
+                                        f"first (make book)")
+            print(f"goals of {run.path} (profile {run.params().get('profile', '?')}):\n"
+                  + goals({**run.metrics(), 'book': book_timing(run)},
+                          find_chapters(a.book)).to_string(index=False))
         elif a.cmd == 'serve':
             from .deploy import serve
             serve(a.run_dir, a.host, a.port)
@@ -540,9 +646,13 @@ def main(argv=None,  # the command's arguments, without the program name; None: 
             res = bench(a.profile, a.out, root=a.book)
             return 0 if res['total'] <= res['budget'] else 3
     except ParamError as e:
-        print(f"mobileml-book: parameter error: {e}\nNothing was run or written.", file=sys.stderr); return 2
+        print(f"mobileml-book: parameter error: {e}\nNothing was run or written.", file=sys.stderr)
+        return 2
     except StepFailed as e:
-        print(f"\nmobileml-book: {e}\nFix the cause, then re-run with --resume to continue from this chapter.", file=sys.stderr); return 1
+        print(f"\nmobileml-book: {e}\nFix the cause, then re-run with --resume to continue from "
+              f"this chapter.", file=sys.stderr)
+        return 1
     except (FileNotFoundError, FileExistsError) as e:
-        print(f"mobileml-book: {e}", file=sys.stderr); return 2
+        print(f"mobileml-book: {e}", file=sys.stderr)
+        return 2
     return 0

@@ -20,7 +20,9 @@ __all__ = ['PROFILES', 'OWNED_MARK', 'atomic_write', 'atomic_path', 'sha256_file
 
 # %% ../nbs/07a_rundir.ipynb #01ee5809
 def _umask()->int:
-    m = os.umask(0); os.umask(m); return m
+    m = os.umask(0)
+    os.umask(m)
+    return m
 
 # %% ../nbs/07a_rundir.ipynb #01ee5809-1
 def _mkstemp(path:Path, suffix:str):
@@ -40,7 +42,8 @@ def atomic_write(path,             # the file to write; its folder is created
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data.encode() if isinstance(data, str) else data)
-            f.flush(); os.fsync(f.fileno())
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -94,7 +97,8 @@ class Param:
                  help:str='',         # one line for `mobileml-book params` and the docs
                  min_len:int=1,       # fewest items of a list value (the default refuses an empty list; 0 where empty means something)
                  check=None):         # value -> problem (str) or None: a look at what the value names, run before any chapter
-        self.name,self.type,self.lo,self.hi,self.pattern,self.path,self.help = name,type,lo,hi,pattern,path,help
+        self.name,self.type,self.lo,self.hi,self.pattern,self.path,self.help = (
+            name,type,lo,hi,pattern,path,help)
         self.check, self.min_len = check, min_len
         self.choices = tuple(choices) if choices is not None else None
         self.values = dict(quick=quick, full=quick if full is None else full)
@@ -104,13 +108,15 @@ class Param:
         is_list = getattr(self.type, '__origin__', None) is list
         item = self.type.__args__[0] if is_list else self.type
         if self.choices is not None: item = Literal[self.choices]
-        if self.lo is not None or self.hi is not None: item = Annotated[item, Field(ge=self.lo, le=self.hi)]
+        if self.lo is not None or self.hi is not None:
+            item = Annotated[item, Field(ge=self.lo, le=self.hi)]
         if self.pattern is not None: item = Annotated[item, Field(pattern=self.pattern)]
         return Annotated[list[item], Field(min_length=self.min_len)] if is_list else item
 
     def allowed(self)->str:
         "Human description of the allowed values."
-        tn = getattr(self.type, '__name__', str(self.type)) if getattr(self.type,'__origin__',None) is None else str(self.type)
+        tn = (getattr(self.type, '__name__', str(self.type))
+              if getattr(self.type,'__origin__',None) is None else str(self.type))
         if self.choices is not None: s = f"one of {', '.join(map(repr, self.choices))}"
         elif self.pattern is not None: s = f"{tn} matching {self.pattern}"
         else: s = tn
@@ -122,7 +128,9 @@ class Param:
             if self.min_len: s += f", at least {self.min_len} item{'s' if self.min_len > 1 else ''}"
         return s
 
-    def __repr__(self): return f"Param({self.name}: {self.allowed()}, quick={self.values['quick']!r}, full={self.values['full']!r})"
+    def __repr__(self):
+        return (f"Param({self.name}: {self.allowed()}, quick={self.values['quick']!r}, "
+                f"full={self.values['full']!r})")
 
 # %% ../nbs/07a_rundir.ipynb #64c037d1
 def _numeric(p:Param)->bool:
@@ -136,11 +144,14 @@ def _yaml11(p:Param, v, chapter:str):
     if not _numeric(p): return
     for x in (v if isinstance(v, list) else [v]):
         if isinstance(x, bool):
-            raise ParamError(f"parameter {p.name!r} of chapter {chapter!r} got {x!r} (YAML reads yes/no/on/off as true/false): "
+            raise ParamError(f"parameter {p.name!r} of chapter {chapter!r} got {x!r} "
+                             "(YAML reads yes/no/on/off as true/false): "
                              f"write a number. Allowed: {p.allowed()}.")
         if isinstance(x, str) and re.fullmatch(r'\s*[+-]?(0\d[\d_]*|\d+(:\d+)+)\s*', x):
-            raise ParamError(f"parameter {p.name!r} of chapter {chapter!r} got {x!r}: a leading zero or a colon makes YAML 1.1 read "
-                             f"another number (010 is 8, 1:30 is 90); write it plainly. Allowed: {p.allowed()}.")
+            raise ParamError(f"parameter {p.name!r} of chapter {chapter!r} got {x!r}: "
+                             "a leading zero or a colon makes YAML 1.1 read "
+                             "another number (010 is 8, 1:30 is 90); write it plainly. "
+                             f"Allowed: {p.allowed()}.")
 
 # %% ../nbs/07a_rundir.ipynb #7912e351
 class ChapterParams:
@@ -151,17 +162,21 @@ class ChapterParams:
                  rules:tuple=()):  # (message, check(values) -> bool): rules between parameters, checked before any run
         names = [p.name for p in params]
         if len(set(names)) < len(names):
-            raise ParamError(f"chapter {chapter!r} declares {sorted({n for n in names if names.count(n) > 1})} more than once: "
+            raise ParamError(f"chapter {chapter!r} declares "
+                             f"{sorted({n for n in names if names.count(n) > 1})} more than once: "
                              "give each Param its own name")
         self.chapter, self.params, self.rules = chapter, {p.name:p for p in params}, tuple(rules)
         fields = {p.name:(p.annotation(), ...) for p in params}
-        self.model = create_model(f'{chapter}_params', __config__=ConfigDict(extra='forbid'), **fields)
-        for prof in PROFILES: self.validate(self.defaults(prof))  # a wrong declaration fails at import
+        self.model = create_model(f'{chapter}_params', __config__=ConfigDict(extra='forbid'),
+                                  **fields)
+        for prof in PROFILES:
+            self.validate(self.defaults(prof))  # a wrong declaration fails at import
 
     def defaults(self, profile:str='quick',   # 'quick' or 'full'; `ParamError` otherwise
                 )->dict:
         "The values of `profile` for every parameter."
-        if profile not in PROFILES: raise ParamError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
+        if profile not in PROFILES:
+            raise ParamError(f"unknown profile {profile!r}: use one of {', '.join(PROFILES)}")
         return {n:p.values[profile] for n,p in self.params.items()}
 
     @property
@@ -181,16 +196,18 @@ class ChapterParams:
         "Check `values` (all of them, or overrides on top of nothing) and return them converted to their types."
         self.check_names(values)
         for n, v in values.items(): _yaml11(self.params[n], v, self.chapter)
-        try: m = self.model.model_validate({**{n:p.values['quick'] for n,p in self.params.items()}, **values})
+        try:
+            m = self.model.model_validate({**{n:p.values['quick'] for n,p in self.params.items()},
+                                           **values})
         except ValidationError as e:
             err = e.errors()[0]
             name = err['loc'][0]
             p = self.params[name]
             got = values.get(name, p.values['quick'])
-            raise ParamError(f"parameter {name!r} of chapter {self.chapter!r} got {got!r}: {err['msg']}. "
-                             f"Allowed: {p.allowed()}.") from None
+            raise ParamError(f"parameter {name!r} of chapter {self.chapter!r} got {got!r}: "
+                             f"{err['msg']}. Allowed: {p.allowed()}.") from None
         out = {n:getattr(m, n) for n in values}
-        if set(out) == set(self.params):                          # a complete set: the rules between parameters
+        if set(out) == set(self.params):   # a complete set: the rules between parameters
             for msg, ok in self.rules:
                 if not ok(out): raise ParamError(f"chapter {self.chapter!r}: {msg}")
         return out
@@ -239,9 +256,13 @@ def check_replaceable(path,           # a folder a command is about to delete an
     "Raise FileExistsError when `path` holds files that none of the book's commands wrote."
     path = Path(path)
     if not path.exists(): return
-    if path.is_dir() and (not any(path.iterdir()) or any((path/m).exists() for m in (OWNED_MARK, *marks))): return
-    raise FileExistsError(f"{flag} {path}: {'a file' if not path.is_dir() else 'a folder with files the book did not write'}; "
-                          "it would be deleted, so pass a new or empty folder, or one the book wrote before")
+    if path.is_dir() and (not any(path.iterdir())
+                          or any((path/m).exists() for m in (OWNED_MARK, *marks))):
+        return
+    raise FileExistsError(
+        f"{flag} {path}: "
+        f"{'a file' if not path.is_dir() else 'a folder with files the book did not write'}; "
+        "it would be deleted, so pass a new or empty folder, or one the book wrote before")
 
 # %% ../nbs/07a_rundir.ipynb #6c8d8b44
 def project_root(start=None,   # folder to search upward from (None: the working directory)
@@ -249,22 +270,28 @@ def project_root(start=None,   # folder to search upward from (None: the working
     "The folder holding the book's `settings.ini`, searching upward from `start` (default: the working directory)."
     p = Path(start or os.getcwd()).resolve()
     for d in [p, *p.parents]:
-        if (d/'settings.ini').exists() and 'lib_name = mobileml_book' in (d/'settings.ini').read_text(): return d
+        if ((d/'settings.ini').exists()
+                and 'lib_name = mobileml_book' in (d/'settings.ini').read_text()):
+            return d
     return None
 
 # %% ../nbs/07a_rundir.ipynb #6c8d8b44-1
 def data_dir()->Path:
     "The book's bundled data: `$MOBILEML_BOOK_DATA`, else `<project>/data`."
     if os.environ.get('MOBILEML_BOOK_DATA'): return Path(os.environ['MOBILEML_BOOK_DATA'])
-    root = project_root() or project_root(Path(__file__).parent if '__file__' in globals() else None)
-    if root is None: raise FileNotFoundError("cannot find the book's data/ folder: run from inside the mobileml-book "
-                                             "checkout, or set MOBILEML_BOOK_DATA to the folder that holds devices.csv")
+    root = project_root() or project_root(
+        Path(__file__).parent if '__file__' in globals() else None)
+    if root is None:
+        raise FileNotFoundError("cannot find the book's data/ folder: "
+                                "run from inside the mobileml-book checkout, "
+                                "or set MOBILEML_BOOK_DATA to the folder that holds devices.csv")
     return root/'data'
 
 # %% ../nbs/07a_rundir.ipynb #6c8d8b44-2
 def default_run_dir()->Path:
     "Where a chapter run on its own keeps its run: `$MOBILEML_BOOK_RUNS/standalone`, else `<project>/runs/standalone`."
-    if os.environ.get('MOBILEML_BOOK_RUNS'): return Path(os.environ['MOBILEML_BOOK_RUNS'])/'standalone'
+    if os.environ.get('MOBILEML_BOOK_RUNS'):
+        return Path(os.environ['MOBILEML_BOOK_RUNS'])/'standalone'
     root = project_root() or Path.cwd()
     return root/'runs'/'standalone'
 
@@ -274,7 +301,8 @@ def _jsonable(o):
     if hasattr(o, 'item') and getattr(o, 'ndim', 1) == 0: return o.item()
     if hasattr(o, 'tolist'): return o.tolist()
     if isinstance(o, Path): return str(o)
-    raise TypeError(f"{type(o).__name__} is not JSON serialisable: store numbers, strings, lists or dicts in metrics")
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable: "
+                    "store numbers, strings, lists or dicts in metrics")
 
 # %% ../nbs/07a_rundir.ipynb #cf633d61-1
 def dumps(o,   # JSON-able data; numpy values and paths are converted, other objects: TypeError
@@ -283,12 +311,14 @@ def dumps(o,   # JSON-able data; numpy values and paths are converted, other obj
     return json.dumps(o, indent=2, default=_jsonable, sort_keys=False)
 
 # %% ../nbs/07a_rundir.ipynb #cf633d61-2
-def now_iso()->str: return dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')
+def now_iso()->str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')
 
 # %% ../nbs/07a_rundir.ipynb #d4e59464
 class RunDir:
     "A run directory: parameters, executed notebooks, artifacts per chapter, merged metrics, status."
-    def __init__(self, path=None): self.path = Path(path) if path else default_run_dir()   # None: `default_run_dir()`
+    def __init__(self, path=None):   # None: `default_run_dir()`
+        self.path = Path(path) if path else default_run_dir()
     def __repr__(self): return f"RunDir({str(self.path)!r})"
     def __truediv__(self, o): return self.path/o
 
@@ -432,25 +462,33 @@ def check_reachable(address:str,        # 'HOST:PORT' of a Ray head; other forms
     import socket
     m = re.fullmatch(r'([\w.\-]+|\[[0-9a-fA-F:]+\]):(\d+)', address.strip())
     if not m: return
-    try: socket.create_connection((m.group(1).strip('[]'), int(m.group(2))), timeout=timeout).close()
+    try:
+        socket.create_connection((m.group(1).strip('[]'), int(m.group(2))), timeout=timeout).close()
     except OSError as e:
-        raise ParamError(f"Ray address {address!r}: nothing answers there ({e.strerror or type(e).__name__}); {_RAY_FIX}") from None
+        raise ParamError(f"Ray address {address!r}: nothing answers there "
+                         f"({e.strerror or type(e).__name__}); {_RAY_FIX}") from None
 
 # %% ../nbs/07a_rundir.ipynb #07aray02
 @contextmanager
 def ray_session(address:str|None=None,   # 'HOST:PORT' of a running cluster's head; None: a local instance
                 cpus:int|None=None):     # CPUs of the local instance (default: this machine's); ignored with an address
     "Connect to Ray for the duration of the block; a local instance started here is stopped afterwards."
-    os.environ.setdefault('RAY_USAGE_STATS_ENABLED', '0'); os.environ.setdefault('RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO', '0')
+    os.environ.setdefault('RAY_USAGE_STATS_ENABLED', '0')
+    os.environ.setdefault('RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO', '0')
     if address: check_reachable(address)
     import ray
-    if ray.is_initialized(): yield ray; return                 # the caller owns the connection
+    if ray.is_initialized():   # the caller owns the connection
+        yield ray
+        return
     kw = dict(log_to_driver=False, logging_level=logging.ERROR)
     try:
         if address: ray.init(address=address, **kw)
-        else: ray.init(address='local', num_cpus=cpus or os.cpu_count(), include_dashboard=False, **kw)   # never a `ray start` cluster
+        else:
+            # never a `ray start` cluster
+            ray.init(address='local', num_cpus=cpus or os.cpu_count(), include_dashboard=False,
+                     **kw)
     except (ConnectionError, ValueError, RuntimeError) as e:
-        raise ParamError(f"Ray address {address!r}: cannot join a Ray cluster there ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0]}); {_RAY_FIX}") from None
+        raise ParamError(f"Ray address {address!r}: cannot join a Ray cluster there "
+                         f"({type(e).__name__}: {str(e).splitlines()[0]}); {_RAY_FIX}") from None
     try: yield ray
     finally: ray.shutdown()

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 import yaml, numpy as np, pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from .rundir import RunDir, ParamError, OWNED_MARK, check_replaceable, atomic_write, dumps, now_iso, PROFILES, ray_session
-from .pipeline import book_config, find_chapters, resolve_params, fingerprint, run_book, StepFailed
+from .rundir import (RunDir, ParamError, OWNED_MARK, check_replaceable, atomic_write,
+                                  dumps, now_iso, PROFILES, ray_session)
+from .pipeline import (book_config, find_chapters, resolve_params, fingerprint,
+                                    run_book, StepFailed)
 
 # %% auto #0
 __all__ = ['Grid', 'load_grid', 'Point', 'plan_points', 'Stage', 'plan_stages', 'relocate', 'StageResult', 'stage_done',
@@ -32,7 +34,8 @@ class Grid(BaseModel):
     @field_validator('grid')
     @classmethod
     def _values(cls, g):
-        if not g: raise ValueError('names no parameter: give at least one, e.g. grid: {seed: [0, 1]}')
+        if not g:
+            raise ValueError('names no parameter: give at least one, e.g. grid: {seed: [0, 1]}')
         for k, v in g.items():
             if not v: raise ValueError(f'{k}: an empty list of values makes no point')
             if len({json.dumps(x, sort_keys=True, default=str) for x in v}) < len(v):
@@ -44,13 +47,16 @@ def load_grid(path,   # a YAML grid file; ParamError when missing, not YAML, or 
              )->Grid:
     "Read and validate a grid file."
     p = Path(path)
-    if not p.is_file(): raise ParamError(f"grid file {p}: not found (write one as in `mobileml-book sweep --help`)")
+    if not p.is_file():
+        raise ParamError(f"grid file {p}: not found (write one as in `mobileml-book sweep --help`)")
     try: d = yaml.safe_load(p.read_text())
     except yaml.YAMLError as e: raise ParamError(f"grid file {p}: not valid YAML: {e}") from None
-    if not isinstance(d, dict): raise ParamError(f"grid file {p}: expected a mapping with a `grid:` of name: [values]")
+    if not isinstance(d, dict):
+        raise ParamError(f"grid file {p}: expected a mapping with a `grid:` of name: [values]")
     try: return Grid(**d)
     except ValidationError as e:
-        errs = '; '.join(f"{'.'.join(map(str, x['loc'])) or 'grid file'}: {x['msg']}" for x in e.errors())
+        errs = '; '.join(f"{'.'.join(map(str, x['loc'])) or 'grid file'}: {x['msg']}"
+                         for x in e.errors())
         raise ParamError(f"grid file {p}: {errs}") from None
 
 # %% ../nbs/09_sweeps.ipynb #5030baa6
@@ -71,7 +77,9 @@ class Point(BaseModel):
 def _selected(chapters, only):
     if not only: return chapters
     unknown = [s for s in only if not any(c.matches(s) for c in chapters)]
-    if unknown: raise ParamError(f"only: {', '.join(map(str, unknown))}: no such chapter; chapters: {', '.join(c.key for c in chapters)}")
+    if unknown:
+        raise ParamError(f"only: {', '.join(map(str, unknown))}: no such chapter; chapters: "
+                         f"{', '.join(c.key for c in chapters)}")
     return [c for c in chapters if any(c.matches(s) for s in only)]
 
 # %% ../nbs/09_sweeps.ipynb #a8495s16
@@ -81,7 +89,8 @@ def plan_points(grid:Grid,        # the grid
                )->list[Point]:
     "Every point of `grid`, validated like `run`: raises `ParamError` naming the point and the problem."
     from mobileml_book.pipeline import _flatten_file, _lib_hash
-    cfg = book_config(root); chapters = find_chapters(cfg['root'])
+    cfg = book_config(root)
+    chapters = find_chapters(cfg['root'])
     sel = _selected(chapters, grid.only)
     lib = _lib_hash(Path(cfg['root']), cfg['lib_name'])
     fixed = _flatten_file(dict(grid.params), chapters)
@@ -92,9 +101,12 @@ def plan_points(grid:Grid,        # the grid
         except ParamError as e: raise ParamError(f"grid point {values}: {e}") from None
         h, fps, keys = hashlib.sha256(), [], []
         for c in sel:
-            fps.append(fingerprint(c, grid.profile, vals[c.key], lib)); h.update(fps[-1].encode()); keys.append(h.hexdigest()[:16])
+            fps.append(fingerprint(c, grid.profile, vals[c.key], lib))
+            h.update(fps[-1].encode())
+            keys.append(h.hexdigest()[:16])
         pid = 'p' + hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:8]
-        out.append(Point(id=pid, values=values, params=vals, chapters=[c.name for c in sel], fingerprints=fps, keys=keys))
+        out.append(Point(id=pid, values=values, params=vals, chapters=[c.name for c in sel],
+                         fingerprints=fps, keys=keys))
     return out
 
 # %% ../nbs/09_sweeps.ipynb #2ab948c5
@@ -120,15 +132,19 @@ def plan_stages(points:list[Point],   # the grid's points (`plan_points`)
         parent = None
         for i, k in enumerate(p.keys):
             last = i == len(p.keys) - 1
-            if not last and n[k] == n[p.keys[i+1]]: continue   # the same points go on together: one stage
+            # the same points go on together: one stage
+            if not last and n[k] == n[p.keys[i+1]]: continue
             if k not in stages:
-                stages[k] = Stage(key=k, parent=parent, chapters=p.chapters[:i+1], fingerprints=p.fingerprints[:i+1], points=[],
+                stages[k] = Stage(key=k, parent=parent, chapters=p.chapters[:i+1],
+                                  fingerprints=p.fingerprints[:i+1], points=[],
                                   dir=f'points/{p.id}' if n[k] == 1 else f'stages/{k}')
-            stages[k].points.append(p.id); parent = k
-        if n[p.keys[-1]] > 1:                                 # identical to another point: its own copy of the result
+            stages[k].points.append(p.id)
+            parent = k
+        # identical to another point: its own copy of the result
+        if n[p.keys[-1]] > 1:
             own = f'{p.keys[-1]}/{p.id}'
-            stages[own] = Stage(key=own, parent=parent, chapters=p.chapters, fingerprints=p.fingerprints,
-                                points=[p.id], dir=f'points/{p.id}')
+            stages[own] = Stage(key=own, parent=parent, chapters=p.chapters,
+                                fingerprints=p.fingerprints, points=[p.id], dir=f'points/{p.id}')
     return list(stages.values())
 
 # %% ../nbs/09_sweeps.ipynb #f622d9f4
@@ -145,17 +161,23 @@ def relocate(folder,    # a copied run directory, still in its temporary place
         if not f.is_file() or f.is_symlink() or f.parent.name == 'notebooks': continue
         if f.suffix in _TEXT or f.name == 'MLmodel' or f.name == 'meta.yaml':
             t = f.read_text(errors='surrogateescape')
-            if old in t: atomic_write(f, t.replace(old, new)); n += 1
+            if old in t:
+                atomic_write(f, t.replace(old, new))
+                n += 1
         elif f.suffix in ('.db', '.sqlite') and f.read_bytes()[:16] == b'SQLite format 3\x00':
             con = sqlite3.connect(f)
             try:
                 hit = 0
                 for (t,) in con.execute("select name from sqlite_master where type='table'").fetchall():
-                    kinds = [(r[1], (r[2] or '').upper()) for r in con.execute(f'pragma table_info("{t}")')]
-                    for c in [c for c, k in kinds if k in ('', 'TEXT') or 'CHAR' in k]:      # text columns only
-                        q = f'update "{t}" set "{c}" = replace("{c}", ?, ?) where instr("{c}", ?) > 0'
+                    kinds = [(r[1], (r[2] or '').upper())
+                             for r in con.execute(f'pragma table_info("{t}")')]
+                    # text columns only
+                    for c in [c for c, k in kinds if k in ('', 'TEXT') or 'CHAR' in k]:
+                        q = (f'update "{t}" set "{c}" = replace("{c}", ?, ?) '
+                             f'where instr("{c}", ?) > 0')
                         hit += con.execute(q, (old, new, old)).rowcount
-                con.commit(); n += hit > 0
+                con.commit()
+                n += hit > 0
             finally: con.close()
     return n
 
@@ -200,24 +222,32 @@ def run_stage(out:str,              # the sweep folder (a path every node can re
     if parent is not None and not (d/'status.json').exists():
         src = out/parent
         tmp = d.with_name(f'.{d.name}.copying')
-        shutil.rmtree(tmp, ignore_errors=True); shutil.rmtree(d, ignore_errors=True); d.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(src, tmp, symlinks=True, ignore=shutil.ignore_patterns('.*.partial.ipynb', 'report.html'))
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(d, ignore_errors=True)
+        d.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(src, tmp, symlinks=True,
+                        ignore=shutil.ignore_patterns('.*.partial.ipynb', 'report.html'))
         relocate(tmp, str(src.resolve()), str(d.resolve()))
         os.replace(tmp, d)
-    before = json.loads((d/'status.json').read_text()).get('steps', {}) if (d/'status.json').exists() else {}
+    before = (json.loads((d/'status.json').read_text()).get('steps', {})
+              if (d/'status.json').exists() else {})
     env = os.environ.get('RAY_ADDRESS')
-    os.environ['RAY_ADDRESS'] = 'local'    # a chapter that starts Ray itself (Flower, chapter 08) gets its own instance:
-    try:                                   # on this sweep's cluster it would wait for CPUs the sweep's stages hold
-        run_book(profile, overrides=point.overrides(), out=str(d), only=stage.chapters, resume=True, root=root,
-                 progress=False, log=lambda *_: None)
+    # a chapter that starts Ray itself (Flower, chapter 08) gets its own instance:
+    # on this sweep's cluster it would wait for CPUs the sweep's stages hold
+    os.environ['RAY_ADDRESS'] = 'local'
+    try:
+        run_book(profile, overrides=point.overrides(), out=str(d), only=stage.chapters,
+                 resume=True, root=root, progress=False, log=lambda *_: None)
     except StepFailed as e:
-        return StageResult(state='failed', seconds=round(time.time()-t0, 1), chapter=e.chapter, cell=e.cell_source,
-                           error=e.error, notebook=str(e.notebook) if e.notebook else None, **res)
+        return StageResult(state='failed', seconds=round(time.time()-t0, 1), chapter=e.chapter,
+                           cell=e.cell_source, error=e.error,
+                           notebook=str(e.notebook) if e.notebook else None, **res)
     finally:
         if env is None: del os.environ['RAY_ADDRESS']
         else: os.environ['RAY_ADDRESS'] = env
     after = json.loads((d/'status.json').read_text())['steps']
-    ran = [c for c in stage.chapters if after[c].get('finished') != before.get(c, {}).get('finished')]
+    ran = [c for c in stage.chapters
+           if after[c].get('finished') != before.get(c, {}).get('finished')]
     return StageResult(state='done', ran=ran, seconds=round(time.time()-t0, 1), **res)
 
 # %% ../nbs/09_sweeps.ipynb #f76b0075
@@ -251,7 +281,9 @@ def load_ledger(out,   # the sweep folder
                )->Ledger:
     "Read a sweep's ledger."
     p = Path(out)/'sweep.json'
-    if not p.exists(): raise FileNotFoundError(f"no sweep.json in {out}: run `mobileml-book sweep GRID.yaml --out {out}` first")
+    if not p.exists():
+        raise FileNotFoundError(f"no sweep.json in {out}: run `mobileml-book sweep GRID.yaml --out "
+                                f"{out}` first")
     return Ledger.model_validate_json(p.read_text())
 
 # %% ../nbs/09_sweeps.ipynb #cf49f43a
@@ -271,9 +303,12 @@ def settle(led:Ledger,            # the sweep's ledger, updated in place
         if res.state == 'failed':
             ps.state = 'failed' if not stage.shared or pid == stage.points[0] else 'skipped'
             ps.chapter, ps.cell, ps.error = res.chapter, res.cell, res.error
-            if ps.state == 'skipped': ps.error = f'a shared stage failed in {res.chapter}: {res.error}'
+            if ps.state == 'skipped':
+                ps.error = f'a shared stage failed in {res.chapter}: {res.error}'
         elif last[pid] == stage.key: ps.state = 'done'
-        if ps.state != 'pending': ps.finished = now_iso(); touched.append(pid)
+        if ps.state != 'pending':
+            ps.finished = now_iso()
+            touched.append(pid)
     led.updated = now_iso()
     return touched
 
@@ -284,7 +319,9 @@ def ship_phone(phone:str|None=None,   # a catalog id; None: the catalog's slowes
     from mobileml_book.constraints import load_devices
     dev = load_devices()
     if phone is None: return dev.loc[dev.cpu_max_ghz.astype(float).idxmin()]
-    if phone not in dev.index: raise ParamError(f"phone {phone!r} is not in the device catalog; use one of {', '.join(dev.index)}")
+    if phone not in dev.index:
+        raise ParamError(f"phone {phone!r} is not in the device catalog; use one of "
+                         f"{', '.join(dev.index)}")
     return dev.loc[phone]
 
 # %% ../nbs/09_sweeps.ipynb #09chain2
@@ -294,7 +331,9 @@ def one_chain(todo:list[Stage],            # the stages still to run
     "True when the stages to run form one chain, each below the one before: nothing could run side by side."
     def above(s):
         a = set()
-        while s.parent: a.add(s.parent); s = by_key[s.parent]
+        while s.parent:
+            a.add(s.parent)
+            s = by_key[s.parent]
         return a
     if len(todo) < 2: return True
     deepest = max(todo, key=lambda s: len(above(s)))
@@ -314,61 +353,82 @@ def sweep(grid_file,                 # the grid (YAML; see `Grid`)
     "Validate every point, then run the grid's stages as Ray tasks into `out`; write the ledger and the sweep report."
     from tqdm.auto import tqdm
     grid = load_grid(grid_file)
-    if max_parallel is not None and max_parallel < 1: raise ParamError(f"--max-parallel {max_parallel}: must be at least 1")
-    if not 0 < cpus_per_point <= 1024: raise ParamError(f"--cpus-per-point {cpus_per_point}: must be above 0 and at most 1024")
-    cfg = book_config(root); root = str(cfg['root'])
-    points = plan_points(grid, root, cwd=Path(grid_file).resolve().parent)          # every point validated before anything runs
+    if max_parallel is not None and max_parallel < 1:
+        raise ParamError(f"--max-parallel {max_parallel}: must be at least 1")
+    if not 0 < cpus_per_point <= 1024:
+        raise ParamError(f"--cpus-per-point {cpus_per_point}: must be above 0 and at most 1024")
+    cfg = book_config(root)
+    root = str(cfg['root'])
+    # every point validated before anything runs
+    points = plan_points(grid, root, cwd=Path(grid_file).resolve().parent)
     ship_phone(grid.phone)
     stages, out = plan_stages(points), Path(out).resolve()
     if (out/'sweep.json').exists() and not resume:
-        raise ParamError(f"{out} already holds a sweep: pass --resume to continue it, or choose another --out")
+        raise ParamError(f"{out} already holds a sweep: pass --resume to continue it, or choose "
+                         f"another --out")
     out.mkdir(parents=True, exist_ok=True)
     old = load_ledger(out).points if (out/'sweep.json').exists() else {}
     by_key, pt = {s.key: s for s in stages}, {p.id: p for p in points}
     last = {p.id: next(s.key for s in reversed(stages) if p.id in s.points) for p in points}
     led = Ledger(grid=grid, created=now_iso(), updated=now_iso(), stages=len(stages),
-                 points={p.id: PointState(id=p.id, values=p.values, dir=by_key[last[p.id]].dir) for p in points})
+                 points={p.id: PointState(id=p.id, values=p.values, dir=by_key[last[p.id]].dir)
+                         for p in points})
     for pid, ps in old.items():
-        if pid in led.points and ps.state == 'done' and stage_done(out/ps.dir, by_key[last[pid]]): led.points[pid] = ps
+        if pid in led.points and ps.state == 'done' and stage_done(out/ps.dir, by_key[last[pid]]):
+            led.points[pid] = ps
     atomic_write(out/'grid.yaml', yaml.safe_dump(grid.model_dump(), sort_keys=False))
-    atomic_write(out/'plan.json', dumps(dict(points=[p.model_dump() for p in points], stages=[s.model_dump() for s in stages])))
+    atomic_write(out/'plan.json',
+                 dumps(dict(points=[p.model_dump() for p in points],
+                            stages=[s.model_dump() for s in stages])))
     save = lambda: atomic_write(out/'sweep.json', led.model_dump_json(indent=1))
-    save(); t0 = time.time()
+    save()
+    t0 = time.time()
     n_done = sum(ps.state == 'done' for ps in led.points.values())
     todo = [s for s in stages if not stage_done(out/s.dir, s)]
     use_ray = bool(address) or not one_chain(todo, by_key)
-    log(f"sweep of {len(points)} points in {len(stages)} stages ({n_done} points already done) into {out}, "
-        + (f"on Ray ({address or 'a local instance'})" if use_ray else 'in this process (nothing can run side by side)'))
+    log(f"sweep of {len(points)} points in {len(stages)} stages ({n_done} points already done) "
+        f"into {out}, "
+        + (f"on Ray ({address or 'a local instance'})" if use_ray
+           else 'in this process (nothing can run side by side)'))
     with (ray_session(address) if use_ray else nullcontext()) as ray, \
          tqdm(total=len(points), initial=n_done, desc='sweep points', disable=not progress) as bar:
         task = ray.remote(num_cpus=cpus_per_point, max_retries=3)(run_stage) if use_ray else None
         ready, pending = [s for s in stages if s.parent is None], {}
         def finish(s, res):
             for pid in settle(led, s, res, last):
-                bar.update(1); ps = led.points[pid]
-                if ps.state != 'done': log(f"point {pid} {ps.values}: {ps.state} in {ps.chapter}: {ps.error}")
+                bar.update(1)
+                ps = led.points[pid]
+                if ps.state != 'done':
+                    log(f"point {pid} {ps.values}: {ps.state} in {ps.chapter}: {ps.error}")
             save()
             if res.state == 'done': ready.extend(c for c in stages if c.parent == s.key)
         while ready or pending:
             while ready and len(pending) < (max_parallel or len(stages)):
                 s = ready.pop(0)
-                if stage_done(out/s.dir, s): finish(s, StageResult(key=s.key, state='done')); continue
-                args = (str(out), s, by_key[s.parent].dir if s.parent else None, pt[s.points[0]], grid.profile, root)
+                if stage_done(out/s.dir, s):
+                    finish(s, StageResult(key=s.key, state='done'))
+                    continue
+                args = (str(out), s, by_key[s.parent].dir if s.parent else None, pt[s.points[0]],
+                        grid.profile, root)
                 if task is None:
                     try: res = run_stage(*args)
                     except Exception as e:
-                        res = StageResult(key=s.key, state='failed', chapter='(the sweep task)', error=f"{type(e).__name__}: {e}")
-                    finish(s, res); continue
+                        res = StageResult(key=s.key, state='failed', chapter='(the sweep task)',
+                                          error=f"{type(e).__name__}: {e}")
+                    finish(s, res)
+                    continue
                 pending[task.remote(*args)] = s
             if not pending: continue
             [ref], _ = ray.wait(list(pending), num_returns=1)
             s = pending.pop(ref)
             try: res = ray.get(ref)
-            except Exception as e:   # the task itself failed: its retries on other nodes were used up
+            # the task itself failed: its retries on other nodes were used up
+            except Exception as e:
                 err = f"{type(e).__name__}: {str(e).splitlines()[0]}"
                 res = StageResult(key=s.key, state='failed', chapter='(the sweep task)', error=err)
             finish(s, res)
-    led.seconds = round(time.time() - t0, 1); save()
+    led.seconds = round(time.time() - t0, 1)
+    save()
     sweep_report(out)
     return led
 
@@ -382,16 +442,20 @@ def exports_table(out,                 # the sweep folder
     led, rows = load_ledger(out), []
     for pid, ps in led.points.items():
         run = RunDir(Path(out)/ps.dir)
-        if ps.state != 'done' or run.status().get('steps', {}).get('04_conversion', {}).get('state') != 'done': continue
+        if (ps.state != 'done'
+            or run.status().get('steps', {}).get('04_conversion', {}).get('state') != 'done'):
+            continue
         dep = run.params()['chapters']['deployment']
         for r in load_records(run)['records']:
             fid, lat = r.get('fidelity') or {}, r.get('latency') or {}
             host = lat.get('p50_ms')
-            est = None if host is None else estimate_ms(host, dep['host_ghz'], float(phone.cpu_max_ghz))
+            est = None if host is None else estimate_ms(host, dep['host_ghz'],
+                                                        float(phone.cpu_max_ghz))
             mb = r['size_bytes']/1e6
             fits = est is not None and est <= dep['latency_budget_ms'] and mb <= dep['model_budget_mb']
-            rows.append(dict(point=pid, **ps.values, export=r['name'], size_mb=mb, phone_c_acc=fid.get('phone_c_accuracy'),
-                             acc=fid.get('accuracy'), host_p50_ms=host, phone_ms_est=est, fits=fits))
+            rows.append(dict(point=pid, **ps.values, export=r['name'], size_mb=mb,
+                             phone_c_acc=fid.get('phone_c_accuracy'), acc=fid.get('accuracy'),
+                             host_p50_ms=host, phone_ms_est=est, fits=fits))
     return pd.DataFrame(rows)
 
 # %% ../nbs/09_sweeps.ipynb #70a50fd1
@@ -419,12 +483,16 @@ def points_table(out,                        # out: the sweep folder
     "One row per point: its values, state, what it computed and reused, time, and its best export that fits."
     led, rows = load_ledger(out), []
     for pid, ps in led.points.items():
-        heads = [m.get('headline') for m in RunDir(Path(out)/ps.dir).metrics().values() if isinstance(m, dict) and m.get('headline')] \
+        heads = [m.get('headline') for m in RunDir(Path(out)/ps.dir).metrics().values()
+                 if isinstance(m, dict) and m.get('headline')] \
                 if ps.state == 'done' else []
-        r = dict(point=pid, **ps.values, state=ps.state, computed=len(ps.computed), reused=len(ps.shared), seconds=ps.seconds,
-                 failed_in=ps.chapter, error=ps.error, headline=heads[-1] if heads else None)
+        r = dict(point=pid, **ps.values, state=ps.state, computed=len(ps.computed),
+                 reused=len(ps.shared), seconds=ps.seconds, failed_in=ps.chapter, error=ps.error,
+                 headline=heads[-1] if heads else None)
         best = pick(ex[ex.point == pid]) if ex is not None and len(ex) else None
-        if best is not None: r.update(ship=best.export, ship_phone_c_acc=best.phone_c_acc, ship_mb=best.size_mb, ship_ms_est=best.phone_ms_est)
+        if best is not None:
+            r.update(ship=best.export, ship_phone_c_acc=best.phone_c_acc, ship_mb=best.size_mb,
+                     ship_ms_est=best.phone_ms_est)
         rows.append(r)
     return pd.DataFrame(rows)
 
@@ -436,16 +504,22 @@ def plot_pareto(ex:pd.DataFrame,         # `exports_table`: size_mb, phone_ms_es
     "Accuracy on phone photos against size and against estimated latency on `phone`, fronts joined, the pick starred."
     import matplotlib.pyplot as plt
     fig, axs = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, cost, lab in [(axs[0], 'size_mb', 'model file (MB)'), (axs[1], 'phone_ms_est', f"estimated latency on {phone['name']} (ms)")]:
+    for ax, cost, lab in [(axs[0], 'size_mb', 'model file (MB)'),
+                          (axs[1], 'phone_ms_est', f"estimated latency on {phone['name']} (ms)")]:
         d = ex.dropna(subset=[cost, 'phone_c_acc'])
-        ax.scatter(d[cost], d.phone_c_acc, c=np.where(d.fits, 'tab:blue', 'tab:gray'), s=30, label='exports (grey: over budget)')
+        ax.scatter(d[cost], d.phone_c_acc, c=np.where(d.fits, 'tab:blue', 'tab:gray'), s=30,
+                   label='exports (grey: over budget)')
         f = d[pareto_front(d, cost)].sort_values(cost)
         ax.plot(f[cost], f.phone_c_acc, 'r-', lw=1, label='Pareto front')
         if chosen is not None and not pd.isna(chosen[cost]):
-            ax.scatter([chosen[cost]], [chosen.phone_c_acc], marker='*', s=250, c='gold', edgecolor='k', label='ships', zorder=3)
-        ax.set_xlabel(lab); ax.grid(alpha=.3)
-    axs[0].set_ylabel('accuracy on phone photos (phone-C)'); axs[0].legend(fontsize=8)
-    fig.suptitle('Every point of the sweep, every export'); fig.tight_layout()
+            ax.scatter([chosen[cost]], [chosen.phone_c_acc], marker='*', s=250, c='gold',
+                       edgecolor='k', label='ships', zorder=3)
+        ax.set_xlabel(lab)
+        ax.grid(alpha=.3)
+    axs[0].set_ylabel('accuracy on phone photos (phone-C)')
+    axs[0].legend(fontsize=8)
+    fig.suptitle('Every point of the sweep, every export')
+    fig.tight_layout()
     return fig
 
 # %% ../nbs/09_sweeps.ipynb #1acf8f1c
@@ -462,27 +536,42 @@ def sweep_report(out,   # the sweep folder
     if len(ex): atomic_write(out/'exports.csv', ex.to_csv(index=False))
     n = Counter(ps.state for ps in led.points.values())
     parts = [f"<h1>mobileml-book sweep: {html.escape(out.name)}</h1>",
-             f"<p>{len(led.points)} points ({', '.join(f'{v} {k}' for k, v in n.items())}), {led.stages} stages, profile {led.grid.profile}; "
-             f"updated {led.updated}</p>"]
+             f"<p>{len(led.points)} points ({', '.join(f'{v} {k}' for k, v in n.items())}), "
+             f"{led.stages} stages, profile {led.grid.profile}; updated {led.updated}</p>"]
     if chosen is not None:
         where = html.escape(str({k: chosen[k] for k in led.grid.grid}))
-        parts.append(f"<p class='pick'>For <b>{html.escape(phone['name'])}</b> ship <b>{html.escape(chosen.export)}</b> of point "
+        parts.append(f"<p class='pick'>For <b>{html.escape(phone['name'])}</b> ship "
+                     f"<b>{html.escape(chosen.export)}</b> of point "
                      f"<b>{chosen.point}</b> ({where}): {chosen.phone_c_acc:.1%} on phone photos, "
                      f"{chosen.size_mb:.2f} MB, {chosen.phone_ms_est:.1f} ms estimated.</p>")
-    elif len(ex): parts.append(f"<p class='pick'>No export of any point fits the budgets on {html.escape(phone['name'])}.</p>")
-    else: parts.append("<p>No point ran the Conversion chapter: there is nothing to ship to compare.</p>")
-    parts.append("<h2>Points</h2>" + pts.drop(columns=['error']).to_html(index=False, na_rep='', float_format=lambda v: f'{v:.4g}'))
+    elif len(ex):
+        parts.append(f"<p class='pick'>No export of any point fits the budgets on "
+                     f"{html.escape(phone['name'])}.</p>")
+    else:
+        parts.append("<p>No point ran the Conversion chapter: "
+                     "there is nothing to ship to compare.</p>")
+    parts.append("<h2>Points</h2>"
+                 + pts.drop(columns=['error']).to_html(index=False, na_rep='',
+                                                       float_format=lambda v: f'{v:.4g}'))
     for ps in led.points.values():
         if ps.state in ('failed', 'skipped'):
-            parts.append(f"<div class='failed'><p>{ps.id} {html.escape(str(ps.values))}: {ps.state} in <b>{html.escape(str(ps.chapter))}</b>: "
-                         f"<code>{html.escape(str(ps.error))}</code></p><pre>{html.escape(ps.cell or '')}</pre></div>")
+            parts.append(f"<div class='failed'><p>{ps.id} {html.escape(str(ps.values))}: "
+                         f"{ps.state} in <b>{html.escape(str(ps.chapter))}</b>: "
+                         f"<code>{html.escape(str(ps.error))}</code></p>"
+                         f"<pre>{html.escape(ps.cell or '')}</pre></div>")
     if len(ex):
-        fig = plot_pareto(ex, phone, chosen); buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=100); plt.close(fig)
+        fig = plot_pareto(ex, phone, chosen)
+        buf = io.BytesIO()
+        fig.savefig(buf, format='png', dpi=100)
+        plt.close(fig)
         atomic_write(out/'pareto.png', buf.getvalue())
-        parts.append(f"<h2>Pareto front</h2><img alt='pareto' src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'>")
-    css = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+        parts.append(f"<h2>Pareto front</h2><img alt='pareto' "
+                     f"src='data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}'>")
+    css = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto}"
+           "table{border-collapse:collapse}"
            "td,th{border:1px solid #ccc;padding:2px 6px}.failed{color:#b00}")
-    head = f"<!doctype html><html><head><meta charset='utf-8'><title>sweep</title><style>{css}</style></head>"
+    head = (f"<!doctype html><html><head><meta charset='utf-8'><title>sweep</title>"
+            f"<style>{css}</style></head>")
     return atomic_write(out/'report.html', f"{head}<body>{''.join(parts)}</body></html>")
 
 # %% ../nbs/09_sweeps.ipynb #dad9eac9
@@ -494,34 +583,53 @@ def sweep_bench(grid_file,            # the grid to measure
                )->dict:
     "Time one run, a one-point sweep and the whole sweep of `grid_file`; print the ratios the book's goals name."
     bad = set(skip) - {'one-point', 'serial'}
-    if bad: raise ParamError(f"skip: {', '.join(sorted(bad))}: no such part; parts: one-point, serial")
-    grid = load_grid(grid_file); out = Path(out)
-    check_replaceable(out, '--out', ('run/status.json',))   # a scratch folder (or an older bench's): never a reader's files
-    shutil.rmtree(out, ignore_errors=True); out.mkdir(parents=True); (out/OWNED_MARK).touch()
+    if bad:
+        raise ParamError(f"skip: {', '.join(sorted(bad))}: no such part; parts: one-point, serial")
+    grid = load_grid(grid_file)
+    out = Path(out)
+    # a scratch folder (or an older bench's): never a reader's files
+    check_replaceable(out, '--out', ('run/status.json',))
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    (out/OWNED_MARK).touch()
     first = plan_points(grid, root, cwd=Path(grid_file).resolve().parent)[0]
     quiet = dict(root=root, progress=False, log=lambda *_: None)
-    t = time.time(); run_book(grid.profile, overrides=first.overrides(), out=str(out/'run'), only=first.chapters, **quiet)
+    t = time.time()
+    run_book(grid.profile, overrides=first.overrides(), out=str(out/'run'),
+             only=first.chapters, **quiet)
     t_run = time.time() - t
-    one = out/'one.yaml'                                                        # the same point as a one-point grid
-    atomic_write(one, yaml.safe_dump(grid.model_copy(update=dict(grid={k: [v] for k, v in first.values.items()})).model_dump()))
+    # the same point as a one-point grid
+    one = out/'one.yaml'
+    atomic_write(one, yaml.safe_dump(
+        grid.model_copy(update=dict(grid={k: [v] for k, v in first.values.items()})).model_dump()))
     t_one = t_serial = None
-    if 'one-point' not in skip: t = time.time(); sweep(one, out/'one', **quiet); t_one = time.time() - t
-    t = time.time(); led = sweep(grid_file, out/'all', **quiet); t_all = time.time() - t
+    if 'one-point' not in skip:
+        t = time.time()
+        sweep(one, out/'one', **quiet)
+        t_one = time.time() - t
+    t = time.time()
+    led = sweep(grid_file, out/'all', **quiet)
+    t_all = time.time() - t
     if 'serial' not in skip:
-        t = time.time(); sweep(grid_file, out/'serial', max_parallel=1, **quiet); t_serial = time.time() - t
+        t = time.time()
+        sweep(grid_file, out/'serial', max_parallel=1, **quiet)
+        t_serial = time.time() - t
     n = len(led.points)
     r1 = lambda v: None if v is None else round(v, 1)
     res = dict(points=n, cpus=os.cpu_count(), run_s=r1(t_run), one_point_sweep_s=r1(t_one),
                overhead_s=None if t_one is None else r1(t_one - t_run),
                sweep_s=r1(t_all), separate_runs_s=r1(n*t_run), ratio=round(t_all/(n*t_run), 3),
-               serial_sweep_s=r1(t_serial), parallel_gain=None if t_serial is None else round(t_serial/t_all, 3),
+               serial_sweep_s=r1(t_serial),
+               parallel_gain=None if t_serial is None else round(t_serial/t_all, 3),
                stages=led.stages, done=sum(p.state == 'done' for p in led.points.values()))
     lines = [f"grid {grid_file}: {n} points, {led.stages} stages, {res['cpus']} cores",
              f"  one run:             {res['run_s']:8.1f} s"]
     if t_one is not None:
-        lines.append(f"  one-point sweep:     {res['one_point_sweep_s']:8.1f} s  (overhead {res['overhead_s']:+.1f} s; goal <= +10 s)")
+        lines.append(f"  one-point sweep:     {res['one_point_sweep_s']:8.1f} s  (overhead "
+                     f"{res['overhead_s']:+.1f} s; goal <= +10 s)")
     lines += [f"  {n} separate runs:   {res['separate_runs_s']:8.1f} s  ({n} x one run)",
-              f"  the sweep:           {res['sweep_s']:8.1f} s  (ratio {res['ratio']:.2f}; goal <= 0.5 for 8 points sharing data "
+              f"  the sweep:           {res['sweep_s']:8.1f} s  (ratio {res['ratio']:.2f}; "
+              f"goal <= 0.5 for 8 points sharing data "
               f"and training; {res['done']} of {n} points done)"]
     if t_serial is not None:
         lines.append(f"  the sweep, one stage at a time: {res['serial_sweep_s']:.1f} s  "

@@ -16,8 +16,10 @@ import matplotlib.pyplot as plt
 from sklearn.metrics import confusion_matrix, ConfusionMatrixDisplay
 from fastcore.basics import patch
 from tqdm.auto import tqdm
-from .rundir import Param, ChapterParams, Goal, RunDir, atomic_write, atomic_path, dumps, now_iso, expect
-from .data import load_data, MobileAugment, Dataset, PhoneC, evaluate, to_float, stratified_subset, majority_share, batched
+from .rundir import (Param, ChapterParams, Goal, RunDir, atomic_write, atomic_path,
+                                  dumps, now_iso, expect)
+from .data import (load_data, MobileAugment, Dataset, PhoneC, evaluate, to_float,
+                                stratified_subset, majority_share, batched)
 from .models import *
 
 # %% auto #0
@@ -35,45 +37,83 @@ LITE_ARCHS = ['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2']
 
 # %% ../nbs/02_training.ipynb #6fe1435f-1
 PARAMS = ChapterParams('training',
-    Param('arch', str, quick='efficientnet_lite0', choices=LITE_ARCHS, help='pretrained architecture of the student'),
-    Param('input_size', int, quick=64, full=96, lo=32, hi=512, help='side the student runs at (px); frames are resized inside the model'),
-    Param('tune_blocks', int, quick=1, full=1, lo=0, hi=30, help="last blocks of the student fine-tuned with its head (the rest stays ImageNet's, its output computed once)"),
-    Param('teacher_arch', str, quick='efficientnet_lite2', choices=LITE_ARCHS, help='pretrained architecture of the teacher'),
-    Param('teacher_size', int, quick=96, full=160, lo=32, hi=512, help='input side of the teacher (px)'),
-    Param('teacher_tune_blocks', int, quick=2, full=2, lo=0, hi=30, help='last blocks of the teacher fine-tuned with its head'),
-    Param('steps', int, quick=150, full=1000, lo=1, hi=1_000_000, help='optimisation steps of each fine-tuning (the budget: the same for 1,000 images as for 16,000)'),
-    Param('eval_every', int, quick=50, full=100, lo=1, hi=1_000_000, help='steps between validation checks (early stopping and the best checkpoint)'),
-    Param('patience', int, quick=3, lo=1, hi=100, help='validation checks without a better accuracy before stopping'),
-    Param('train_size', int, quick=1200, full=8000, lo=0, hi=10_000_000, help='training images of student and teacher (0: all)'),
-    Param('val_size', int, quick=300, full=0, lo=0, hi=10_000_000, help='validation images (0: all)'),
-    Param('batch_size', int, quick=128, full=64, lo=1, hi=4096, help='cached images per fine-tuning step'),
+    Param('arch', str, quick='efficientnet_lite0', choices=LITE_ARCHS,
+          help='pretrained architecture of the student'),
+    Param('input_size', int, quick=64, full=96, lo=32, hi=512,
+          help='side the student runs at (px); frames are resized inside the model'),
+    Param('tune_blocks', int, quick=1, full=1, lo=0, hi=30,
+          help="last blocks of the student fine-tuned with its head (the rest stays ImageNet's, "
+               "its output computed once)"),
+    Param('teacher_arch', str, quick='efficientnet_lite2', choices=LITE_ARCHS,
+          help='pretrained architecture of the teacher'),
+    Param('teacher_size', int, quick=96, full=160, lo=32, hi=512,
+          help='input side of the teacher (px)'),
+    Param('teacher_tune_blocks', int, quick=2, full=2, lo=0, hi=30,
+          help='last blocks of the teacher fine-tuned with its head'),
+    Param('steps', int, quick=150, full=1000, lo=1, hi=1_000_000,
+          help='optimisation steps of each fine-tuning (the budget: the same for '
+               '1,000 images as for 16,000)'),
+    Param('eval_every', int, quick=50, full=100, lo=1, hi=1_000_000,
+          help='steps between validation checks (early stopping and the best checkpoint)'),
+    Param('patience', int, quick=3, lo=1, hi=100,
+          help='validation checks without a better accuracy before stopping'),
+    Param('train_size', int, quick=1200, full=8000, lo=0, hi=10_000_000,
+          help='training images of student and teacher (0: all)'),
+    Param('val_size', int, quick=300, full=0, lo=0, hi=10_000_000,
+          help='validation images (0: all)'),
+    Param('batch_size', int, quick=128, full=64, lo=1, hi=4096,
+          help='cached images per fine-tuning step'),
     Param('lr', float, quick=2e-3, lo=1e-6, hi=1.0, help='peak learning rate (one-cycle schedule)'),
-    Param('augment', bool, quick=True, help='train on a copy of every image under a phone corruption as well (mobile augmentation)'),
-    Param('aug_p', float, quick=0.7, lo=0.0, hi=1.0, help='share of the augmented copies that get a phone corruption (the rest are flipped only)'),
-    Param('aug_severity', int, quick=3, lo=1, hi=5, help='highest severity of the training corruptions'),
-    Param('distill_alphas', list[float], quick=[0.5, 0.9], lo=0.0, hi=1.0, min_len=0, help='weights of the teacher term tried in the distillation sweep (0, the student alone, is always run)'),
-    Param('temperature', float, quick=4.0, lo=1.0, hi=20.0, help='distillation temperature (softens teacher and student)'),
-    Param('curve_per_class', list[int], quick=[10, 30], full=[10, 30], lo=1, hi=1_000_000, help='labelled images per class in the transfer-learning curve'),
-    Param('curve_steps', int, quick=40, full=60, lo=1, hi=1_000_000, help='steps of the from-scratch nets of the transfer-learning curve (whole net, pixels in)'),
-    Param('ship_floor', float, quick=0.5, lo=0.0, hi=1.0, help="clean accuracy below which (at the 95% interval's lower end) the report says the student is not worth shipping"),
-    Param('eval_size', int, quick=20, full=40, lo=0, hi=10_000_000, help='test images per phone-C cell in the evaluation (0: all)'),
-    Param('baseline_train_size', int, quick=256, full=1000, lo=16, hi=10_000_000, help='training images of the brief SqueezeNet and VGG runs (size and latency are their point)'),
-    Param('latency_runs', int, quick=20, full=50, lo=5, hi=10_000, help='timed runs per latency measurement (after warm-up)'),
-    Param('seed', int, quick=0, lo=0, hi=2**31 - 1, help='seed of initialisation, batch order and augmentation'),
-    Param('tracking_uri', str, quick='', help="MLflow tracking URI ('' = an SQLite store inside the run directory)"),
+    Param('augment', bool, quick=True,
+          help='train on a copy of every image under a phone corruption as '
+               'well (mobile augmentation)'),
+    Param('aug_p', float, quick=0.7, lo=0.0, hi=1.0,
+          help='share of the augmented copies that get a phone corruption '
+               '(the rest are flipped only)'),
+    Param('aug_severity', int, quick=3, lo=1, hi=5,
+          help='highest severity of the training corruptions'),
+    Param('distill_alphas', list[float], quick=[0.5, 0.9], lo=0.0, hi=1.0, min_len=0,
+          help='weights of the teacher term tried in the distillation sweep (0, the '
+               'student alone, is always run)'),
+    Param('temperature', float, quick=4.0, lo=1.0, hi=20.0,
+          help='distillation temperature (softens teacher and student)'),
+    Param('curve_per_class', list[int], quick=[10, 30], full=[10, 30], lo=1, hi=1_000_000,
+          help='labelled images per class in the transfer-learning curve'),
+    Param('curve_steps', int, quick=40, full=60, lo=1, hi=1_000_000,
+          help='steps of the from-scratch nets of the transfer-learning '
+               'curve (whole net, pixels in)'),
+    Param('ship_floor', float, quick=0.5, lo=0.0, hi=1.0,
+          help="clean accuracy below which (at the 95% interval's lower end) the report says the "
+               "student is not worth shipping"),
+    Param('eval_size', int, quick=20, full=40, lo=0, hi=10_000_000,
+          help='test images per phone-C cell in the evaluation (0: all)'),
+    Param('baseline_train_size', int, quick=256, full=1000, lo=16, hi=10_000_000,
+          help='training images of the brief SqueezeNet and VGG runs (size and '
+               'latency are their point)'),
+    Param('latency_runs', int, quick=20, full=50, lo=5, hi=10_000,
+          help='timed runs per latency measurement (after warm-up)'),
+    Param('seed', int, quick=0, lo=0, hi=2**31 - 1,
+          help='seed of initialisation, batch order and augmentation'),
+    Param('tracking_uri', str, quick='',
+          help="MLflow tracking URI ('' = an SQLite store inside the run directory)"),
     Param('threads', int, quick=2, lo=1, hi=256, help='CPU threads for training'),
-    Param('target_platform', str, quick='android', choices=['android', 'ios', 'both'], help='platform the model is for (logged with every run)'),
-    Param('device_tier', str, quick='mid', choices=['low', 'mid', 'high'], help='device tier the model is for (logged with every run)'),
+    Param('target_platform', str, quick='android', choices=['android', 'ios', 'both'],
+          help='platform the model is for (logged with every run)'),
+    Param('device_tier', str, quick='mid', choices=['low', 'mid', 'high'],
+          help='device tier the model is for (logged with every run)'),
 )
 
 # %% ../nbs/02_training.ipynb #goals01
-GOALS = [   # what the full profile should reach, judged on this chapter's metrics (`mobileml-book goals`)
+# what the full profile should reach, judged on this chapter's metrics (`mobileml-book goals`)
+GOALS = [
     Goal('student clean accuracy >= 0.90', ('student_acc',), lambda a: a >= 0.90),
     Goal('teacher >= student + 2 points', ('teacher_lead_pt',), lambda d: d >= 2.0),
-    Goal('distilled student >= student trained alone + 0.5 point, same step budget', ('distill_gain_pt',), lambda g: g >= 0.5),
+    Goal('distilled student >= student trained alone + 0.5 point, same step budget',
+         ('distill_gain_pt',), lambda g: g >= 0.5),
     Goal('pretrained >= from scratch + 10 points at <= 30 labelled images per class',
          ('pretrained_gain_pt', 'pretrained_gain_per_class'), lambda g, k: g >= 10 and k <= 30),
-    Goal('mobile augmentation closes >= half of the clean - phone-C gap', ('aug_gap_closed',), lambda g: g >= 0.5),
+    Goal('mobile augmentation closes >= half of the clean - phone-C gap', ('aug_gap_closed',),
+         lambda g: g >= 0.5),
     Goal('... at <= 1 point of clean accuracy', ('aug_clean_cost_pt',), lambda c: c <= 1.0),
 ]
 
@@ -111,7 +151,8 @@ def save_checkpoint(path,                 # file to write (str or Path), replace
                     info:dict|None=None,  # extra facts, e.g. the best check's row (None: {})
                    )->Path:
     "Write weights + spec atomically (a crash never leaves half a checkpoint)."
-    with atomic_path(path) as tmp: torch.save(dict(state_dict=net.state_dict(), spec=spec, info=info or {}), tmp)
+    with atomic_path(path) as tmp:
+        torch.save(dict(state_dict=net.state_dict(), spec=spec, info=info or {}), tmp)
     return Path(path)
 
 # %% ../nbs/02_training.ipynb #46664def-1
@@ -119,7 +160,8 @@ def load_checkpoint(path,   # file written by `save_checkpoint` (tensors and pla
                    )->tuple[nn.Module, dict]:
     "The network and spec stored by `save_checkpoint`."
     ck = torch.load(path, map_location='cpu', weights_only=True)
-    net = build_net(ck['spec']); net.load_state_dict(ck['state_dict'])
+    net = build_net(ck['spec'])
+    net.load_state_dict(ck['state_dict'])
     return net.eval(), ck['spec']
 
 # %% ../nbs/02_training.ipynb #46664def-2
@@ -139,7 +181,9 @@ def unfreeze(net:nn.Module,   # the network: every parameter made trainable, in 
 # %% ../nbs/02_training.ipynb #46664def-4
 def _frozen_bn_eval(net):
     for m in net.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(p.requires_grad for p in m.parameters()): m.eval()
+        if (isinstance(m, nn.modules.batchnorm._BatchNorm)
+                and not any(p.requires_grad for p in m.parameters())):
+            m.eval()
 
 # %% ../nbs/02_training.ipynb #3b2c84b6
 class EarlyStop:
@@ -147,7 +191,8 @@ class EarlyStop:
     def __init__(self, patience:int,     # checks without a better validation accuracy before stopping
                  ckpt=None,              # path of the best checkpoint, or None
                  spec:dict|None=None):   # the model's spec, stored with the checkpoint
-        self.patience, self.ckpt, self.spec, self.best, self.acc, self.bad = patience, ckpt, spec, None, -1.0, 0
+        self.patience, self.ckpt, self.spec, self.best, self.acc, self.bad = (
+            patience, ckpt, spec, None, -1.0, 0)
     def __call__(self, net:nn.Module, row:dict)->bool:
         "Record a check (`row['val_acc']`); True when training should stop."
         if row['val_acc'] > self.acc:
@@ -165,10 +210,13 @@ def val_metrics(net:nn.Module,   # a float network taking `to_input`'s tensors; 
                 bs:int=32,       # frames per forward pass (small ones stay in the CPU's cache)
                )->dict:
     "Loss and accuracy on a dataset through the training-time pipeline."
-    net.eval(); loss, correct = 0.0, 0
+    net.eval()
+    loss, correct = 0.0, 0
     for i in range(0, len(ds), bs):
-        out = net(fast_layout(to_input(ds.x[i:i+bs], spec), net)); y = torch.from_numpy(ds.y[i:i+bs])
-        loss += float(F.cross_entropy(out, y, reduction='sum')); correct += int((out.argmax(1) == y).sum())
+        out = net(fast_layout(to_input(ds.x[i:i+bs], spec), net))
+        y = torch.from_numpy(ds.y[i:i+bs])
+        loss += float(F.cross_entropy(out, y, reduction='sum'))
+        correct += int((out.argmax(1) == y).sum())
     return dict(val_loss=loss/len(ds), val_acc=correct/len(ds))
 
 # %% ../nbs/02_training.ipynb #eb2e84ec-1
@@ -192,22 +240,35 @@ def fit(net:nn.Module,             # the network to train; its weights end as th
         desc:str='training',       # label of the progress bar
        )->tuple[nn.Module, pd.DataFrame]:
     "Train `net` on uint8 images with AdamW + one-cycle; returns the best net (by validation accuracy) and the history."
-    torch.manual_seed(seed); rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
     if prepare is not None: net = prepare(net)
-    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=wd)
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr,
+                            weight_decay=wd)
     steps = math.ceil(len(train)/bs)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs*steps)
     stop, hist = EarlyStop(patience, ckpt, spec), []
     for ep in range(epochs):
-        t0 = time.perf_counter(); net.train(); _frozen_bn_eval(net); perm = rng.permutation(len(train)); tot = 0.0
-        for i in tqdm(range(0, len(train), bs), desc=f'{desc} epoch {ep + 1}/{epochs}', disable=not progress, leave=False):
-            idx = np.sort(perm[i:i+bs]); xb = train.x[idx]
+        t0 = time.perf_counter()
+        net.train()
+        _frozen_bn_eval(net)
+        perm = rng.permutation(len(train))
+        tot = 0.0
+        for i in tqdm(range(0, len(train), bs), desc=f'{desc} epoch {ep + 1}/{epochs}',
+                      disable=not progress, leave=False):
+            idx = np.sort(perm[i:i+bs])
+            xb = train.x[idx]
             if augment is not None: xb = augment(xb)
             x, y = fast_layout(to_input(xb, spec), net), torch.from_numpy(train.y[idx])
             out = net(x)
             loss = loss_fn(out, y, x) if loss_fn is not None else F.cross_entropy(out, y)
-            opt.zero_grad(); loss.backward(); opt.step(); sched.step(); tot += loss.item()*len(idx)
-        row = dict(epoch=ep + 1, train_loss=tot/len(train), **val_metrics(net, val, spec), seconds=time.perf_counter() - t0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += loss.item()*len(idx)
+        row = dict(epoch=ep + 1, train_loss=tot/len(train), **val_metrics(net, val, spec),
+                   seconds=time.perf_counter() - t0)
         hist.append(row)
         if log is not None: log(row, ep)
         for cb in callbacks: cb(ep, net, row)
@@ -226,7 +287,8 @@ def store_uri(run:RunDir,   # the run directory
 def env_versions()->dict:
     "Key library versions, logged with every run."
     import mlflow, numpy
-    return {'python': platform.python_version(), 'torch': torch.__version__, 'numpy': numpy.__version__, 'mlflow': mlflow.__version__,
+    return {'python': platform.python_version(), 'torch': torch.__version__,
+            'numpy': numpy.__version__, 'mlflow': mlflow.__version__,
             'platform': platform.platform()}
 
 # %% ../nbs/02_training.ipynb #a3ec100f-2
@@ -236,8 +298,10 @@ def start_tracking(run:RunDir,                     # the run directory, home of 
                   )->str:
     "Point MLflow at the run's store (or `uri`) and select `experiment`; returns the URI."
     import logging, mlflow
-    logging.getLogger('alembic').setLevel(logging.WARNING); logging.getLogger('mlflow').setLevel(logging.WARNING)
-    u = store_uri(run, uri); mlflow.set_tracking_uri(u)
+    logging.getLogger('alembic').setLevel(logging.WARNING)
+    logging.getLogger('mlflow').setLevel(logging.WARNING)
+    u = store_uri(run, uri)
+    mlflow.set_tracking_uri(u)
     if mlflow.get_experiment_by_name(experiment) is None:
         loc = (run.artifacts('training')/'mlartifacts').resolve().as_uri() if not uri else None
         mlflow.create_experiment(experiment, artifact_location=loc)
@@ -261,9 +325,11 @@ def mlflow_run_id(run:RunDir,           # the run directory whose store is searc
     db = run.artifact('training', 'mlflow.db')
     if not db.exists(): return None
     import logging, mlflow
-    logging.getLogger('alembic').setLevel(logging.WARNING); logging.getLogger('mlflow').setLevel(logging.WARNING)
+    logging.getLogger('alembic').setLevel(logging.WARNING)
+    logging.getLogger('mlflow').setLevel(logging.WARNING)
     mlflow.set_tracking_uri(store_uri(run))
-    df = mlflow.search_runs(search_all_experiments=True, filter_string=f"tags.mlflow.runName = '{name}'",
+    df = mlflow.search_runs(search_all_experiments=True,
+                            filter_string=f"tags.mlflow.runName = '{name}'",
                             order_by=['start_time DESC'], max_results=1)
     return None if df.empty else str(df.run_id.iloc[0])
 
@@ -286,13 +352,16 @@ def tracked_fit(name:str,                   # MLflow run name; the checkpoint is
     ckpt = run.artifacts('training')/f'{name}.pt'
     with mlflow.start_run(run_name=name) as r:
         mlflow.log_params({**params, 'n_train': len(train), 'n_val': len(val), **data_params(card)})
-        mlflow.set_tags({'model': name, 'arch': spec['arch'], 'target_platform': target_platform, 'device_tier': device_tier,
+        mlflow.set_tags({'model': name, 'arch': spec['arch'], 'target_platform': target_platform,
+                         'device_tier': device_tier,
                          **{f'version.{k}': v for k, v in env_versions().items()}})
-        log = lambda row, ep: mlflow.log_metrics({k: float(v) for k, v in row.items() if k not in ('epoch', 'step')}, step=ep)
+        log = lambda row, ep: mlflow.log_metrics({k: float(v) for k, v in row.items()
+                                                  if k not in ('epoch', 'step')}, step=ep)
         t0 = time.perf_counter()
         net, hist = (trainer or fit)(net, train, val, spec, ckpt=ckpt, log=log, desc=name, **fit_kw)
         mlflow.log_metric('train_seconds', time.perf_counter() - t0)
-        mlflow.log_artifact(str(ckpt)); mlflow.log_dict(spec, f'{name}.spec.json')
+        mlflow.log_artifact(str(ckpt))
+        mlflow.log_dict(spec, f'{name}.spec.json')
     return net, hist, r.info.run_id
 
 # %% ../nbs/02_training.ipynb #63484853-1
@@ -300,7 +369,8 @@ def log_results(run_id:str,      # id of a finished MLflow run (the last value o
                 metrics:dict):   # name -> number, each logged as a float
     "Add final metrics (test, phone-C, size) to a finished MLflow run."
     import mlflow
-    with mlflow.start_run(run_id=run_id): mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
 
 # %% ../nbs/02_training.ipynb #bf58500c
 @dataclass
@@ -321,7 +391,9 @@ def tune_start(net:EfficientNetLite,   # the network (ValueError if `tune_blocks
                tune_blocks:int,        # blocks fine-tuned, counted from the last
               )->int:
     "Index of the first fine-tuned block: the trunk before it stays frozen."
-    if not 0 <= tune_blocks <= len(net._blocks): raise ValueError(f"tune_blocks={tune_blocks}: {net.variant} has {len(net._blocks)} blocks; choose 0 to {len(net._blocks)}")
+    if not 0 <= tune_blocks <= len(net._blocks):
+        raise ValueError(f"tune_blocks={tune_blocks}: {net.variant} has {len(net._blocks)} blocks; "
+                         f"choose 0 to {len(net._blocks)}")
     return len(net._blocks) - tune_blocks
 
 # %% ../nbs/02_training.ipynb #trunkeng1
@@ -329,7 +401,8 @@ class Trunk(nn.Module):
     "The stem and blocks `[0, stop)` of a network as a module of their own, so they can be exported."
     def __init__(self, net:EfficientNetLite,   # the network
                  stop:int):                    # its first fine-tuned block
-        super().__init__(); self.net, self.stop = net, stop
+        super().__init__()
+        self.net, self.stop = net, stop
     def forward(self, x   # (N, C, H, W) float batch, normalised as by `to_input`
                ): return self.net.trunk(x, self.stop)
 
@@ -343,17 +416,25 @@ def trunk_engine(net:EfficientNetLite,      # the network, put in eval mode; its
     "A function: float NCHW batch (torch) -> the trunk's output (torch float32), computed by `engine`."
     net.eval()
     if engine == 'torch': return torch.no_grad()(lambda x: net.trunk(fast_layout(x, net), stop))
-    if engine != 'onnxruntime': raise ValueError(f"engine={engine!r}: choose 'onnxruntime' or 'torch'")
+    if engine != 'onnxruntime':
+        raise ValueError(f"engine={engine!r}: choose 'onnxruntime' or 'torch'")
     import contextlib, io, logging, tempfile, onnxruntime as ort
-    level = logging.root.manager.disable; logging.disable(logging.WARNING)    # the exporter's notes on missing ops
+    level = logging.root.manager.disable
+    logging.disable(logging.WARNING)    # the exporter's notes on missing ops
     try:
-        with tempfile.TemporaryDirectory() as d, warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        with (tempfile.TemporaryDirectory() as d, warnings.catch_warnings(),
+              contextlib.redirect_stdout(io.StringIO())):
             warnings.simplefilter('ignore')
-            path = f'{d}/trunk.onnx'                 # traced at batch 2: a batch of 1 would be fixed into the graph
-            torch.onnx.export(Trunk(net, stop).eval(), (torch.zeros(2, net._conv_stem.in_channels, size, size),), path, dynamo=True,
-                              external_data=False, input_names=['x'], output_names=['z'],
+            # traced at batch 2: a batch of 1 would be fixed into the graph
+            path = f'{d}/trunk.onnx'
+            torch.onnx.export(Trunk(net, stop).eval(),
+                              (torch.zeros(2, net._conv_stem.in_channels, size, size),), path,
+                              dynamo=True, external_data=False,
+                              input_names=['x'], output_names=['z'],
                               dynamic_shapes=({0: torch.export.Dim('batch', min=1, max=4096)},))
-            so = ort.SessionOptions(); so.intra_op_num_threads = threads or torch.get_num_threads(); so.inter_op_num_threads = 1
+            so = ort.SessionOptions()
+            so.intra_op_num_threads = threads or torch.get_num_threads()
+            so.inter_op_num_threads = 1
             sess = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
     finally: logging.disable(level)
     return lambda x: torch.from_numpy(sess.run(None, {'x': x.detach().contiguous().numpy()})[0])
@@ -371,7 +452,8 @@ def trunk_features(net:EfficientNetLite,  # network whose trunk runs (used only 
                    desc:str='features',      # label of the progress bar
                   )->Features:
     "Run the frozen trunk once over uint8 frames; its output is stored in half precision."
-    engine = engine or trunk_engine(net, stop, spec['input_size']); out = []
+    engine = engine or trunk_engine(net, stop, spec['input_size'])
+    out = []
     with torch.no_grad():
         for i in tqdm(range(0, len(x), bs), desc=desc, disable=not progress, leave=False):
             out.append(engine(to_input(x[i:i+bs], spec)).half())
@@ -384,7 +466,8 @@ def set_trainable(net:EfficientNetLite,   # the network, changed in place
                  )->EfficientNetLite:
     "Freeze the stem and blocks `[0, start)`; the blocks from `start`, the head and the classifier learn."
     for n, p in net.named_parameters():
-        p.requires_grad = not (n.startswith(('_conv_stem.', '_bn0.')) or (n.startswith('_blocks.') and int(n.split('.')[1]) < start))
+        p.requires_grad = not (n.startswith(('_conv_stem.', '_bn0.'))
+                               or (n.startswith('_blocks.') and int(n.split('.')[1]) < start))
     return net
 
 # %% ../nbs/02_training.ipynb #73e9a14a
@@ -394,15 +477,18 @@ def feature_logits(net:EfficientNetLite,  # network, put in eval mode; its tail 
                    bs:int=64,     # cached images per forward pass (small ones stay in the CPU's cache)
                   )->torch.Tensor:
     "Logits (N, n_classes) of the network's tail on cached features."
-    net.eval(); return batched(lambda z: net.tail(fast_layout(z.float(), net), f.stop), f.z, bs)
+    net.eval()
+    return batched(lambda z: net.tail(fast_layout(z.float(), net), f.stop), f.z, bs)
 
 # %% ../nbs/02_training.ipynb #bf72fe6f
 def feature_metrics(net:EfficientNetLite,   # the network, put in eval mode; its tail runs on `f`
                     f:Features,             # cached features of labelled images (e.g. validation)
                    )->dict:
     "Validation loss and accuracy on cached features."
-    out = feature_logits(net, f); y = torch.from_numpy(f.y).long()
-    return dict(val_loss=float(F.cross_entropy(out, y)), val_acc=float((out.argmax(1) == y).float().mean()))
+    out = feature_logits(net, f)
+    y = torch.from_numpy(f.y).long()
+    return dict(val_loss=float(F.cross_entropy(out, y)),
+                val_acc=float((out.argmax(1) == y).float().mean()))
 
 # %% ../nbs/02_training.ipynb #cea5568b
 def distill_loss(out:torch.Tensor,           # (B, n_classes) logits of the student
@@ -438,22 +524,33 @@ def fit_features(net:EfficientNetLite,      # pretrained net: blocks from `train
                  desc:str='fine-tuning',     # label of the progress bar
                 )->tuple[EfficientNetLite, pd.DataFrame]:
     "Fine-tune the blocks after the cached trunk, the head and the classifier for `steps` steps; returns the best net and the checks."
-    torch.manual_seed(seed); g = torch.Generator().manual_seed(seed)
-    set_trainable(net, train.stop); y = torch.from_numpy(train.y).long()
-    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr, weight_decay=wd)
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    set_trainable(net, train.stop)
+    y = torch.from_numpy(train.y).long()
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr,
+                            weight_decay=wd)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
     stop, hist, tot, seen, t0 = EarlyStop(patience, ckpt, spec), [], 0.0, 0, time.perf_counter()
     order, pos, bs = torch.randperm(len(train), generator=g), 0, min(bs, len(train))
     for step in tqdm(range(1, steps + 1), desc=desc, disable=not progress, leave=False):
         if pos + bs > len(train): order, pos = torch.randperm(len(train), generator=g), 0
-        j = order[pos:pos + bs]; pos += bs
-        net.train(); out = net.tail(fast_layout(train.z[j].float(), net), train.stop)
+        j = order[pos:pos + bs]
+        pos += bs
+        net.train()
+        out = net.tail(fast_layout(train.z[j].float(), net), train.stop)
         loss = distill_loss(out, y[j], None if soft is None else soft[j], alpha, T)
-        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
-        tot += loss.item()*len(j); seen += len(j)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        tot += loss.item()*len(j)
+        seen += len(j)
         if step % eval_every and step != steps: continue
-        row = dict(step=step, train_loss=tot/seen, **feature_metrics(net, val), seconds=time.perf_counter() - t0)
-        hist.append(row); tot, seen = 0.0, 0
+        row = dict(step=step, train_loss=tot/seen, **feature_metrics(net, val),
+                   seconds=time.perf_counter() - t0)
+        hist.append(row)
+        tot, seen = 0.0, 0
         if log is not None: log(row, step)
         if stop(net, row): break
     net.load_state_dict(stop.best)
@@ -472,8 +569,10 @@ def evaluate_features(net:EfficientNetLite,  # fine-tuned network; its tail runs
                       pc:PhoneC,            # the phone-C behind `pc_f`: its corruptions and severities
                      )->dict:
     "`data.evaluate` on cached features: clean accuracy, phone-C mean accuracy and the table per corruption and severity."
-    ok = (feature_logits(net, pc_f).argmax(1).numpy() == pc_f.y).reshape(len(pc.names), len(pc.severities), -1).mean(-1)
-    t = pd.DataFrame(ok, index=pc.names, columns=pc.severities).rename_axis('corruption').rename_axis('severity', axis=1)
+    ok = (feature_logits(net, pc_f).argmax(1).numpy() == pc_f.y).reshape(
+        len(pc.names), len(pc.severities), -1).mean(-1)
+    t = (pd.DataFrame(ok, index=pc.names, columns=pc.severities).rename_axis('corruption')
+         .rename_axis('severity', axis=1))
     clean = float((feature_logits(net, test).argmax(1).numpy() == test.y).mean())
     return dict(clean_acc=clean, phone_c_acc=float(t.values.mean()), table=t)
 
@@ -522,10 +621,15 @@ def cache_backbone(arch:str,                 # one of `LITE_ARCHS`, the same as 
                    engine:str='onnxruntime', # what runs the trunk: `trunk_engine`'s choices
                   )->Backbone:
     "Load the pretrained `arch` with a new head and compute its frozen trunk's features once for every image."
-    net = load_lite(arch.removeprefix('efficientnet_'), len(spec['labels'])); stop = tune_start(net, tune_blocks)
-    x, y, n_clean = images; t0 = time.perf_counter(); name = arch.removeprefix('efficientnet_')
-    run = trunk_engine(net, stop, spec['input_size'], engine)      # exported once, used for every set of images
-    f = lambda x, y, what: trunk_features(net, spec, x, y, stop, engine=run, progress=progress, desc=f'{name} features: {what}')
+    net = load_lite(arch.removeprefix('efficientnet_'), len(spec['labels']))
+    stop = tune_start(net, tune_blocks)
+    x, y, n_clean = images
+    t0 = time.perf_counter()
+    name = arch.removeprefix('efficientnet_')
+    # exported once, used for every set of images
+    run = trunk_engine(net, stop, spec['input_size'], engine)
+    f = lambda x, y, what: trunk_features(net, spec, x, y, stop, engine=run, progress=progress,
+                                          desc=f'{name} features: {what}')
     tr, v, te = f(x, y, 'training'), f(val.x, val.y, 'validation'), f(test.x, test.y, 'test')
     pcf = f(pc_flat(pc), np.tile(pc.y, len(pc.names)*len(pc.severities)), 'phone-C')
     return Backbone(net, spec, tr, n_clean, v, te, pcf, time.perf_counter() - t0, run)
@@ -538,8 +642,10 @@ def fresh(self:Backbone,
          )->EfficientNetLite:
     "A copy of the pretrained network with a new classifier: every fine-tuning run starts from the same point."
     if not hasattr(self, '_init'): self._init = copy.deepcopy(self.net.state_dict())
-    net = build_net(self.spec); net.load_state_dict(self._init)
-    torch.manual_seed(seed); net._fc.reset_parameters()
+    net = build_net(self.spec)
+    net.load_state_dict(self._init)
+    torch.manual_seed(seed)
+    net._fc.reset_parameters()
     return net
 
 # %% ../nbs/02_training.ipynb #5a85e75c
@@ -556,11 +662,15 @@ def tune(bb:Backbone,                   # pretrained network and its cached feat
         )->tuple[EfficientNetLite, pd.DataFrame, str]:
     "Fine-tune a fresh copy of the backbone on its cached features, tracked in MLflow; returns (net, checks, run id)."
     train = bb.train if train is None else train
-    params = dict(arch=bb.spec['arch'], input_size=bb.spec['input_size'], tune_from=train.stop, steps=p['steps'],
-                  batch_size=p['batch_size'], lr=p['lr'], augment=p['augment'] if augment is None else augment, alpha=alpha, temperature=p['temperature'], seed=p['seed'])
-    return tracked_fit(name, bb.fresh(p['seed']), train, bb.val, bb.spec, run, card, params, p['target_platform'], p['device_tier'],
-                       trainer=fit_features, steps=p['steps'], bs=p['batch_size'], lr=p['lr'], seed=p['seed'], soft=soft,
-                       alpha=alpha, T=p['temperature'], eval_every=p['eval_every'], patience=p['patience'], progress=progress)
+    params = dict(arch=bb.spec['arch'], input_size=bb.spec['input_size'], tune_from=train.stop,
+                  steps=p['steps'], batch_size=p['batch_size'], lr=p['lr'],
+                  augment=p['augment'] if augment is None else augment, alpha=alpha,
+                  temperature=p['temperature'], seed=p['seed'])
+    return tracked_fit(name, bb.fresh(p['seed']), train, bb.val, bb.spec, run, card, params,
+                       p['target_platform'], p['device_tier'], trainer=fit_features,
+                       steps=p['steps'], bs=p['batch_size'], lr=p['lr'], seed=p['seed'],
+                       soft=soft, alpha=alpha, T=p['temperature'], eval_every=p['eval_every'],
+                       patience=p['patience'], progress=progress)
 
 # %% ../nbs/02_training.ipynb #38868052
 def per_class(y:np.ndarray,     # (N,) labels
@@ -569,7 +679,8 @@ def per_class(y:np.ndarray,     # (N,) labels
              )->np.ndarray:
     "Indices of `k` images of every class, drawn at random: what a team that labelled `k` photos per class has."
     rng = np.random.default_rng(seed)
-    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:k] for c in np.unique(y)]))
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[:k]
+                                   for c in np.unique(y)]))
 
 # %% ../nbs/02_training.ipynb #d8bf9fd3
 def scratch_fit(spec:dict,              # model spec of the architecture, built with random weights
@@ -582,8 +693,10 @@ def scratch_fit(spec:dict,              # model spec of the architecture, built 
                 progress:bool=True,     # show a progress bar per epoch
                )->nn.Module:
     "The same architecture from random weights, trained on `ds` for about `steps` steps (best epoch by validation)."
-    torch.manual_seed(seed); epochs = max(1, math.ceil(steps*bs/len(ds)))
-    net, _ = fit(build_net(spec), ds, val, spec, epochs=epochs, bs=bs, lr=lr, seed=seed, patience=epochs, progress=progress, desc='from scratch')
+    torch.manual_seed(seed)
+    epochs = max(1, math.ceil(steps*bs/len(ds)))
+    net, _ = fit(build_net(spec), ds, val, spec, epochs=epochs, bs=bs, lr=lr, seed=seed,
+                 patience=epochs, progress=progress, desc='from scratch')
     return net
 
 # %% ../nbs/02_training.ipynb #45aa5329
@@ -598,22 +711,31 @@ def transfer_curve(bb:Backbone,         # backbone whose features came from `ima
                    progress:bool=True,  # show a progress bar over the sizes
                   )->pd.DataFrame:
     "Clean and phone-C accuracy against labelled images per class: pretrained (cached trunk) and the same net from scratch."
-    x, y, n_clean = images; rows = []; small_val = stratified_subset(val, 200, p['seed'])
-    pc_s = phone_c_subset(pc, 20)                      # 20 images per phone-C cell: the scratch nets run on pixels
+    x, y, n_clean = images
+    rows = []
+    small_val = stratified_subset(val, 200, p['seed'])
+    # 20 images per phone-C cell: the scratch nets run on pixels
+    pc_s = phone_c_subset(pc, 20)
     pc_f = bb.pc.subset(np.flatnonzero(np.arange(len(bb.pc)) % len(pc.y) < len(pc_s.y)))
     for k in tqdm(p['curve_per_class'], desc='transfer-learning curve', disable=not progress):
         idx = per_class(y[:n_clean], k, p['seed'])
-        both = np.concatenate([idx, idx + n_clean]) if len(y) > n_clean else idx    # with their augmented copies
+        # with their augmented copies
+        both = np.concatenate([idx, idx + n_clean]) if len(y) > n_clean else idx
         t0 = time.perf_counter()
-        net, _, _ = tune(bb, f'curve-pretrained-{k}', run, card, {**p, 'steps': max(1, p['steps']//2)}, train=bb.train.subset(both), progress=False)
+        net, _, _ = tune(bb, f'curve-pretrained-{k}', run, card,
+                         {**p, 'steps': max(1, p['steps']//2)},
+                         train=bb.train.subset(both), progress=False)
         ev = evaluate_features(net, bb.test, pc_f, pc_s)
-        rows.append(dict(per_class=k, images=len(both), start='pretrained', clean_acc=ev['clean_acc'],
-                         phone_c_acc=ev['phone_c_acc'], seconds=time.perf_counter() - t0))
+        rows.append(dict(per_class=k, images=len(both), start='pretrained',
+                         clean_acc=ev['clean_acc'], phone_c_acc=ev['phone_c_acc'],
+                         seconds=time.perf_counter() - t0))
         t0 = time.perf_counter()
-        net = scratch_fit(bb.spec, Dataset(x[both], y[both], val.classes), small_val, p['curve_steps'], seed=p['seed'], progress=False)
+        net = scratch_fit(bb.spec, Dataset(x[both], y[both], val.classes), small_val,
+                          p['curve_steps'], seed=p['seed'], progress=False)
         ev = evaluate(predict_fn(net, bb.spec), test, pc_s)
-        rows.append(dict(per_class=k, images=len(both), start='from scratch', clean_acc=ev['clean_acc'],
-                         phone_c_acc=ev['phone_c_acc'], seconds=time.perf_counter() - t0))
+        rows.append(dict(per_class=k, images=len(both), start='from scratch',
+                         clean_acc=ev['clean_acc'], phone_c_acc=ev['phone_c_acc'],
+                         seconds=time.perf_counter() - t0))
     return pd.DataFrame(rows)
 
 # %% ../nbs/02_training.ipynb #771705be
@@ -621,11 +743,14 @@ def register_models(run:RunDir,   # the run directory: files go to artifacts/tra
                     **models,     # name -> (net, spec)
                    )->Path:
     "Save each model's checkpoint and record in `models.json` how to rebuild it, merging with what is there."
-    art = run.artifacts('training'); path = art/'models.json'
+    art = run.artifacts('training')
+    path = art/'models.json'
     reg = json.loads(path.read_text()) if path.exists() else {}
     for k, (net, spec) in models.items():
-        save_checkpoint(art/f'{k}.pt', net, spec); reg[k] = dict(spec=spec, checkpoint=f'{k}.pt')
-    atomic_write(path, dumps(reg)); return path
+        save_checkpoint(art/f'{k}.pt', net, spec)
+        reg[k] = dict(spec=spec, checkpoint=f'{k}.pt')
+    atomic_write(path, dumps(reg))
+    return path
 
 # %% ../nbs/02_training.ipynb #aec722d6
 def prepare_training(run:RunDir,            # run directory: data read from it, models written to it
@@ -634,13 +759,16 @@ def prepare_training(run:RunDir,            # run directory: data read from it, 
                     )->Path:
     "Fine-tune and register teacher and student into `run` with this chapter's parameters (defaults: quick)."
     p = {**PARAMS.defaults('quick'), **PARAMS.validate(params)}
-    splits, pc, card = load_data(run); start_tracking(run, p['tracking_uri'])
+    splits, pc, card = load_data(run)
+    start_tracking(run, p['tracking_uri'])
     frame, classes = _frame(splits['train']), splits['train'].classes
-    imgs, val = training_images(splits['train'], p), stratified_subset(splits['val'], p['val_size'], p['seed'])
+    imgs, val = (training_images(splits['train'], p),
+                 stratified_subset(splits['val'], p['val_size'], p['seed']))
     out = {}
     for role, spec, tb in [('teacher', teacher_spec(p, classes, frame), p['teacher_tune_blocks']),
                            ('student', student_spec(p, classes, frame), p['tune_blocks'])]:
-        bb = cache_backbone(spec['arch'], spec, tb, imgs, val, splits['test'], phone_c_subset(pc, 1), progress=progress)
+        bb = cache_backbone(spec['arch'], spec, tb, imgs, val, splits['test'],
+                            phone_c_subset(pc, 1), progress=progress)
         out[role] = (tune(bb, role, run, card, p, progress=progress)[0], spec)
     return register_models(run, **out)
 
@@ -650,10 +778,12 @@ def load_models(run:RunDir|None=None,   # the run directory, or its path (None: 
                )->dict:
     "`{'teacher'|'student': {'net', 'spec', 'wrapped'}}` from `run` (fine-tuned with quick settings if this chapter has not run)."
     run = run if isinstance(run, RunDir) else RunDir(run)
-    art = run.path/'artifacts'/'training'; reg_path = art/'models.json'
+    art = run.path/'artifacts'/'training'
+    reg_path = art/'models.json'
     ok = reg_path.exists() and all((art/f'{m}.pt').exists() for m in ('teacher', 'student'))
     if not ok:
-        print(f"training chapter artifacts missing in {run.path}: fine-tuning teacher and student with the quick settings")
+        print(f"training chapter artifacts missing in {run.path}: fine-tuning teacher and student "
+              "with the quick settings")
         prepare_training(run)
     out = {}
     for name, e in json.loads(reg_path.read_text()).items():
@@ -668,11 +798,14 @@ def most_confused(y_true:np.ndarray,   # (N,) true class indices
                   k:int=5,             # pairs to return; raises ValueError on a length mismatch
                  )->pd.DataFrame:
     "The `k` (true, predicted) pairs the model confuses most often, from scikit-learn's confusion matrix."
-    if len(y_true) != len(y_pred): raise ValueError(f"{len(y_true)} labels but {len(y_pred)} predictions: pass one prediction per label")
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"{len(y_true)} labels but {len(y_pred)} predictions: pass "
+                         "one prediction per label")
     cm = confusion_matrix(y_true, y_pred, labels=range(len(classes)))
     np.fill_diagonal(cm, 0)
     i, j = np.unravel_index(np.argsort(cm, axis=None)[::-1][:k], cm.shape)
-    rows = [dict(actual=classes[a], predicted=classes[b], count=int(cm[a, b]), share_of_actual=cm[a, b]/max(1, (y_true == a).sum()))
+    rows = [dict(actual=classes[a], predicted=classes[b], count=int(cm[a, b]),
+                 share_of_actual=cm[a, b]/max(1, (y_true == a).sum()))
             for a, b in zip(i, j) if cm[a, b] > 0]
     return pd.DataFrame(rows, columns=['actual', 'predicted', 'count', 'share_of_actual'])
 
@@ -696,10 +829,16 @@ def ship_verdict(acc:float,        # accuracy (0..1)
                  level:float=0.95, # the interval's confidence level, as stated in the message
                 )->tuple[bool, str]:
     "Whether the student is worth shipping, and why, judged on the interval's lower end."
-    lo, hi = ci; head = f"clean accuracy {acc:.1%} ({level:.0%} interval {lo:.1%} to {hi:.1%})"
-    if lo <= majority: return False, f"not worth shipping: {head} is not surely better than always answering the largest class ({majority:.1%})"
-    if lo < floor: return False, f"not worth shipping yet: {head} may be below the floor of {floor:.0%} (`ship_floor`)"
-    return True, f"worth shipping: {head}, above the floor of {floor:.0%} and above the largest class's share ({majority:.1%})"
+    lo, hi = ci
+    head = f"clean accuracy {acc:.1%} ({level:.0%} interval {lo:.1%} to {hi:.1%})"
+    if lo <= majority:
+        return False, (f"not worth shipping: {head} is not surely better than always answering the "
+                       f"largest class ({majority:.1%})")
+    if lo < floor:
+        return False, (f"not worth shipping yet: {head} may be below the floor of {floor:.0%} "
+                       "(`ship_floor`)")
+    return True, (f"worth shipping: {head}, above the floor of {floor:.0%} and above the largest "
+                  f"class's share ({majority:.1%})")
 
 # %% ../nbs/02_training.ipynb #paired01
 def paired_change(ok_ref:np.ndarray,    # bool (N,): the reference model classified image i right
@@ -712,13 +851,19 @@ def paired_change(ok_ref:np.ndarray,    # bool (N,): the reference model classif
     from scipy.stats import binomtest, bootstrap
     a, b = np.asarray(ok_ref, bool), np.asarray(ok_new, bool)
     if a.ndim != 1 or a.shape != b.shape or not len(a):
-        raise ValueError(f"paired_change needs two 1-d arrays over the same images, got shapes {a.shape} and {b.shape}: "
-                         "pass one right/wrong flag per test image for each model, in the same image order")
+        raise ValueError("paired_change needs two 1-d arrays over the same images, got shapes "
+                         f"{a.shape} and {b.shape}: pass one right/wrong flag per test image for "
+                         "each model, in the same image order")
     lost, gained, n = int((a & ~b).sum()), int((~a & b).sum()), len(a)
-    if not lost + gained: return dict(change_pt=0.0, ci_pt=(0.0, 0.0), lost=0, gained=0, n=n, p_value=1.0, level=level)   # identical answers
-    p = binomtest(gained, lost + gained).pvalue        # McNemar's exact test: under no real change each disagreement is a coin flip
+    if not lost + gained:
+        # identical answers
+        return dict(change_pt=0.0, ci_pt=(0.0, 0.0), lost=0, gained=0, n=n, p_value=1.0,
+                    level=level)
+    # McNemar's exact test: under no real change each disagreement is a coin flip
+    p = binomtest(gained, lost + gained).pvalue
     diff = lambda x, y, axis: 100*(y.mean(axis) - x.mean(axis))
-    ci = bootstrap((a.astype(float), b.astype(float)), diff, paired=True, vectorized=True, confidence_level=level,
-                   n_resamples=n_resamples, batch=500, method='percentile', rng=np.random.default_rng(seed)).confidence_interval
-    return dict(change_pt=100*(gained - lost)/n, ci_pt=(float(ci.low), float(ci.high)), lost=lost, gained=gained, n=n, p_value=float(p),
-                level=level)
+    ci = bootstrap((a.astype(float), b.astype(float)), diff, paired=True, vectorized=True,
+                   confidence_level=level, n_resamples=n_resamples, batch=500, method='percentile',
+                   rng=np.random.default_rng(seed)).confidence_interval
+    return dict(change_pt=100*(gained - lost)/n, ci_pt=(float(ci.low), float(ci.high)), lost=lost,
+                gained=gained, n=n, p_value=float(p), level=level)
