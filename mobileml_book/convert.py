@@ -8,6 +8,8 @@ import contextlib, copy, hashlib, io, json, os, platform, re, shutil, tempfile, 
        warnings, zipfile
 from importlib.metadata import version as _pkg_version, PackageNotFoundError
 from pathlib import Path
+from typing import Literal
+from pydantic import BaseModel, ConfigDict
 import numpy as np
 import pandas as pd
 import torch
@@ -30,11 +32,12 @@ __all__ = ['FORMATS', 'COREML_TARGETS', 'PARAMS', 'GOALS', 'CONVERTERS', 'RUNTIM
            'FrameModel', 'ImageModel', 'frame_example', 'threads', 'torch_logits', 'tiny_model', 'quiet', 'versions',
            'import_runtimes', 'export_onnx', 'onnx_metadata', 'export_tflite', 'export_coreml', 'save_mlpackage',
            'export_executorch', 'runner', 'coreml_ops', 'coreml_ops_outside', 'preflight', 'WarpNet', 'fidelity',
-           'FidelityError', 'gate', 'enforce', 'coreml_structure', 'zip_dir', 'io_spec', 'preprocessing_of',
-           'make_record', 'save_records', 'record_path', 'conversion_sources', 'litert_int8', 'export_all', 'gate_all',
-           'camera_frames', 'app_resize', 'resize_study', 'keras_mobilenetv2', 'torch_to_keras', 'port_weights',
-           'keras_from_torch', 'keras_logits', 'forgot_depthwise_transpose', 'keras_tflite', 'keras_route',
-           'plot_formats', 'table_records', 'convert_run', 'load_records']
+           'FidelityError', 'gate', 'enforce', 'coreml_structure', 'zip_dir', 'io_spec', 'preprocessing_of', 'Fidelity',
+           'ExportLatency', 'ExportRecord', 'ExportRecords', 'make_record', 'save_records', 'record_path',
+           'conversion_sources', 'litert_int8', 'export_all', 'gate_all', 'camera_frames', 'app_resize', 'resize_study',
+           'keras_mobilenetv2', 'torch_to_keras', 'port_weights', 'keras_from_torch', 'keras_logits',
+           'forgot_depthwise_transpose', 'keras_tflite', 'keras_route', 'plot_formats', 'table_records', 'convert_run',
+           'load_records']
 
 # %% ../nbs/04_conversion.ipynb #324d4ed4
 FORMATS = ('onnx', 'tflite', 'coreml', 'executorch')
@@ -674,6 +677,65 @@ def preprocessing_of(spec:dict,   # a model spec
                                   steps='uint8 -> float / 255, channels to the network\'s, '
                                         'bilinear resize to input_size, (x - mean) / std'))
 
+# %% ../nbs/04_conversion.ipynb #exrec1
+class Fidelity(BaseModel):
+    "How an exported file agreed with its PyTorch reference (numbers: the numeric gate; None: checked structurally)."
+    model_config = ConfigDict(frozen=True, extra='forbid')
+    gate: Literal['numeric', 'structural', 'failed']   # how it was checked
+    passed: bool                                        # at or above its gate
+    agreement: float|None = None           # top-1 agreement with PyTorch, clean frames (0..1)
+    phone_c_agreement: float|None = None   # the same on phone-C frames
+    max_abs_diff: float|None = None        # largest |logit difference|
+    mean_abs_diff: float|None = None       # mean |logit difference|
+    accuracy: float|None = None            # top-1 accuracy of the file, clean frames
+    phone_c_accuracy: float|None = None    # the same on phone-C frames
+
+# %% ../nbs/04_conversion.ipynb #exrec2
+class ExportLatency(BaseModel):
+    "The latency of an exported file on this machine, as timed by the chapter."
+    model_config = ConfigDict(frozen=True, extra='forbid')
+    p50_ms: float    # median of the timed predictions (ms)
+    p90_ms: float    # 90th percentile (ms)
+    threads: int     # runtime threads
+    batch: int       # frames per prediction
+    runs: int        # timed predictions
+    runtime: str     # the runtime and its version
+    machine: str     # the CPU architecture it ran on (`platform.machine()`)
+
+# %% ../nbs/04_conversion.ipynb #exrec3
+class ExportRecord(BaseModel):
+    "One exported file as the Conversion chapter hands it on: what it is, its contract, its source, its scores."
+    model_config = ConfigDict(frozen=True, extra='forbid')
+    name: str                       # '<format>-<precision>' ('keras-...' on the Keras route)
+    variant: str                    # the Optimization chapter's variant it came from
+    format: Literal['onnx', 'tflite', 'coreml', 'executorch']   # `FORMATS`
+    route: Literal['pytorch', 'keras']                           # how it was converted
+    precision: str                  # 'fp32', 'fp16', 'int8', 'dynamic-int8'
+    file: str                       # its file name in the chapter's artifacts (`record_path`)
+    size_bytes: int                 # bytes as shipped
+    sha256: str                     # of the file as shipped
+    input: dict                     # the runtime's input: name, shape, dtype, layout
+    outputs: list[dict]             # the runtime's outputs: names, shapes, dtypes
+    labels: list[str]               # class names in output order
+    preprocessing: dict             # the contract: the app's steps and the model's (`preprocessing_of`)
+    platforms: list[str]            # 'android', 'ios'
+    min_os: dict[str, str]          # platform -> oldest OS version (Core ML: its iOS target)
+    converter: dict[str, str|None]  # package -> version of the converter (None: not installed)
+    runtime: dict[str, str|None]    # package -> version of the runtime that checked it
+    source: dict                    # where the weights came from: variant, run, checkpoint, sha256
+    fidelity: Fidelity|None = None        # the gate's row (None: not gated here)
+    latency: ExportLatency|None = None    # the timing (None: not timed, e.g. Core ML off macOS)
+    created: str                    # when the record was made (ISO 8601)
+
+# %% ../nbs/04_conversion.ipynb #exrec4
+class ExportRecords(BaseModel):
+    "The chapter's hand-off (`records.json`): every exported file's record and the variant chosen for shipping."
+    model_config = ConfigDict(frozen=True, extra='forbid')
+    created: str                   # when it was written (ISO 8601)
+    records: list[ExportRecord]    # one per exported file
+    chosen: str                    # the Optimization variant exported as the int8 choice
+    n_clean: int                   # clean test frames behind each fidelity row
+
 # %% ../nbs/04_conversion.ipynb #32324335-3
 def make_record(path,                       # the exported file as shipped
                 fmt:str,                    # its format
@@ -686,41 +748,43 @@ def make_record(path,                       # the exported file as shipped
                 latency:dict|None=None,     # its latency here (p50_ms, p90_ms), if timed
                 coreml_target:str='iOS16',  # the oldest iOS, for Core ML files
                 model_path=None,            # what the runtime opens, when it differs from `path`
-                **extra,                    # more fields of the record (JSON-able)
-               )->dict:
+               )->ExportRecord:
     "The record of one exported file `path` (`model_path`: what the runtime opens, when it differs: an `.mlpackage` shipped zipped)."
     path = Path(path)
     inp, outs = io_spec(model_path or path, fmt, spec)
-    return dict(name=f'{fmt}-{precision}' if route == 'pytorch' else f'keras-{fmt}-{precision}',
-                variant=variant, format=fmt, route=route, precision=precision,
-                file=path.name, size_bytes=path.stat().st_size, sha256=sha256_file(path), input=inp,
-                outputs=outs, labels=spec['labels'],
-                preprocessing=preprocessing_of(spec),
-                platforms=['ios'] if fmt == 'coreml' else ['android', 'ios'],
-                min_os={'ios': coreml_target.removeprefix('iOS')} if fmt == 'coreml' else {},
-                converter=versions(*CONVERTERS[fmt]) if route == 'pytorch' else versions(
-                    'tensorflow', 'keras', *(('tf2onnx',) if fmt == 'onnx' else ()),
-                    *(('coremltools',) if fmt == 'coreml' else ())),
-                runtime=versions(*RUNTIMES[fmt]), source=source, fidelity=fid, latency=latency,
-                created=now_iso(), **extra)
+    return ExportRecord(
+        name=f'{fmt}-{precision}' if route == 'pytorch' else f'keras-{fmt}-{precision}',
+        variant=variant, format=fmt, route=route, precision=precision,
+        file=path.name, size_bytes=path.stat().st_size, sha256=sha256_file(path), input=inp,
+        outputs=outs, labels=spec['labels'],
+        preprocessing=preprocessing_of(spec),
+        platforms=['ios'] if fmt == 'coreml' else ['android', 'ios'],
+        min_os={'ios': coreml_target.removeprefix('iOS')} if fmt == 'coreml' else {},
+        converter=versions(*CONVERTERS[fmt]) if route == 'pytorch' else versions(
+            'tensorflow', 'keras', *(('tf2onnx',) if fmt == 'onnx' else ()),
+            *(('coremltools',) if fmt == 'coreml' else ())),
+        runtime=versions(*RUNTIMES[fmt]), source=source, fidelity=fid, latency=latency,
+        created=now_iso())
 
 # %% ../nbs/04_conversion.ipynb #32324335-4
-def save_records(run:RunDir,        # the run: files go to its `artifacts/conversion`
-                 recs:list[dict],   # `make_record`'s records; sidecars named after their `file`
-                 **extra,           # more top-level fields of `records.json` (chosen, n_clean)
+def save_records(run:RunDir,                 # the run: files go to its `artifacts/conversion`
+                 recs:list[ExportRecord],    # `make_record`'s; sidecars named after their `file`
+                 chosen:str,                 # the Optimization variant exported as the int8 choice
+                 n_clean:int,                # clean test frames behind the fidelity rows
                 )->Path:
-    "Write each record's sidecar (`<file>.json`) and `records.json`, atomically."
+    "Write each record's sidecar (`<file>.json`) and `records.json` (an `ExportRecords`), atomically."
     art = run.artifacts('conversion')
-    for r in recs: atomic_write(art/f"{r['file']}.json", dumps(r))
-    atomic_write(art/'records.json', dumps(dict(created=now_iso(), records=recs, **extra)))
+    out = ExportRecords(created=now_iso(), records=recs, chosen=chosen, n_clean=n_clean)
+    for r in out.records: atomic_write(art/f"{r.file}.json", r.model_dump_json(indent=2))
+    atomic_write(art/'records.json', out.model_dump_json(indent=2))
     return art/'records.json'
 
 # %% ../nbs/04_conversion.ipynb #32324335-5
 def record_path(run:RunDir,   # the run (or its path) holding the conversion artifacts
-                rec:dict,     # a record of `records.json` (its `file` is used)
+                rec:ExportRecord,   # a record of `load_records` (its `file` is used)
                )->Path:
     "The file of a record."
-    return (run if isinstance(run, RunDir) else RunDir(run)).path/'artifacts'/'conversion'/rec['file']
+    return (run if isinstance(run, RunDir) else RunDir(run)).path/'artifacts'/'conversion'/rec.file
 
 # %% ../nbs/04_conversion.ipynb #c66753a7
 def conversion_sources(run:RunDir,              # the run whose Optimization variants are exported
@@ -1128,7 +1192,7 @@ def table_records(exports:dict,              # name -> export (path, format, pre
                   source:dict|None=None,     # overrides each export's own source
                   coreml_target:str='iOS16', # the oldest iOS, for Core ML files
                   latency_runs:int=200       # timed predictions behind the table's latency columns
-                 )->list[dict]:
+                 )->list[ExportRecord]:
     "One record per export of `exports` (its row of the gated `table`, with latency columns if measured); `source` overrides the exports' own."
     keys = ('agreement', 'phone_c_agreement', 'max_abs_diff', 'mean_abs_diff', 'accuracy',
             'phone_c_accuracy')
@@ -1187,11 +1251,14 @@ def convert_run(run:RunDir,                  # the run to convert (its Optimizat
 
 # %% ../nbs/04_conversion.ipynb #5e719fb9-1
 def load_records(run,   # a `RunDir` or its path
-                )->dict:
+                )->ExportRecords:
     "The Conversion chapter's `records.json` of `run` (made by `convert_run` with quick settings when missing)."
     run = run if isinstance(run, RunDir) else RunDir(run)
     p = run.path/'artifacts'/'conversion'/'records.json'
     if not p.exists():
         print(f"no conversion records in {run.path}: exporting the student with quick settings")
         convert_run(run)
-    return json.loads(p.read_text())
+    try: return ExportRecords.model_validate_json(p.read_text())
+    except ValueError as e:
+        raise ValueError(f"{p} is not a Conversion hand-off this book can read ({e}): run the "
+                         "chapter again (mobileml-book run --only conversion --resume)") from None

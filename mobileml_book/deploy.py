@@ -136,14 +136,14 @@ PARAMS = ChapterParams('deployment',
 
 # %% ../nbs/05_deployment.ipynb #1255bec5
 def conversion_records(run:RunDir,   # the run to read (records made when missing)
-                      )->dict:
-    "The Conversion chapter's export records of `run` (that chapter produces them with quick settings when they are missing)."
+                      ):
+    "The Conversion chapter's hand-off of `run` (`convert.ExportRecords`; that chapter makes it with quick settings when missing)."
     from mobileml_book.convert import load_records
     return load_records(run)
 
 # %% ../nbs/05_deployment.ipynb #1255bec5-1
 def record_files(run:RunDir,   # the run that holds the Conversion chapter's files
-                 rec:dict,     # one export record (`conversion_records(run)['records']`)
+                 rec,          # one `convert.ExportRecord` (`conversion_records(run).records`)
                 )->dict[str, Path]:
     "The files of one export record, by name: its model file (the Conversion chapter writes each model as one file; a Core ML package zipped)."
     from mobileml_book.convert import record_path
@@ -171,7 +171,7 @@ def _val(x):
 MAX_QUALITY_DROP_PT = 3.0
 
 # %% ../nbs/05_deployment.ipynb #245fd839-3
-def candidate_table(records:list[dict],        # the Conversion chapter's export records
+def candidate_table(records:list,              # the Conversion chapter's `ExportRecord`s
                     variants=None,             # the Optimization chapter's `Variants` (quality, latency to fall back on)
                     max_drop_pt:float=MAX_QUALITY_DROP_PT,  # quality floor: points below the best fp32 file's phone-C
                     min_acc:float|None=None,   # clean accuracy a file must beat (the largest class's share: chance)
@@ -180,19 +180,21 @@ def candidate_table(records:list[dict],        # the Conversion chapter's export
     vs = {k: v.model_dump() for k, v in variants.variants.items()} if variants is not None else {}
     rows = []
     for r in records:
-        fid, v, lat = r.get('fidelity') or {}, vs.get(r.get('variant'), {}), r.get('latency') or {}
+        fid = r.fidelity.model_dump() if r.fidelity else {}
+        lat = r.latency.model_dump() if r.latency else {}
+        v = vs.get(r.variant, {})
         pc, acc = _num(fid.get('phone_c_accuracy')), _num(fid.get('accuracy'))
         q_from = 'converted file' if pc is not None else 'variant'
         if pc is None:
             pc, acc = _num(v.get('phone_c_acc')), _num(v.get('acc')) if acc is None else acc
         ok = fid.get('passed') is not False
-        rows.append(dict(name=r['name'], variant=r.get('variant'), format=r['format'],
-                         precision=r.get('precision'),
-                         platforms=list(r.get('platforms') or PLATFORMS),
-                         min_os=dict(r.get('min_os') or {}), size_bytes=int(r['size_bytes']),
+        rows.append(dict(name=r.name, variant=r.variant, format=r.format,
+                         precision=r.precision,
+                         platforms=list(r.platforms or PLATFORMS),
+                         min_os=dict(r.min_os), size_bytes=r.size_bytes,
                          phone_c_acc=pc, acc=acc, quality_from=q_from,
                          host_p50_ms=_num(lat.get('p50_ms')), host_p90_ms=_num(lat.get('p90_ms')),
-                         latency_from=r['name'] if lat else None,
+                         latency_from=r.name if lat else None,
                          runtime=lat.get('runtime'), shippable=ok,
                          why_not=None if ok else (f"fidelity gate {fid.get('gate', '?')} failed "
                                                   f"(agreement {fid.get('agreement')})")))
@@ -689,7 +691,7 @@ def fit_tiers(row,                    # one candidate row
 def manifest_meta(model:str,               # the model's name (not a plain name: ValueError)
                   version:str,             # the release's semantic version
                   platform:str,            # 'ios' or 'android'
-                  rec:dict,                # one export record of the Conversion chapter
+                  rec,                     # one `convert.ExportRecord` of the Conversion chapter
                   row,                     # its `candidate_table` row: quality and latency
                   tiers:list,              # tiers where every phone of `platform` passes
                   policy:Policy,           # gives the host clock recorded with the latency
@@ -697,26 +699,26 @@ def manifest_meta(model:str,               # the model's name (not a plain name:
                  )->dict:
     "The descriptive part of a bundle's manifest (everything but the file list and keys) for one export record on one platform."
     return dict(model=check_name(model, 'model name'), version=version,
-                bundle=check_name(f"{platform}-{rec['name']}", 'bundle name'), platform=platform,
-                record=rec['name'], variant=rec.get('variant'), format=rec['format'],
-                precision=rec.get('precision'), route=rec.get('route'),
-                input=rec.get('input'), outputs=rec.get('outputs'),
-                preprocessing=rec.get('preprocessing'), labels=rec.get('labels'),
-                min_os=(rec.get('min_os') or {}).get(platform), tiers=tiers,
-                runtime=rec.get('runtime'), converter=rec.get('converter'),
+                bundle=check_name(f"{platform}-{rec.name}", 'bundle name'), platform=platform,
+                record=rec.name, variant=rec.variant, format=rec.format,
+                precision=rec.precision, route=rec.route,
+                input=rec.input, outputs=rec.outputs,
+                preprocessing=rec.preprocessing, labels=rec.labels,
+                min_os=rec.min_os.get(platform), tiers=tiers,
+                runtime=rec.runtime, converter=rec.converter,
                 quality=dict(phone_c_acc=_num(row['phone_c_acc']), acc=_num(row['acc']),
                              measured_on=_val(row['quality_from'])),
                 latency=dict(host_p50_ms=_num(row['host_p50_ms']),
                              host_p90_ms=_num(row['host_p90_ms']), host_ghz=policy.host_ghz,
                              measured_as=_val(row['latency_from']),
                              runtime=_val(row.get('runtime'))),
-                source=dict(run=run_name, **(rec.get('source') or {})), created=now_iso())
+                source=dict(run=run_name, **rec.source), created=now_iso())
 
 # %% ../nbs/05_deployment.ipynb #5823ab4b-1
 def publish(store,                          # the bundle store folder to write into
             model:str,                      # the model's name
             version:str,                    # semantic version of this release
-            records:list[dict],             # the Conversion chapter's export records
+            records:list,                   # the Conversion chapter's `ExportRecord`s
             table:pd.DataFrame,             # `candidate_table` rows; only shippable ones are built
             files_of,                       # rec -> {file name: path}: where a record's files are
             key:Ed25519PrivateKey,          # the key that signs every manifest
@@ -729,7 +731,7 @@ def publish(store,                          # the bundle store folder to write i
            )->pd.DataFrame:
     "Build one signed bundle per platform and shippable record whose format the policy ships there, into `store/model/version/`; a table of what was built."
     store = Path(store)
-    by_name = {r['name']: r for r in records}
+    by_name = {r.name: r for r in records}
     rows = []
     atomic_write(store/'policy.json', dumps(policy.to_dict()))
     todo = [(p, r) for p in platforms for _, r in table[table.shippable].iterrows()

@@ -193,7 +193,7 @@ def bench_file(path,                    # an exported model file (or Core ML pac
 
 # %% ../nbs/06_monitoring.ipynb #1bd79690
 def benchmark_records(run:RunDir,            # the run whose files the records name
-                      records:list[dict],    # the Conversion chapter's export records
+                      records:list,          # the Conversion chapter's `ExportRecord`s
                       precisions=('fp32',),  # only records of these precisions
                       runs:int=100,          # timed predictions per file
                       warmup:int=10,         # untimed predictions first
@@ -204,17 +204,16 @@ def benchmark_records(run:RunDir,            # the run whose files the records n
     import platform as _pf
     from mobileml_book.convert import record_path
     rows = []
-    for r in tqdm([r for r in records if r.get('precision') in precisions], desc='benchmark',
+    for r in tqdm([r for r in records if r.precision in precisions], desc='benchmark',
                   disable=not progress):
-        row = dict(name=r['name'], variant=r.get('variant'), format=r['format'],
-                   precision=r.get('precision'), size_bytes=r.get('size_bytes'), skipped=None)
-        if r['format'] == 'coreml' and _pf.system() != 'Darwin':
+        row = dict(name=r.name, variant=r.variant, format=r.format,
+                   precision=r.precision, size_bytes=r.size_bytes, skipped=None)
+        if r.format == 'coreml' and _pf.system() != 'Darwin':
             row['skipped'] = 'Core ML runs only on macOS/iOS'
         else:
-            shape = ((r['input']['shape'][1:] if r['input']['shape'][-1] in (1, 3) else (32, 32, 1))
-                     if isinstance(r.get('input'), dict) and r['input'].get('shape')
-                     else (32, 32, 1))
-            try: row.update(bench_file(record_path(run, r), r['format'], runs, warmup, threads,
+            shape = ((r.input['shape'][1:] if r.input['shape'][-1] in (1, 3) else (32, 32, 1))
+                     if r.input.get('shape') else (32, 32, 1))
+            try: row.update(bench_file(record_path(run, r), r.format, runs, warmup, threads,
                                        tuple(shape)))
             except Exception as e: row['skipped'] = f'{type(e).__name__}: {str(e)[:200]}'
         rows.append(row)
@@ -610,7 +609,7 @@ def _client(uri:str):
 def register_release(uri:str,               # the MLflow tracking and registry URI
                      model:str,             # the registered model's name
                      release:str,           # the app-facing version, e.g. '1.1.0'
-                     records:list[dict],    # export records to register, one model version each
+                     records:list,          # `ExportRecord`s to register, one model version each
                      run:RunDir,            # the run whose files the records name
                      card:dict|None=None    # the dataset card (its hash is tagged)
                     )->pd.DataFrame:
@@ -625,16 +624,16 @@ def register_release(uri:str,               # the MLflow tracking and registry U
             for v in c.search_model_versions(f"name='{model}'")}
     rows = []
     for r in records:
-        v = have.get((release, r['sha256']))
+        v = have.get((release, r.sha256))
         if v is None:
-            src = r.get('source') or {}
+            src = r.source
             run_id = src.get('mlflow_run_id')
             try: c.get_run(run_id)
             except Exception: run_id = None   # a run of another store: keep its id as a tag only
-            tags = dict(release=release, format=r['format'], precision=str(r.get('precision')),
-                        variant=str(r.get('variant')), sha256=r['sha256'],
-                        size_bytes=str(r['size_bytes']),
-                        platforms=','.join(r.get('platforms') or []), run_dir=str(run.path),
+            tags = dict(release=release, format=r.format, precision=str(r.precision),
+                        variant=str(r.variant), sha256=r.sha256,
+                        size_bytes=str(r.size_bytes),
+                        platforms=','.join(r.platforms), run_dir=str(run.path),
                         checkpoint=str(src.get('checkpoint')),
                         checkpoint_sha256=str(src.get('checkpoint_sha256')),
                         training_run=str(src.get('mlflow_run_id')),
@@ -642,9 +641,9 @@ def register_release(uri:str,               # the MLflow tracking and registry U
                                            .get('sha256')))
             v = c.create_model_version(model, source=Path(record_path(run, r)).resolve().as_uri(),
                                        run_id=run_id, tags=tags,
-                                       description=f"{r['name']} of release {release}")
-        rows.append(dict(version=int(v.version), release=release, format=r['format'],
-                         precision=r.get('precision'), name=r['name']))
+                                       description=f"{r.name} of release {release}")
+        rows.append(dict(version=int(v.version), release=release, format=r.format,
+                         precision=r.precision, name=r.name))
     return pd.DataFrame(rows)
 
 # %% ../nbs/06_monitoring.ipynb #dd4f732b-2

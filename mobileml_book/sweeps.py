@@ -446,14 +446,14 @@ def exports_table(out,                 # the sweep folder
             or run.status().get('steps', {}).get('04_conversion', {}).get('state') != 'done'):
             continue
         dep = run.params()['chapters']['deployment']
-        for r in load_records(run)['records']:
-            fid, lat = r.get('fidelity') or {}, r.get('latency') or {}
-            host = lat.get('p50_ms')
+        for r in load_records(run).records:
+            fid = r.fidelity.model_dump() if r.fidelity else {}
+            host = r.latency.p50_ms if r.latency else None
             est = None if host is None else estimate_ms(host, dep['host_ghz'],
                                                         float(phone.cpu_max_ghz))
-            mb = r['size_bytes']/1e6
+            mb = r.size_bytes/1e6
             fits = est is not None and est <= dep['latency_budget_ms'] and mb <= dep['model_budget_mb']
-            rows.append(dict(point=pid, **ps.values, export=r['name'], size_mb=mb,
+            rows.append(dict(point=pid, **ps.values, export=r.name, size_mb=mb,
                              phone_c_acc=fid.get('phone_c_accuracy'), acc=fid.get('accuracy'),
                              host_p50_ms=host, phone_ms_est=est, fits=fits))
     return pd.DataFrame(rows)

@@ -10,6 +10,7 @@ from mobileml_book.deploy import (Budget, BundleError, DownloadInterrupted, Guar
                                   in_stage, load_bundle, load_signing_key, make_app, make_fleet, public_pem, publish, read_manifest,
                                   set_rollout, sha256_file, simulate_rollout, store_candidates, store_controller)
 from mobileml_book.constraints import load_devices
+from mobileml_book.convert import ExportRecord
 
 MODEL = 'toy'
 
@@ -18,7 +19,9 @@ def _record(name, fmt, prec, nbytes, p50, pc, plats=('android', 'ios'), min_os=N
                 file=f'{name}.bin', size_bytes=nbytes, platforms=list(plats), min_os=min_os or {'android': '8.0', 'ios': '12'},
                 input=dict(name='frames', shape=[1, 32, 32, 1], dtype='uint8', layout='NHWC'), labels=[f'class {i}' for i in range(10)],
                 preprocessing=dict(inside_model=True), fidelity=dict(gate='numeric', passed=True, accuracy=pc + 0.1, phone_c_accuracy=pc),
-                latency=None if p50 is None else dict(p50_ms=p50, p90_ms=1.3*p50, runtime='test', threads=1))
+                latency=None if p50 is None else dict(p50_ms=p50, p90_ms=1.3*p50, runtime='test', threads=1, batch=1, runs=10, machine='test'),
+                outputs=[dict(name='logits', shape=[1, 10], dtype='float32')], converter={}, runtime={}, source=dict(variant='test'),
+                created='2026-01-01T00:00:00+00:00')
 
 @pytest.fixture(scope='module')
 def world(tmp_path_factory):
@@ -29,6 +32,7 @@ def world(tmp_path_factory):
     (d/'src').mkdir()
     for r in recs:
         data = rng.bytes(r['size_bytes']); (d/'src'/r['file']).write_bytes(data); r['sha256'] = hashlib.sha256(data).hexdigest()
+    recs = [ExportRecord(**r) for r in recs]                 # the Conversion chapter's hand-off, typed as it hands it on
     key = load_signing_key(d/'keys'/'signing_key.pem')
     pub = d/'keys'/'signing_key.pub.pem'; pub.write_bytes(public_pem(key.public_key()))
     (d/'secret.txt').write_text('SECRET-OUTSIDE-THE-STORE')
@@ -37,7 +41,7 @@ def world(tmp_path_factory):
     table = candidate_table(recs)
     store = d/'store'
     for v in ('1.0.0', '1.1.0'):
-        publish(store, MODEL, v, recs, table, lambda r: {r['file']: d/'src'/r['file']}, key, policy, devices)
+        publish(store, MODEL, v, recs, table, lambda r: {r.file: d/'src'/r.file}, key, policy, devices)
     return dict(dir=d, store=store, key=key, pub=pub, devices=devices, policy=policy, recs=recs)
 
 @pytest.fixture(scope='module')
@@ -56,7 +60,7 @@ def test_a_new_release_stays_dark_until_rolled_out(world, server):
 
 def test_bundles_verify_and_carry_the_manifest_fields(world):
     manifests = [read_manifest(p) for p in (world['store']/MODEL/'1.0.0').iterdir() if p.is_dir()]
-    assert {m['format'] for m in manifests} >= {r['format'] for r in world['recs']}, 'a record without its published bundle'
+    assert {m['format'] for m in manifests} >= {r.format for r in world['recs']}, 'a record without its published bundle'
     for m in manifests:
         b = load_bundle(world['store']/MODEL/'1.0.0'/m['bundle'], world['pub'])
         for k in ('model', 'version', 'format', 'precision', 'files', 'input', 'preprocessing', 'labels', 'min_os', 'tiers', 'source', 'created', 'key_id'):
@@ -75,8 +79,8 @@ def test_interrupted_download_resumes_and_verifies(world, server, tmp_path):
     assert r['status'] == 'installed' and sum(r['resumed_from'].values()) == size//3 and r['bytes'] == size - size//3
     b = active_bundle(tmp_path/'app', MODEL, world['pub'])
     assert b.name == a['bundle']
-    src = next(rec for rec in world['recs'] if a['bundle'].endswith(rec['name']))
-    assert b.read() == (world['dir']/'src'/src['file']).read_bytes()
+    src = next(rec for rec in world['recs'] if a['bundle'].endswith(rec.name))
+    assert b.read() == (world['dir']/'src'/src.file).read_bytes()
     assert fetch_model(server.url, MODEL, _phone(), tmp_path/'app', world['pub'])['status'] == 'up to date'
 
 def test_connection_cut_by_the_server_resumes(world, tmp_path):

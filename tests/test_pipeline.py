@@ -40,12 +40,12 @@ def test_quick_run_hands_on_conversion_records(quick_run):
         assert e['gate'] == ('structural' if name.startswith('coreml') else 'numeric'), name
         if e['gate'] == 'numeric': assert e['agreement'] >= 0.999 and e['latency_p50_ms'] > 0, (name, e)
     from mobileml_book.convert import load_records, record_path, sha256_file
-    recs = load_records(out)['records']
+    recs = load_records(out).records
     assert len(recs) == m['records']
     for r in recs:
         f = record_path(out, r)
-        assert f.is_file() and sha256_file(f) == r['sha256'] and f.stat().st_size == r['size_bytes'], r['name']
-        assert r['converter']['torch'] and r['source']['checkpoint_sha256'] and r['fidelity']['passed'], r['name']
+        assert f.is_file() and sha256_file(f) == r.sha256 and f.stat().st_size == r.size_bytes, r.name
+        assert r.converter['torch'] and r.source['checkpoint_sha256'] and r.fidelity.passed, r.name
 
 def test_goals_command_reads_the_run(quick_run):
     out, _ = quick_run
