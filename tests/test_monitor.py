@@ -8,6 +8,7 @@ import httpx
 from mobileml_book.rundir import RunDir, data_dir
 from mobileml_book.constraints import load_devices
 from mobileml_book.data import load_idx
+from mobileml_book.convert import ExportRecord
 from mobileml_book.deploy import LocalServer, make_app
 from mobileml_book.monitor import (Dispatcher, TelemetryStore, Thresholds, ThermalModel, TIER_THERMAL, check_alerts, cheap_cut, gallery_work,
                                    image_stats, kill_and_resume, live_version, make_gallery, psi, reference_profile, register_release, rollback,
@@ -142,9 +143,11 @@ def test_control_raises_no_alert(alerts):
 def test_registered_version_found_by_alias_and_rolled_back(world):
     run = RunDir(world['dir']/'run')
     f = world['onnx']; sha = __import__('hashlib').sha256(f.read_bytes()).hexdigest()
-    recs = [dict(name=f'{fmt}-fp32', format=fmt, precision='fp32', file=f.name, sha256=(sha[:-1] + str(i)), size_bytes=f.stat().st_size,
-                 platforms=['ios'] if fmt == 'coreml' else ['android', 'ios'], source=dict(checkpoint='student.pt', checkpoint_sha256='abc', mlflow_run_id='nope'))
-            for i, fmt in enumerate(['tflite', 'coreml'])]
+    recs = [ExportRecord(name=f'{fmt}-fp32', variant='student fp32', format=fmt, route='pytorch', precision='fp32', file=f.name,
+                         sha256=(sha[:-1] + str(i)), size_bytes=f.stat().st_size, input={}, outputs=[], labels=[], preprocessing={},
+                         platforms=['ios'] if fmt == 'coreml' else ['android', 'ios'], min_os={}, converter={}, runtime={},
+                         source=dict(checkpoint='student.pt', checkpoint_sha256='abc', mlflow_run_id='nope'), created='2026-01-01T00:00:00+00:00')
+            for i, fmt in enumerate(['tflite', 'coreml'])]                # the Conversion chapter's records, typed as it hands them on
     uri = f"sqlite:///{world['dir']/'mlflow.db'}"
     r1 = register_release(uri, 'toy', '1.0.0', recs, run); r2 = register_release(uri, 'toy', '1.1.0', recs, run)
     assert len(register_release(uri, 'toy', '1.0.0', recs, run)) == 2 and len(version_table(uri, 'toy')) == 4     # idempotent
