@@ -85,3 +85,16 @@ def test_one_class_is_refused_by_name(tmp_path):
     root = _photos(tmp_path, {'cat': 12})
     with pytest.raises(DataError, match=r'has one class sub-folder \(cat\): a classifier needs two classes'):
         load_image_folder(root, InputSpec(32, 3))
+
+def test_batched_answers_no_rows_with_no_rows_of_the_right_shape():
+    "Every model and runtime slices through `batched`: an empty batch gives an empty result, with its width and dtype."
+    import torch
+    from mobileml_book.data import batched, corrupt
+    f = lambda b: np.repeat(b.reshape(len(b), -1).sum(1, keepdims=True), 3, 1).astype(np.float32)
+    x = np.arange(7*4, dtype=np.uint8).reshape(7, 2, 2)
+    assert np.array_equal(batched(f, x, 3), f(x))
+    out = batched(f, x[:0], 3)
+    assert out.shape == (0, 3) and out.dtype == np.float32
+    assert batched(lambda t: t*2, torch.ones(0, 5), 2).shape == (0, 5)
+    assert corrupt(np.zeros((0, 16, 16, 1), np.uint8), 'sensor_noise', 2).shape == (0, 16, 16, 1)
+    with pytest.raises(ValueError, match='at least 1 row'): batched(f, x, 0)
