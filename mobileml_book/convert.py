@@ -22,9 +22,9 @@ from .rundir import (Param, ChapterParams, Goal, RunDir, atomic_write, atomic_pa
                                   dumps, now_iso, sha256_file)
 from .data import (LUMA, load_data, MobileAugment, Dataset, InputSpec, PhoneC,
                                 preprocessing_contract, stratified_subset, to_spec, batched)
-from .models import Preprocess, MobileNetV2, model_spec, build_net, fast_layout
+from .models import Preprocess, MobileNetV2, model_spec, build_net, fast_layout, time_in_turns
 from .training import load_models, phone_c_subset, store_uri, mlflow_run_id
-from .optimize import (load_variant, load_variants, variant_file, ptq, time_in_turns,
+from .optimize import (load_variant, load_variants, variant_file, ptq,
                                     lower_to_pte, clamp_aware, calibration_frames, int8_dot_isa)
 
 # %% auto #0

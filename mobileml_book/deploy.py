@@ -180,24 +180,23 @@ def candidate_table(records:list,              # the Conversion chapter's `Expor
     vs = {k: v.model_dump() for k, v in variants.variants.items()} if variants is not None else {}
     rows = []
     for r in records:
-        fid = r.fidelity.model_dump() if r.fidelity else {}
-        lat = r.latency.model_dump() if r.latency else {}
-        v = vs.get(r.variant, {})
-        pc, acc = _num(fid.get('phone_c_accuracy')), _num(fid.get('accuracy'))
+        fid, lat, v = r.fidelity, r.latency, vs.get(r.variant, {})
+        pc, acc = (_num(fid.phone_c_accuracy), _num(fid.accuracy)) if fid else (None, None)
         q_from = 'converted file' if pc is not None else 'variant'
         if pc is None:
             pc, acc = _num(v.get('phone_c_acc')), _num(v.get('acc')) if acc is None else acc
-        ok = fid.get('passed') is not False
+        ok = fid is None or fid.passed
         rows.append(dict(name=r.name, variant=r.variant, format=r.format,
                          precision=r.precision,
                          platforms=list(r.platforms or PLATFORMS),
                          min_os=dict(r.min_os), size_bytes=r.size_bytes,
                          phone_c_acc=pc, acc=acc, quality_from=q_from,
-                         host_p50_ms=_num(lat.get('p50_ms')), host_p90_ms=_num(lat.get('p90_ms')),
+                         host_p50_ms=lat.p50_ms if lat else None,
+                         host_p90_ms=lat.p90_ms if lat else None,
                          latency_from=r.name if lat else None,
-                         runtime=lat.get('runtime'), shippable=ok,
-                         why_not=None if ok else (f"fidelity gate {fid.get('gate', '?')} failed "
-                                                  f"(agreement {fid.get('agreement')})")))
+                         runtime=lat.runtime if lat else None, shippable=ok,
+                         why_not=None if ok else (f"fidelity gate {fid.gate} failed "
+                                                  f"(agreement {fid.agreement})")))
     df = pd.DataFrame(rows, columns=['name', 'variant', 'format', 'precision', 'platforms',
                                      'min_os', 'size_bytes', 'phone_c_acc', 'acc', 'quality_from',
                                      'host_p50_ms', 'host_p90_ms', 'latency_from', 'runtime',
@@ -288,9 +287,10 @@ def public_pem(key:Ed25519PublicKey,   # the public key to write as PEM (Subject
                             serialization.PublicFormat.SubjectPublicKeyInfo)
 
 # %% ../nbs/05_deployment.ipynb #a11becca-1
-def key_id(key:Ed25519PublicKey|Ed25519PrivateKey,   # a public or private key (its public half)
+def key_id(key:Ed25519PublicKey|Ed25519PrivateKey|bytes,   # a signing key (its public half) or a content key
           )->str:
-    "A short fingerprint of a public key (first 16 hex digits of the sha256 of its raw bytes)."
+    "A short fingerprint of a key: the first 16 hex digits of the sha256 of its raw (public) bytes."
+    if isinstance(key, bytes): return hashlib.sha256(key).hexdigest()[:16]
     pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
     return hashlib.sha256(pub.public_bytes(serialization.Encoding.Raw,
                                            serialization.PublicFormat.Raw)).hexdigest()[:16]
@@ -434,7 +434,7 @@ def build_bundle(dst,                    # the bundle folder (an older one is re
             entries.append(dict(e, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data)))
         manifest = dict(meta, schema=1, files=entries, key_id=key_id(key),
                         encryption=(dict(alg='AES-256-GCM', aad='model/version/bundle/file',
-                                         key_id=hashlib.sha256(content_key).hexdigest()[:16])
+                                         key_id=key_id(content_key))
                                     if content_key else None))
         body = canonical_json(manifest)
         (tmp/'manifest.json').write_bytes(body)
@@ -519,10 +519,9 @@ def load_bundle(path,                         # a bundle folder: manifest.json, 
     m = verify_manifest((path/'manifest.json').read_bytes(), (path/'manifest.sig').read_bytes(),
                         public_key)
     enc = m.get('encryption') or {}
-    if (content_key is not None and enc
-            and hashlib.sha256(content_key).hexdigest()[:16] != enc.get('key_id')):
+    if content_key is not None and enc and key_id(content_key) != enc.get('key_id'):
         raise BundleError(f"{path.name} was encrypted with content key {enc.get('key_id')}, "
-                          f"this app holds {hashlib.sha256(content_key).hexdigest()[:16]}: "
+                          f"this app holds {key_id(content_key)}: "
                           "it could not read the model. Refusing to load.")
     for e in m['files']:
         p = path/e['path']

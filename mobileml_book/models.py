@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['MBV2_STAGES', 'VGG16', 'LITE0_STAGES', 'LITE_SCALING', 'LITE0_MEAN', 'LITE0_STD', 'ARCHS', 'conv_bn', 'divisible',
            'InvertedResidual', 'MobileNetV2', 'Fire', 'SqueezeNet', 'VGG', 'count_macs', 'n_params', 'size_bytes',
-           'latency_ms', 'Conv2dSame', 'MBConv', 'lite_stages', 'EfficientNetLite', 'EfficientNetLite0',
-           'lite_weights_path', 'lite0_weights_path', 'imagenet_labels', 'load_lite', 'load_lite0', 'Preprocess',
-           'Postprocess', 'MobileModel', 'fast_layout', 'model_spec', 'build_net', 'from_unit', 'to_input', 'wrap',
-           'predict_fn']
+           'time_in_turns', 'latency_ms', 'Conv2dSame', 'MBConv', 'lite_stages', 'EfficientNetLite',
+           'EfficientNetLite0', 'lite_weights_path', 'lite0_weights_path', 'imagenet_labels', 'load_lite', 'load_lite0',
+           'Preprocess', 'Postprocess', 'MobileModel', 'fast_layout', 'model_spec', 'build_net', 'from_unit',
+           'to_input', 'wrap', 'predict_fn']
 
 # %% ../nbs/02_models.ipynb #1eddd28b
 "Mobile architectures in plain PyTorch, pre- and post-processing modules, and how to measure what a model costs."
@@ -184,6 +184,30 @@ def size_bytes(model:nn.Module,   # network whose state dict (parameters and buf
     torch.save(model.state_dict(), buf)
     return buf.getbuffer().nbytes
 
+# %% ../nbs/02_models.ipynb #db3b0132-3
+def time_in_turns(fns:dict,        # name -> f(x)
+                  x,               # the input every callable gets
+                  warmup:int=20,   # untimed calls of each first
+                  runs:int=200     # timed calls of each
+                 )->dict:
+    "Latency (ms: p50, p90, p99, mean) and CPU ms per call of each callable in `fns` (name -> f(x)) after warm-up, timed in turns so that a busy moment of a shared machine hits them all alike."
+    if runs < 1 or warmup < 0:
+        raise ValueError(f'runs={runs}, warmup={warmup}: time at least 1 run '
+                         '(percentiles need one), warm up 0 or more')
+    ts, cpu = {k: [] for k in fns}, {k: 0.0 for k in fns}
+    for i in range(warmup + runs):
+        for k in (list(fns) if i % 2 else list(fns)[::-1]):
+            c0, t0 = time.process_time(), time.perf_counter()
+            fns[k](x)
+            t1, c1 = time.perf_counter(), time.process_time()
+            if i >= warmup:
+                ts[k].append((t1 - t0)*1e3)
+                cpu[k] += c1 - c0
+    return {k: dict(p50_ms=float(np.percentile(v, 50)), p90_ms=float(np.percentile(v, 90)),
+                    p99_ms=float(np.percentile(v, 99)), mean_ms=float(np.mean(v)),
+                    cpu_ms=cpu[k]/runs*1e3, runs=runs)
+            for k, v in ts.items()}
+
 # %% ../nbs/02_models.ipynb #2b66e0d6-3
 def latency_ms(model:nn.Module,   # network to time (left in eval mode)
                size:int,          # side of the square random input image (px)
@@ -193,23 +217,13 @@ def latency_ms(model:nn.Module,   # network to time (left in eval mode)
                threads:int=1,     # torch CPU threads while timing (restored afterwards)
               )->dict:
     "CPU latency of batch 1 with `threads` threads after warm-up: p50 and p90 in ms."
-    if runs < 1 or warmup < 0:
-        raise ValueError(f'runs={runs}, warmup={warmup}: time at least 1 run '
-                         '(percentiles need one), warm up 0 or more')
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
-    x = torch.rand(1, channels, size, size)
-    model = model.eval()
-    ts = []
     try:
         with torch.inference_mode():
-            for i in range(warmup + runs):
-                t0 = time.perf_counter()
-                model(x)
-                t1 = time.perf_counter()
-                if i >= warmup: ts.append((t1 - t0)*1e3)
+            t = time_in_turns({'model': model.eval()}, torch.rand(1, channels, size, size), warmup, runs)['model']
     finally: torch.set_num_threads(old)
-    return dict(p50_ms=float(np.percentile(ts, 50)), p90_ms=float(np.percentile(ts, 90)))
+    return dict(p50_ms=t['p50_ms'], p90_ms=t['p90_ms'])
 
 # %% ../nbs/02_models.ipynb #6119778f
 class Conv2dSame(nn.Conv2d):

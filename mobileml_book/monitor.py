@@ -116,8 +116,8 @@ def time_runs(f,               # the call to time: f(x)
               warmup:int=10,   # untimed calls first (caches, lazy initialisation)
               runs:int=100     # timed calls
              )->dict:
-    "Latency percentiles (ms) of `f(x)` over `runs` calls after `warmup` untimed ones, and CPU ms per call (the Optimization chapter's `time_in_turns`, for one function)."
-    from mobileml_book.optimize import time_in_turns
+    "Latency percentiles (ms) of `f(x)` over `runs` calls after `warmup` untimed ones, and CPU ms per call (the Models chapter's `time_in_turns`, for one function)."
+    from mobileml_book.models import time_in_turns   # not optimize: the benchmark's child process needs no torchao
     return time_in_turns({'f': f}, x, warmup, runs)['f']
 
 # %% ../nbs/06_monitoring.ipynb #2a7511b9-1

@@ -19,7 +19,7 @@ from .rundir import (Param, ChapterParams, Goal, RunDir, atomic_write, atomic_pa
                                   dumps, ray_session, check_reachable, ParamError)
 from .data import (load_data, MobileAugment, Dataset, PhoneC, evaluate,
                                 stratified_subset, batched)
-from .models import *
+from .models import *      # time_in_turns among them
 from .training import (fit, load_models, phone_c_subset, lite_spec, cache_backbone,
                                     fit_features, evaluate_features, distill_loss, unfreeze,
                                     pc_flat, paired_change)
@@ -30,7 +30,7 @@ __all__ = ['RECIPES', 'PARAMS', 'GOALS', 'INT8_DOT_FLAGS', 'SQNR_KINDS', 'file_b
            'sparsity', 'layer_sparsity', 'prune_to', 'finalize_pruning', 'recalibrate_bn', 'freeze_bn', 'self_distill',
            'finetune', 'magnitude_schedule', 'prune_channels', 'annotate_conv_clamp', 'clamp_aware',
            'xnnpack_quantizer', 'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert',
-           'weight_only', 'lower_to_pte', 'to_pte', 'pte_runner', 'time_in_turns', 'pte_latency_ms', 'graph_predict_fn',
+           'weight_only', 'lower_to_pte', 'to_pte', 'pte_runner', 'pte_latency_ms', 'graph_predict_fn',
            'pte_predict_fn', 'int8_size_ceiling', 'int8_dot_isa', 'int8_sqnr', 'candidate_spec', 'n_layers', 'features',
            'LatencyPredictor', 'mape', 'sample_space', 'within_budget', 'screen', 'search_trial', 'tune_search',
            'lite_candidate', 'phone_estimates', 'pareto', 'save_variants', 'calibration_frames', 'Variant', 'Variants',
@@ -584,30 +584,6 @@ def pte_runner(path):   # an ExecuTorch program file (.pte; str or Path)
     from executorch.runtime import Runtime
     method = Runtime.get().load_program(str(path)).load_method('forward')
     return lambda x: method.execute([x.clone(memory_format=torch.contiguous_format)])[0]
-
-# %% ../nbs/03_optimization.ipynb #db3b0132-3
-def time_in_turns(fns:dict,        # name -> f(x)
-                  x,               # the input every callable gets
-                  warmup:int=20,   # untimed calls of each first
-                  runs:int=200     # timed calls of each
-                 )->dict:
-    "Latency (ms: p50, p90, p99, mean) and CPU ms per call of each callable in `fns` (name -> f(x)) after warm-up, timed in turns so that a busy moment of a shared machine hits them all alike."
-    if runs < 1 or warmup < 0:
-        raise ValueError(f'runs={runs}, warmup={warmup}: time at least 1 run '
-                         '(percentiles need one), warm up 0 or more')
-    ts, cpu = {k: [] for k in fns}, {k: 0.0 for k in fns}
-    for i in range(warmup + runs):
-        for k in (list(fns) if i % 2 else list(fns)[::-1]):
-            c0, t0 = time.process_time(), time.perf_counter()
-            fns[k](x)
-            t1, c1 = time.perf_counter(), time.process_time()
-            if i >= warmup:
-                ts[k].append((t1 - t0)*1e3)
-                cpu[k] += c1 - c0
-    return {k: dict(p50_ms=float(np.percentile(v, 50)), p90_ms=float(np.percentile(v, 90)),
-                    p99_ms=float(np.percentile(v, 99)), mean_ms=float(np.mean(v)),
-                    cpu_ms=cpu[k]/runs*1e3, runs=runs)
-            for k, v in ts.items()}
 
 # %% ../nbs/03_optimization.ipynb #db3b0132-4
 def pte_latency_ms(paths:dict,      # name -> ExecuTorch program file (.pte)

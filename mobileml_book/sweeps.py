@@ -447,14 +447,15 @@ def exports_table(out,                 # the sweep folder
             continue
         dep = run.params()['chapters']['deployment']
         for r in load_records(run).records:
-            fid = r.fidelity.model_dump() if r.fidelity else {}
+            fid = r.fidelity
             host = r.latency.p50_ms if r.latency else None
             est = None if host is None else estimate_ms(host, dep['host_ghz'],
                                                         float(phone.cpu_max_ghz))
             mb = r.size_bytes/1e6
             fits = est is not None and est <= dep['latency_budget_ms'] and mb <= dep['model_budget_mb']
             rows.append(dict(point=pid, **ps.values, export=r.name, size_mb=mb,
-                             phone_c_acc=fid.get('phone_c_accuracy'), acc=fid.get('accuracy'),
+                             phone_c_acc=fid.phone_c_accuracy if fid else None,
+                             acc=fid.accuracy if fid else None,
                              host_p50_ms=host, phone_ms_est=est, fits=fits))
     return pd.DataFrame(rows)
 

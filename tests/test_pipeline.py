@@ -178,3 +178,18 @@ def test_serve_command_serves_the_run(quick_run):
     finally: p.terminate(); p.wait(10)
     r = cli('serve', out/'nowhere')
     assert r.returncode == 2 and 'no published model' in r.stderr, r.stderr
+
+@pytest.mark.parametrize('budget,ok', [("{'full': 120}", True), ("{'fast': 10}", False), ("{'full': -1}", False)])
+def test_a_chapter_declares_its_own_budget(tmp_path, budget, ok):
+    "A chapter module's BUDGET_S reaches `find_chapters` (and so `bench` and goals); a malformed one is refused by name."
+    from mobileml_book.pipeline import find_chapters
+    lib = f"budgetbook{abs(hash((str(tmp_path), budget)))}"                  # a fresh package: no module cache between cases
+    (tmp_path/'settings.ini').write_text(f'[DEFAULT]\nlib_name = {lib}\nnbs_path = nbs\n')
+    (tmp_path/lib).mkdir(); (tmp_path/lib/'__init__.py').write_text('')
+    (tmp_path/lib/'ch.py').write_text("from mobileml_book.rundir import ChapterParams, Param\n"
+                                      f"PARAMS = ChapterParams('ch', Param('n', int, quick=1, lo=0, hi=9))\nBUDGET_S = {budget}\n")
+    (tmp_path/'nbs').mkdir()
+    nbformat.write(_nb([(f'#| default_exp ch', None), ("profile = 'quick'\nrun_dir = None\nn = 1", ['parameters'])]), tmp_path/'nbs'/'00_ch.ipynb')
+    if ok: assert [c.budget_s for c in find_chapters(tmp_path)] == [{'full': 120}]
+    else:
+        with pytest.raises(ValueError, match='BUDGET_S of'): find_chapters(tmp_path)
