@@ -22,7 +22,8 @@ from .rundir import (Param, ChapterParams, Goal, RunDir, atomic_write, atomic_pa
                                   dumps, now_iso, sha256_file)
 from .data import (LUMA, load_data, MobileAugment, Dataset, InputSpec, PhoneC,
                                 preprocessing_contract, stratified_subset, to_spec, batched)
-from .models import Preprocess, MobileNetV2, model_spec, build_net, fast_layout, time_in_turns
+from .models import (Preprocess, MobileNetV2, ModelSpec, model_spec, build_net,
+                                  fast_layout, time_in_turns)
 from .training import load_models, phone_c_subset, store_uri, mlflow_run_id
 from .optimize import (load_variant, load_variants, variant_file, ptq,
                                     lower_to_pte, clamp_aware, calibration_frames, int8_dot_isa)
@@ -93,11 +94,11 @@ class FrameModel(nn.Module):
     "What ships: uint8 camera frames (N x H x W x C) in; (logits, probabilities) out; the pre-processing inside."
     def __init__(self,
                  net:nn.Module,   # an fp32 module or an int8 PT2E graph
-                 spec:dict,       # and its spec (`model_spec`): sizes, channels, mean, std
+                 spec:ModelSpec,  # and its spec (`model_spec`): sizes, channels, mean, std
                 ):
         super().__init__()
-        self.pre = Preprocess(spec['frame_size'], spec['frame_channels'], spec['input_size'],
-                              spec['in_channels'], spec['mean'], spec['std'])
+        self.pre = Preprocess(spec.frame_size, spec.frame_channels, spec.input_size,
+                              spec.in_channels, spec.mean, spec.std)
         self.net = net
     def forward(self,
                 frames,   # (N, H, W, C) uint8 tensor of frames (or one (H, W, C) frame)
@@ -113,11 +114,11 @@ class ImageModel(FrameModel):
                ): return super().forward(image.permute(0, 2, 3, 1))
 
 # %% ../nbs/04_conversion.ipynb #49de7231-2
-def frame_example(spec:dict,   # the model spec: `frame_size` (px) and `frame_channels`
+def frame_example(spec:ModelSpec,   # the model spec: `frame_size` (px) and `frame_channels`
                   n:int=1,     # frames in the batch
                  )->torch.Tensor:
     "A fresh all-zero uint8 frame batch of the spec's shape (what exporters trace with)."
-    return torch.zeros(n, spec['frame_size'], spec['frame_size'], spec['frame_channels'],
+    return torch.zeros(n, spec.frame_size, spec.frame_size, spec.frame_channels,
                        dtype=torch.uint8)
 
 # %% ../nbs/04_conversion.ipynb #49de7231-3
@@ -149,7 +150,7 @@ def tiny_model(seed:int=0,            # seeds torch's global RNG (weights, batch
                frame_size:int=32,     # side of the square frames, also the network's input (px)
                frame_channels:int=1,  # 1 (grey) or 3 (RGB), in the frames and the network
                n_classes:int=10,      # classes, labelled 'class 0', 'class 1', ...
-              )->tuple[nn.Module, dict]:
+              )->tuple[nn.Module, ModelSpec]:
     "A small MobileNetV2-style network and its spec, with randomised batch-norm statistics (for tests and demonstrations)."
     torch.manual_seed(seed)
     spec = model_spec('mobilenetv2', [f'class {i}' for i in range(n_classes)], frame_size,
@@ -225,7 +226,7 @@ EXT = {'onnx': '.onnx', 'tflite': '.tflite', 'coreml': '.mlpackage', 'executorch
 
 # %% ../nbs/04_conversion.ipynb #75b4bdfd
 def export_onnx(model:FrameModel,      # uint8 frames in, (logits, probs) out
-                spec:dict,             # the model spec: frame size and channels
+                spec:ModelSpec,        # the model spec: frame size and channels
                 path,                  # the `.onnx` file to write (atomically)
                 meta:dict|None=None,   # metadata properties (non-strings as JSON); None: none
                )->Path:
@@ -262,7 +263,7 @@ class _Named(nn.Module):
 
 # %% ../nbs/04_conversion.ipynb #75b4bdfd-3
 def export_tflite(model:nn.Module,     # a `FrameModel`, or `litert_int8`'s int8 graph of one
-                  spec:dict,           # the model spec: frame size and channels
+                  spec:ModelSpec,      # the model spec: frame size and channels
                   path,                # the `.tflite` file to write (atomically)
                   quant_config=None,   # `litert_int8`'s QuantConfig for its int8 graph; None: fp32
                  )->Path:
@@ -276,7 +277,7 @@ def export_tflite(model:nn.Module,     # a `FrameModel`, or `litert_int8`'s int8
 
 # %% ../nbs/04_conversion.ipynb #75b4bdfd-4
 def export_coreml(model:FrameModel,        # frames in, logits out (pre-processing inside)
-                  spec:dict,               # the model spec: frame size, channels, labels
+                  spec:ModelSpec,          # the model spec: frame size, channels, labels
                   path,                    # the `.mlpackage` folder to write
                   target:str='iOS16',      # the oldest iOS the package must run on
                   meta:dict|None=None,     # metadata stored in the package (author, version, ...)
@@ -285,8 +286,8 @@ def export_coreml(model:FrameModel,        # frames in, logits out (pre-processi
     "A Core ML ML program (8-bit image in, logits and probabilities out), weights optionally compressed to int8; written as `.mlpackage`."
     import coremltools as ct, coremltools.optimize as cto
     img = ImageModel(model.net, spec).eval()
-    x = torch.zeros(1, spec['frame_channels'], spec['frame_size'], spec['frame_size'])
-    layout = ct.colorlayout.GRAYSCALE if spec['frame_channels'] == 1 else ct.colorlayout.RGB
+    x = torch.zeros(1, spec.frame_channels, spec.frame_size, spec.frame_size)
+    layout = ct.colorlayout.GRAYSCALE if spec.frame_channels == 1 else ct.colorlayout.RGB
     with quiet():
         ep = torch.export.export(img, (x,)).run_decompositions({})
         ml = ct.convert(ep, inputs=[ct.ImageType(name='frames', shape=tuple(x.shape),
@@ -303,8 +304,8 @@ def export_coreml(model:FrameModel,        # frames in, logits out (pre-processi
     for k, v in (meta or {}).items():
         ml.user_defined_metadata[k] = v if isinstance(v, str) else json.dumps(v)
     ml.input_description['frames'] = (
-        f"{spec['frame_size']} x {spec['frame_size']} "
-        f"{'grey' if spec['frame_channels'] == 1 else 'RGB'} camera frame")
+        f"{spec.frame_size} x {spec.frame_size} "
+        f"{'grey' if spec.frame_channels == 1 else 'RGB'} camera frame")
     ml.output_description['logits'] = 'class logits'
     ml.output_description['probs'] = 'class probabilities (softmax)'
     return save_mlpackage(ml, path)
@@ -324,7 +325,7 @@ def save_mlpackage(ml,     # a coremltools `MLModel` (an ML program)
 
 # %% ../nbs/04_conversion.ipynb #75b4bdfd-6
 def export_executorch(model:FrameModel,   # uint8 frames in, (logits, probs) out
-                      spec:dict,          # the model spec: frame size and channels
+                      spec:ModelSpec,     # the model spec: frame size and channels
                       path,               # the `.pte` file to write (atomically)
                      )->Path:
     "An ExecuTorch program with the XNNPACK delegate (batch 1, the way the app calls it)."
@@ -451,7 +452,7 @@ def coreml_ops_outside(path,        # a Core ML ML program (`.mlpackage`)
                    if o != 'const' and not any(v <= t for v in SSAOpRegistry.core_ops.get(o, {}))})
 
 # %% ../nbs/04_conversion.ipynb #97a71e78
-def _try_export(model:FrameModel, spec:dict, fmt:str, path:Path, target:str):
+def _try_export(model:FrameModel, spec:ModelSpec, fmt:str, path:Path, target:str):
     "Export `model` to `fmt` at `path`; returns what the fallback check needs."
     if fmt == 'onnx': return export_onnx(model, spec, path), None
     if fmt == 'tflite': return export_tflite(model, spec, path), None
@@ -466,7 +467,7 @@ def _try_export(model:FrameModel, spec:dict, fmt:str, path:Path, target:str):
 
 # %% ../nbs/04_conversion.ipynb #97a71e78-1
 def preflight(net:nn.Module,              # an architecture (trained or not) taking the network input of `spec`
-              spec:dict,                  # its spec: the frame the app sends and the pre-processing
+              spec:ModelSpec,             # its spec: the frame the app sends and the pre-processing
               formats=FORMATS,            # targets to try
               coreml_target:str='iOS16',  # the Core ML operator set to stay within
               progress:bool=True,         # show a progress bar over the formats
@@ -580,7 +581,7 @@ def enforce(table:pd.DataFrame,   # `gate`'s table (passed, gate, gate_at, agree
 
 # %% ../nbs/04_conversion.ipynb #73ac0a20
 def coreml_structure(path,             # a Core ML package (`.mlpackage`)
-                     spec:dict,        # the model spec: frame size, channels, labels
+                     spec:ModelSpec,   # the model spec: frame size, channels, labels
                      target:str,       # the oldest iOS its operators must exist in (e.g. 'iOS16')
                      image:bool=True,  # True: image input; False: (1, F, F, C) tensor (Keras route)
                     )->dict:
@@ -589,7 +590,7 @@ def coreml_structure(path,             # a Core ML package (`.mlpackage`)
     sp = ct.utils.load_spec(str(path))
     problems = []
     ins, outs = list(sp.description.input), list(sp.description.output)
-    s, c = spec['frame_size'], spec['frame_channels']
+    s, c = spec.frame_size, spec.frame_channels
     if [i.name for i in ins] != ['frames']:
         problems.append(f"inputs {[i.name for i in ins]} (expected ['frames'])")
     elif image and (ins[0].type.WhichOneof('Type') != 'imageType'
@@ -600,10 +601,10 @@ def coreml_structure(path,             # a Core ML package (`.mlpackage`)
                         f"is not [1, {s}, {s}, {c}]")
     if image and [o.name for o in outs] != ['logits', 'probs']:
         problems.append(f"outputs {[o.name for o in outs]} (expected ['logits', 'probs'])")
-    elif any(list(o.type.multiArrayType.shape)[-1:] != [len(spec['labels'])] for o in outs):
+    elif any(list(o.type.multiArrayType.shape)[-1:] != [len(spec.labels)] for o in outs):
         problems.append('outputs do not have one value per class')
     labels = json.loads(sp.description.metadata.userDefined.get('labels', '[]'))
-    if labels != spec['labels']: problems.append('labels missing from the metadata')
+    if labels != spec.labels: problems.append('labels missing from the metadata')
     outside = coreml_ops_outside(path, target)
     if outside: problems.append(f"operators outside {target}: {outside}")
     return dict(spec_version=sp.specificationVersion, ops=len(coreml_ops(path)), problems=problems,
@@ -627,7 +628,7 @@ def zip_dir(folder,   # the folder to zip (an `.mlpackage`); stored under its ow
 # %% ../nbs/04_conversion.ipynb #32324335-1
 def io_spec(path,        # an exported file
             fmt:str,     # its format
-            spec:dict    # the model spec (ExecuTorch's names come from it)
+            spec:ModelSpec    # the model spec (ExecuTorch's names come from it)
            )->tuple[dict, list]:
     "Input and outputs of an exported file as its runtime sees them (names, shapes, dtypes); ExecuTorch's are positional, so the spec's."
     path = str(path)
@@ -662,18 +663,18 @@ def io_spec(path,        # an exported file
                          f.type.multiArrayType.dataType).lower())
         ins, outs = [one(f) for f in desc.input], [one(f) for f in desc.output]
     else:
-        s_, c, k = spec['frame_size'], spec['frame_channels'], len(spec['labels'])
+        s_, c, k = spec.frame_size, spec.frame_channels, len(spec.labels)
         ins, outs = ([d('frames', [1, s_, s_, c], 'uint8', layout='NHWC')],
                      [d('logits', [1, k], 'float32'), d('probs', [1, k], 'float32')])
     return ins[0], outs
 
 # %% ../nbs/04_conversion.ipynb #32324335-2
-def preprocessing_of(spec:dict,   # a model spec
+def preprocessing_of(spec:ModelSpec,   # a model spec
                     )->dict:
     "The whole pre-processing contract of an exported file: what the app does (the Data chapter's), what the model does."
-    return dict(**preprocessing_contract(InputSpec(spec['frame_size'], spec['frame_channels'])),
-                inside_model=dict(input_size=spec['input_size'], in_channels=spec['in_channels'],
-                                  mean=spec['mean'], std=spec['std'],
+    return dict(**preprocessing_contract(InputSpec(spec.frame_size, spec.frame_channels)),
+                inside_model=dict(input_size=spec.input_size, in_channels=spec.in_channels,
+                                  mean=spec.mean, std=spec.std,
                                   steps='uint8 -> float / 255, channels to the network\'s, '
                                         'bilinear resize to input_size, (x - mean) / std'))
 
@@ -740,7 +741,7 @@ class ExportRecords(BaseModel):
 def make_record(path,                       # the exported file as shipped
                 fmt:str,                    # its format
                 precision:str,              # 'fp32', 'fp16', 'int8', 'dynamic-int8'
-                spec:dict,                  # the model spec
+                spec:ModelSpec,             # the model spec
                 route:str,                  # 'pytorch' or 'keras': how it was converted
                 variant:str,                # the Optimization chapter's variant it came from
                 source:dict,                # where the weights came from (run, file, sha256)
@@ -756,7 +757,7 @@ def make_record(path,                       # the exported file as shipped
         name=f'{fmt}-{precision}' if route == 'pytorch' else f'keras-{fmt}-{precision}',
         variant=variant, format=fmt, route=route, precision=precision,
         file=path.name, size_bytes=path.stat().st_size, sha256=sha256_file(path), input=inp,
-        outputs=outs, labels=spec['labels'],
+        outputs=outs, labels=spec.labels,
         preprocessing=preprocessing_of(spec),
         platforms=['ios'] if fmt == 'coreml' else ['android', 'ios'],
         min_os={'ios': coreml_target.removeprefix('iOS')} if fmt == 'coreml' else {},
@@ -808,7 +809,7 @@ def conversion_sources(run:RunDir,              # the run whose Optimization var
 
 # %% ../nbs/04_conversion.ipynb #9ea6e97f
 def litert_int8(net:nn.Module,      # the fp32 network (copied, not changed)
-                spec:dict,          # its model spec
+                spec:ModelSpec,     # its model spec
                 calib:np.ndarray,   # (N, H, W, C) uint8 calibration frames (`calibration_frames`)
                ):
     "An fp32 network quantized to int8 with litert-torch's PT2E quantizer (per channel, static, conv -> ReLU6 fused as LiteRT runs it), calibrated on uint8 frames: (FrameModel graph with a free batch dimension, its quant config)."
@@ -846,7 +847,7 @@ def export_all(run:RunDir,                 # where the files go (its conversion 
     lite = None
     for fmt, prec in tqdm(jobs, desc='export', disable=not progress):
         net, spec, src = sources[prec]
-        meta = dict(labels=spec['labels'], preprocessing=preprocessing_of(spec),
+        meta = dict(labels=spec.labels, preprocessing=preprocessing_of(spec),
                     source=src['checkpoint'], created_by='mobileml-book', precision=prec)
         name = f'{fmt}-{prec}'
         path = art/f'student-{prec}{EXT[fmt]}'
@@ -972,16 +973,16 @@ def resize_study(predict,            # uint8 frames -> logits (an exported file'
     return df
 
 # %% ../nbs/04_conversion.ipynb #b8f84317
-def keras_mobilenetv2(spec:dict,   # a 'mobilenetv2' model spec (AssertionError for another arch)
+def keras_mobilenetv2(spec:ModelSpec,   # a 'mobilenetv2' spec (AssertionError for another arch)
                      ):
-    "`models.MobileNetV2(**spec['kwargs'])` in Keras 3 with the pre-processing inside: uint8 frames (N, F, F, C) in, logits out; layers named after the PyTorch modules."
+    "`models.MobileNetV2(**spec.kwargs)` in Keras 3 with the pre-processing inside: uint8 frames (N, F, F, C) in, logits out; layers named after the PyTorch modules."
     import keras
     from keras import layers, ops
     from mobileml_book.models import MBV2_STAGES, divisible
-    assert spec['arch'] == 'mobilenetv2', (
-        f"the Keras twin exists for mobilenetv2, not {spec['arch']}")
+    assert spec.arch == 'mobilenetv2', (
+        f"the Keras twin exists for mobilenetv2, not {spec.arch}")
     kw = dict(n_classes=10, in_channels=3, width=1.0, stem_stride=2, strides=None, depth=1.0,
-              last=1280, dropout=0.2) | spec['kwargs']
+              last=1280, dropout=0.2) | spec.kwargs
     name = lambda path: path.replace('.', '_')
     def conv_bn(x, o, k, s, path, depthwise=False, act=True):
         pad = 'same'
@@ -998,15 +999,15 @@ def keras_mobilenetv2(spec:dict,   # a 'mobilenetv2' model spec (AssertionError 
         y = conv_bn(conv_bn(y, i*t, 3, s, f'{path}.conv.{j}', depthwise=True), o, 1, 1,
                     f'{path}.conv.{j+1}', act=False)
         return layers.Add(name=name(path) + '_add')([x, y]) if s == 1 and i == o else y
-    frames = keras.Input((spec['frame_size'], spec['frame_size'], spec['frame_channels']),
+    frames = keras.Input((spec.frame_size, spec.frame_size, spec.frame_channels),
                          dtype='uint8', name='frames')
     x = ops.cast(frames, 'float32')/255.0
-    if spec['frame_channels'] == 1 and spec['in_channels'] == 3: x = ops.concatenate([x]*3, axis=-1)
-    elif spec['frame_channels'] == 3 and spec['in_channels'] == 1:
+    if spec.frame_channels == 1 and spec.in_channels == 3: x = ops.concatenate([x]*3, axis=-1)
+    elif spec.frame_channels == 3 and spec.in_channels == 1:
         x = ops.sum(x*ops.convert_to_tensor(list(LUMA)), axis=-1, keepdims=True)
-    if spec['frame_size'] != spec['input_size']:
-        x = ops.image.resize(x, (spec['input_size'],)*2, interpolation='bilinear', antialias=False)
-    x = (x - spec['mean'])/spec['std']
+    if spec.frame_size != spec.input_size:
+        x = ops.image.resize(x, (spec.input_size,)*2, interpolation='bilinear', antialias=False)
+    x = (x - spec.mean)/spec.std
     c = divisible(32*kw['width'])
     x = conv_bn(x, c, 3, kw['stem_stride'], 'features.0')
     n = 1
@@ -1020,7 +1021,7 @@ def keras_mobilenetv2(spec:dict,   # a 'mobilenetv2' model spec (AssertionError 
     x = layers.Dropout(kw['dropout'], name='head_2')(
         layers.GlobalAveragePooling2D(name='head_0')(x))
     return keras.Model(frames, layers.Dense(kw['n_classes'], name='head_3')(x),
-                       name=f"{spec['arch']}_keras")
+                       name=f"{spec.arch}_keras")
 
 # %% ../nbs/04_conversion.ipynb #b8f84317-1
 def torch_to_keras(m:nn.Module,   # a Conv2d, BatchNorm2d or Linear (else TypeError)
@@ -1055,7 +1056,7 @@ def port_weights(net:nn.Module,          # the PyTorch net; its module paths nam
 
 # %% ../nbs/04_conversion.ipynb #b8f84317-3
 def keras_from_torch(net:nn.Module,          # the fp32 PyTorch network (set to eval mode)
-                     spec:dict,              # its 'mobilenetv2' model spec
+                     spec:ModelSpec,         # its 'mobilenetv2' model spec
                      convert=torch_to_keras, # one layer -> its Keras weights (see `port_weights`)
                     ):
     "The Keras twin of `net` with its weights."
@@ -1187,7 +1188,7 @@ def plot_formats(table:pd.DataFrame,     # precision, size_bytes, latency_p50/p9
 # %% ../nbs/04_conversion.ipynb #c68bd09c
 def table_records(exports:dict,              # name -> export (path, format, precision, source)
                   table:pd.DataFrame,        # the gated table (`gate`), one row per export
-                  spec:dict,                 # the model spec
+                  spec:ModelSpec,            # the model spec
                   route:str='pytorch',       # 'pytorch' or 'keras'
                   source:dict|None=None,     # overrides each export's own source
                   coreml_target:str='iOS16', # the oldest iOS, for Core ML files

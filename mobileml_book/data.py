@@ -17,6 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 import pillow_heif
 from tqdm.auto import tqdm
 from fastcore.basics import patch
+from pydantic import BaseModel, ConfigDict
 from .rundir import (Param, ChapterParams, RunDir, data_dir, atomic_write, atomic_path,
                                   dumps, now_iso)
 
@@ -32,8 +33,9 @@ __all__ = ['CORRUPTIONS', 'PARAMS', 'AUTO_SIZE', 'AUTO_CHANNELS', 'FASHION_CLASS
            'corrupt', 'augmentation_gallery', 'MobileAugment', 'PhoneC', 'make_phone_c', 'save_phone_c', 'read_phone_c',
            'tiny_cnn', 'fit_quick', 'torch_predict', 'accuracy', 'phone_c_accuracy', 'evaluate', 'plot_severity',
            'background_photos', 'SyntheticConfig', 'make_synthetic', 'concat', 'ConsentError', 'dhash', 'hamming',
-           'GroundTruthQueue', 'load_version', 'simulate_field', 'torch_proba', 'dataset_card', 'card_markdown',
-           'save_splits', 'read_splits', 'majority_share', 'prepare_data', 'load_data']
+           'GroundTruthQueue', 'load_version', 'simulate_field', 'torch_proba', 'SplitCard', 'PhoneCCard',
+           'SyntheticCard', 'DatasetCard', 'dataset_card', 'card_markdown', 'save_splits', 'read_splits',
+           'majority_share', 'prepare_data', 'load_data']
 
 # %% ../nbs/01_data.ipynb #0a86d927
 CORRUPTIONS = ('motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposure', 'jpeg',
@@ -1359,6 +1361,48 @@ def torch_proba(model:nn.Module,   # takes `_norm` inputs (NCHW floats in [-1, 1
     def f(x): return F.softmax(model.eval()(_norm(np.asarray(x))), 1).numpy()
     return f
 
+# %% ../nbs/01_data.ipynb #dcard01
+class SplitCard(BaseModel):
+    "One split of the dataset card: its size, its hash and its images per class."
+    model_config = ConfigDict(frozen=True, extra='forbid')
+    n: int                    # images
+    sha256: str               # `Dataset.sha256`: names this exact data
+    counts: dict[str, int]    # class name -> images
+
+# %% ../nbs/01_data.ipynb #dcard02
+class PhoneCCard(BaseModel):
+    "The phone-C test set in the dataset card."
+    model_config = ConfigDict(frozen=True, extra='forbid')
+    corruptions: list[str]    # corruption names, in `PhoneC` order
+    severities: list[int]     # severities, 1 to 5
+    images: int               # test images under each (corruption, severity)
+    sha256: str               # `PhoneC.sha256`
+
+# %% ../nbs/01_data.ipynb #dcard03
+class SyntheticCard(BaseModel):
+    "The synthetic images of the data experiment, in the dataset card."
+    model_config = ConfigDict(frozen=True, extra='forbid')
+    n: int = 0                       # synthetic images made (0: none)
+    share_of_training: float = 0.0   # their share of the experiment's training mix
+    sha256: str|None = None          # their hash (None: none made)
+    backgrounds: str                 # where their backgrounds came from, with the licence
+    used_in: str                     # which experiment used them
+
+# %% ../nbs/01_data.ipynb #dcard04
+class DatasetCard(BaseModel):
+    "What the Data chapter hands on about its data (`dataset_card.json`): source, classes, splits, phone-C."
+    model_config = ConfigDict(frozen=True, extra='forbid')
+    created: str                    # when it was written (ISO 8601)
+    source: str|None                # 'bundled', 'idx:<folder>' or 'folder:<folder>'
+    origin: str|None                # where the images came from, in words
+    licence: str|None               # their licence
+    input_spec: dict                # size, channels, dtype and layout of the stored images
+    classes: list[str]              # class names, indexed by label
+    seed: int                       # the seed the splits were drawn with
+    splits: dict[str, SplitCard]    # 'train', 'val', 'test' -> their card
+    phone_c: PhoneCCard             # the phone-condition test set
+    synthetic: SyntheticCard        # the synthetic images of the data experiment
+
 # %% ../nbs/01_data.ipynb #c1d49ca9
 def dataset_card(splits:dict,              # 'train', 'val', 'test' -> Dataset
                  info:dict,                # where the data came from (`load_source`'s second value)
@@ -1366,9 +1410,9 @@ def dataset_card(splits:dict,              # 'train', 'val', 'test' -> Dataset
                  pc:PhoneC,                # the phone-C test set
                  synth:Dataset|None=None,  # synthetic images added to training, if any
                  seed:int=0                # the seed the splits were drawn with
-                )->dict:
+                )->DatasetCard:
     "A machine-readable description of the data of a run."
-    card = dict(created=now_iso(), source=info.get('source'), origin=info.get('origin'),
+    return DatasetCard(created=now_iso(), source=info.get('source'), origin=info.get('origin'),
                 licence=info.get('licence'),
                 input_spec=dict(size=spec.size, channels=spec.channels, dtype='uint8',
                                 layout='NHWC'),
@@ -1384,21 +1428,20 @@ def dataset_card(splits:dict,              # 'train', 'val', 'test' -> Dataset
                                backgrounds='scikit-image sample photos (BSD-3-Clause licence of '
                                            'scikit-image; see its data README)',
                                used_in='synthetic-data experiment only; the splits are real data'))
-    return card
 
 # %% ../nbs/01_data.ipynb #c1d49ca9-1
-def card_markdown(card:dict,   # a dataset card, as `dataset_card` returns it
+def card_markdown(card:DatasetCard,   # a dataset card, as `dataset_card` returns it
                  )->str:
     "The dataset card as Markdown, for people."
-    lines = [f"# Dataset card", f"- source: `{card['source']}` ({card['licence']})",
-             f"- input: {card['input_spec']}", f"- classes: {', '.join(card['classes'])}", "",
+    lines = [f"# Dataset card", f"- source: `{card.source}` ({card.licence})",
+             f"- input: {card.input_spec}", f"- classes: {', '.join(card.classes)}", "",
              "| split | images | sha256 |", "|---|---|---|"]
-    lines += [f"| {k} | {v['n']} | `{v['sha256'][:16]}` |" for k, v in card['splits'].items()]
-    pc = card['phone_c']
-    lines += ["", f"phone-C: {pc['images']} images, corruptions {', '.join(pc['corruptions'])}, "
-                  f"severities {pc['severities']}",
-              f"synthetic: {card['synthetic']['n']} images "
-              f"({card['synthetic']['share_of_training']:.0%} of the training mix "
+    lines += [f"| {k} | {v.n} | `{v.sha256[:16]}` |" for k, v in card.splits.items()]
+    pc = card.phone_c
+    lines += ["", f"phone-C: {pc.images} images, corruptions {', '.join(pc.corruptions)}, "
+                  f"severities {pc.severities}",
+              f"synthetic: {card.synthetic.n} images "
+              f"({card.synthetic.share_of_training:.0%} of the training mix "
               "in the experiment)"]
     return '\n'.join(lines) + '\n'
 
@@ -1422,18 +1465,18 @@ def read_splits(folder,   # holds splits.npz ('train', 'val', 'test'), from `sav
             for k in ('train', 'val', 'test')}
 
 # %% ../nbs/01_data.ipynb #59bd55d3
-def majority_share(card:dict,            # a dataset card (`dataset_card`, or `load_data(run)[2]`)
-                   split:str='test',     # 'train', 'val' or 'test'
+def majority_share(card:DatasetCard,   # a dataset card (`dataset_card`, or `load_data(run)[2]`)
+                   split:str='test',    # 'train', 'val' or 'test'
                   )->float:
     "The accuracy of always answering the largest class of `split`: what a model must beat to be worth anything."
-    counts = card['splits'][split]['counts']
+    counts = card.splits[split].counts
     return max(counts.values())/sum(counts.values())
 
 # %% ../nbs/01_data.ipynb #b121f56b
 def prepare_data(run:RunDir,            # the run: its artifacts/data folder is (re)written
                  progress:bool=False,   # show a progress bar while phone-C is made
                  **params               # `PARAMS` by name; unset: quick; ParamError if wrong
-                )->dict:                # the dataset card (`dataset_card`)
+                )->DatasetCard:         # the dataset card (`dataset_card`)
     "Build splits, phone-C and the dataset card into `run` with this chapter's parameters (defaults: quick)."
     p = {**PARAMS.defaults('quick'), **PARAMS.validate(params)}
     spec = input_spec(p['source'], p['img_size'], p['channels'])
@@ -1445,13 +1488,13 @@ def prepare_data(run:RunDir,            # the run: its artifacts/data folder is 
     save_phone_c(pc, art)
     save_splits(splits, art)
     card = dataset_card(splits, info, spec, pc, None, p['seed'])
-    atomic_write(art/'dataset_card.json', dumps(card))
+    atomic_write(art/'dataset_card.json', card.model_dump_json(indent=2))
     atomic_write(art/'dataset_card.md', card_markdown(card))
     return card
 
 # %% ../nbs/01_data.ipynb #b121f56b-1
 def load_data(run:RunDir|None=None,   # a RunDir or its path; None: `default_run_dir()`
-             )->tuple[dict, PhoneC, dict]:
+             )->tuple[dict, PhoneC, DatasetCard]:
     "Splits, phone-C and dataset card of `run` (prepared with quick settings if the data chapter has not run)."
     run = run if isinstance(run, RunDir) else RunDir(run)
     art = run.path/'artifacts'/'data'
@@ -1460,4 +1503,8 @@ def load_data(run:RunDir|None=None,   # a RunDir or its path; None: `default_run
         print(f"data chapter artifacts missing in {run.path}: "
               "preparing them with the quick settings")
         prepare_data(run)
-    return read_splits(art), read_phone_c(art), json.loads((art/'dataset_card.json').read_text())
+    try: card = DatasetCard.model_validate_json((art/'dataset_card.json').read_text())
+    except ValueError as e:
+        raise ValueError(f"{art/'dataset_card.json'} is not a dataset card this book can read "
+                         f"({e}): run the chapter again (mobileml-book run --only data --resume)") from None
+    return read_splits(art), read_phone_c(art), card

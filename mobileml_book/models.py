@@ -7,18 +7,21 @@ __all__ = ['MBV2_STAGES', 'VGG16', 'LITE0_STAGES', 'LITE_SCALING', 'LITE0_MEAN',
            'InvertedResidual', 'MobileNetV2', 'Fire', 'SqueezeNet', 'VGG', 'count_macs', 'n_params', 'size_bytes',
            'time_in_turns', 'latency_ms', 'Conv2dSame', 'MBConv', 'lite_stages', 'EfficientNetLite',
            'EfficientNetLite0', 'lite_weights_path', 'lite0_weights_path', 'imagenet_labels', 'load_lite', 'load_lite0',
-           'Preprocess', 'Postprocess', 'MobileModel', 'fast_layout', 'model_spec', 'build_net', 'from_unit',
-           'to_input', 'wrap', 'predict_fn']
+           'Preprocess', 'Postprocess', 'MobileModel', 'fast_layout', 'ModelSpec', 'model_spec', 'build_net',
+           'from_unit', 'to_input', 'wrap', 'predict_fn']
 
 # %% ../nbs/02_models.ipynb #1eddd28b
 "Mobile architectures in plain PyTorch, pre- and post-processing modules, and how to measure what a model costs."
 import io, json, math, time
 from functools import partial
+from typing import Literal
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch.utils.flop_counter import FlopCounterMode
 from .data import LUMA, to_float, batched
 
@@ -448,6 +451,41 @@ ARCHS = {'mobilenetv2': MobileNetV2, 'squeezenet': SqueezeNet, 'vgg': VGG,
          'efficientnet_lite1': partial(EfficientNetLite, variant='lite1'),
          'efficientnet_lite2': partial(EfficientNetLite, variant='lite2')}
 
+# %% ../nbs/02_models.ipynb #mspec01
+class ModelSpec(BaseModel):
+    "All it takes to rebuild a network and its pre-processing: what checkpoints and variants carry."
+    model_config = ConfigDict(frozen=True, extra='forbid')
+    arch: str                          # a key of `ARCHS` ('mobilenetv2', 'efficientnet_lite0', ...)
+    kwargs: dict                       # the architecture's arguments (n_classes, in_channels, width)
+    labels: list[str]                  # class names, in class-index order
+    input_size: int = Field(gt=0)      # side the network runs at (px)
+    in_channels: Literal[1, 3]         # channels the network expects (1 gray, 3 RGB)
+    frame_size: int = Field(gt=0)      # side of the frames the app sends (px)
+    frame_channels: Literal[1, 3]      # channels of those frames
+    mean: float = 0.5                  # normalisation mean, on the [0, 1] scale
+    std: float = Field(0.5, gt=0)      # normalisation std, on the [0, 1] scale (never 0)
+
+    @model_validator(mode='after')
+    def _head_fits(self):
+        "The network's head and stem must match the labels and channels the app relies on."
+        for k, want in [('n_classes', len(self.labels)), ('in_channels', self.in_channels)]:
+            if self.kwargs.get(k, want) != want:
+                raise ValueError(f"kwargs {k}={self.kwargs[k]} but the spec says {want}: "
+                                 f"build specs with `model_spec`, which derives both")
+        return self
+
+# %% ../nbs/02_models.ipynb #mspec01b
+@patch(as_prop=True)
+def n_classes(self:ModelSpec)->int:
+    "How many classes the network scores."
+    return len(self.labels)
+
+# %% ../nbs/02_models.ipynb #mspec01c
+@patch
+def replace(self:ModelSpec, **kw)->ModelSpec:
+    "A copy with the fields `kw` changed, validated again (a spec is never edited in place)."
+    return type(self).model_validate({**self.model_dump(), **kw})
+
 # %% ../nbs/02_models.ipynb #d6572bf3-1
 def model_spec(arch:str,             # a key of `ARCHS`: 'mobilenetv2', 'efficientnet_lite0', ...
                labels:list,          # class names, in class-index order (their number: n_classes)
@@ -458,51 +496,52 @@ def model_spec(arch:str,             # a key of `ARCHS`: 'mobilenetv2', 'efficie
                mean:float=0.5,       # normalisation mean, on the [0, 1] scale
                std:float=0.5,        # normalisation std, on the [0, 1] scale
                **kwargs,             # more arguments of the architecture (width, strides, ...)
-              )->dict:
-    "Everything needed to rebuild a network and its pre-processing (JSON-able)."
-    return dict(arch=arch, kwargs=dict(n_classes=len(labels), in_channels=in_channels, **kwargs),
-                labels=list(labels), input_size=input_size, in_channels=in_channels,
-                frame_size=frame_size, frame_channels=frame_channels, mean=mean, std=std)
+              )->ModelSpec:
+    "The `ModelSpec` of an architecture for these classes, input and frames (bad values: ValidationError)."
+    kw = dict(n_classes=len(labels), in_channels=in_channels, **kwargs)
+    return ModelSpec(arch=arch, kwargs=kw,
+                     labels=list(labels), input_size=input_size, in_channels=in_channels,
+                     frame_size=frame_size, frame_channels=frame_channels, mean=mean, std=std)
 
 # %% ../nbs/02_models.ipynb #d6572bf3-2
-def build_net(spec:dict,   # a `model_spec` (an 'arch' not in `ARCHS`: KeyError)
+def build_net(spec:ModelSpec,   # a `model_spec` (an 'arch' not in `ARCHS`: KeyError)
              )->nn.Module:
     "A fresh (untrained) network from a spec."
-    return ARCHS[spec['arch']](**spec['kwargs'])
+    return ARCHS[spec.arch](**spec.kwargs)
 
 # %% ../nbs/02_models.ipynb #d6572bf3-3
 def from_unit(t:torch.Tensor,   # (N, 1 or 3, H, W) float images on the [0, 1] scale
-              spec:dict,        # a `model_spec`: its in_channels, input_size, mean and std
+              spec:ModelSpec,   # a `model_spec`: its in_channels, input_size, mean and std
              )->torch.Tensor:
     "Float NCHW images on the [0, 1] scale -> the network's input: its channels, its input size, its normalisation."
-    if t.shape[1] == 1 and spec['in_channels'] == 3:
+    if t.shape[1] == 1 and spec.in_channels == 3:
         t = t.expand(-1, 3, -1, -1)
-    elif t.shape[1] == 3 and spec['in_channels'] == 1:
+    elif t.shape[1] == 3 and spec.in_channels == 1:
         t = (t*torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
-    if t.shape[-1] != spec['input_size']:
-        t = F.interpolate(t, size=(spec['input_size'],)*2, mode='bilinear', align_corners=False)
-    return (t - spec['mean'])/spec['std']
+    if t.shape[-1] != spec.input_size:
+        t = F.interpolate(t, size=(spec.input_size,)*2, mode='bilinear', align_corners=False)
+    return (t - spec.mean)/spec.std
 
 # %% ../nbs/02_models.ipynb #d6572bf3-4
 def to_input(x:np.ndarray,   # (N, H, W, 1 or 3) uint8 images
-             spec:dict,      # a `model_spec`
+             spec:ModelSpec, # a `model_spec`
             )->torch.Tensor:
     "The training-time pipeline: uint8 NHWC numpy -> normalised float NCHW at the spec's input size."
     return from_unit(to_float(x), spec)
 
 # %% ../nbs/02_models.ipynb #d6572bf3-5
 def wrap(net:nn.Module,   # the float network, taking `to_input`'s tensors
-         spec:dict,       # its `model_spec`: frames, input size, normalisation, labels
+         spec:ModelSpec,  # its `model_spec`: frames, input size, normalisation, labels
          k:int=3,         # best classes returned per image (at most the number of labels)
         )->MobileModel:
     "The shippable model: `net` with pre-processing for the spec's frames and top-`k` post-processing."
-    pre = Preprocess(spec['frame_size'], spec['frame_channels'], spec['input_size'],
-                     spec['in_channels'], spec['mean'], spec['std'])
-    return MobileModel(pre, net, Postprocess(spec['labels'], k)).eval()
+    pre = Preprocess(spec.frame_size, spec.frame_channels, spec.input_size,
+                     spec.in_channels, spec.mean, spec.std)
+    return MobileModel(pre, net, Postprocess(spec.labels, k)).eval()
 
 # %% ../nbs/02_models.ipynb #d6572bf3-6
 def predict_fn(net:nn.Module,   # a float network taking `to_input`'s tensors
-               spec:dict,        # its model spec: how uint8 frames become its input
+               spec:ModelSpec,   # its model spec: how uint8 frames become its input
                bs:int=32):       # frames per forward pass (small: batches of hundreds fall out of the CPU's cache)
     "A `predict(x_uint8) -> labels` function through the training-time pipeline (for `data.evaluate`)."
     @torch.no_grad()

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, model_validator
 from typing import Literal
 from .rundir import Param, ChapterParams, Goal, RunDir, atomic_write, dumps
 from .data import CORRUPTIONS, Dataset, corrupt, load_data
-from .models import to_input
+from .models import ModelSpec, to_input
 from .training import load_models, per_class, paired_change
 from .constraints import CPU_WATTS, RADIO_WATTS, energy_mj, load_networks
 
@@ -116,7 +116,7 @@ GOALS = [
 # %% ../nbs/08_ondevice.ipynb #cefc96bb
 @torch.no_grad()
 def embed(net:nn.Module,               # the student; its `features` trunk runs, in eval mode
-          spec:dict,                   # the student's spec (input size, normalisation)
+          spec:ModelSpec,              # the student's spec (input size, normalisation)
           x:np.ndarray,                # (N, H, W, C) uint8 photos
           bs:int=64,                   # photos per forward pass
           progress:bool=True,          # show a progress bar
@@ -358,7 +358,7 @@ def shard_name(pid:int,   # the phone's partition id
 def write_shards(folder:Path,        # one phone_NNN.npz per phone; stale phone files deleted
                  fleet:list[Phone],  # from `make_fleet`
                  net:nn.Module,      # the student whose trunk embeds the photos
-                 spec:dict,          # the student's spec, for `to_input`
+                 spec:ModelSpec,     # the student's spec, for `to_input`
                  x:np.ndarray,       # (N, H, W, C) uint8: the split the phones' indices point into
                  y:np.ndarray,       # (N,) labels of that split
                  severity:int,       # 1 to 5: severity of each phone's own condition

@@ -20,21 +20,22 @@ from .rundir import (Param, ChapterParams, Goal, RunDir, atomic_write, atomic_pa
 from .data import (load_data, MobileAugment, Dataset, PhoneC, evaluate,
                                 stratified_subset, batched)
 from .models import *      # time_in_turns among them
-from .training import (fit, load_models, phone_c_subset, lite_spec, cache_backbone,
+from .training import (fit, load_models, save_checkpoint, load_checkpoint,
+                                    phone_c_subset, lite_spec, cache_backbone,
                                     fit_features, evaluate_features, distill_loss, unfreeze,
                                     pc_flat, paired_change)
 from .constraints import load_devices, load_yardsticks
 
 # %% auto #0
-__all__ = ['RECIPES', 'PARAMS', 'GOALS', 'INT8_DOT_FLAGS', 'SQNR_KINDS', 'file_bytes', 'example_input', 'measure', 'prunable',
-           'sparsity', 'layer_sparsity', 'prune_to', 'finalize_pruning', 'recalibrate_bn', 'freeze_bn', 'self_distill',
-           'finetune', 'magnitude_schedule', 'prune_channels', 'annotate_conv_clamp', 'clamp_aware',
-           'xnnpack_quantizer', 'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert',
-           'weight_only', 'lower_to_pte', 'to_pte', 'pte_runner', 'pte_latency_ms', 'graph_predict_fn',
+__all__ = ['RECIPES', 'PARAMS', 'GOALS', 'INT8_DOT_FLAGS', 'SQNR_KINDS', 'CHECKPOINT_FORMAT', 'file_bytes', 'example_input',
+           'measure', 'prunable', 'sparsity', 'layer_sparsity', 'prune_to', 'finalize_pruning', 'recalibrate_bn',
+           'freeze_bn', 'self_distill', 'finetune', 'magnitude_schedule', 'prune_channels', 'annotate_conv_clamp',
+           'clamp_aware', 'xnnpack_quantizer', 'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare',
+           'qat_convert', 'weight_only', 'lower_to_pte', 'to_pte', 'pte_runner', 'pte_latency_ms', 'graph_predict_fn',
            'pte_predict_fn', 'int8_size_ceiling', 'int8_dot_isa', 'int8_sqnr', 'candidate_spec', 'n_layers', 'features',
            'LatencyPredictor', 'mape', 'sample_space', 'within_budget', 'screen', 'search_trial', 'tune_search',
-           'lite_candidate', 'phone_estimates', 'pareto', 'save_variants', 'calibration_frames', 'Variant', 'Variants',
-           'load_variants', 'variant_file', 'load_variant']
+           'lite_candidate', 'phone_estimates', 'pareto', 'rebuildable', 'save_variants', 'calibration_frames',
+           'Variant', 'Variants', 'load_variants', 'variant_file', 'load_variant']
 
 # %% ../nbs/03_optimization.ipynb #d1589d23
 RECIPES = ('naive', 'ptq', 'qat', 'weight_int8', 'fp16')
@@ -94,7 +95,7 @@ PARAMS = ChapterParams('optimization',
           help='pretrained EfficientNet-Lite variants the family search may pick'),
     Param('lite_sizes', list[int], quick=[64, 96], full=[64, 96, 128], lo=32, hi=512,
           help='input sides (px) the family search may pick'),
-    Param('lite_population', int, quick=2, full=5, lo=1, hi=100,
+    Param('lite_population', int, quick=2, full=4, lo=1, hi=100,
           help='pretrained candidates ranked in the family search'),
     Param('lite_steps', int, quick=60, full=200, lo=1, hi=100_000,
           help='head-training steps of each pretrained candidate (on cached trunk features)'),
@@ -115,7 +116,7 @@ PARAMS = ChapterParams('optimization',
                'variants (0: all the data chapter kept)'),
     Param('eval_size', int, quick=10, lo=0, hi=10_000_000,
           help='test images per phone-C cell in the evaluation (0: all)'),
-    Param('latency_runs', int, quick=30, full=200, lo=5, hi=10_000,
+    Param('latency_runs', int, quick=30, full=100, lo=5, hi=10_000,
           help='timed runs per latency measurement (after warm-up)'),
     Param('seed', int, quick=0, lo=0, hi=2**31 - 1,
           help='seed of fine-tuning, calibration samples and the search'),
@@ -152,16 +153,16 @@ def file_bytes(obj   # a state dict or module (saved with `torch.save`), or raw 
     return len(raw), len(gzip.compress(raw, 9))
 
 # %% ../nbs/03_optimization.ipynb #1744788a-1
-def example_input(spec:dict,   # model spec: `in_channels` and `input_size` (px) give the shape
+def example_input(spec:ModelSpec,   # model spec: `in_channels` and `input_size` (px) give the shape
                   n:int=1      # batch size
                  )->torch.Tensor:
     "A fresh, standard-layout input batch for export (a slice of a channels-last batch would record the wrong layout)."
-    return torch.zeros(n, spec['in_channels'], spec['input_size'], spec['input_size'])
+    return torch.zeros(n, spec.in_channels, spec.input_size, spec.input_size)
 
 # %% ../nbs/03_optimization.ipynb #1744788a-2
 def measure(name:str,          # the row's name
             net:nn.Module,     # an fp32 network (network input, logits out)
-            spec:dict,         # its model spec
+            spec:ModelSpec,    # its model spec
             test:Dataset,      # clean test images
             pc:PhoneC,         # phone-C images
             runs:int=50,       # timed predictions (batch 1)
@@ -170,10 +171,10 @@ def measure(name:str,          # the row's name
     "One row of the comparison for an fp32 network: accuracy (clean, phone-C), bytes (saved, gzip), p50/p90 latency here, parameters and MACs."
     ev = evaluate(predict_fn(net, spec), test, pc)
     raw, gz = file_bytes(net.state_dict())
-    lat = latency_ms(net, spec['input_size'], spec['in_channels'], runs=runs)
+    lat = latency_ms(net, spec.input_size, spec.in_channels, runs=runs)
     return dict(variant=name, acc=ev['clean_acc'], phone_c_acc=ev['phone_c_acc'], size_bytes=raw,
                 gzip_bytes=gz, p50_ms=lat['p50_ms'], p90_ms=lat['p90_ms'], runtime='PyTorch eager',
-                params=n_params(net), macs=count_macs(net, spec['input_size'], spec['in_channels']),
+                params=n_params(net), macs=count_macs(net, spec.input_size, spec.in_channels),
                 **extra)
 
 # %% ../nbs/03_optimization.ipynb #19c1a71b
@@ -237,7 +238,7 @@ def finalize_pruning(net:nn.Module   # a network pruned by `prune_to` (left as i
 @torch.no_grad()
 def recalibrate_bn(net:nn.Module,     # changed in place and returned
                    x:np.ndarray,      # uint8 NHWC images (a few hundred are enough)
-                   spec:dict,         # the model spec (pre-processing)
+                   spec:ModelSpec,    # the model spec (pre-processing)
                    bs:int=128         # batch size
                   )->nn.Module:
     "Re-estimate every batch norm's running statistics on uint8 images `x` (pruning changes what each layer sees; stale statistics wreck accuracy)."
@@ -275,7 +276,7 @@ def finetune(net:nn.Module,        # the changed (pruned) network: trained in pl
              ref:nn.Module,        # the unchanged network: the teacher (unused if `alpha` is 0)
              train:Dataset,        # training images
              val:Dataset,          # validation images: the epoch best on them is kept
-             spec:dict,            # the model spec (pre-processing)
+             spec:ModelSpec,       # the model spec (pre-processing)
              epochs:int=1,         # passes over `train`
              lr:float=1e-4,        # peak learning rate (one-cycle)
              alpha:float=0.7,      # weight of `ref`'s outputs in the loss (0: labels only)
@@ -292,7 +293,7 @@ def finetune(net:nn.Module,        # the changed (pruned) network: trained in pl
 
 # %% ../nbs/03_optimization.ipynb #676b5be2
 def magnitude_schedule(net:nn.Module,          # the float network (a copy is pruned; it teaches)
-                       spec:dict,              # its model spec
+                       spec:ModelSpec,         # its model spec
                        levels:list,            # target sparsities, 0..1 (in increasing order)
                        train:Dataset,          # fine-tuning images (first 1000: BN recalibration)
                        val:Dataset,            # validation images of each fine-tune
@@ -454,7 +455,7 @@ def xnnpack_quantizer(per_channel:bool=True,   # per-channel weight scales (Fals
 
 # %% ../nbs/03_optimization.ipynb #8a2f8a97
 def export_program(net:nn.Module,   # a network or PT2E graph taking (N, C, S, S) float input
-                   spec:dict        # its model spec: `in_channels`, `input_size` (px)
+                   spec:ModelSpec   # its model spec: `in_channels`, `input_size` (px)
                   )->torch.export.ExportedProgram:
     "`net` captured by torch.export with a free batch dimension."
     batch = torch.export.Dim('batch', min=1, max=65536)
@@ -462,7 +463,7 @@ def export_program(net:nn.Module,   # a network or PT2E graph taking (N, C, S, S
 
 # %% ../nbs/03_optimization.ipynb #0558baf7
 def export_graph(net:nn.Module,   # a float network on (N, C, S, S) input (eval mode for PTQ)
-                 spec:dict        # its model spec: `in_channels`, `input_size` (px)
+                 spec:ModelSpec   # its model spec: `in_channels`, `input_size` (px)
                 )->torch.fx.GraphModule:
     "`net` as a graph module with a free batch dimension, ready for a PT2E quantizer."
     return export_program(net, spec).module()
@@ -491,7 +492,7 @@ def _trainable(g,
 @torch.no_grad()
 def calibrate(g,               # an observed graph (`prepare_pt2e`'s): updated in place and returned
               x:np.ndarray,    # uint8 frames (N, H, W, C)
-              spec:dict,       # the model spec (pre-processing)
+              spec:ModelSpec,  # the model spec (pre-processing)
               bs:int=128):     # frames per forward pass
     "Run uint8 images `x` through an observed graph so its observers learn the activation ranges."
     for i in range(0, len(x), bs): g(to_input(x[i:i+bs], spec))
@@ -499,7 +500,7 @@ def calibrate(g,               # an observed graph (`prepare_pt2e`'s): updated i
 
 # %% ../nbs/03_optimization.ipynb #17c13ac6
 def ptq(net:nn.Module,                      # the float network (copied; unused if `graph` is given)
-        spec:dict,                          # its model spec (input shape, pre-processing)
+        spec:ModelSpec,                     # its model spec (input shape, pre-processing)
         calib:np.ndarray,                   # uint8 frames (N, H, W, C) the observers learn activation ranges from
         per_channel:bool=True,              # weight scales per output channel (False: per tensor)
         fuse_clamp:bool=True,               # see `xnnpack_quantizer`
@@ -512,7 +513,7 @@ def ptq(net:nn.Module,                      # the float network (copied; unused 
     return _trainable(convert_pt2e(calibrate(g, calib, spec)))
 
 # %% ../nbs/03_optimization.ipynb #0636de9d
-def qat_prepare(spec:dict,              # the model spec: input shape of the export
+def qat_prepare(spec:ModelSpec,         # the model spec: input shape of the export
                 per_channel:bool=True,  # weight scales per output channel (False: per tensor)
                 frozen_bn:bool=True,    # keep the trained batch-norm statistics (fine-tuning); False to train them (from scratch)
                 fuse_clamp:bool=True):  # see `xnnpack_quantizer`: False fake-quantizes each conv's output before its ReLU6 too
@@ -572,7 +573,7 @@ def lower_to_pte(model:nn.Module,       # an fp32 module or PT2E int8 graph
 
 # %% ../nbs/03_optimization.ipynb #db3b0132-1
 def to_pte(model:nn.Module,   # an fp32 module or PT2E int8 graph taking float NCHW input
-           spec:dict,         # its model spec: input (1, in_channels, input_size, input_size)
+           spec:ModelSpec,    # its model spec: input (1, in_channels, input_size, input_size)
            path               # the .pte file to write (str or Path; folders are created)
           )->Path:
     "Lower `model` (fp32 module or PT2E int8 graph, float NCHW input) to an ExecuTorch program with the XNNPACK delegate."
@@ -587,7 +588,7 @@ def pte_runner(path):   # an ExecuTorch program file (.pte; str or Path)
 
 # %% ../nbs/03_optimization.ipynb #db3b0132-4
 def pte_latency_ms(paths:dict,      # name -> ExecuTorch program file (.pte)
-                   spec:dict,       # the model spec they share (input: one random frame)
+                   spec:ModelSpec,  # the model spec they share (input: one random frame)
                    warmup:int=20,   # untimed runs of each program first
                    runs:int=200,    # timed runs of each
                    threads:int=1    # ExecuTorch's thread pool during the timing (its default is every core)
@@ -603,7 +604,7 @@ def pte_latency_ms(paths:dict,      # name -> ExecuTorch program file (.pte)
 
 # %% ../nbs/03_optimization.ipynb #db3b0132-5
 def graph_predict_fn(g,            # a PT2E graph (int8 or fake-quant) on `to_input`'s tensors
-                     spec:dict,    # its model spec: how uint8 frames become its input
+                     spec:ModelSpec,    # its model spec: how uint8 frames become its input
                      bs:int=16):   # frames per forward pass (small ones stay in the CPU's cache)
     "`predict(x_uint8) -> labels` through a PT2E graph (no `.eval()`: exported graphs are already in the mode they were set to)."
     @torch.no_grad()
@@ -612,7 +613,7 @@ def graph_predict_fn(g,            # a PT2E graph (int8 or fake-quant) on `to_in
 
 # %% ../nbs/03_optimization.ipynb #pteacc01
 def pte_predict_fn(path,              # an ExecuTorch program with a batch-1 float NCHW input (`to_pte`)
-                   spec:dict,         # its model spec: how uint8 frames become the program's input
+                   spec:ModelSpec,    # its model spec: how uint8 frames become the program's input
                    bs:int=256):       # frames pre-processed at a time (the program still runs one by one)
     "`predict(x_uint8) -> labels` through an ExecuTorch program, one frame at a time as a phone runs it."
     run = pte_runner(path)
@@ -659,7 +660,7 @@ SQNR_KINDS = {'relu6': 'ReLU6 output', 'hardtanh': 'ReLU6 output', 'relu': 'ReLU
 # %% ../nbs/03_optimization.ipynb #sqnr01b
 def int8_sqnr(fp32_graph:torch.fx.GraphModule,   # `export_graph` of the network, kept unquantized (a copy went to `ptq`)
               int8_graph:torch.fx.GraphModule,   # `ptq(..., graph=copy.deepcopy(fp32_graph))`: the same export, quantized
-              spec:dict,                         # both graphs' model spec (pre-processing of `x`)
+              spec:ModelSpec,                    # both graphs' model spec (pre-processing of `x`)
               x:np.ndarray                       # uint8 frames (M, H, W, C) both graphs run on (a hundred are enough)
              )->pd.DataFrame:
     "SQNR (dB) of `int8_graph` against `fp32_graph` at each activation of `SQNR_KINDS`, in network order (PT2E's numeric debugger)."
@@ -684,14 +685,14 @@ def int8_sqnr(fp32_graph:torch.fx.GraphModule,   # `export_graph` of the network
     return pd.DataFrame(rows)
 
 # %% ../nbs/03_optimization.ipynb #0d1d3878
-def candidate_spec(spec:dict,            # the student's spec: frames and labels are kept
+def candidate_spec(spec:ModelSpec,       # the student's spec: frames and labels are kept
                    width:float,           # width multiplier of the MobileNetV2-style candidate
                    size:int,              # its input side (px)
                    depth:float            # its depth multiplier (block repeats)
-                  )->dict:
+                  )->ModelSpec:
     "A from-scratch MobileNetV2-style candidate for the student's frames and labels: the family a low-end tier can afford."
-    return model_spec('mobilenetv2', spec['labels'], size, spec['frame_channels'],
-                      spec['frame_size'], spec['frame_channels'],
+    return model_spec('mobilenetv2', spec.labels, size, spec.frame_channels,
+                      spec.frame_size, spec.frame_channels,
                       width=width, depth=depth, stem_stride=2, strides=[1, 1, 2, 2, 1, 2, 1])
 
 # %% ../nbs/03_optimization.ipynb #0d1d3878-1
@@ -700,10 +701,10 @@ def n_layers(net:nn.Module   # a network: its Conv2d and Linear layers are count
 
 # %% ../nbs/03_optimization.ipynb #0d1d3878-2
 def features(net:nn.Module,   # a float network
-             spec:dict        # its model spec: input side and channels of the MAC count
+             spec:ModelSpec   # its model spec: input side and channels of the MAC count
             )->dict:
     "What the latency predictor sees of a network."
-    return dict(macs=count_macs(net, spec['input_size'], spec['in_channels']), params=n_params(net),
+    return dict(macs=count_macs(net, spec.input_size, spec.in_channels), params=n_params(net),
                 layers=n_layers(net))
 
 # %% ../nbs/03_optimization.ipynb #0d1d3878-3
@@ -750,7 +751,7 @@ def within_budget(df:pd.DataFrame,    # candidates with phone_ms and size_bytes
 
 # %% ../nbs/03_optimization.ipynb #03tune02
 def screen(space:list[dict],        # candidates: dicts of width, size, depth (see `sample_space`)
-           spec:dict,               # the student's spec: frames and labels are kept
+           spec:ModelSpec,          # the student's spec: frames and labels are kept
            max_ms:float,            # latency here (ms, 1 thread, fp32) above which even int8 misses the phone budget
            max_bytes:float,         # fp32 size (bytes) above which even int8 misses the size budget
            runs:int=30,             # timed runs per latency measurement
@@ -765,7 +766,7 @@ def screen(space:list[dict],        # candidates: dicts of width, size, depth (s
         rows.append(dict(name=f"w{c['width']:g} {c['size']}px d{c['depth']:g}",
                          family='MobileNetV2-style (from scratch)', arch='mobilenetv2', **c,
                          **features(net, spec_c), size_bytes=size_bytes(net),
-                         p50_ms=latency_ms(net, c['size'], spec_c['in_channels'],
+                         p50_ms=latency_ms(net, c['size'], spec_c.in_channels,
                                            runs=runs)['p50_ms']))
     df = pd.DataFrame(rows)
     return df.assign(feasible=(df['p50_ms'] <= max_ms) & (df['size_bytes'] <= max_bytes))
@@ -776,7 +777,7 @@ def search_trial(config:dict,        # {'candidate': dict(width, size, depth)}: 
                  val:Dataset,        # validation images: the accuracy ASHA compares at each rung
                  test:Dataset,       # clean test images, evaluated after the last epoch
                  phone_c:PhoneC,     # the phone-C subset evaluated after the last epoch
-                 spec:dict,          # the student's spec (see `candidate_spec`)
+                 spec:ModelSpec,     # the student's spec (see `candidate_spec`)
                  epochs:int=1,       # epochs of a trial that is not stopped early
                  seed:int=0):        # initialisation and batch order, the same for every candidate
     "A Ray Tune trial: train one candidate, report validation accuracy each epoch, test accuracies after the last."
@@ -849,7 +850,7 @@ def tune_search(space:list[dict],          # candidates to train: dicts of width
 # %% ../nbs/03_optimization.ipynb #7cbddd26
 def lite_candidate(variant:str,          # 'lite0' | 'lite1' | 'lite2' (a key of `LITE_SCALING`)
                    size:int,             # input side of the candidate (px)
-                   spec:dict,            # the student's spec: labels and frames are kept
+                   spec:ModelSpec,       # the student's spec: labels and frames are kept
                    train:Dataset,        # training images of the head (trunk features cached once)
                    val:Dataset,          # validation images (about 4 checks; the best head is kept)
                    test:Dataset,         # clean test images of the evaluation
@@ -859,7 +860,7 @@ def lite_candidate(variant:str,          # 'lite0' | 'lite1' | 'lite2' (a key of
                   )->tuple[nn.Module, dict, dict]:
     "A pretrained EfficientNet-Lite ranked by its frozen trunk: returns (net, spec, evaluation)."
     arch = f'efficientnet_{variant}'
-    spec_c = lite_spec(arch, spec['labels'], size, (spec['frame_size'], spec['frame_channels']))
+    spec_c = lite_spec(arch, spec.labels, size, (spec.frame_size, spec.frame_channels))
     bb = cache_backbone(arch, spec_c, 0, (train.x, train.y, len(train)), val, test, pc,
                         progress=False)
     net, _ = fit_features(bb.fresh(seed), bb.train, bb.val, spec_c, steps=steps, bs=64, seed=seed,
@@ -892,11 +893,24 @@ def pareto(df:pd.DataFrame,   # one row per candidate
     return pd.Series([not np.any((c <= c[i]) & (g >= g[i]) & ((c < c[i]) | (g > g[i])))
                       for i in range(len(df))], index=df.index)
 
+# %% ../nbs/03_optimization.ipynb #rebld01
+CHECKPOINT_FORMAT = 'checkpoint: state dict + model spec (fp32)'
+
+def rebuildable(net:nn.Module,    # a float network
+                spec:ModelSpec,   # the spec it is saved with
+               )->bool:
+    "True when `build_net(spec)` has `net`'s class and tensor shapes: state dict + spec rebuild it."
+    try: ref = build_net(spec)
+    except KeyError: return False        # an architecture `ARCHS` does not know
+    sd, rd = net.state_dict(), ref.state_dict()
+    return (type(net) is type(ref) and sd.keys() == rd.keys()
+            and all(sd[k].shape == rd[k].shape for k in sd))
+
 # %% ../nbs/03_optimization.ipynb #fc998c14
 def save_variants(run:RunDir,            # the run whose optimization artifacts get them
                   nets:dict,             # name -> nn.Module or PT2E graph
                   table:pd.DataFrame,    # metrics by name (acc, phone_c_acc, size_bytes, p50_ms, ...)
-                  spec:dict,             # the model spec they share
+                  spec:ModelSpec,        # the model spec they share
                   chosen:str,            # the name the Conversion chapter exports by default
                   extra:dict|None=None   # more fields of the hand-off
                  )->Path:
@@ -909,12 +923,15 @@ def save_variants(run:RunDir,            # the run whose optimization artifacts 
             f = art/f'{slug}.pt2'
             with atomic_path(f) as tmp: torch.export.save(export_program(net, spec), tmp)
             fmt = 'torch.export (int8 PT2E)'
-        else:
+        elif rebuildable(net, spec):      # weights + spec: loading it back runs no pickled code
+            f = save_checkpoint(art/f'{slug}.pt', net, spec)
+            fmt = CHECKPOINT_FORMAT
+        else:                             # another architecture (channel-pruned, weight-only)
             f = art/f'{slug}.pt'
             with atomic_path(f) as tmp: torch.save(net, tmp)
             fmt = 'pickled nn.Module (fp32)'
         row = table.loc[name].to_dict() if name in table.index else {}
-        recs[name] = dict(file=f.name, format=fmt, spec=spec,
+        recs[name] = dict(file=f.name, format=fmt, spec=spec.model_dump(),
                           **{k: v for k, v in row.items()
                              if not (isinstance(v, float) and math.isnan(v))})
     atomic_write(art/'variants.json', dumps(dict(chosen=chosen, variants=recs, **(extra or {}))))
@@ -934,9 +951,9 @@ class Variant(BaseModel):
     "One saved network of this chapter's hand-off: its file, its spec and what was measured on it."
     # the rest of the comparison's columns (params, macs, kind, ...)
     model_config = ConfigDict(extra='allow')
-    file: str                      # file name in the chapter's artifacts (.pt: pickled fp32 module; .pt2: int8 PT2E graph)
-    format: str                    # how it is stored, in words
-    spec: dict                     # the model spec it runs with (see `model_spec`)
+    file: str                      # file in the chapter's artifacts (.pt: fp32 network; .pt2: int8 graph)
+    format: str                    # how it is stored, in words (`CHECKPOINT_FORMAT`: weights+spec)
+    spec: ModelSpec                # the model spec it runs with (see `model_spec`)
     acc: float|None = None         # clean accuracy on the chapter's test subset
     phone_c_acc: float|None = None # mean accuracy on phone-C
     size_bytes: int|None = None    # bytes of the saved state
@@ -965,8 +982,8 @@ def load_variants(run:RunDir,      # the run (a RunDir or its path)
               "with quick settings")
         m = load_models(run)['student']
         train = load_data(run)[0]['train']
-        g = ptq(m['net'], m['spec'], calibration_frames(train, 128))
-        save_variants(run, {'student fp32': m['net'], 'int8 ptq': g}, pd.DataFrame(), m['spec'],
+        g = ptq(m.net, m.spec, calibration_frames(train, 128))
+        save_variants(run, {'student fp32': m.net, 'int8 ptq': g}, pd.DataFrame(), m.spec,
                       'int8 ptq')
     return Variants.model_validate_json(path.read_text()) if path.exists() else Variants()
 
@@ -989,6 +1006,8 @@ def load_variant(run:RunDir,            # the run (a RunDir or its path)
     f = variant_file(run, r)
     # registers the int8 operators the graph uses
     if f.suffix == '.pt2': import torchao.quantization.pt2e.quantize_pt2e
-    net = (_trainable(torch.export.load(f).module()) if f.suffix == '.pt2'
-           else torch.load(f, map_location='cpu', weights_only=False))
+    if f.suffix == '.pt2': net = _trainable(torch.export.load(f).module())
+    elif r.format == CHECKPOINT_FORMAT: net = load_checkpoint(f)[0]
+    # only this chapter's own files get here: another architecture, pickled whole
+    else: net = torch.load(f, map_location='cpu', weights_only=False)
     return net, r.spec, r

@@ -15,11 +15,12 @@ import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from sklearn.metrics import confusion_matrix, ConfusionMatrixDisplay
 from fastcore.basics import patch
+from pydantic import BaseModel, ConfigDict
 from tqdm.auto import tqdm
 from .rundir import (Param, ChapterParams, Goal, RunDir, atomic_write, atomic_path,
                                   dumps, now_iso, expect)
-from .data import (load_data, MobileAugment, Dataset, PhoneC, evaluate, to_float,
-                                stratified_subset, majority_share, batched)
+from .data import (load_data, MobileAugment, Dataset, DatasetCard, PhoneC, evaluate,
+                                to_float, stratified_subset, majority_share, batched)
 from .models import *
 
 # %% auto #0
@@ -29,8 +30,8 @@ __all__ = ['LITE_ARCHS', 'PARAMS', 'GOALS', 'phone_c_subset', 'student_spec', 't
            'tune_start', 'Trunk', 'trunk_engine', 'trunk_features', 'set_trainable', 'feature_logits',
            'feature_metrics', 'distill_loss', 'fit_features', 'pc_flat', 'evaluate_features', 'lite_spec',
            'training_images', 'Backbone', 'cache_backbone', 'tune', 'per_class', 'scratch_fit', 'transfer_curve',
-           'register_models', 'prepare_training', 'load_models', 'most_confused', 'accuracy_ci', 'ship_verdict',
-           'paired_change']
+           'register_models', 'prepare_training', 'TrainedModel', 'load_models', 'most_confused', 'accuracy_ci',
+           'ship_verdict', 'paired_change']
 
 # %% ../nbs/02_training.ipynb #6fe1435f
 LITE_ARCHS = ['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2']
@@ -132,7 +133,7 @@ def _frame(train:Dataset)->tuple[int, int]: return train.x.shape[1], train.x.sha
 def student_spec(p:dict,         # the chapter's parameters (reads `arch`, `input_size`)
                  classes:list,   # class names, indexed by label
                  frame:tuple,    # (side px, channels) of the camera frames (`_frame(train)`)
-                )->dict:
+                )->ModelSpec:
     "Spec of the student from the chapter's parameters."
     return lite_spec(p['arch'], classes, p['input_size'], frame)
 
@@ -140,29 +141,30 @@ def student_spec(p:dict,         # the chapter's parameters (reads `arch`, `inpu
 def teacher_spec(p:dict,         # the chapter's parameters (reads `teacher_arch`, `teacher_size`)
                  classes:list,   # class names, indexed by label
                  frame:tuple,    # (side px, channels) of the camera frames (`_frame(train)`)
-                )->dict:
+                )->ModelSpec:
     "Spec of the teacher from the chapter's parameters."
     return lite_spec(p['teacher_arch'], classes, p['teacher_size'], frame)
 
 # %% ../nbs/02_training.ipynb #46664def
 def save_checkpoint(path,                 # file to write (str or Path), replaced atomically
                     net:nn.Module,        # the network whose `state_dict` is saved
-                    spec:dict,            # its model spec: what `load_checkpoint` rebuilds
+                    spec:ModelSpec,       # its model spec: what `load_checkpoint` rebuilds
                     info:dict|None=None,  # extra facts, e.g. the best check's row (None: {})
                    )->Path:
     "Write weights + spec atomically (a crash never leaves half a checkpoint)."
     with atomic_path(path) as tmp:
-        torch.save(dict(state_dict=net.state_dict(), spec=spec, info=info or {}), tmp)
+        torch.save(dict(state_dict=net.state_dict(), spec=spec.model_dump(), info=info or {}), tmp)
     return Path(path)
 
 # %% ../nbs/02_training.ipynb #46664def-1
 def load_checkpoint(path,   # file written by `save_checkpoint` (tensors and plain values only: no code runs)
-                   )->tuple[nn.Module, dict]:
+                   )->tuple[nn.Module, ModelSpec]:
     "The network and spec stored by `save_checkpoint`."
     ck = torch.load(path, map_location='cpu', weights_only=True)
-    net = build_net(ck['spec'])
+    spec = ModelSpec.model_validate(ck['spec'])
+    net = build_net(spec)
     net.load_state_dict(ck['state_dict'])
-    return net.eval(), ck['spec']
+    return net.eval(), spec
 
 # %% ../nbs/02_training.ipynb #46664def-2
 def freeze_features(net:nn.Module,    # the network, changed in place
@@ -190,7 +192,7 @@ class EarlyStop:
     "Keep the best weights by validation accuracy (checkpointed atomically); say stop after `patience` checks without better."
     def __init__(self, patience:int,     # checks without a better validation accuracy before stopping
                  ckpt=None,              # path of the best checkpoint, or None
-                 spec:dict|None=None):   # the model's spec, stored with the checkpoint
+                 spec:ModelSpec|None=None):   # the model's spec, stored with the checkpoint
         self.patience, self.ckpt, self.spec, self.best, self.acc, self.bad = (
             patience, ckpt, spec, None, -1.0, 0)
     def __call__(self, net:nn.Module, row:dict)->bool:
@@ -206,7 +208,7 @@ class EarlyStop:
 @torch.no_grad()
 def val_metrics(net:nn.Module,   # a float network taking `to_input`'s tensors; left in eval mode
                 ds:Dataset,      # labelled uint8 frames (an empty one raises ZeroDivisionError)
-                spec:dict,       # its model spec: how frames become the network's input
+                spec:ModelSpec,  # its model spec: how frames become the network's input
                 bs:int=32,       # frames per forward pass (small ones stay in the CPU's cache)
                )->dict:
     "Loss and accuracy on a dataset through the training-time pipeline."
@@ -223,7 +225,7 @@ def val_metrics(net:nn.Module,   # a float network taking `to_input`'s tensors; 
 def fit(net:nn.Module,             # the network to train; its weights end as the best epoch's
         train:Dataset,             # labelled uint8 NHWC training frames
         val:Dataset,               # labelled validation frames: early stopping and the best epoch
-        spec:dict,                 # the model spec: how frames become the network's input
+        spec:ModelSpec,            # the model spec: how frames become the network's input
         epochs:int=1,              # passes over `train` (early stopping may end sooner)
         bs:int=64,                 # images per step
         lr:float=3e-3,             # peak learning rate of the one-cycle schedule
@@ -309,12 +311,12 @@ def start_tracking(run:RunDir,                     # the run directory, home of 
     return u
 
 # %% ../nbs/02_training.ipynb #a3ec100f-3
-def data_params(card:dict,   # dataset card (`load_data`'s third value); KeyError if a field is missing
+def data_params(card:DatasetCard,   # dataset card (`load_data`'s third value)
                )->dict:
     "What identifies the data of a run: the dataset card's split hashes and sizes."
-    d = {f'data.{k}.n': v['n'] for k, v in card['splits'].items()}
-    d.update({f'data.{k}.sha256': v['sha256'] for k, v in card['splits'].items()})
-    d.update({'data.phone_c.sha256': card['phone_c']['sha256'], 'data.source': card['source']})
+    d = {f'data.{k}.n': v.n for k, v in card.splits.items()}
+    d.update({f'data.{k}.sha256': v.sha256 for k, v in card.splits.items()})
+    d.update({'data.phone_c.sha256': card.phone_c.sha256, 'data.source': card.source})
     return d
 
 # %% ../nbs/02_training.ipynb #583b9709
@@ -338,9 +340,9 @@ def tracked_fit(name:str,                   # MLflow run name; the checkpoint is
                 net:nn.Module,              # the network to train
                 train:Dataset,              # a `Dataset` for `fit`, `Features` for `fit_features`
                 val:Dataset,                # validation data, of the same kind as `train`
-                spec:dict,                  # the model spec, logged as `<name>.spec.json`
+                spec:ModelSpec,             # the model spec, logged as `<name>.spec.json`
                 run:RunDir,                 # run directory: checkpoint in artifacts/training
-                card:dict,                  # dataset card: split hashes and sizes are logged
+                card:DatasetCard,           # dataset card: split hashes and sizes are logged
                 params:dict,                # the run's settings, logged as MLflow parameters
                 target_platform:str='android',  # 'android', 'ios' or 'both' (logged as a tag)
                 device_tier:str='mid',      # 'low', 'mid' or 'high' (logged as a tag)
@@ -352,7 +354,7 @@ def tracked_fit(name:str,                   # MLflow run name; the checkpoint is
     ckpt = run.artifacts('training')/f'{name}.pt'
     with mlflow.start_run(run_name=name) as r:
         mlflow.log_params({**params, 'n_train': len(train), 'n_val': len(val), **data_params(card)})
-        mlflow.set_tags({'model': name, 'arch': spec['arch'], 'target_platform': target_platform,
+        mlflow.set_tags({'model': name, 'arch': spec.arch, 'target_platform': target_platform,
                          'device_tier': device_tier,
                          **{f'version.{k}': v for k, v in env_versions().items()}})
         log = lambda row, ep: mlflow.log_metrics({k: float(v) for k, v in row.items()
@@ -361,7 +363,7 @@ def tracked_fit(name:str,                   # MLflow run name; the checkpoint is
         net, hist = (trainer or fit)(net, train, val, spec, ckpt=ckpt, log=log, desc=name, **fit_kw)
         mlflow.log_metric('train_seconds', time.perf_counter() - t0)
         mlflow.log_artifact(str(ckpt))
-        mlflow.log_dict(spec, f'{name}.spec.json')
+        mlflow.log_dict(spec.model_dump(), f'{name}.spec.json')
     return net, hist, r.info.run_id
 
 # %% ../nbs/02_training.ipynb #63484853-1
@@ -442,7 +444,7 @@ def trunk_engine(net:EfficientNetLite,      # the network, put in eval mode; its
 
 # %% ../nbs/02_training.ipynb #d7c5f077
 def trunk_features(net:EfficientNetLite,  # network whose trunk runs (used only if `engine` is None)
-                   spec:dict,                # its model spec: how frames become the trunk's input
+                   spec:ModelSpec,           # its model spec: how frames become the trunk's input
                    x:np.ndarray,             # (N, H, W, C) uint8 frames
                    y:np.ndarray,             # (N,) labels
                    stop:int,                 # blocks [0, stop) are run
@@ -452,7 +454,7 @@ def trunk_features(net:EfficientNetLite,  # network whose trunk runs (used only 
                    desc:str='features',      # label of the progress bar
                   )->Features:
     "Run the frozen trunk once over uint8 frames; its output is stored in half precision."
-    engine = engine or trunk_engine(net, stop, spec['input_size'])
+    engine = engine or trunk_engine(net, stop, spec.input_size)
     out = []
     with torch.no_grad():
         for i in tqdm(range(0, len(x), bs), desc=desc, disable=not progress, leave=False):
@@ -507,7 +509,7 @@ def distill_loss(out:torch.Tensor,           # (B, n_classes) logits of the stud
 def fit_features(net:EfficientNetLite,      # pretrained net: blocks from `train.stop`, head, classifier learn
                  train:Features,             # cached trunk outputs of the labelled training images
                  val:Features,               # cached trunk outputs of validation images (same `stop`)
-                 spec:dict,                  # the model spec, stored with the checkpoint
+                 spec:ModelSpec,             # the model spec, stored with the checkpoint
                  steps:int=600,              # optimisation steps: the budget, whatever the dataset's size
                  bs:int=128,                 # cached images per step
                  lr:float=2e-3,              # peak learning rate of the one-cycle schedule
@@ -581,7 +583,7 @@ def lite_spec(arch:str,                 # 'efficientnet_lite0', '_lite1' or '_li
               classes:list,             # class names, indexed by label
               size:int,                 # input side of the network (px)
               frame:tuple,              # (side, channels) of the camera frames
-             )->dict:
+             )->ModelSpec:
     "Spec of a pretrained EfficientNet-Lite: RGB input (a gray frame is replicated inside the model), Lite's scaling."
     return model_spec(arch, classes, size, 3, frame[0], frame[1], LITE0_MEAN, LITE0_STD)
 
@@ -599,19 +601,19 @@ def training_images(train:Dataset,   # the training split (uint8 NHWC frames)
 @dataclass
 class Backbone:
     "A pretrained network, where its fine-tuning starts, and its trunk's features of every image the chapter uses."
-    net: EfficientNetLite
-    spec: dict
+    net: EfficientNetLite    # the pretrained network, its classifier sized for the labels
+    spec: ModelSpec          # its spec (`lite_spec`)
     train: Features          # the `n_clean` clean training images first, then their augmented copies
-    n_clean: int
-    val: Features
-    test: Features
+    n_clean: int             # clean training images in `train`
+    val: Features            # the validation split
+    test: Features           # the test split
     pc: Features             # phone-C (evaluation subset), cell by cell
     seconds: float           # time spent computing the features
     engine: object = None    # `trunk_engine`'s function that computed them
 
 # %% ../nbs/02_training.ipynb #b6cf99b1
-def cache_backbone(arch:str,                 # one of `LITE_ARCHS`, the same as `spec['arch']`
-                   spec:dict,                # its model spec (`lite_spec`): labels, input side
+def cache_backbone(arch:str,                 # one of `LITE_ARCHS`, the same as `spec.arch`
+                   spec:ModelSpec,           # its model spec (`lite_spec`): labels, input side
                    tune_blocks:int,          # last blocks to fine-tune (0..blocks, else ValueError)
                    images:tuple,             # (x, y, n_clean) of `training_images`
                    val:Dataset,              # validation images
@@ -621,13 +623,13 @@ def cache_backbone(arch:str,                 # one of `LITE_ARCHS`, the same as 
                    engine:str='onnxruntime', # what runs the trunk: `trunk_engine`'s choices
                   )->Backbone:
     "Load the pretrained `arch` with a new head and compute its frozen trunk's features once for every image."
-    net = load_lite(arch.removeprefix('efficientnet_'), len(spec['labels']))
+    net = load_lite(arch.removeprefix('efficientnet_'), len(spec.labels))
     stop = tune_start(net, tune_blocks)
     x, y, n_clean = images
     t0 = time.perf_counter()
     name = arch.removeprefix('efficientnet_')
     # exported once, used for every set of images
-    run = trunk_engine(net, stop, spec['input_size'], engine)
+    run = trunk_engine(net, stop, spec.input_size, engine)
     f = lambda x, y, what: trunk_features(net, spec, x, y, stop, engine=run, progress=progress,
                                           desc=f'{name} features: {what}')
     tr, v, te = f(x, y, 'training'), f(val.x, val.y, 'validation'), f(test.x, test.y, 'test')
@@ -652,7 +654,7 @@ def fresh(self:Backbone,
 def tune(bb:Backbone,                   # pretrained network and its cached features
          name:str,                      # MLflow run name and checkpoint name
          run:RunDir,                    # the run directory (checkpoint under artifacts/training)
-         card:dict,                     # the dataset card, logged with the run
+         card:DatasetCard,              # the dataset card, logged with the run
          p:dict,                        # chapter parameters: steps, batch_size, lr, seed, ...
          train:Features|None=None,      # what to train on (default: all of `bb.train`)
          soft:torch.Tensor|None=None,   # teacher logits aligned with `train`, for distillation
@@ -662,7 +664,7 @@ def tune(bb:Backbone,                   # pretrained network and its cached feat
         )->tuple[EfficientNetLite, pd.DataFrame, str]:
     "Fine-tune a fresh copy of the backbone on its cached features, tracked in MLflow; returns (net, checks, run id)."
     train = bb.train if train is None else train
-    params = dict(arch=bb.spec['arch'], input_size=bb.spec['input_size'], tune_from=train.stop,
+    params = dict(arch=bb.spec.arch, input_size=bb.spec.input_size, tune_from=train.stop,
                   steps=p['steps'], batch_size=p['batch_size'], lr=p['lr'],
                   augment=p['augment'] if augment is None else augment, alpha=alpha,
                   temperature=p['temperature'], seed=p['seed'])
@@ -683,7 +685,7 @@ def per_class(y:np.ndarray,     # (N,) labels
                                    for c in np.unique(y)]))
 
 # %% ../nbs/02_training.ipynb #d8bf9fd3
-def scratch_fit(spec:dict,              # model spec of the architecture, built with random weights
+def scratch_fit(spec:ModelSpec,         # model spec of the architecture, built with random weights
                 ds:Dataset,             # labelled uint8 training frames
                 val:Dataset,            # validation frames: the best epoch is kept
                 steps:int,              # optimisation steps (whole net, pixels in)
@@ -707,7 +709,7 @@ def transfer_curve(bb:Backbone,         # backbone whose features came from `ima
                    pc:PhoneC,           # the phone-C behind `bb.pc` (20 images per cell scored)
                    p:dict,              # parameters: curve_per_class, steps (halved), curve_steps
                    run:RunDir,          # run directory: pretrained runs are tracked in MLflow
-                   card:dict,           # dataset card, logged with those runs
+                   card:DatasetCard,    # dataset card, logged with those runs
                    progress:bool=True,  # show a progress bar over the sizes
                   )->pd.DataFrame:
     "Clean and phone-C accuracy against labelled images per class: pretrained (cached trunk) and the same net from scratch."
@@ -748,7 +750,7 @@ def register_models(run:RunDir,   # the run directory: files go to artifacts/tra
     reg = json.loads(path.read_text()) if path.exists() else {}
     for k, (net, spec) in models.items():
         save_checkpoint(art/f'{k}.pt', net, spec)
-        reg[k] = dict(spec=spec, checkpoint=f'{k}.pt')
+        reg[k] = dict(spec=spec.model_dump(), checkpoint=f'{k}.pt')
     atomic_write(path, dumps(reg))
     return path
 
@@ -767,16 +769,24 @@ def prepare_training(run:RunDir,            # run directory: data read from it, 
     out = {}
     for role, spec, tb in [('teacher', teacher_spec(p, classes, frame), p['teacher_tune_blocks']),
                            ('student', student_spec(p, classes, frame), p['tune_blocks'])]:
-        bb = cache_backbone(spec['arch'], spec, tb, imgs, val, splits['test'],
+        bb = cache_backbone(spec.arch, spec, tb, imgs, val, splits['test'],
                             phone_c_subset(pc, 1), progress=progress)
         out[role] = (tune(bb, role, run, card, p, progress=progress)[0], spec)
     return register_models(run, **out)
 
+# %% ../nbs/02_training.ipynb #trmod01
+class TrainedModel(BaseModel):
+    "A model the Training chapter hands on: the network, its spec, and the network wrapped for frames."
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    net: nn.Module        # the float network, taking `to_input`'s tensors (eval mode)
+    spec: ModelSpec       # how to rebuild it and its pre-processing
+    wrapped: nn.Module    # `wrap(net, spec)`: uint8 frames in, top-k labels out
+
 # %% ../nbs/02_training.ipynb #f0573c1e
 def load_models(run:RunDir|None=None,   # the run directory, or its path (None: `default_run_dir()`)
                 k:int=3,                # labels in each answer of the wrapped models (top-k)
-               )->dict:
-    "`{'teacher'|'student': {'net', 'spec', 'wrapped'}}` from `run` (fine-tuned with quick settings if this chapter has not run)."
+               )->dict[str, TrainedModel]:
+    "`{'teacher'|'student': TrainedModel}` of `run` (fine-tuned with quick settings if it has none)."
     run = run if isinstance(run, RunDir) else RunDir(run)
     art = run.path/'artifacts'/'training'
     reg_path = art/'models.json'
@@ -788,7 +798,7 @@ def load_models(run:RunDir|None=None,   # the run directory, or its path (None: 
     out = {}
     for name, e in json.loads(reg_path.read_text()).items():
         net, spec = load_checkpoint(art/e['checkpoint'])
-        out[name] = dict(net=net, spec=spec, wrapped=wrap(net, spec, k))
+        out[name] = TrainedModel(net=net, spec=spec, wrapped=wrap(net, spec, k))
     return out
 
 # %% ../nbs/02_training.ipynb #ed97af58

@@ -29,6 +29,6 @@ def test_rgb_runs_in_the_other_runtimes(tmp_path, fmt):
 
 def test_rgb_coreml_takes_an_rgb_image(tmp_path):
     m, spec = _student()
-    f = export_coreml(m, spec, tmp_path/'m.mlpackage', meta={'labels': spec['labels']})
+    f = export_coreml(m, spec, tmp_path/'m.mlpackage', meta={'labels': spec.labels})
     s = coreml_structure(f, spec, 'iOS16')
     assert s['ok'], s['problems']

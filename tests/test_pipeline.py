@@ -26,7 +26,7 @@ def test_quick_run_hands_on_optimization_variants(quick_run):
     assert m['pruning'] and all({'size_bytes', 'gzip_bytes', 'p50_ms', 'acc'} <= set(v) for v in m['pruning'].values())
     from mobileml_book.optimize import load_variant, variant_file
     net, spec, rec = load_variant(out)
-    assert rec and variant_file(out, rec).is_file() and spec['labels']
+    assert rec and variant_file(out, rec).is_file() and spec.labels
 
 CONVERSION_KEYS = ('agreement', 'phone_c_agreement', 'max_abs_diff', 'accuracy', 'size_bytes', 'latency_p50_ms', 'latency_p90_ms', 'gate')
 
