@@ -545,6 +545,8 @@ def gate(table:pd.DataFrame,   # one row per export (`gate_all`'s, Keras rows to
         )->pd.DataFrame:
     "Mark each row (an export with `precision`, `gate`, `agreement`, `phone_c_agreement`, optional `reference`: 'same' precision or 'fp32') passed or not; `thresholds`: least agreement per precision, and 'vs_fp32' for a quantized file compared with its fp32 model."
     t = table.copy()
+    for c in ('agreement', 'phone_c_agreement'):
+        if c not in t: t[c] = np.nan     # no file ran here (Core ML alone, off macOS)
     ref = t['reference'] if 'reference' in t else pd.Series('same', index=t.index)
     need = pd.Series([thresholds[p if r == 'same' else 'vs_fp32']
                       for p, r in zip(t.precision, ref)], index=t.index)

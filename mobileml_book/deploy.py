@@ -177,14 +177,15 @@ def candidate_table(records:list,              # the Conversion chapter's `Expor
                     min_acc:float|None=None,   # clean accuracy a file must beat (the largest class's share: chance)
                    )->pd.DataFrame:
     "One row per export record: what it is, its quality (phone-C and clean accuracy), size and host latency, and whether it may ship."
-    vs = {k: v.model_dump() for k, v in variants.variants.items()} if variants is not None else {}
+    vs = variants.variants if variants is not None else {}
     rows = []
     for r in records:
-        fid, lat, v = r.fidelity, r.latency, vs.get(r.variant, {})
+        fid, lat, v = r.fidelity, r.latency, vs.get(r.variant)
         pc, acc = (_num(fid.phone_c_accuracy), _num(fid.accuracy)) if fid else (None, None)
         q_from = 'converted file' if pc is not None else 'variant'
         if pc is None:
-            pc, acc = _num(v.get('phone_c_acc')), _num(v.get('acc')) if acc is None else acc
+            pc = _num(v.phone_c_acc) if v else None
+            acc = (_num(v.acc) if v else None) if acc is None else acc
         ok = fid is None or fid.passed
         rows.append(dict(name=r.name, variant=r.variant, format=r.format,
                          precision=r.precision,
@@ -212,11 +213,11 @@ def candidate_table(records:list,              # the Conversion chapter's `Expor
             df.loc[i, ['host_p50_ms', 'host_p90_ms', 'latency_from']] = [
                 same.host_p50_ms[j], same.host_p90_ms[j], f"borrowed from {same['name'][j]}"]
         # last resort: the variant as the Optimization chapter timed it
-        elif _num(vs.get(r.variant, {}).get('p50_ms')) is not None:
+        elif r.variant in vs and _num(vs[r.variant].p50_ms) is not None:
             v = vs[r.variant]
             df.loc[i, ['host_p50_ms', 'host_p90_ms', 'latency_from']] = [
-                v['p50_ms'], v.get('p90_ms'),
-                f"optimization variant {r.variant!r} ({v.get('runtime', '?')})"]
+                v.p50_ms, v.p90_ms,
+                f"optimization variant {r.variant!r} ({v.runtime or '?'})"]
     # quality: a sibling export measured on the same images beats the variant's number
     for i, r in df[df.quality_from != 'converted file'].iterrows():
         same = df[(df.variant == r.variant) & (df.quality_from == 'converted file') & df.shippable]
@@ -265,20 +266,8 @@ def canonical_json(obj,   # a JSON-serializable value (NaN or inf: ValueError)
 # %% ../nbs/05_deployment.ipynb #6c910b88-2
 def _write_secret(path, data:bytes)->Path:
     "Write `data` atomically to a file only its owner may read (mode 0600), in a folder only its owner may enter."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # mkstemp creates files with mode 0600
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    Path(path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return atomic_write(path, data, mode=0o600)
 
 # %% ../nbs/05_deployment.ipynb #a11becca
 def public_pem(key:Ed25519PublicKey,   # the public key to write as PEM (SubjectPublicKeyInfo)

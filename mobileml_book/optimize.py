@@ -899,12 +899,12 @@ CHECKPOINT_FORMAT = 'checkpoint: state dict + model spec (fp32)'
 def rebuildable(net:nn.Module,    # a float network
                 spec:ModelSpec,   # the spec it is saved with
                )->bool:
-    "True when `build_net(spec)` has `net`'s class and tensor shapes: state dict + spec rebuild it."
+    "True when `build_net(spec)` has `net`'s class, shapes and dtypes: state dict + spec rebuild it."
     try: ref = build_net(spec)
     except KeyError: return False        # an architecture `ARCHS` does not know
     sd, rd = net.state_dict(), ref.state_dict()
     return (type(net) is type(ref) and sd.keys() == rd.keys()
-            and all(sd[k].shape == rd[k].shape for k in sd))
+            and all(sd[k].shape == rd[k].shape and sd[k].dtype == rd[k].dtype for k in sd))
 
 # %% ../nbs/03_optimization.ipynb #fc998c14
 def save_variants(run:RunDir,            # the run whose optimization artifacts get them

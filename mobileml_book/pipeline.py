@@ -11,9 +11,9 @@ from .rundir import (ChapterParams, Goal, check_replaceable, ParamError, PROFILE
                                   RunDir, atomic_write, project_root, now_iso, dumps)
 
 # %% auto #0
-__all__ = ['BUDGET_S', 'BOOK_GOALS', 'Chapter', 'book_config', 'find_chapters', 'parse_overrides', 'resolve_params',
+__all__ = ['BUDGET_S', 'BOOK_GOALS', 'COMMANDS', 'Chapter', 'book_config', 'find_chapters', 'parse_overrides', 'resolve_params',
            'resolve_path_value', 'fingerprint', 'StepFailed', 'run_chapter', 'findings', 'build_report', 'run_book',
-           'params_table', 'bench', 'goals', 'book_timing', 'build_readme', 'threading_main', 'main']
+           'params_table', 'bench', 'goals', 'book_timing', 'build_readme', 'threading_main', 'cli_parser', 'main']
 
 # %% ../nbs/07_pipeline.ipynb #47f11f37
 class Chapter:
@@ -530,19 +530,9 @@ def threading_main()->bool:
     import threading
     return threading.current_thread() is threading.main_thread()
 
-# %% ../nbs/07_pipeline.ipynb #f90ff8a9-1
-def main(argv=None,  # the command's arguments, without the program name; None: sys.argv[1:]
-        ):
-    "Entry point of the `mobileml-book` command."
-    argv = sys.argv[1:] if argv is None else list(argv)
-    import signal
-    # `kill` marks the running step failed, like Ctrl-C
-    def _term(*_): raise KeyboardInterrupt('terminated')
-    if threading_main(): signal.signal(signal.SIGTERM, _term)
-    # the site builder parses its own options (chapter 07b)
-    if argv[:1] == ['docs']:
-        from mobileml_book.docs import cli as docs_cli
-        return docs_cli(argv[2:] if argv[1:2] == ['--'] else argv[1:])
+# %% ../nbs/07_pipeline.ipynb #cliparse1
+def cli_parser()->argparse.ArgumentParser:
+    "The `mobileml-book` command line: one sub-command per job (`docs` parses its own options)."
     ap = argparse.ArgumentParser(prog='mobileml-book',
                                  description='Run the mobileml-book chapters as a pipeline.')
     sub = ap.add_subparsers(dest='cmd', required=True)
@@ -603,48 +593,89 @@ def main(argv=None,  # the command's arguments, without the program name; None: 
     sub.add_parser('docs',
                    help='build the website into _docs/ (options: `mobileml-book docs --help`)',
                    add_help=False)
-    a = ap.parse_args(argv)
-    try:
-        if a.cmd == 'run':
-            t0 = time.time()
-            run = run_book(a.profile, a.params_file, a.overrides, a.out, a.only, a.resume, a.force,
-                           a.book, not a.no_progress)
-            print(f"\nfinished in {time.time()-t0:.1f}s\n  executed notebooks: {run.notebooks}\n"
-                  f"  report:    {run.path/'report.html'}\n"
-                  f"  artifacts: {run.path/'artifacts'}\n  metrics:   {run.metrics_path}")
-        elif a.cmd == 'sweep':
-            from .sweeps import sweep
-            led = sweep(a.grid, a.out, a.address, a.max_parallel, a.resume, a.cpus_per_point,
-                        a.book, not a.no_progress)
-            bad = [p for p in led.points.values() if p.state != 'done']
-            print(f"\n{len(led.points) - len(bad)} of {len(led.points)} points done in "
-                  f"{led.seconds:.1f}s\n  ledger: {Path(a.out)/'sweep.json'}\n"
-                  f"  report: {Path(a.out)/'report.html'}"
-                  + ''.join(f"\n  {p.id} {p.values}: {p.state} in {p.chapter}: {p.error}"
-                            for p in bad))
-            return 1 if bad else 0
-        elif a.cmd == 'sweep-bench':
-            from .sweeps import sweep_bench
-            sweep_bench(a.grid, a.out, skip=a.skip)
-        elif a.cmd == 'params': print(params_table(a.profile, a.book))
-        elif a.cmd == 'report': print(build_report(RunDir(a.run_dir)))
-        elif a.cmd == 'readme':
-            build_readme()
-            print('README.md written from nbs/index.ipynb')
-        elif a.cmd == 'goals':
-            run = RunDir(a.run_dir)
-            if not run.metrics_path.exists():
-                raise FileNotFoundError(f"no metrics.json in {run.path}: run the book into it "
-                                        f"first (make book)")
-            print(f"goals of {run.path} (profile {run.params().get('profile', '?')}):\n"
-                  + goals({**run.metrics(), 'book': book_timing(run)},
-                          find_chapters(a.book)).to_string(index=False))
-        elif a.cmd == 'serve':
-            from .deploy import serve
-            serve(a.run_dir, a.host, a.port)
-        elif a.cmd == 'bench':
-            res = bench(a.profile, a.out, root=a.book)
-            return 0 if res['total'] <= res['budget'] else 3
+    return ap
+
+# %% ../nbs/07_pipeline.ipynb #clicmds1
+def _cmd_run(a):   # the parsed arguments (`cli_parser`)
+    "`run`: the book (or some chapters) into a run directory, then where its results are."
+    t0 = time.time()
+    run = run_book(a.profile, a.params_file, a.overrides, a.out, a.only, a.resume, a.force,
+                   a.book, not a.no_progress)
+    print(f"\nfinished in {time.time()-t0:.1f}s\n  executed notebooks: {run.notebooks}\n"
+          f"  report:    {run.path/'report.html'}\n"
+          f"  artifacts: {run.path/'artifacts'}\n  metrics:   {run.metrics_path}")
+
+# %% ../nbs/07_pipeline.ipynb #clicmds2
+def _cmd_sweep(a):   # the parsed arguments (`cli_parser`)
+    "`sweep`: a grid of runs on Ray; exit status 1 when a point failed."
+    from .sweeps import sweep
+    led = sweep(a.grid, a.out, a.address, a.max_parallel, a.resume, a.cpus_per_point,
+                a.book, not a.no_progress)
+    bad = [p for p in led.points.values() if p.state != 'done']
+    print(f"\n{len(led.points) - len(bad)} of {len(led.points)} points done in "
+          f"{led.seconds:.1f}s\n  ledger: {Path(a.out)/'sweep.json'}\n"
+          f"  report: {Path(a.out)/'report.html'}"
+          + ''.join(f"\n  {p.id} {p.values}: {p.state} in {p.chapter}: {p.error}"
+                    for p in bad))
+    return 1 if bad else 0
+
+# %% ../nbs/07_pipeline.ipynb #clicmds3
+def _cmd_goals(a):   # the parsed arguments (`cli_parser`)
+    "`goals`: a finished run's metrics against every chapter's goals."
+    run = RunDir(a.run_dir)
+    if not run.metrics_path.exists():
+        raise FileNotFoundError(f"no metrics.json in {run.path}: run the book into it "
+                                f"first (make book)")
+    print(f"goals of {run.path} (profile {run.params().get('profile', '?')}):\n"
+          + goals({**run.metrics(), 'book': book_timing(run)},
+                  find_chapters(a.book)).to_string(index=False))
+
+# %% ../nbs/07_pipeline.ipynb #clicmds4
+def _cmd_serve(a):   # the parsed arguments (`cli_parser`)
+    "`serve`: chapter 05's delivery service over a run's bundles."
+    from .deploy import serve
+    serve(a.run_dir, a.host, a.port)
+
+# %% ../nbs/07_pipeline.ipynb #clicmds5
+def _cmd_bench(a):   # the parsed arguments (`cli_parser`)
+    "`bench`: a timed run per chapter; exit status 3 over the budget."
+    res = bench(a.profile, a.out, root=a.book)
+    return 0 if res['total'] <= res['budget'] else 3
+
+# %% ../nbs/07_pipeline.ipynb #clicmds6
+def _cmd_readme(a):   # the parsed arguments (`cli_parser`)
+    "`readme`: README.md from nbs/index.ipynb."
+    build_readme()
+    print('README.md written from nbs/index.ipynb')
+
+# %% ../nbs/07_pipeline.ipynb #clicmds7
+def _cmd_sweep_bench(a):   # the parsed arguments (`cli_parser`)
+    "`sweep-bench`: a sweep against separate runs, and its overhead."
+    from .sweeps import sweep_bench
+    sweep_bench(a.grid, a.out, skip=a.skip)
+
+# %% ../nbs/07_pipeline.ipynb #clicmds8
+# sub-command -> what it does with the parsed arguments (None or 0: success; another int: exit code)
+COMMANDS = {'run': _cmd_run, 'sweep': _cmd_sweep, 'sweep-bench': _cmd_sweep_bench,
+            'params': lambda a: print(params_table(a.profile, a.book)),
+            'report': lambda a: print(build_report(RunDir(a.run_dir))),
+            'readme': _cmd_readme, 'goals': _cmd_goals, 'serve': _cmd_serve, 'bench': _cmd_bench}
+
+# %% ../nbs/07_pipeline.ipynb #f90ff8a9-1
+def main(argv=None,  # the command's arguments, without the program name; None: sys.argv[1:]
+        )->int:
+    "Entry point of the `mobileml-book` command: its exit status (2: bad input, nothing run)."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    import signal
+    # `kill` marks the running step failed, like Ctrl-C
+    def _term(*_): raise KeyboardInterrupt('terminated')
+    if threading_main(): signal.signal(signal.SIGTERM, _term)
+    # the site builder parses its own options (chapter 07b)
+    if argv[:1] == ['docs']:
+        from mobileml_book.docs import cli as docs_cli
+        return docs_cli(argv[2:] if argv[1:2] == ['--'] else argv[1:])
+    a = cli_parser().parse_args(argv)
+    try: return COMMANDS[a.cmd](a) or 0
     except ParamError as e:
         print(f"mobileml-book: parameter error: {e}\nNothing was run or written.", file=sys.stderr)
         return 2
@@ -655,4 +686,3 @@ def main(argv=None,  # the command's arguments, without the program name; None: 
     except (FileNotFoundError, FileExistsError) as e:
         print(f"mobileml-book: {e}", file=sys.stderr)
         return 2
-    return 0

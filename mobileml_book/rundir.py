@@ -32,14 +32,16 @@ def _mkstemp(path:Path, suffix:str):
     return fd, tmp
 
 # %% ../nbs/07a_rundir.ipynb #01ee5809-2
-def atomic_write(path,             # the file to write; its folder is created
-                 data:str|bytes,   # the content (a str is written as UTF-8)
+def atomic_write(path,               # the file to write; its folder is created
+                 data:str|bytes,     # the content (a str is written as UTF-8)
+                 mode:int|None=None, # its permissions (0o600: a secret); None: as `open` gives
                 )->Path:
     "Write `data` to `path` via a temp file in the same folder and a rename, so no reader sees half a file."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _mkstemp(path, '.tmp')
     try:
+        if mode is not None: os.chmod(tmp, mode)    # before a byte is written
         with os.fdopen(fd, 'wb') as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
