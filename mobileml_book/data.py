@@ -34,7 +34,7 @@ __all__ = ['CORRUPTIONS', 'PARAMS', 'AUTO_SIZE', 'AUTO_CHANNELS', 'FASHION_CLASS
            'tiny_cnn', 'fit_quick', 'torch_predict', 'accuracy', 'phone_c_accuracy', 'evaluate', 'plot_severity',
            'background_photos', 'SyntheticConfig', 'make_synthetic', 'concat', 'ConsentError', 'dhash', 'hamming',
            'GroundTruthQueue', 'load_version', 'simulate_field', 'torch_proba', 'SplitCard', 'PhoneCCard',
-           'SyntheticCard', 'DatasetCard', 'dataset_card', 'card_markdown', 'save_splits', 'read_splits',
+           'SyntheticCard', 'DatasetCard', 'dataset_card', 'card_markdown', 'save_card', 'save_splits', 'read_splits',
            'majority_share', 'prepare_data', 'load_data']
 
 # %% ../nbs/01_data.ipynb #0a86d927
@@ -1445,6 +1445,14 @@ def card_markdown(card:DatasetCard,   # a dataset card, as `dataset_card` return
               "in the experiment)"]
     return '\n'.join(lines) + '\n'
 
+# %% ../nbs/01_data.ipynb #savecard1
+def save_card(card:DatasetCard,   # the run's dataset card
+              folder,             # the Data chapter's artifacts: dataset_card.json and .md go there
+             )->Path:
+    "Write the card for later chapters (JSON, read back by `load_data`) and for people (Markdown), atomically."
+    atomic_write(Path(folder)/'dataset_card.md', card_markdown(card))
+    return atomic_write(Path(folder)/'dataset_card.json', card.model_dump_json(indent=2))
+
 # %% ../nbs/01_data.ipynb #c1d49ca9-2
 def save_splits(splits:dict,   # split name -> Dataset; 'train' among them gives the classes
                 folder,        # where splits.npz goes (created)
@@ -1488,8 +1496,7 @@ def prepare_data(run:RunDir,            # the run: its artifacts/data folder is 
     save_phone_c(pc, art)
     save_splits(splits, art)
     card = dataset_card(splits, info, spec, pc, None, p['seed'])
-    atomic_write(art/'dataset_card.json', card.model_dump_json(indent=2))
-    atomic_write(art/'dataset_card.md', card_markdown(card))
+    save_card(card, art)
     return card
 
 # %% ../nbs/01_data.ipynb #b121f56b-1

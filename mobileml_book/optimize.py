@@ -893,9 +893,11 @@ def pareto(df:pd.DataFrame,   # one row per candidate
     return pd.Series([not np.any((c <= c[i]) & (g >= g[i]) & ((c < c[i]) | (g > g[i])))
                       for i in range(len(df))], index=df.index)
 
-# %% ../nbs/03_optimization.ipynb #rebld01
+# %% ../nbs/03_optimization.ipynb #rebld00
+# how `save_variants` names a variant stored as weights + spec (`load_variant` reads it without unpickling)
 CHECKPOINT_FORMAT = 'checkpoint: state dict + model spec (fp32)'
 
+# %% ../nbs/03_optimization.ipynb #rebld01
 def rebuildable(net:nn.Module,    # a float network
                 spec:ModelSpec,   # the spec it is saved with
                )->bool:
