@@ -30,9 +30,9 @@ __all__ = ['PARAMS', 'GOALS', 'RUNTIME_MODULES', 'INPUT_STATS', 'SEMVER_RE', 'MA
 
 # %% ../nbs/06_monitoring.ipynb #9ef7abc5
 PARAMS = ChapterParams('monitoring',
-    Param('bench_runs', int, quick=60, full=500, lo=5, hi=100_000,
+    Param('bench_runs', int, quick=60, full=200, lo=5, hi=100_000,
           help='timed runs per file and thread setting, after the warm-up'),
-    Param('bench_warmup', int, quick=10, full=50, lo=0, hi=10_000,
+    Param('bench_warmup', int, quick=10, full=20, lo=0, hi=10_000,
           help='untimed runs first (caches, lazy initialisation)'),
     Param('bench_threads', int, quick=2, full=4, lo=1, hi=64,
           help='the second thread count benchmarked (the first is always 1)'),
