@@ -41,10 +41,11 @@ __all__ = ['PLATFORMS', 'FORMATS', 'SEMVER', 'PARAMS', 'MAX_QUALITY_DROP_PT', 'E
            'bundle_dirs', 'read_manifest', 'store_candidates', 'download_estimate', 'size_report', 'download_seconds',
            'delivery_options', 'select_variant', 'assign_catalog', 'bucket', 'buckets', 'in_stage', 'rollout_path',
            'get_rollout', 'set_rollout', 'assigned_version', 'store_controller', 'make_fleet', 'Scenario', 'Guardrails',
-           'ratio_stats', 'compare_rates', 'sample_ratio_p', 'min_detectable_effect', 'simulate_rollout', 'DeviceInfo',
-           'device_row', 'BodyLimit', 'validation_error', 'StoreView', 'healthz', 'list_models', 'model_info',
-           'assignment', 'bundle_file', 'make_app', 'LocalServer', 'NetworkFaults', 'serve', 'app_from_env',
-           'DownloadInterrupted', 'ServiceError', 'app_model_dir', 'active_bundle', 'install_bundle', 'fetch_model']
+           'ratio_stats', 'compare_rates', 'sample_ratio_p', 'min_detectable_effect', 'guardrail_trips',
+           'simulate_rollout', 'DeviceInfo', 'device_row', 'BodyLimit', 'validation_error', 'StoreView', 'healthz',
+           'list_models', 'model_info', 'assignment', 'bundle_file', 'make_app', 'LocalServer', 'NetworkFaults',
+           'serve', 'app_from_env', 'DownloadInterrupted', 'ServiceError', 'app_model_dir', 'active_bundle',
+           'install_bundle', 'fetch_model']
 
 # %% ../nbs/05_deployment.ipynb #ab0f7efb
 PLATFORMS = ('ios', 'android')
@@ -1090,6 +1091,36 @@ def _p90_per_phone(lat_sum, lat_days, mask):
     v = lat_sum[mask]/np.maximum(lat_days[mask], 1)
     return float(np.percentile(v, 90)) if len(v) else float('nan')
 
+# %% ../nbs/05_deployment.ipynb #6fd497bb-0
+def guardrail_trips(tot:dict,          # per phone totals: sessions, kept, crashes, lat_sum, lat_days
+                    cand:np.ndarray,   # bool per phone: on the candidate
+                    guard:Guardrails,  # the thresholds
+                    conf:float,        # two-sided confidence of each bound (1 - 2 alpha per check)
+                   )->tuple[list[str], dict]:
+    "What trips at the end of a stage (each in words; empty: go on) and the figures of its check."
+    used = tot['sessions'] > 0
+    B, A = cand & used, ~cand & used
+    rates = lambda k: (tot[k][B], tot['sessions'][B], tot[k][A], tot['sessions'][A])
+    q, c = compare_rates(*rates('kept'), conf=conf), compare_rates(*rates('crashes'), conf=conf)
+    p90b, p90a = (_p90_per_phone(tot['lat_sum'], tot['lat_days'], B),
+                  _p90_per_phone(tot['lat_sum'], tot['lat_days'], A))
+    trips = []
+    if q['ci_high'] < -guard.quality_margin_pt/100:
+        trips.append(f"quality proxy {100*q['diff']:+.2f} pt (at best {100*q['ci_high']:+.2f} pt; "
+                     f"allowed loss {guard.quality_margin_pt:g} pt)")
+    if c['ci_low'] > guard.max_crash_increase:
+        trips.append(f"crash rate {100*c['rate_b']:.2f}% vs {100*c['rate_a']:.2f}% per session "
+                     f"(at least +{100*c['ci_low']:.2f} pt)")
+    if min(B.sum(), A.sum()) >= guard.min_devices and p90b/p90a - 1 > guard.max_p90_increase:
+        trips.append(f"latency p90 {p90b:.3g} ms vs {p90a:.3g} ms "
+                     f"(+{p90b/p90a - 1:.0%}, allowed +{guard.max_p90_increase:.0%})")
+    ab = compare_rates(*rates('kept'), conf=0.95)
+    return trips, dict(phones_candidate=int(B.sum()), phones_stable=int(A.sum()),
+                       quality_diff_pt=100*q['diff'], quality_bound_pt=100*q['ci_high'],
+                       ab_low_pt=100*ab['ci_low'], ab_high_pt=100*ab['ci_high'],
+                       crash_diff_pt=100*c['diff'], crash_bound_pt=100*c['ci_low'],
+                       p90_ratio=p90b/p90a, ab=ab)
+
 # %% ../nbs/05_deployment.ipynb #6fd497bb-1
 def simulate_rollout(fleet:pd.DataFrame,          # `make_fleet` phones (no variant: left out)
                      scenario:Scenario,           # what the candidate changes
@@ -1140,35 +1171,11 @@ def simulate_rollout(fleet:pd.DataFrame,          # `make_fleet` phones (no vari
         if pct >= 100:
             if on_change: on_change(pct, 'done', None)
             break
-        used = tot['sessions'] > 0
-        B, A = cand & used, ~cand & used
-        q = compare_rates(tot['kept'][B], tot['sessions'][B],
-                          tot['kept'][A], tot['sessions'][A], conf=1 - 2*a_stage)
-        c = compare_rates(tot['crashes'][B], tot['sessions'][B],
-                          tot['crashes'][A], tot['sessions'][A], conf=1 - 2*a_stage)
-        p90b, p90a = (_p90_per_phone(tot['lat_sum'], tot['lat_days'], B),
-                      _p90_per_phone(tot['lat_sum'], tot['lat_days'], A))
-        trips = []
-        if q['ci_high'] < -guard.quality_margin_pt/100:
-            trips.append(f"quality proxy {100*q['diff']:+.2f} pt "
-                         f"(at best {100*q['ci_high']:+.2f} pt; "
-                         f"allowed loss {guard.quality_margin_pt:g} pt)")
-        if c['ci_low'] > guard.max_crash_increase:
-            trips.append(f"crash rate {100*c['rate_b']:.2f}% vs {100*c['rate_a']:.2f}% per session "
-                         f"(at least +{100*c['ci_low']:.2f} pt)")
-        if min(B.sum(), A.sum()) >= guard.min_devices and p90b/p90a - 1 > guard.max_p90_increase:
-            trips.append(f"latency p90 {p90b:.3g} ms vs {p90a:.3g} ms "
-                         f"(+{p90b/p90a - 1:.0%}, allowed +{guard.max_p90_increase:.0%})")
-        ab = dict(compare_rates(tot['kept'][B], tot['sessions'][B],
-                                tot['kept'][A], tot['sessions'][A], conf=0.95),
-                  stage=s + 1, percent=pct,
+        trips, row = guardrail_trips(tot, cand, guard, conf=1 - 2*a_stage)
+        ab = dict(row.pop('ab'), stage=s + 1, percent=pct,
                   sample_ratio_p=sample_ratio_p(int(cand.sum()), int((~cand).sum()), pct/100))
-        checks.append(dict(stage=s + 1, percent=pct, day=day, phones_candidate=int(B.sum()),
-                           phones_stable=int(A.sum()),
-                           quality_diff_pt=100*q['diff'], quality_bound_pt=100*q['ci_high'],
-                           ab_low_pt=100*ab['ci_low'], ab_high_pt=100*ab['ci_high'],
-                           crash_diff_pt=100*c['diff'], crash_bound_pt=100*c['ci_low'],
-                           p90_ratio=p90b/p90a, passed=not trips, trips='; '.join(trips) or None))
+        checks.append(dict(stage=s + 1, percent=pct, day=day, **row, passed=not trips,
+                           trips='; '.join(trips) or None))
         if trips:
             out.update(halted=True, halted_at=pct, final_percent=0.0,
                        reason=f"stage {s + 1} ({pct:g}%): " + '; '.join(trips))

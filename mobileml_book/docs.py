@@ -19,9 +19,9 @@ __all__ = ['APPENDIX', 'CALLOUTS', 'WIDGET_MIME', 'WIDGET_NOTE', 'PROGRESS_RE', 
            'site_name', 'nb_title', 'book_pages', 'quarto_sidebar', 'myst_toctrees', 'latest_book_run', 'docs_run',
            'exec_show_docs_only', 'BookFilter', 'split_title_cell', 'nbdev_process', 'mixed_import_cells',
            'split_directives', 'callouts_to_myst', 'doc_link_rewriter', 'doc_anchors', 'nb_link_rewriter',
-           'clean_show_doc', 'is_progress_bar', 'myst_notebook', 'api_markdown', 'report_markdown', 'sphinx_conf',
-           'math_svg', 'setup', 'stage_sphinx', 'build_sphinx', 'stage_quarto', 'build_quarto', 'check_site',
-           'build_docs', 'cli']
+           'clean_show_doc', 'is_progress_bar', 'static_output', 'myst_notebook', 'api_markdown', 'report_markdown',
+           'sphinx_conf', 'math_svg', 'setup', 'stage_sphinx', 'build_sphinx', 'static_outputs', 'stage_quarto',
+           'build_quarto', 'check_site', 'build_docs', 'cli']
 
 # %% ../nbs/07b_docs.ipynb #879e9d0d
 @dataclass
@@ -363,12 +363,20 @@ def is_progress_bar(o:dict,   # one cell output, as nbformat stores it
         return bool(lines) and all(PROGRESS_RE.search(l) for l in lines)
     return False
 
+# %% ../nbs/07b_docs.ipynb #9a042c9f-3b
+def static_output(o:dict,   # one cell output, as nbformat stores it (not changed)
+                 )->dict|None:
+    "What a static page shows for `o`: None for a progress bar, a note for another widget, else `o`"
+    if is_progress_bar(o): return None          # a static page has no use for a finished bar
+    if WIDGET_MIME in o.get('data', {}):
+        return dict(output_type='display_data', metadata={}, data={'text/markdown': WIDGET_NOTE})
+    return o
+
 # %% ../nbs/07b_docs.ipynb #9a042c9f-4
 def _output(o:dict, links, asis:bool)->dict|None:
+    o = static_output(o)
+    if o is None or WIDGET_NOTE in o.get('data', {}).get('text/markdown', ''): return o
     o, d = copy.deepcopy(o), o.get('data', {})
-    if is_progress_bar(o): return None          # a static page has no use for a finished bar
-    if WIDGET_MIME in d:
-        return dict(output_type='display_data', metadata={}, data={'text/markdown': WIDGET_NOTE})
     if 'text/markdown' in d:
         t = ''.join(d['text/markdown'])
         o['data']['text/markdown'] = links(clean_show_doc(t) if '[source](' in t else t)
@@ -654,6 +662,16 @@ def build_sphinx(stage,       # the folder `stage_sphinx` wrote
         raise RuntimeError(f"sphinx failed (exit {r.returncode}); its messages are above")
     return out
 
+# %% ../nbs/07b_docs.ipynb #2074a4ca-0
+def static_outputs(nb:dict,  # an executed notebook as JSON (not changed)
+                  )->dict:
+    "A copy of `nb` whose code cells keep only what a static page can show (`static_output`)."
+    nb = copy.deepcopy(nb)
+    for c in nb['cells']:
+        if c['cell_type'] == 'code':
+            c['outputs'] = [r for o in c.get('outputs', []) if (r := static_output(o)) is not None]
+    return nb
+
 # %% ../nbs/07b_docs.ipynb #2074a4ca
 def stage_quarto(stage,       # folder for the copy of the book; deleted and rewritten
                  run=None,    # run whose executed chapters and report are shown; None: sources only
@@ -682,7 +700,8 @@ def stage_quarto(stage,       # folder for the copy of the book; deleted and rew
     for p in pages:
         if p.kind == 'notebook':
             src = run/'notebooks'/p.src if run and (run/'notebooks'/p.src).exists() else root/nbs_rel/p.src
-            (nbs/p.src).write_text(json.dumps(split_title_cell(json.loads(src.read_text())), indent=1))
+            nb = static_outputs(json.loads(src.read_text()))   # no widget state on a static page
+            (nbs/p.src).write_text(json.dumps(split_title_cell(nb), indent=1))
         elif p.kind == 'api':
             (nbs/p.name).parent.mkdir(parents=True, exist_ok=True)
             (nbs/f'{p.name}.md').write_text(api_markdown(p.module, root, by_mod.get(p.module),

@@ -23,10 +23,11 @@ from .constraints import CPU_WATTS, TIERS, energy_mj, load_brief_figures, load_d
 __all__ = ['PARAMS', 'GOALS', 'RUNTIME_MODULES', 'INPUT_STATS', 'SEMVER_RE', 'MAX_CLOCK_SKEW_S', 'SHIFTS', 'FLEET_START',
            'TIER_THERMAL', 'time_runs', 'bench_here', 'bench_file', 'benchmark_records', 'device_estimates',
            'image_stats', 'TelemetryEvent', 'TelemetryBatch', 'TelemetryStore', 'telemetry_url_of', 'telemetry_router',
-           'fleet_end', 'shift_images', 'simulate_fleet', 'psi', 'reference_profile', 'Thresholds', 'check_alerts',
-           'register_release', 'version_table', 'set_live', 'live_version', 'rollback', 'compare_versions',
-           'ThermalModel', 'Dispatcher', 'gallery_work', 'dispatch_main', 'start_dispatcher', 'kill_and_resume',
-           'make_gallery', 'cheap_cut', 'simulate_gallery']
+           'fleet_end', 'shift_images', 'simulate_fleet', 'psi', 'reference_profile', 'Thresholds', 'drift_rules',
+           'confidence_rule', 'class_share_rule', 'regression_rules', 'check_alerts', 'register_release',
+           'version_table', 'set_live', 'live_version', 'rollback', 'compare_versions', 'ThermalModel', 'Dispatcher',
+           'gallery_work', 'dispatch_main', 'start_dispatcher', 'kill_and_resume', 'make_gallery', 'cheap_cut',
+           'simulate_gallery']
 
 # %% ../nbs/06_monitoring.ipynb #9ef7abc5
 PARAMS = ChapterParams('monitoring',
@@ -514,6 +515,98 @@ def _ratio_test(w:pd.DataFrame, metric:str, stable:str, cand:str):
     return (stats.mannwhitneyu(r_c, r_s, alternative='greater').pvalue,
             float(np.exp(np.median(r_c) - np.median(r_s))), per_dev)
 
+# %% ../nbs/06_monitoring.ipynb #alrt01
+def drift_rules(w:pd.DataFrame,  # the window's events
+                ref:dict,        # `reference_profile`
+                th:Thresholds,   # alert rules (`psi`)
+                m:int,           # tests sharing `th.alpha` (Bonferroni): each is at alpha / m
+                win:dict,        # the window, as alerts name it
+               )->tuple[list[dict], list[dict]]:
+    "Input and prediction drift: KS test and PSI of each input statistic and confidence; (tests, alerts)."
+    tests, alerts, a_each = [], [], th.alpha/m
+    for k in [*INPUT_STATS, 'confidence']:
+        ks, p_ = stats.ks_2samp(ref[k], w[k]), psi(ref[k], w[k])
+        fire = ks.pvalue < a_each and p_ > th.psi
+        tests.append(dict(metric=k, test='KS + PSI', statistic=float(ks.statistic),
+                          p_value=float(ks.pvalue), psi=p_, fired=fire))
+        if not fire: continue
+        seg = lambda g: stats.ks_2samp(ref[k], g[k]).pvalue
+        alerts.append(dict(kind='input drift' if k in INPUT_STATS else 'prediction drift', metric=k,
+                           value=dict(psi=round(p_, 3), ks=round(float(ks.statistic), 3),
+                                      p_value=float(ks.pvalue), window_median=float(w[k].median()),
+                                      reference_median=float(np.median(ref[k]))),
+                           threshold=f'KS p < {a_each:.2g} (alpha {th.alpha} / {m} tests) and PSI > {th.psi}',
+                           window=win, devices=_segments(w, 'catalog_id', seg),
+                           versions=_segments(w, 'version', seg)))
+    return tests, alerts
+
+# %% ../nbs/06_monitoring.ipynb #alrt02
+def confidence_rule(w:pd.DataFrame,  # the window's events
+                    ref:dict,        # `reference_profile`
+                    th:Thresholds,   # alert rules (`conf_drop`)
+                    drifted:bool,    # whether confidence drift fired (`drift_rules`): required too
+                    win:dict,        # the window, as alerts name it
+                   )->list[dict]:
+    "A confidence collapse: median confidence under (1 - conf_drop) x the reference's, and drifted."
+    med_ref, med_w = float(np.median(ref['confidence'])), float(w.confidence.median())
+    floor = (1 - th.conf_drop)*med_ref
+    low = lambda col: sorted(str(k) for k, g in w.groupby(col) if g.confidence.median() < floor)
+    if not (drifted and med_w < floor): return []
+    return [dict(kind='confidence collapse', metric='median confidence',
+                 value=dict(window=med_w, reference=med_ref),
+                 threshold=f'below (1 - {th.conf_drop}) x reference median, '
+                           'with a significant confidence drift',
+                 window=win, devices=low('catalog_id'), versions=low('version'))]
+
+# %% ../nbs/06_monitoring.ipynb #alrt03
+def class_share_rule(w:pd.DataFrame,  # the window's events
+                     ref:dict,        # `reference_profile` (`class_share`)
+                     th:Thresholds,   # alert rules (`max_class_share`)
+                     a_each:float,    # the test's significance level
+                     win:dict,        # the window, as alerts name it
+                    )->tuple[dict, list[dict]]:
+    "A class collapse: one class over `max_class_share` of the answers and its reference share (binomial)."
+    share = np.bincount(w.prediction, minlength=len(ref['class_share']))/len(w)
+    top = int(share.argmax())
+    p_top = stats.binomtest(int((w.prediction == top).sum()), len(w),
+                            max(ref['class_share'][top], 1e-6), alternative='greater').pvalue
+    fire = share[top] > th.max_class_share and p_top < a_each
+    test = dict(metric='class share', test='binomial', statistic=float(share[top]),
+                p_value=float(p_top), psi=None, fired=fire)
+    over = lambda g: (g.prediction == top).mean() > th.max_class_share
+    return test, [] if not fire else [dict(
+        kind='class collapse', metric=f'share of class {top}',
+        value=dict(window=float(share[top]), reference=float(ref['class_share'][top])),
+        threshold=f'> {th.max_class_share} and binomial p < {a_each:.2g}', window=win,
+        devices=sorted(str(k) for k, g in w.groupby('catalog_id') if len(g) >= 10 and over(g)),
+        versions=sorted(str(k) for k, g in w.groupby('version') if over(g)))]
+
+# %% ../nbs/06_monitoring.ipynb #alrt04
+def regression_rules(w:pd.DataFrame,  # the window's events
+                     th:Thresholds,   # alert rules (`regression_tol`)
+                     a_each:float,    # each test's significance level
+                     stable:str,      # the baseline version
+                     candidate:str,   # the version tested for latency and memory regressions
+                     win:dict,        # the window, as alerts name it
+                    )->tuple[list[dict], list[dict]]:
+    "Latency and memory regressions of `candidate` against `stable` per phone model; (tests, alerts)."
+    tests, alerts = [], []
+    for metric in ('latency_ms', 'memory_mb'):
+        p_, ratio, per_dev = _ratio_test(w, metric, stable, candidate)
+        fire = p_ is not None and p_ < a_each and ratio - 1 > th.regression_tol
+        tests.append(dict(metric=metric, statistic=ratio, p_value=p_, psi=None, fired=fire,
+                          test=f'Mann-Whitney, {candidate} vs {stable} per phone model'))
+        if fire:
+            kind = 'latency regression' if metric == 'latency_ms' else 'memory regression'
+            alerts.append(dict(kind=kind, metric=metric,
+                               value=dict(ratio=round(ratio, 3), p_value=float(p_)),
+                               threshold=f'increase > {th.regression_tol:.0%} and p < {a_each:.2g}',
+                               window=win,
+                               devices=sorted(d for d, (r_, pv) in per_dev.items()
+                                              if r_ - 1 > th.regression_tol and pv < 0.05),
+                               versions=[candidate]))
+    return tests, alerts
+
 # %% ../nbs/06_monitoring.ipynb #f09baadb-3
 def check_alerts(events:pd.DataFrame,   # events (`TelemetryStore.frame`); `ts`: server time (s)
                  ref:dict,              # `reference_profile`: what the model saw before release
@@ -530,72 +623,13 @@ def check_alerts(events:pd.DataFrame,   # events (`TelemetryStore.frame`); `ts`:
                end=pd.to_datetime(t1, unit='s').isoformat(), events=int(len(w)))
     if len(w) < th.min_events:
         return [], pd.DataFrame(columns=['metric', 'test', 'statistic', 'p_value', 'psi', 'fired'])
-    names = [*INPUT_STATS, 'confidence']
-    m = len(names) + 1 + 2   # KS per input + confidence, class share, latency, memory
+    m = len(INPUT_STATS) + 1 + 1 + 2   # KS per input + confidence, class share, latency, memory
     a_each = th.alpha/m
-    tests, alerts = [], []
-    for k in names:
-        ks = stats.ks_2samp(ref[k], w[k])
-        p_ = psi(ref[k], w[k])
-        fire = ks.pvalue < a_each and p_ > th.psi
-        tests.append(dict(metric=k, test='KS + PSI', statistic=float(ks.statistic),
-                          p_value=float(ks.pvalue), psi=p_, fired=fire))
-        if fire:
-            seg = lambda g: stats.ks_2samp(ref[k], g[k]).pvalue
-            alerts.append(dict(kind='input drift' if k in INPUT_STATS else 'prediction drift',
-                               metric=k,
-                               value=dict(psi=round(p_, 3), ks=round(float(ks.statistic), 3),
-                                          p_value=float(ks.pvalue),
-                                          window_median=float(w[k].median()),
-                                          reference_median=float(np.median(ref[k]))),
-                               threshold=f'KS p < {a_each:.2g} (alpha {th.alpha} / {m} tests) '
-                                         f'and PSI > {th.psi}',
-                               window=win, devices=_segments(w, 'catalog_id', seg),
-                               versions=_segments(w, 'version', seg)))
-    med_ref, med_w = float(np.median(ref['confidence'])), float(w.confidence.median())
-    if med_w < (1 - th.conf_drop)*med_ref and any(a['metric'] == 'confidence' for a in alerts):
-        alerts.append(dict(kind='confidence collapse', metric='median confidence',
-                           value=dict(window=med_w, reference=med_ref),
-                           threshold=f'below (1 - {th.conf_drop}) x reference median, '
-                                     'with a significant confidence drift', window=win,
-                           devices=sorted(str(k) for k, g in w.groupby('catalog_id')
-                                          if g.confidence.median() < (1 - th.conf_drop)*med_ref),
-                           versions=sorted(str(k) for k, g in w.groupby('version')
-                                           if g.confidence.median() < (1 - th.conf_drop)*med_ref)))
-    share = np.bincount(w.prediction, minlength=len(ref['class_share']))/len(w)
-    top = int(share.argmax())
-    p_top = stats.binomtest(int((w.prediction == top).sum()), len(w),
-                            max(ref['class_share'][top], 1e-6), alternative='greater').pvalue
-    fire = share[top] > th.max_class_share and p_top < a_each
-    tests.append(dict(metric='class share', test='binomial', statistic=float(share[top]),
-                      p_value=float(p_top), psi=None, fired=fire))
-    if fire:
-        alerts.append(dict(kind='class collapse', metric=f'share of class {top}',
-                           value=dict(window=float(share[top]),
-                                      reference=float(ref['class_share'][top])),
-                           threshold=f'> {th.max_class_share} and binomial p < {a_each:.2g}',
-                           window=win,
-                           devices=sorted(str(k) for k, g in w.groupby('catalog_id')
-                                          if len(g) >= 10
-                                          and (g.prediction == top).mean() > th.max_class_share),
-                           versions=sorted(str(k) for k, g in w.groupby('version')
-                                           if (g.prediction == top).mean() > th.max_class_share)))
-    for metric in ('latency_ms', 'memory_mb'):
-        p_, ratio, per_dev = _ratio_test(w, metric, stable, candidate)
-        fire = p_ is not None and p_ < a_each and ratio - 1 > th.regression_tol
-        tests.append(dict(metric=metric,
-                          test=f'Mann-Whitney, {candidate} vs {stable} per phone model',
-                          statistic=ratio, p_value=p_, psi=None, fired=fire))
-        if fire:
-            alerts.append(dict(kind=('latency regression' if metric == 'latency_ms'
-                                     else 'memory regression'), metric=metric,
-                               value=dict(ratio=round(ratio, 3), p_value=float(p_)),
-                               threshold=f'increase > {th.regression_tol:.0%} and p < {a_each:.2g}',
-                               window=win,
-                               devices=sorted(d for d, (r_, pv) in per_dev.items()
-                                              if r_ - 1 > th.regression_tol and pv < 0.05),
-                               versions=[candidate]))
-    return alerts, pd.DataFrame(tests)
+    tests, alerts = drift_rules(w, ref, th, m, win)
+    alerts += confidence_rule(w, ref, th, any(a['metric'] == 'confidence' for a in alerts), win)
+    share_test, share_alerts = class_share_rule(w, ref, th, a_each, win)
+    reg_tests, reg_alerts = regression_rules(w, th, a_each, stable, candidate, win)
+    return alerts + share_alerts + reg_alerts, pd.DataFrame(tests + [share_test] + reg_tests)
 
 # %% ../nbs/06_monitoring.ipynb #dd4f732b
 def _client(uri:str):

@@ -42,8 +42,9 @@ PARAMS = ChapterParams('ondevice',
     Param('user_shots', int, quick=20, full=30, lo=1, hi=10_000,
           help="labelled photos per class the user's phone trains on (at most: a "
                "class with fewer keeps half)"),
-    Param('user_test', int, quick=40, full=60, lo=1, hi=10_000,
-          help="the user's held-out photos per class, never trained on (at most)"),
+    Param('user_test', int, quick=40, full=150, lo=1, hi=10_000,
+          help="the user's held-out photos per class, never trained on (at most: the full "
+               "profile takes every validation photo of the class left after the labelled ones)"),
     Param('et_steps', int, quick=40, full=100, lo=1, hi=100_000,
           help='training steps run by the ExecuTorch training runtime'),
     Param('et_batch', int, quick=16, lo=2, hi=1024,

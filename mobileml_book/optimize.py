@@ -27,15 +27,16 @@ from .training import (fit, load_models, save_checkpoint, load_checkpoint,
 from .constraints import load_devices, load_yardsticks
 
 # %% auto #0
-__all__ = ['RECIPES', 'PARAMS', 'GOALS', 'INT8_DOT_FLAGS', 'SQNR_KINDS', 'CHECKPOINT_FORMAT', 'file_bytes', 'example_input',
-           'measure', 'prunable', 'sparsity', 'layer_sparsity', 'prune_to', 'finalize_pruning', 'recalibrate_bn',
-           'freeze_bn', 'self_distill', 'finetune', 'magnitude_schedule', 'prune_channels', 'annotate_conv_clamp',
-           'clamp_aware', 'xnnpack_quantizer', 'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare',
-           'qat_convert', 'weight_only', 'lower_to_pte', 'to_pte', 'pte_runner', 'pte_latency_ms', 'graph_predict_fn',
-           'pte_predict_fn', 'int8_size_ceiling', 'int8_dot_isa', 'int8_sqnr', 'candidate_spec', 'n_layers', 'features',
-           'LatencyPredictor', 'mape', 'sample_space', 'within_budget', 'screen', 'search_trial', 'tune_search',
-           'lite_candidate', 'phone_estimates', 'pareto', 'rebuildable', 'save_variants', 'calibration_frames',
-           'Variant', 'Variants', 'load_variants', 'variant_file', 'load_variant']
+__all__ = ['RECIPES', 'PARAMS', 'GOALS', 'INT8_DOT_FLAGS', 'SQNR_KINDS', 'CHECKPOINT_FORMAT', 'PRUNED_FORMAT', 'file_bytes',
+           'example_input', 'measure', 'prunable', 'sparsity', 'layer_sparsity', 'prune_to', 'finalize_pruning',
+           'recalibrate_bn', 'freeze_bn', 'self_distill', 'finetune', 'magnitude_schedule', 'prune_channels',
+           'annotate_conv_clamp', 'clamp_aware', 'xnnpack_quantizer', 'export_program', 'export_graph', 'calibrate',
+           'ptq', 'qat_prepare', 'qat_convert', 'weight_only', 'lower_to_pte', 'to_pte', 'pte_runner', 'pte_latency_ms',
+           'graph_predict_fn', 'pte_predict_fn', 'int8_size_ceiling', 'int8_dot_isa', 'int8_sqnr', 'candidate_spec',
+           'n_layers', 'features', 'LatencyPredictor', 'mape', 'sample_space', 'within_budget', 'screen',
+           'search_trial', 'tune_search', 'lite_candidate', 'phone_estimates', 'pareto', 'rebuildable', 'fit_shapes',
+           'load_pruned', 'shape_rebuildable', 'save_variants', 'calibration_frames', 'Variant', 'Variants',
+           'load_variants', 'variant_file', 'load_variant']
 
 # %% ../nbs/03_optimization.ipynb #d1589d23
 RECIPES = ('naive', 'ptq', 'qat', 'weight_int8', 'fp16')
@@ -384,7 +385,7 @@ def prune_channels(net:nn.Module,       # a MobileNetV2-style or EfficientNet-Li
             net._conv_head, net._bn1 = (_take_conv(net._conv_head, out_idx=idx),
                                         _take_bn(net._bn1, idx))
             net._fc = _take_linear(net._fc, idx)
-        return net
+        return net.eval()          # the new batch norms too
     if not isinstance(net, MobileNetV2):
         raise TypeError(f"prune_channels knows MobileNetV2 and EfficientNetLite, not "
                         f"{type(net).__name__}")
@@ -398,7 +399,7 @@ def prune_channels(net:nn.Module,       # a MobileNetV2-style or EfficientNet-Li
                                              _take_bn(last[1], idx), nn.ReLU6(inplace=True))
             net.head[-1] = _take_linear(net.head[-1], idx)
             net.last = len(idx)
-    return net
+    return net.eval()
 
 # %% ../nbs/03_optimization.ipynb #1d9867ab
 def annotate_conv_clamp(gm:torch.fx.GraphModule,   # an exported graph before `prepare_pt2e`
@@ -908,6 +909,55 @@ def rebuildable(net:nn.Module,    # a float network
     return (type(net) is type(ref) and sd.keys() == rd.keys()
             and all(sd[k].shape == rd[k].shape and sd[k].dtype == rd[k].dtype for k in sd))
 
+# %% ../nbs/03_optimization.ipynb #rebld03
+def fit_shapes(net:nn.Module,  # a network `build_net` made (changed in place)
+               sd:dict,        # a state dict of the same architecture, fewer channels (`prune_channels`)
+              )->nn.Module:
+    "`net` with each conv, batch norm and linear layer resized to `sd`'s shapes, `sd` loaded (strict)."
+    for name, m in net.named_modules():
+        w = sd.get(f'{name}.weight' if name else 'weight')
+        layer = isinstance(m, (nn.Conv2d, nn.BatchNorm2d, nn.Linear))
+        if w is None or not layer or w.shape == m.weight.shape: continue
+        if isinstance(m, nn.Conv2d):
+            dw = m.groups > 1 and m.groups == m.in_channels == m.out_channels   # stays depthwise
+            m.out_channels = w.shape[0]
+            m.groups = w.shape[0] if dw else m.groups
+            m.in_channels = w.shape[1]*m.groups
+        elif isinstance(m, nn.BatchNorm2d): m.num_features = w.shape[0]
+        else: m.out_features, m.in_features = w.shape
+        for k, t in list(m.named_parameters(recurse=False)):
+            setattr(m, k, nn.Parameter(torch.empty_like(sd[f'{name}.{k}'])))
+        for k, t in list(m.named_buffers(recurse=False)):
+            if t is not None and f'{name}.{k}' in sd:
+                m.register_buffer(k, torch.empty_like(sd[f'{name}.{k}']))
+    net.load_state_dict(sd)
+    return net
+
+# %% ../nbs/03_optimization.ipynb #rebld05
+# a channel-pruned variant: weights + spec, rebuilt with `fit_shapes` (no pickled code either)
+PRUNED_FORMAT = 'checkpoint: channel-pruned state dict + model spec (fp32)'
+
+# %% ../nbs/03_optimization.ipynb #rebld06
+def load_pruned(path,   # a file `save_checkpoint` wrote for a channel-pruned network (no code runs)
+               )->tuple[nn.Module, ModelSpec]:
+    "The channel-pruned network and spec stored at `path`."
+    ck = torch.load(path, map_location='cpu', weights_only=True)
+    spec = ModelSpec.model_validate(ck['spec'])
+    return fit_shapes(build_net(spec), ck['state_dict']).eval(), spec
+
+# %% ../nbs/03_optimization.ipynb #rebld07
+def shape_rebuildable(net:nn.Module,    # a float network
+                      spec:ModelSpec,   # the spec it is saved with
+                     )->bool:
+    "True when `fit_shapes(build_net(spec), ...)` gives back `net`: same class, same outputs."
+    try:
+        ref = fit_shapes(build_net(spec), net.state_dict()).eval()
+        x = torch.rand(example_input(spec).shape)
+        with torch.no_grad():
+            same = torch.allclose(ref(x), copy.deepcopy(net).eval()(x), atol=1e-5)
+        return type(ref) is type(net) and same
+    except (KeyError, RuntimeError): return False
+
 # %% ../nbs/03_optimization.ipynb #fc998c14
 def save_variants(run:RunDir,            # the run whose optimization artifacts get them
                   nets:dict,             # name -> nn.Module or PT2E graph
@@ -928,7 +978,10 @@ def save_variants(run:RunDir,            # the run whose optimization artifacts 
         elif rebuildable(net, spec):      # weights + spec: loading it back runs no pickled code
             f = save_checkpoint(art/f'{slug}.pt', net, spec)
             fmt = CHECKPOINT_FORMAT
-        else:                             # another architecture (channel-pruned, weight-only)
+        elif shape_rebuildable(net, spec):    # channel-pruned: the same, resized by `fit_shapes`
+            f = save_checkpoint(art/f'{slug}.pt', net, spec)
+            fmt = PRUNED_FORMAT
+        else:                             # no spec describes it (weight-only storage, your own net)
             f = art/f'{slug}.pt'
             with atomic_path(f) as tmp: torch.save(net, tmp)
             fmt = 'pickled nn.Module (fp32)'
@@ -1010,6 +1063,7 @@ def load_variant(run:RunDir,            # the run (a RunDir or its path)
     if f.suffix == '.pt2': import torchao.quantization.pt2e.quantize_pt2e
     if f.suffix == '.pt2': net = _trainable(torch.export.load(f).module())
     elif r.format == CHECKPOINT_FORMAT: net = load_checkpoint(f)[0]
+    elif r.format == PRUNED_FORMAT: net = load_pruned(f)[0]
     # only this chapter's own files get here: another architecture, pickled whole
     else: net = torch.load(f, map_location='cpu', weights_only=False)
     return net, r.spec, r

@@ -4,7 +4,8 @@
 
 # %% ../nbs/07_pipeline.ipynb #1a2829cb
 from __future__ import annotations
-import os, sys, re, json, time, hashlib, argparse, shutil, importlib, base64, html, textwrap
+import contextlib, os, sys, re, json, time, hashlib, argparse, shutil, importlib, base64, html
+import textwrap
 from pathlib import Path
 import yaml
 from .rundir import (ChapterParams, Goal, check_replaceable, ParamError, PROFILES,
@@ -12,8 +13,9 @@ from .rundir import (ChapterParams, Goal, check_replaceable, ParamError, PROFILE
 
 # %% auto #0
 __all__ = ['BUDGET_S', 'BOOK_GOALS', 'COMMANDS', 'Chapter', 'book_config', 'find_chapters', 'parse_overrides', 'resolve_params',
-           'resolve_path_value', 'fingerprint', 'StepFailed', 'run_chapter', 'findings', 'build_report', 'run_book',
-           'params_table', 'bench', 'goals', 'book_timing', 'build_readme', 'threading_main', 'cli_parser', 'main']
+           'resolve_path_value', 'fingerprint', 'StepFailed', 'run_chapter', 'findings', 'build_report',
+           'read_params_file', 'select_chapters', 'open_run', 'book_on_path', 'run_step', 'run_book', 'params_table',
+           'bench', 'goals', 'book_timing', 'build_readme', 'threading_main', 'cli_parser', 'main']
 
 # %% ../nbs/07_pipeline.ipynb #47f11f37
 class Chapter:
@@ -320,6 +322,87 @@ def _machine()->str:
     import platform
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
+# %% ../nbs/07_pipeline.ipynb #runbk01
+def read_params_file(params_file,   # a YAML file of parameters (flat or by chapter); None: none
+                    )->dict:
+    "The parameters in `params_file`, or ParamError naming what is wrong with the file."
+    if not params_file: return {}
+    pf = Path(params_file)
+    if not pf.exists(): raise ParamError(f"--params {pf}: file not found")
+    try: fv = yaml.safe_load(pf.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ParamError(f"--params {pf}: not valid YAML: {e}") from None
+    if not isinstance(fv, dict):
+        raise ParamError(f"--params {pf}: expected a mapping of name: value")
+    return fv
+
+# %% ../nbs/07_pipeline.ipynb #runbk02
+def select_chapters(chapters:list,  # `find_chapters`' result, in book order
+                    only=None,      # keys, notebook names or numbers to keep; None or empty: all
+                   )->list:
+    "The chapters `only` names, in book order; ParamError naming any that is not a chapter."
+    unknown = [s for s in only or [] if not any(c.matches(s) for c in chapters)]
+    if unknown:
+        raise ParamError(f"--only {', '.join(unknown)}: no such chapter; chapters: "
+                         f"{', '.join(c.key for c in chapters)}")
+    return [c for c in chapters if not only or any(c.matches(s) for s in only)]
+
+# %% ../nbs/07_pipeline.ipynb #runbk03
+def open_run(path,              # the run directory's path
+             resume:bool=False, # continue the run there
+             force:bool=False,  # delete the run there first (never a folder that is not a run)
+            )->RunDir:
+    "The run directory at `path`, refusing to write over a run unless told to resume or start over."
+    run = RunDir(Path(path))
+    if run.status_path.exists() and not (resume or force):
+        raise ParamError(f"{run.path} already holds a run: pass --resume to continue it, --force "
+                         f"to start it over, or choose another --out")
+    if force: check_replaceable(run.path, '--out', ('status.json',))
+    if force and run.path.exists(): shutil.rmtree(run.path)
+    return run
+
+# %% ../nbs/07_pipeline.ipynb #runbk04
+@contextlib.contextmanager
+def book_on_path(root:Path):   # the book's checkout: its library is what the kernels import
+    "Put `root` first on PYTHONPATH for the kernels started inside, restoring it afterwards."
+    old = os.environ.get('PYTHONPATH')
+    os.environ['PYTHONPATH'] = str(root) + (os.pathsep + old if old else '')
+    try: yield
+    finally:
+        if old is None: os.environ.pop('PYTHONPATH', None)
+        else: os.environ['PYTHONPATH'] = old
+
+# %% ../nbs/07_pipeline.ipynb #runbk05
+def run_step(c:Chapter,       # the chapter to run
+             run:RunDir,      # the run directory its status, notebook and report go to
+             profile:str,     # 'quick' or 'full'
+             values:dict,     # its validated parameters
+             fp:str,          # its fingerprint (`fingerprint`), kept to skip it on --resume
+             tag:str,         # the progress line's prefix, e.g. '[2/8] 01_data'
+             progress:bool=True,  # papermill's cell progress bar
+             log=print):      # called with each progress line
+    "Run one chapter into `run`, keeping its status and the report current; re-raises what stopped it."
+    t0 = time.time()
+    took = lambda: round(time.time() - t0, 1)
+    run.update_status(c.name, state='running', started=now_iso(), finished=None, seconds=None,
+                      fingerprint=fp, error=None)
+    log(f"{tag}: running ...")
+    try: nb = run_chapter(c, run, profile, values, progress=progress)
+    except KeyboardInterrupt:
+        run.update_status(c.name, state='failed', finished=now_iso(), seconds=took(),
+                          error='interrupted')
+        raise
+    except StepFailed as e:
+        run.update_status(c.name, state='failed', finished=now_iso(), seconds=took(), error=e.error,
+                          failed_cell=e.cell_source, notebook=str(e.notebook))
+        build_report(run)
+        log(f"{tag}: FAILED after {took()}s")
+        raise
+    run.update_status(c.name, state='done', finished=now_iso(), seconds=took(),
+                      notebook=str(nb.relative_to(run.path)))
+    build_report(run)
+    log(f"{tag}: done in {took()}s")
+
 # %% ../nbs/07_pipeline.ipynb #c77b0be4-1
 def run_book(profile:str='quick',          # 'quick' (seconds per chapter) or 'full' (the book's numbers)
              params_file:str|None=None,    # YAML of parameters: flat, or nested by chapter
@@ -336,74 +419,26 @@ def run_book(profile:str='quick',          # 'quick' (seconds per chapter) or 'f
     cfg = book_config(root)
     root = Path(cfg['root'])
     chapters = find_chapters(root)
-    if only:
-        unknown = [s for s in only if not any(c.matches(s) for c in chapters)]
-        if unknown:
-            raise ParamError(f"--only {', '.join(unknown)}: no such chapter; chapters: "
-                             f"{', '.join(c.key for c in chapters)}")
-    fv = {}
-    if params_file:
-        pf = Path(params_file)
-        if not pf.exists(): raise ParamError(f"--params {pf}: file not found")
-        try: fv = yaml.safe_load(pf.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ParamError(f"--params {pf}: not valid YAML: {e}") from None
-        if not isinstance(fv, dict):
-            raise ParamError(f"--params {pf}: expected a mapping of name: value")
+    selected = select_chapters(chapters, only)
     ov = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
-    # everything validated before anything is written
-    vals = resolve_params(chapters, profile, fv, ov)
-    run = RunDir(Path(out) if out else root/'runs'/profile)
-    if run.status_path.exists() and not (resume or force):
-        raise ParamError(f"{run.path} already holds a run: pass --resume to continue it, --force "
-                         f"to start it over, or choose another --out")
-    # --force deletes a run, never a reader's folder
-    if force: check_replaceable(run.path, '--out', ('status.json',))
-    if force and run.path.exists(): shutil.rmtree(run.path)
-    selected = [c for c in chapters if not only or any(c.matches(s) for s in only)]
+    vals = resolve_params(chapters, profile, read_params_file(params_file), ov)   # all checked
+    run = open_run(Path(out) if out else root/'runs'/profile, resume, force)
     old = run.status().get('steps', {}) if resume else {}
     run.write_params({'profile': profile, 'chapters': vals})
     run.update_status(None, profile=profile, machine=_machine(), started=now_iso())
     for c in selected:
-        if c.name not in old or old[c.name].get('state') != 'done':
-            run.update_status(c.name, state='pending')
-    lib_hash = _lib_hash(root, cfg['lib_name'])
-    env_path = os.environ.get('PYTHONPATH', '')
-    os.environ['PYTHONPATH'] = str(root) + (os.pathsep + env_path if env_path else '')
-    rerun, t_all = False, time.time()
-    try:
+        if old.get(c.name, {}).get('state') != 'done': run.update_status(c.name, state='pending')
+    lib_hash, rerun, t_all = _lib_hash(root, cfg['lib_name']), False, time.time()
+    with book_on_path(root):
         for i, c in enumerate(selected, 1):
-            fp = fingerprint(c, profile, vals[c.key], lib_hash)
-            prev = old.get(c.name, {})
+            fp, prev = fingerprint(c, profile, vals[c.key], lib_hash), old.get(c.name, {})
             tag = f"[{i}/{len(selected)}] {c.name}"
+            # once one step ran, every later one runs: it may read what that step changed
             if resume and not rerun and prev.get('state') == 'done' and prev.get('fingerprint') == fp:
                 log(f"{tag}: unchanged since {prev.get('finished')}, skipped")
                 continue
             rerun = True
-            t0 = time.time()
-            run.update_status(c.name, state='running', started=now_iso(), finished=None,
-                              seconds=None, fingerprint=fp, error=None)
-            log(f"{tag}: running ...")
-            try: nb = run_chapter(c, run, profile, vals[c.key], progress=progress)
-            except KeyboardInterrupt:
-                run.update_status(c.name, state='failed', finished=now_iso(),
-                                  seconds=round(time.time()-t0, 1), error='interrupted')
-                raise
-            except StepFailed as e:
-                run.update_status(c.name, state='failed', finished=now_iso(),
-                                  seconds=round(time.time()-t0, 1), error=e.error,
-                                  failed_cell=e.cell_source, notebook=str(e.notebook))
-                build_report(run)
-                log(f"{tag}: FAILED after {time.time()-t0:.1f}s")
-                raise
-            run.update_status(c.name, state='done', finished=now_iso(),
-                              seconds=round(time.time()-t0, 1),
-                              notebook=str(nb.relative_to(run.path)))
-            build_report(run)
-            log(f"{tag}: done in {time.time()-t0:.1f}s")
-    finally:
-        os.environ['PYTHONPATH'] = env_path
-        if not env_path: del os.environ['PYTHONPATH']
+            run_step(c, run, profile, vals[c.key], fp, tag, progress, log)
     run.update_status(None, finished=now_iso(), seconds=round(time.time()-t_all, 1))
     build_report(run)
     for ch, f in findings(run.metrics()): log(f"finding ({ch}): {f}")

@@ -18,8 +18,9 @@ from .pipeline import (book_config, find_chapters, resolve_params, fingerprint,
 
 # %% auto #0
 __all__ = ['Grid', 'load_grid', 'Point', 'plan_points', 'Stage', 'plan_stages', 'relocate', 'StageResult', 'stage_done',
-           'run_stage', 'PointState', 'Ledger', 'load_ledger', 'settle', 'ship_phone', 'one_chain', 'sweep',
-           'exports_table', 'pareto_front', 'pick', 'points_table', 'plot_pareto', 'sweep_report', 'sweep_bench']
+           'run_stage', 'PointState', 'Ledger', 'load_ledger', 'settle', 'ship_phone', 'one_chain', 'open_ledger',
+           'schedule', 'sweep', 'exports_table', 'pareto_front', 'pick', 'points_table', 'plot_pareto', 'sweep_report',
+           'sweep_bench']
 
 # %% ../nbs/09_sweeps.ipynb #028b9abb
 class Grid(BaseModel):
@@ -339,6 +340,54 @@ def one_chain(todo:list[Stage],            # the stages still to run
     deepest = max(todo, key=lambda s: len(above(s)))
     return {s.key for s in todo} - {deepest.key} <= above(deepest)
 
+# %% ../nbs/09_sweeps.ipynb #09ledg1
+def open_ledger(out:Path,            # the sweep folder (created); ParamError: it holds a sweep
+                grid:Grid,           # the validated grid
+                points:list[Point],  # `plan_points(grid)`
+                stages:list[Stage],  # `plan_stages(points)`
+                resume:bool=False,   # keep the points a sweep there finished (and still on disk)
+               )->tuple[Ledger, dict]:
+    "The sweep's ledger, written with the grid and the plan, and each point's last stage key."
+    if (out/'sweep.json').exists() and not resume:
+        raise ParamError(f"{out} already holds a sweep: pass --resume to continue it, or choose "
+                         f"another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    old = load_ledger(out).points if (out/'sweep.json').exists() else {}
+    by_key = {s.key: s for s in stages}
+    last = {p.id: next(s.key for s in reversed(stages) if p.id in s.points) for p in points}
+    led = Ledger(grid=grid, created=now_iso(), updated=now_iso(), stages=len(stages),
+                 points={p.id: PointState(id=p.id, values=p.values, dir=by_key[last[p.id]].dir)
+                         for p in points})
+    for pid, ps in old.items():
+        if pid in led.points and ps.state == 'done' and stage_done(out/ps.dir, by_key[last[pid]]):
+            led.points[pid] = ps
+    atomic_write(out/'grid.yaml', yaml.safe_dump(grid.model_dump(), sort_keys=False))
+    atomic_write(out/'plan.json', dumps(dict(points=[p.model_dump() for p in points],
+                                             stages=[s.model_dump() for s in stages])))
+    atomic_write(out/'sweep.json', led.model_dump_json(indent=1))
+    return led, last
+
+# %% ../nbs/09_sweeps.ipynb #09sched1
+def schedule(stages:list[Stage],         # the plan's stages: a tree, each below its parent
+             start,                      # start(stage) -> `StageResult` (ran here) or a handle (runs elsewhere)
+             wait,                       # wait({handle: stage}) -> (handle, StageResult), one that ended
+             max_parallel:int|None=None, # at most this many handles out at once (None: no limit)
+            ):
+    "Yield (stage, result) as each stage ends, starting a stage only once its parent is done."
+    ready, pending = [s for s in stages if s.parent is None], {}
+    def ended(s, res):
+        if res.state == 'done': ready.extend(c for c in stages if c.parent == s.key)
+        return s, res
+    while ready or pending:
+        while ready and len(pending) < (max_parallel or len(stages)):
+            s = ready.pop(0)
+            h = start(s)
+            if isinstance(h, StageResult): yield ended(s, h)
+            else: pending[h] = s
+        if pending:
+            h, res = wait(pending)
+            yield ended(pending.pop(h), res)
+
 # %% ../nbs/09_sweeps.ipynb #31296be3
 def sweep(grid_file,                 # the grid (YAML; see `Grid`)
           out,                       # the sweep folder: a path every node can reach (shared filesystem)
@@ -363,25 +412,9 @@ def sweep(grid_file,                 # the grid (YAML; see `Grid`)
     points = plan_points(grid, root, cwd=Path(grid_file).resolve().parent)
     ship_phone(grid.phone)
     stages, out = plan_stages(points), Path(out).resolve()
-    if (out/'sweep.json').exists() and not resume:
-        raise ParamError(f"{out} already holds a sweep: pass --resume to continue it, or choose "
-                         f"another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    old = load_ledger(out).points if (out/'sweep.json').exists() else {}
+    led, last = open_ledger(out, grid, points, stages, resume)
     by_key, pt = {s.key: s for s in stages}, {p.id: p for p in points}
-    last = {p.id: next(s.key for s in reversed(stages) if p.id in s.points) for p in points}
-    led = Ledger(grid=grid, created=now_iso(), updated=now_iso(), stages=len(stages),
-                 points={p.id: PointState(id=p.id, values=p.values, dir=by_key[last[p.id]].dir)
-                         for p in points})
-    for pid, ps in old.items():
-        if pid in led.points and ps.state == 'done' and stage_done(out/ps.dir, by_key[last[pid]]):
-            led.points[pid] = ps
-    atomic_write(out/'grid.yaml', yaml.safe_dump(grid.model_dump(), sort_keys=False))
-    atomic_write(out/'plan.json',
-                 dumps(dict(points=[p.model_dump() for p in points],
-                            stages=[s.model_dump() for s in stages])))
     save = lambda: atomic_write(out/'sweep.json', led.model_dump_json(indent=1))
-    save()
     t0 = time.time()
     n_done = sum(ps.state == 'done' for ps in led.points.values())
     todo = [s for s in stages if not stage_done(out/s.dir, s)]
@@ -393,40 +426,28 @@ def sweep(grid_file,                 # the grid (YAML; see `Grid`)
     with (ray_session(address) if use_ray else nullcontext()) as ray, \
          tqdm(total=len(points), initial=n_done, desc='sweep points', disable=not progress) as bar:
         task = ray.remote(num_cpus=cpus_per_point, max_retries=3)(run_stage) if use_ray else None
-        ready, pending = [s for s in stages if s.parent is None], {}
-        def finish(s, res):
+        failed = lambda s, err: StageResult(key=s.key, state='failed', error=err,
+                                            chapter='(the sweep task)')
+        def start(s):
+            if stage_done(out/s.dir, s): return StageResult(key=s.key, state='done')
+            args = (str(out), s, by_key[s.parent].dir if s.parent else None, pt[s.points[0]],
+                    grid.profile, root)
+            if task is not None: return task.remote(*args)
+            try: return run_stage(*args)
+            except Exception as e: return failed(s, f"{type(e).__name__}: {e}")
+        def wait(pending):
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            try: return ref, ray.get(ref)
+            # the task itself failed: its retries on other nodes were used up
+            except Exception as e:
+                return ref, failed(pending[ref], f"{type(e).__name__}: {str(e).splitlines()[0]}")
+        for s, res in schedule(stages, start, wait, max_parallel):
             for pid in settle(led, s, res, last):
                 bar.update(1)
                 ps = led.points[pid]
                 if ps.state != 'done':
                     log(f"point {pid} {ps.values}: {ps.state} in {ps.chapter}: {ps.error}")
             save()
-            if res.state == 'done': ready.extend(c for c in stages if c.parent == s.key)
-        while ready or pending:
-            while ready and len(pending) < (max_parallel or len(stages)):
-                s = ready.pop(0)
-                if stage_done(out/s.dir, s):
-                    finish(s, StageResult(key=s.key, state='done'))
-                    continue
-                args = (str(out), s, by_key[s.parent].dir if s.parent else None, pt[s.points[0]],
-                        grid.profile, root)
-                if task is None:
-                    try: res = run_stage(*args)
-                    except Exception as e:
-                        res = StageResult(key=s.key, state='failed', chapter='(the sweep task)',
-                                          error=f"{type(e).__name__}: {e}")
-                    finish(s, res)
-                    continue
-                pending[task.remote(*args)] = s
-            if not pending: continue
-            [ref], _ = ray.wait(list(pending), num_returns=1)
-            s = pending.pop(ref)
-            try: res = ray.get(ref)
-            # the task itself failed: its retries on other nodes were used up
-            except Exception as e:
-                err = f"{type(e).__name__}: {str(e).splitlines()[0]}"
-                res = StageResult(key=s.key, state='failed', chapter='(the sweep task)', error=err)
-            finish(s, res)
     led.seconds = round(time.time() - t0, 1)
     save()
     sweep_report(out)
