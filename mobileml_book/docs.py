@@ -491,7 +491,7 @@ p.lead{font-size:1.25em;color:var(--pst-color-text-muted)}
 p.run-note{font-size:.9em;color:var(--pst-color-text-muted);border-left:3px solid var(--pst-color-primary);padding-left:.6em}
 img.math-svg{vertical-align:middle;display:inline}
 div.math-display{text-align:center;margin:1em 0}
-div.cell_input div.highlight pre{white-space:pre-wrap;overflow-wrap:anywhere}
+div.highlight pre{white-space:pre-wrap;overflow-wrap:anywhere}
 div.cell_output div.output.stream pre{white-space:pre-wrap;overflow-wrap:anywhere}
 """
 
