@@ -411,6 +411,18 @@ def write_params(self:RunDir, params:dict):   # the resolved parameters, JSON-ab
     "Write params.yaml atomically."
     atomic_write(self.params_path, yaml.safe_dump(json.loads(dumps(params)), sort_keys=False))
 
+# %% ../nbs/07a_rundir.ipynb #rund0d-4
+@patch
+def of_run(self:ChapterParams, run,   # a RunDir (or its path) whose params.yaml holds this chapter's values
+          ):
+    "This chapter's parameters as `run` resolved them: a typed, validated record; ParamError when none are there."
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    vals = run.params().get('chapters', {}).get(self.chapter)
+    if vals is None:
+        raise ParamError(f"{run.path} holds no parameters of the {self.chapter!r} chapter: "
+                         "run that chapter into this run directory first")
+    return self.model(**self.validate(vals))
+
 # %% ../nbs/07a_rundir.ipynb #rund0e
 @patch
 def figures(self:RunDir, chapter:str|None=None   # one chapter's key, or None for all

@@ -459,21 +459,21 @@ def exports_table(out,                 # the sweep folder
                  )->pd.DataFrame:      # one row per export of every finished point that ran the Conversion chapter
     "Every export of every finished point: size, phone-photo accuracy, estimated latency on `phone`, and whether it fits."
     from mobileml_book.convert import load_records
-    from mobileml_book.deploy import estimate_ms
+    from mobileml_book.deploy import estimate_ms, PARAMS as DEPLOY
     led, rows = load_ledger(out), []
     for pid, ps in led.points.items():
         run = RunDir(Path(out)/ps.dir)
         if (ps.state != 'done'
             or run.status().get('steps', {}).get('04_conversion', {}).get('state') != 'done'):
             continue
-        dep = run.params()['chapters']['deployment']
+        dep = DEPLOY.of_run(run)     # the Deployment chapter's budgets, as this point resolved them
         for r in load_records(run).records:
             fid = r.fidelity
             host = r.latency.p50_ms if r.latency else None
-            est = None if host is None else estimate_ms(host, dep['host_ghz'],
+            est = None if host is None else estimate_ms(host, dep.host_ghz,
                                                         float(phone.cpu_max_ghz))
             mb = r.size_bytes/1e6
-            fits = est is not None and est <= dep['latency_budget_ms'] and mb <= dep['model_budget_mb']
+            fits = est is not None and est <= dep.latency_budget_ms and mb <= dep.model_budget_mb
             rows.append(dict(point=pid, **ps.values, export=r.name, size_mb=mb,
                              phone_c_acc=fid.phone_c_accuracy if fid else None,
                              acc=fid.accuracy if fid else None,
