@@ -15,13 +15,13 @@ from .pipeline import book_config, run_book, _default_exp, _has_parameters
 from .rundir import OWNED_MARK, check_replaceable
 
 # %% auto #0
-__all__ = ['APPENDIX', 'CALLOUTS', 'WIDGET_MIME', 'WIDGET_NOTE', 'PROGRESS_RE', 'REPORT_CSS', 'SITE_CSS', 'FAVICON', 'Page',
-           'site_name', 'nb_title', 'book_pages', 'quarto_sidebar', 'myst_toctrees', 'latest_book_run', 'docs_run',
-           'exec_show_docs_only', 'BookFilter', 'split_title_cell', 'nbdev_process', 'mixed_import_cells',
+__all__ = ['APPENDIX', 'CALLOUTS', 'WIDGET_MIME', 'WIDGET_NOTE', 'PROGRESS_RE', 'FOLD_LINES', 'REPORT_CSS', 'SITE_CSS', 'FAVICON',
+           'Page', 'site_name', 'nb_title', 'book_pages', 'quarto_sidebar', 'myst_toctrees', 'latest_book_run',
+           'docs_run', 'exec_show_docs_only', 'BookFilter', 'split_title_cell', 'nbdev_process', 'mixed_import_cells',
            'split_directives', 'callouts_to_myst', 'doc_link_rewriter', 'doc_anchors', 'nb_link_rewriter',
-           'clean_show_doc', 'is_progress_bar', 'static_output', 'myst_notebook', 'api_markdown', 'report_markdown',
-           'sphinx_conf', 'math_svg', 'setup', 'stage_sphinx', 'build_sphinx', 'static_outputs', 'stage_quarto',
-           'build_quarto', 'check_site', 'build_docs', 'cli']
+           'clean_show_doc', 'is_progress_bar', 'static_output', 'fold_long_cells', 'myst_notebook', 'api_markdown',
+           'report_markdown', 'sphinx_conf', 'math_svg', 'setup', 'stage_sphinx', 'build_sphinx', 'static_outputs',
+           'stage_quarto', 'build_quarto', 'check_site', 'build_docs', 'cli']
 
 # %% ../nbs/07b_docs.ipynb #879e9d0d
 @dataclass
@@ -385,6 +385,24 @@ def _output(o:dict, links, asis:bool)->dict|None:
                     data={'text/markdown': links(''.join(o['text']))})
     return o
 
+# %% ../nbs/07b_docs.ipynb #9a042c9f-4a
+# code cells longer than this are folded on the site: the reader sees the prose and the output first
+FOLD_LINES = 12
+
+# %% ../nbs/07b_docs.ipynb #9a042c9f-4b
+def fold_long_cells(nb:dict,                # a notebook as JSON (not changed)
+                    max_lines:int=FOLD_LINES,  # code lines (directives not counted) a cell may show unfolded
+                   )->dict:
+    "A copy of `nb` whose long code cells carry `#| code-fold: true` (a click shows the code; the output stays)."
+    nb = copy.deepcopy(nb)
+    for c in nb['cells']:
+        if c['cell_type'] != 'code': continue
+        src = ''.join(c['source'])
+        dirs, code = split_directives(src)
+        if len(code.splitlines()) > max_lines and not {'code-fold', 'echo', 'include'} & set(dirs):
+            c['source'] = '#| code-fold: true\n' + src
+    return nb
+
 # %% ../nbs/07b_docs.ipynb #9a042c9f-5
 def myst_notebook(nb:dict,              # from `nbdev_process`
                   links=None,           # a str -> str link rewriter for markdown; None: links kept
@@ -393,7 +411,7 @@ def myst_notebook(nb:dict,              # from `nbdev_process`
     "A notebook from `nbdev_process` made ready for MyST-NB (title, directives, callouts, links, widgets)."
     links = links or (lambda s: s)
     cells = []
-    for i, c in enumerate(nb['cells']):
+    for i, c in enumerate(fold_long_cells(nb)['cells']):
         src, meta = ''.join(c.get('source', '')), c.get('metadata', {})
         tags = [t for t in meta.get('tags', []) if t != 'parameters']
         if 'injected-parameters' in tags: continue
@@ -700,7 +718,7 @@ def stage_quarto(stage,       # folder for the copy of the book; deleted and rew
     for p in pages:
         if p.kind == 'notebook':
             src = run/'notebooks'/p.src if run and (run/'notebooks'/p.src).exists() else root/nbs_rel/p.src
-            nb = static_outputs(json.loads(src.read_text()))   # no widget state on a static page
+            nb = fold_long_cells(static_outputs(json.loads(src.read_text())))   # no widget state on a page
             (nbs/p.src).write_text(json.dumps(split_title_cell(nb), indent=1))
         elif p.kind == 'api':
             (nbs/p.name).parent.mkdir(parents=True, exist_ok=True)
