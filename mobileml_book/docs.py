@@ -374,8 +374,8 @@ def static_output(o:dict,   # one cell output, as nbformat stores it (not change
 
 # %% ../nbs/07b_docs.ipynb #9a042c9f-4
 def _output(o:dict, links, asis:bool)->dict|None:
-    o = static_output(o)
-    if o is None or WIDGET_NOTE in o.get('data', {}).get('text/markdown', ''): return o
+    s = static_output(o)
+    if s is not o: return s              # a progress bar (None) or a widget's note
     o, d = copy.deepcopy(o), o.get('data', {})
     if 'text/markdown' in d:
         t = ''.join(d['text/markdown'])
