@@ -611,8 +611,9 @@ def cli_parser()->argparse.ArgumentParser:
     sw.add_argument('--address', help="a Ray cluster's head, HOST:PORT (default: a local Ray "
                                       "instance for this sweep)")
     sw.add_argument('--max-parallel', type=int, help='at most this many stages at once')
-    sw.add_argument('--cpus-per-point', type=float, default=1.0,
-                    help='CPUs Ray reserves for each running stage')
+    sw.add_argument('--cpus-per-point', type=float,
+                    help='CPUs each stage reserves (default: every core of this machine, so '
+                         'stages run one at a time; 2 on a cluster)')
     sw.add_argument('--resume', action='store_true',
                     help='continue the sweep in --out: finished points are skipped')
     sw.add_argument('--no-progress', action='store_true')
@@ -621,9 +622,9 @@ def cli_parser()->argparse.ArgumentParser:
                                             'a grid (chapter 09)')
     sb.add_argument('grid')
     sb.add_argument('--out', default='runs/sweep-bench')
-    sb.add_argument('--skip', nargs='+', default=[], choices=['one-point', 'serial'],
+    sb.add_argument('--skip', nargs='+', default=[], choices=['one-point', 'parallel'],
                     help='leave out the one-point sweep (the overhead goal) or the '
-                         'one-stage-at-a-time sweep (the parallel gain)')
+                         'side-by-side sweep (what parallel stages gain here)')
     sub.add_parser('readme', help='write README.md from nbs/index.ipynb (without Quarto)')
     sub.add_parser('docs',
                    help='build the website into _docs/ (options: `mobileml-book docs --help`)',

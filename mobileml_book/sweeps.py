@@ -18,9 +18,9 @@ from .pipeline import (book_config, find_chapters, resolve_params, fingerprint,
 
 # %% auto #0
 __all__ = ['Grid', 'load_grid', 'Point', 'plan_points', 'Stage', 'plan_stages', 'relocate', 'StageResult', 'stage_done',
-           'run_stage', 'PointState', 'Ledger', 'load_ledger', 'settle', 'ship_phone', 'one_chain', 'open_ledger',
-           'schedule', 'sweep', 'exports_table', 'pareto_front', 'pick', 'points_table', 'plot_pareto', 'sweep_report',
-           'sweep_bench']
+           'run_stage', 'PointState', 'Ledger', 'load_ledger', 'settle', 'ship_phone', 'one_chain', 'node_cpus',
+           'stage_slots', 'open_ledger', 'schedule', 'sweep', 'exports_table', 'pareto_front', 'pick', 'points_table',
+           'plot_pareto', 'sweep_report', 'sweep_bench']
 
 # %% ../nbs/09_sweeps.ipynb #028b9abb
 class Grid(BaseModel):
@@ -340,6 +340,31 @@ def one_chain(todo:list[Stage],            # the stages still to run
     deepest = max(todo, key=lambda s: len(above(s)))
     return {s.key for s in todo} - {deepest.key} <= above(deepest)
 
+# %% ../nbs/09_sweeps.ipynb #09nodecpu
+def node_cpus(ray)->int:   # ray: the connected `ray` module (`ray_session`)
+    "The CPUs of the cluster's largest live node: the most one stage can reserve."
+    return int(max((n['Resources'].get('CPU', 0) for n in ray.nodes() if n['Alive']), default=0))
+
+# %% ../nbs/09_sweeps.ipynb #09slots1
+def stage_slots(cpus_per_point:float|None, # CPUs a stage reserves; None: every core here, 2 on a cluster
+                max_parallel:int|None,     # at most this many stages at once; None: as many as fit
+                cores:int,                 # this machine's cores; on a cluster, its largest node's CPUs
+                cluster:bool=False,        # the stages run on a cluster (`--address`)
+               )->tuple[float, int|None]:  # (CPUs per stage, stages at once; None: as the cluster fits)
+    "The CPUs each stage reserves and how many stages run at once; ParamError on a value out of range."
+    if max_parallel is not None and max_parallel < 1:
+        raise ParamError(f"--max-parallel {max_parallel}: must be at least 1")
+    if cpus_per_point is not None and not 0 < cpus_per_point <= 1024:
+        raise ParamError(f"--cpus-per-point {cpus_per_point}: must be above 0 and at most 1024")
+    cpus = float(cpus_per_point or (min(2, cores) if cluster else cores))
+    if cpus > cores:   # Ray would wait for ever for a machine that big
+        where = 'the largest node of the cluster has' if cluster else 'this machine has'
+        raise ParamError(f"--cpus-per-point {cpus_per_point:g}: {where} {cores} CPUs; "
+                         f"ask for at most {cores}")
+    if cluster: return cpus, max_parallel
+    fit = max(1, int(cores // cpus))
+    return cpus, min(fit, max_parallel or fit)
+
 # %% ../nbs/09_sweeps.ipynb #09ledg1
 def open_ledger(out:Path,            # the sweep folder (created); ParamError: it holds a sweep
                 grid:Grid,           # the validated grid
@@ -391,10 +416,10 @@ def schedule(stages:list[Stage],         # the plan's stages: a tree, each below
 # %% ../nbs/09_sweeps.ipynb #31296be3
 def sweep(grid_file,                 # the grid (YAML; see `Grid`)
           out,                       # the sweep folder: a path every node can reach (shared filesystem)
-          address:str|None=None,     # a Ray cluster's address; None: a local Ray instance for this sweep
-          max_parallel:int|None=None,# at most this many stages at once (None: as many as Ray has CPUs for)
+          address:str|None=None,     # a Ray cluster's address; None: this machine (`stage_slots`)
+          max_parallel:int|None=None,# at most this many stages at once (None: as many as fit)
           resume:bool=False,         # continue the sweep in `out`: finished stages and points are skipped
-          cpus_per_point:float=1.0,  # CPUs Ray reserves for each running stage
+          cpus_per_point:float|None=None, # CPUs each stage reserves (None: every core here, 2 on a cluster)
           root=None,                 # the book's checkout (the same path on every node)
           progress:bool=True,        # a progress bar over points
           log=print,                 # where progress lines go: a function of one str
@@ -402,10 +427,9 @@ def sweep(grid_file,                 # the grid (YAML; see `Grid`)
     "Validate every point, then run the grid's stages as Ray tasks into `out`; write the ledger and the sweep report."
     from tqdm.auto import tqdm
     grid = load_grid(grid_file)
-    if max_parallel is not None and max_parallel < 1:
-        raise ParamError(f"--max-parallel {max_parallel}: must be at least 1")
-    if not 0 < cpus_per_point <= 1024:
-        raise ParamError(f"--cpus-per-point {cpus_per_point}: must be above 0 and at most 1024")
+    # refused before anything is written (a cluster's node sizes are checked once it is joined)
+    cpus, slots = stage_slots(cpus_per_point, max_parallel, 1024 if address else os.cpu_count() or 1,
+                              cluster=bool(address))
     cfg = book_config(root)
     root = str(cfg['root'])
     # every point validated before anything runs
@@ -418,14 +442,16 @@ def sweep(grid_file,                 # the grid (YAML; see `Grid`)
     t0 = time.time()
     n_done = sum(ps.state == 'done' for ps in led.points.values())
     todo = [s for s in stages if not stage_done(out/s.dir, s)]
-    use_ray = bool(address) or not one_chain(todo, by_key)
-    log(f"sweep of {len(points)} points in {len(stages)} stages ({n_done} points already done) "
-        f"into {out}, "
-        + (f"on Ray ({address or 'a local instance'})" if use_ray
-           else 'in this process (nothing can run side by side)'))
+    use_ray = bool(address) or (slots > 1 and not one_chain(todo, by_key))
     with (ray_session(address) if use_ray else nullcontext()) as ray, \
          tqdm(total=len(points), initial=n_done, desc='sweep points', disable=not progress) as bar:
-        task = ray.remote(num_cpus=cpus_per_point, max_retries=3)(run_stage) if use_ray else None
+        if address:
+            cpus, slots = stage_slots(cpus_per_point, max_parallel, node_cpus(ray), cluster=True)
+        log(f"sweep of {len(points)} points in {len(stages)} stages ({n_done} points already "
+            f"done) into {out}, "
+            + (f"on Ray ({address or 'a local instance'}, {cpus:g} CPUs a stage)" if use_ray
+               else f"in this process, one stage at a time ({cpus:g} CPUs each)"))
+        task = ray.remote(num_cpus=cpus, max_retries=3)(run_stage) if use_ray else None
         failed = lambda s, err: StageResult(key=s.key, state='failed', error=err,
                                             chapter='(the sweep task)')
         def start(s):
@@ -441,7 +467,7 @@ def sweep(grid_file,                 # the grid (YAML; see `Grid`)
             # the task itself failed: its retries on other nodes were used up
             except Exception as e:
                 return ref, failed(pending[ref], f"{type(e).__name__}: {str(e).splitlines()[0]}")
-        for s, res in schedule(stages, start, wait, max_parallel):
+        for s, res in schedule(stages, start, wait, slots):
             for pid in settle(led, s, res, last):
                 bar.update(1)
                 ps = led.points[pid]
@@ -600,13 +626,13 @@ def sweep_report(out,   # the sweep folder
 def sweep_bench(grid_file,            # the grid to measure
                 out,                  # a scratch folder (emptied)
                 root=None,            # the book's checkout
-                skip=(),              # parts to leave out: 'one-point' (the overhead goal), 'serial' (the parallel gain)
+                skip=(),              # parts to leave out: 'one-point' (the overhead goal), 'parallel' (side by side)
                 log=print,            # where the summary goes: a function of one str
                )->dict:
     "Time one run, a one-point sweep and the whole sweep of `grid_file`; print the ratios the book's goals name."
-    bad = set(skip) - {'one-point', 'serial'}
+    bad = set(skip) - {'one-point', 'parallel'}
     if bad:
-        raise ParamError(f"skip: {', '.join(sorted(bad))}: no such part; parts: one-point, serial")
+        raise ParamError(f"skip: {', '.join(sorted(bad))}: no such part; parts: one-point, parallel")
     grid = load_grid(grid_file)
     out = Path(out)
     # a scratch folder (or an older bench's): never a reader's files
@@ -624,7 +650,7 @@ def sweep_bench(grid_file,            # the grid to measure
     one = out/'one.yaml'
     atomic_write(one, yaml.safe_dump(
         grid.model_copy(update=dict(grid={k: [v] for k, v in first.values.items()})).model_dump()))
-    t_one = t_serial = None
+    t_one = t_par = None
     if 'one-point' not in skip:
         t = time.time()
         sweep(one, out/'one', **quiet)
@@ -632,17 +658,17 @@ def sweep_bench(grid_file,            # the grid to measure
     t = time.time()
     led = sweep(grid_file, out/'all', **quiet)
     t_all = time.time() - t
-    if 'serial' not in skip:
+    if 'parallel' not in skip:
         t = time.time()
-        sweep(grid_file, out/'serial', max_parallel=1, **quiet)
-        t_serial = time.time() - t
+        sweep(grid_file, out/'parallel', cpus_per_point=1, **quiet)
+        t_par = time.time() - t
     n = len(led.points)
     r1 = lambda v: None if v is None else round(v, 1)
     res = dict(points=n, cpus=os.cpu_count(), run_s=r1(t_run), one_point_sweep_s=r1(t_one),
                overhead_s=None if t_one is None else r1(t_one - t_run),
                sweep_s=r1(t_all), separate_runs_s=r1(n*t_run), ratio=round(t_all/(n*t_run), 3),
-               serial_sweep_s=r1(t_serial),
-               parallel_gain=None if t_serial is None else round(t_serial/t_all, 3),
+               parallel_sweep_s=r1(t_par),
+               parallel_gain=None if t_par is None else round(t_all/t_par, 3),
                stages=led.stages, done=sum(p.state == 'done' for p in led.points.values()))
     lines = [f"grid {grid_file}: {n} points, {led.stages} stages, {res['cpus']} cores",
              f"  one run:             {res['run_s']:8.1f} s"]
@@ -653,8 +679,9 @@ def sweep_bench(grid_file,            # the grid to measure
               f"  the sweep:           {res['sweep_s']:8.1f} s  (ratio {res['ratio']:.2f}; "
               f"goal <= 0.5 for 8 points sharing data "
               f"and training; {res['done']} of {n} points done)"]
-    if t_serial is not None:
-        lines.append(f"  the sweep, one stage at a time: {res['serial_sweep_s']:.1f} s  "
-                     f"(running stages side by side gained {res['parallel_gain']:.2f}x)")
+    if t_par is not None:
+        lines.append(f"  the sweep, stages side by side (one core each): "
+                     f"{res['parallel_sweep_s']:.1f} s  ({res['parallel_gain']:.2f}x the speed "
+                     f"of one stage at a time with every core)")
     log('\n'.join(lines))
     return res
