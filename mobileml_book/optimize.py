@@ -941,9 +941,7 @@ PRUNED_FORMAT = 'checkpoint: channel-pruned state dict + model spec (fp32)'
 def load_pruned(path,   # a file `save_checkpoint` wrote for a channel-pruned network (no code runs)
                )->tuple[nn.Module, ModelSpec]:
     "The channel-pruned network and spec stored at `path`."
-    ck = torch.load(path, map_location='cpu', weights_only=True)
-    spec = ModelSpec.model_validate(ck['spec'])
-    return fit_shapes(build_net(spec), ck['state_dict']).eval(), spec
+    return load_checkpoint(path, fit=fit_shapes)
 
 # %% ../nbs/03_optimization.ipynb #rebld07
 def shape_rebuildable(net:nn.Module,    # a float network

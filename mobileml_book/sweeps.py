@@ -20,7 +20,7 @@ from .pipeline import (book_config, find_chapters, resolve_params, fingerprint,
 __all__ = ['Grid', 'load_grid', 'Point', 'plan_points', 'Stage', 'plan_stages', 'relocate', 'StageResult', 'stage_done',
            'run_stage', 'PointState', 'Ledger', 'load_ledger', 'settle', 'ship_phone', 'one_chain', 'node_cpus',
            'stage_slots', 'open_ledger', 'schedule', 'sweep', 'exports_table', 'pareto_front', 'pick', 'points_table',
-           'plot_pareto', 'sweep_report', 'sweep_bench']
+           'plot_pareto', 'sweep_report', 'chapter_seconds', 'sweep_bench']
 
 # %% ../nbs/09_sweeps.ipynb #028b9abb
 class Grid(BaseModel):
@@ -622,6 +622,13 @@ def sweep_report(out,   # the sweep folder
             f"<style>{css}</style></head>")
     return atomic_write(out/'report.html', f"{head}<body>{''.join(parts)}</body></html>")
 
+# %% ../nbs/09_sweeps.ipynb #09chsec1
+def chapter_seconds(run_dir:Path,   # a run directory (its status.json)
+                   )->float:
+    "Seconds the chapters of a run took, copied ones included (a sweep point's shared chapters keep their time)."
+    steps = json.loads((Path(run_dir)/'status.json').read_text()).get('steps', {})
+    return float(sum(v.get('seconds') or 0 for v in steps.values()))
+
 # %% ../nbs/09_sweeps.ipynb #dad9eac9
 def sweep_bench(grid_file,            # the grid to measure
                 out,                  # a scratch folder (emptied)
@@ -664,9 +671,14 @@ def sweep_bench(grid_file,            # the grid to measure
         t_par = time.time() - t
     n = len(led.points)
     r1 = lambda v: None if v is None else round(v, 1)
+    # points may differ in cost: each point's own chapters, timed where the sweep ran them (one stage at a
+    # time, every core: as in a run of its own), plus the runner's time around the chapters of one run
+    runner = t_run - chapter_seconds(out/'run')
+    own = sum(chapter_seconds(out/'all'/ps.dir) for ps in led.points.values()) + n*runner
     res = dict(points=n, cpus=os.cpu_count(), run_s=r1(t_run), one_point_sweep_s=r1(t_one),
                overhead_s=None if t_one is None else r1(t_one - t_run),
                sweep_s=r1(t_all), separate_runs_s=r1(n*t_run), ratio=round(t_all/(n*t_run), 3),
+               own_chapters_s=r1(own), ratio_own=round(t_all/own, 3),
                parallel_sweep_s=r1(t_par),
                parallel_gain=None if t_par is None else round(t_all/t_par, 3),
                stages=led.stages, done=sum(p.state == 'done' for p in led.points.values()))
@@ -678,10 +690,14 @@ def sweep_bench(grid_file,            # the grid to measure
     lines += [f"  {n} separate runs:   {res['separate_runs_s']:8.1f} s  ({n} x one run)",
               f"  the sweep:           {res['sweep_s']:8.1f} s  (ratio {res['ratio']:.2f}; "
               f"goal <= 0.5 for 8 points sharing data "
-              f"and training; {res['done']} of {n} points done)"]
+              f"and training; {res['done']} of {n} points done)",
+              f"  each point's own chapters: {res['own_chapters_s']:8.1f} s  (ratio "
+              f"{res['ratio_own']:.2f}: the first point's run stands for every point above, this "
+              f"adds up what each point computes)"]
     if t_par is not None:
         lines.append(f"  the sweep, stages side by side (one core each): "
                      f"{res['parallel_sweep_s']:.1f} s  ({res['parallel_gain']:.2f}x the speed "
                      f"of one stage at a time with every core)")
     log('\n'.join(lines))
+    atomic_write(out/'bench.json', dumps(res))
     return res

@@ -157,13 +157,15 @@ def save_checkpoint(path,                 # file to write (str or Path), replace
     return Path(path)
 
 # %% ../nbs/02_training.ipynb #46664def-1
-def load_checkpoint(path,   # file written by `save_checkpoint` (tensors and plain values only: no code runs)
+def load_checkpoint(path,     # a `save_checkpoint` file (tensors and plain values only: no code runs)
+                    fit=None, # fit(net, state_dict) -> net, for weights of other shapes; None: strict
                    )->tuple[nn.Module, ModelSpec]:
     "The network and spec stored by `save_checkpoint`."
     ck = torch.load(path, map_location='cpu', weights_only=True)
     spec = ModelSpec.model_validate(ck['spec'])
     net = build_net(spec)
-    net.load_state_dict(ck['state_dict'])
+    if fit is None: net.load_state_dict(ck['state_dict'])
+    else: net = fit(net, ck['state_dict'])
     return net.eval(), spec
 
 # %% ../nbs/02_training.ipynb #46664def-2

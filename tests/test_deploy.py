@@ -1,14 +1,15 @@
-"Chapter 05 over loopback: the delivery service and its client on a small store built here (no run, no conversion needed)."
+"Chapters 05 and 05b over loopback: the delivery service, its client and a guarded rollout on a small store built here (no run, no conversion needed)."
 import hashlib, json, os, shutil, socket, subprocess, sys
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
 import httpx
-from mobileml_book.deploy import (Budget, BundleError, DownloadInterrupted, Guardrails, LocalServer, NetworkFaults, Policy, Scenario,
-                                  active_bundle, app_model_dir, assign_catalog, bucket, buckets, candidate_table, fetch_model, get_rollout,
-                                  in_stage, load_bundle, load_signing_key, make_app, make_fleet, public_pem, publish, read_manifest,
-                                  set_rollout, sha256_file, simulate_rollout, store_candidates, store_controller)
+from mobileml_book.deploy import (Budget, BundleError, DownloadInterrupted, LocalServer, NetworkFaults, Policy, active_bundle,
+                                  app_model_dir, assign_catalog, bucket, buckets, candidate_table, fetch_model, get_rollout,
+                                  in_stage, load_bundle, load_signing_key, make_app, public_pem, publish, read_manifest,
+                                  set_rollout, sha256_file, store_candidates, store_controller)
+from mobileml_book.rollout import (Guardrails, Scenario, make_fleet, simulate_rollout)
 from mobileml_book.constraints import load_devices
 from mobileml_book.convert import ExportRecord
 
