@@ -1549,9 +1549,11 @@ def load_deployment(run,   # a `RunDir` or its path
     p = run.path/'artifacts'/'deployment'/'deployment.json'
     if not p.exists():
         print(f"no deployment hand-off in {run.path}: running the Deployment chapter with quick settings")
-        from mobileml_book.pipeline import find_chapters, run_chapter
-        ch = next(c for c in find_chapters() if c.key == PARAMS.chapter)
-        run_chapter(ch, run, 'quick', PARAMS.defaults('quick'), progress=False)
+        from mobileml_book.pipeline import book_config, book_on_path, find_chapters, run_chapter
+        root = Path(book_config()['root'])
+        ch = next(c for c in find_chapters(root) if c.key == PARAMS.chapter)
+        with book_on_path(root):     # the kernel imports this checkout's library, as in `run_book`
+            run_chapter(ch, run, 'quick', PARAMS.defaults('quick'), progress=False)
     try: rec = Deployment.model_validate_json(p.read_text())
     except ValueError as e:
         raise ValueError(f"{p} is not a Deployment hand-off this book can read ({e}): run the "

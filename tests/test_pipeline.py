@@ -47,6 +47,22 @@ def test_quick_run_hands_on_conversion_records(quick_run):
         assert f.is_file() and sha256_file(f) == r.sha256 and f.stat().st_size == r.size_bytes, r.name
         assert r.converter['torch'] and r.source['checkpoint_sha256'] and r.fidelity.passed, r.name
 
+def test_deployment_hands_on_one_record_and_remakes_it_when_missing(quick_run, tmp_path):
+    "Chapters 05b and 06 read chapter 05's store through `load_deployment`; a copied run without it gets it made with quick settings."
+    import shutil
+    from mobileml_book.deploy import load_deployment, get_rollout
+    out, _ = quick_run
+    dep = load_deployment(out)
+    assert dep.store.is_dir() and dep.public_key.is_file() and dep.stable != dep.candidate
+    assert {a.catalog_id for a in dep.assignment} and any(a.name for a in dep.assignment)
+    assert get_rollout(dep.store, dep.model)['stable'] == dep.candidate      # 05b's live rollout finished the candidate
+    assert json.loads((out/'metrics.json').read_text())['rollout']['yardstick_verdict']
+    cp = tmp_path/'copy'
+    shutil.copytree(out, cp, symlinks=True)
+    shutil.rmtree(cp/'artifacts'/'deployment')
+    again = load_deployment(cp)
+    assert again.store.is_relative_to(cp) and again.store.is_dir() and again.model == dep.model
+
 def test_goals_command_reads_the_run(quick_run):
     out, _ = quick_run
     r = cli('goals', out)
