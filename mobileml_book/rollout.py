@@ -4,15 +4,14 @@
 
 # %% ../nbs/05b_rollout.ipynb #ro0imp
 from __future__ import annotations
-import math, time
+import math
 from dataclasses import dataclass
 import numpy as np
 import pandas as pd
-import matplotlib.pyplot as plt
 from scipy import stats
 from tqdm.auto import tqdm
-from .rundir import Param, ChapterParams, RunDir
-from .deploy import BUCKETS, buckets, in_stage
+from .rundir import Param, ChapterParams
+from .deploy import buckets, in_stage
 
 # %% auto #0
 __all__ = ['PARAMS', 'make_fleet', 'Scenario', 'Guardrails', 'ratio_stats', 'compare_rates', 'sample_ratio_p',

@@ -424,7 +424,7 @@ def sweep(grid_file,                 # the grid (YAML; see `Grid`)
           progress:bool=True,        # a progress bar over points
           log=print,                 # where progress lines go: a function of one str
          )->Ledger:
-    "Validate every point, then run the grid's stages as Ray tasks into `out`; write the ledger and the sweep report."
+    "Validate every point, run the grid's stages into `out` (on Ray when several fit at once or on a cluster), report."
     from tqdm.auto import tqdm
     grid = load_grid(grid_file)
     # refused before anything is written (a cluster's node sizes are checked once it is joined)
