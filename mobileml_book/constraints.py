@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .rundir import Param, ChapterParams, RunDir, data_dir
 
 # %% auto #0
-__all__ = ['PARAMS', 'TIERS', 'NEON_FLOPS_PER_CYCLE', 'CPU_EFFICIENCY', 'CPU_WATTS', 'RADIO_WATTS', 'CHECK_LETTERS', 'Device',
-           'load_devices', 'plot_catalog', 'load_app_stores', 'cellular_cap_mb', 'load_brief_figures', 'load_networks',
-           'cloud_latency_ms', 'load_yardsticks', 'device_latency_ms', 'monthly_cost_usd', 'energy_mj',
+__all__ = ['PARAMS', 'TIERS', 'FORMATS', 'NEON_FLOPS_PER_CYCLE', 'CPU_EFFICIENCY', 'CPU_WATTS', 'RADIO_WATTS', 'CHECK_LETTERS',
+           'Device', 'load_devices', 'plot_catalog', 'load_app_stores', 'cellular_cap_mb', 'load_brief_figures',
+           'load_networks', 'cloud_latency_ms', 'load_yardsticks', 'device_latency_ms', 'monthly_cost_usd', 'energy_mj',
            'compare_device_cloud', 'load_reference_models', 'plot_latency_breakdown', 'gallery_minutes', 'ModelStats',
            'Budget', 'check_model', 'check_summary', 'failed_letters', 'fit_matrix', 'plot_fit_matrix', 'explorer']
 
@@ -73,6 +73,7 @@ class Device(BaseModel):
 
 # %% ../nbs/00_constraints.ipynb #5f285ffe-1
 TIERS = ('low', 'mid', 'high', 'flagship')
+FORMATS = ('onnx', 'tflite', 'coreml', 'executorch')   # the model files the book exports and ships
 
 # %% ../nbs/00_constraints.ipynb #2496aa4b
 def load_devices(path=None,   # catalog CSV (None: `data/devices.csv`); FileNotFoundError if missing

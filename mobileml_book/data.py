@@ -31,7 +31,7 @@ __all__ = ['CORRUPTIONS', 'PARAMS', 'AUTO_SIZE', 'AUTO_CHANNELS', 'FASHION_CLASS
            'preprocessing_contract', 'motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposure',
            'jpeg_roundtrip', 'jpeg', 'rotation', 'orientation', 'low_res', 'framing', 'to_float', 'to_uint8', 'batched',
            'corrupt', 'augmentation_gallery', 'MobileAugment', 'PhoneC', 'make_phone_c', 'save_phone_c', 'read_phone_c',
-           'tiny_cnn', 'fit_quick', 'torch_predict', 'accuracy', 'phone_c_accuracy', 'evaluate', 'plot_severity',
+           'tiny_cnn', 'train_baseline', 'torch_predict', 'accuracy', 'phone_c_accuracy', 'evaluate', 'plot_severity',
            'background_photos', 'SyntheticConfig', 'make_synthetic', 'concat', 'ConsentError', 'dhash', 'hamming',
            'GroundTruthQueue', 'load_version', 'simulate_field', 'torch_proba', 'SplitCard', 'PhoneCCard',
            'SyntheticCard', 'DatasetCard', 'dataset_card', 'card_markdown', 'save_card', 'save_splits', 'read_splits',
@@ -969,7 +969,7 @@ def tiny_cnn(channels:int=1,    # input channels: 1 grey, 3 RGB
 def _norm(x:np.ndarray)->torch.Tensor: return to_float(x)*2 - 1    # uint8 -> [-1, 1]
 
 # %% ../nbs/01_data.ipynb #f016f0a2-2
-def fit_quick(model:nn.Module,       # takes `_norm` inputs (NCHW floats), returns logits; trained in place
+def train_baseline(model:nn.Module,       # takes `_norm` inputs (NCHW floats), returns logits; trained in place
               train:Dataset,         # the training images
               epochs:int=2,          # passes over `train`
               bs:int=128,            # batch size
@@ -1504,14 +1504,10 @@ def load_data(run:RunDir|None=None,   # a RunDir or its path; None: `default_run
              )->tuple[dict, PhoneC, DatasetCard]:
     "Splits, phone-C and dataset card of `run` (prepared with quick settings if the data chapter has not run)."
     run = run if isinstance(run, RunDir) else RunDir(run)
-    art = run.path/'artifacts'/'data'
+    art = run.path/'artifacts'/PARAMS.chapter
     if not all((art/f).exists()
                for f in ('splits.npz', 'phone_c.npy', 'phone_c.json', 'dataset_card.json')):
-        print(f"data chapter artifacts missing in {run.path}: "
-              "preparing them with the quick settings")
+        print(f"data chapter artifacts missing in {run.path}: preparing them with the quick settings")
         prepare_data(run)
-    try: card = DatasetCard.model_validate_json((art/'dataset_card.json').read_text())
-    except ValueError as e:
-        raise ValueError(f"{art/'dataset_card.json'} is not a dataset card this book can read "
-                         f"({e}): run the chapter again (mobileml-book run --only data --resume)") from None
+    card = run.handoff(PARAMS.chapter, 'dataset_card.json', DatasetCard)
     return read_splits(art), read_phone_c(art), card

@@ -768,8 +768,4 @@ def save_record(run:RunDir,           # the run; the record goes to artifacts/on
 def load_record(run:RunDir,   # a run the chapter ran in; FileNotFoundError when it has no record
                )->OnDeviceRecord:
     "The chapter's record of `run`; a clear error when the chapter has not run there."
-    p = run.path/'artifacts'/'ondevice'/'record.json'
-    if not p.exists():
-        raise FileNotFoundError(f"{p} is missing: run the on-device chapter "
-                                f"(08_ondevice) on {run.path} first")
-    return OnDeviceRecord.model_validate_json(p.read_text())
+    return run.handoff(PARAMS.chapter, 'record.json', OnDeviceRecord)

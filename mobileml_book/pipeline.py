@@ -86,6 +86,10 @@ def find_chapters(root=None,  # the book's checkout; None: searched up from the 
         if not isinstance(spec, ChapterParams):
             raise ValueError(f"{p.name}: module {cfg['lib_name']}.{mod} exports no PARAMS = "
                              f"ChapterParams(...): run nbdev_export")
+        if spec.chapter != mod:
+            raise ValueError(f"{p.name}: key {spec.chapter!r} is not its module's name {mod!r}: a chapter "
+                             f"has one name (its metrics, artifacts and --only), so declare "
+                             f"ChapterParams({mod!r}, ...)")
         if not all(isinstance(g, Goal) for g in goals):
             raise ValueError(f"{p.name}: GOALS of {cfg['lib_name']}.{mod} must be a list of "
                              f"rundir.Goal(text, keys, test)")
@@ -669,7 +673,7 @@ def _cmd_goals(a):   # the parsed arguments (`cli_parser`)
 # %% ../nbs/07_pipeline.ipynb #clicmds4
 def _cmd_serve(a):   # the parsed arguments (`cli_parser`)
     "`serve`: chapter 05's delivery service over a run's bundles."
-    from .deploy import serve
+    from .deployment import serve
     serve(a.run_dir, a.host, a.port)
 
 # %% ../nbs/07_pipeline.ipynb #clicmds5

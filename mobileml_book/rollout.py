@@ -11,7 +11,7 @@ import pandas as pd
 from scipy import stats
 from tqdm.auto import tqdm
 from .rundir import Param, ChapterParams
-from .deploy import buckets, in_stage
+from .deployment import buckets, in_stage
 
 # %% auto #0
 __all__ = ['PARAMS', 'make_fleet', 'Scenario', 'Guardrails', 'ratio_stats', 'compare_rates', 'sample_ratio_p',

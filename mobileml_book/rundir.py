@@ -14,9 +14,9 @@ import yaml
 from pydantic import Field, ValidationError, create_model, ConfigDict
 
 # %% auto #0
-__all__ = ['PROFILES', 'OWNED_MARK', 'atomic_write', 'atomic_path', 'sha256_file', 'ParamError', 'Param', 'ChapterParams', 'dig',
-           'Goal', 'check_replaceable', 'project_root', 'data_dir', 'default_run_dir', 'dumps', 'now_iso', 'RunDir',
-           'Finding', 'book_tests', 'expect', 'check_reachable', 'ray_session']
+__all__ = ['PROFILES', 'SEMVER', 'OWNED_MARK', 'atomic_write', 'atomic_path', 'sha256_file', 'ParamError', 'Param',
+           'ChapterParams', 'dig', 'Goal', 'check_replaceable', 'project_root', 'data_dir', 'default_run_dir', 'dumps',
+           'now_iso', 'RunDir', 'Finding', 'book_tests', 'expect', 'check_reachable', 'ray_session']
 
 # %% ../nbs/07a_rundir.ipynb #01ee5809
 def _umask()->int:
@@ -139,6 +139,9 @@ def _numeric(p:Param)->bool:
     "Whether `p` holds numbers (int or float, or a list of them)."
     t = p.type.__args__[0] if getattr(p.type, '__origin__', None) is list else p.type
     return t in (int, float)
+
+# %% ../nbs/07a_rundir.ipynb #semver01
+SEMVER = r'^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$'   # MAJOR.MINOR.PATCH, no leading zeros (semver.org)
 
 # %% ../nbs/07a_rundir.ipynb #a7648187
 def _yaml11(p:Param, v, chapter:str):
@@ -360,6 +363,27 @@ def artifact(self:RunDir, chapter:str,   # the chapter's key
             )->Path:
     "Where `chapter` keeps its artifact `name` (read-only: nothing is created; the file may not exist yet)."
     return self.path/'artifacts'/chapter/name
+
+# %% ../nbs/07a_rundir.ipynb #handoff1
+@patch
+def handoff(self:RunDir, chapter:str,   # the owning chapter's key (its module name)
+            name:str,                   # the hand-off's file name in that chapter's artifacts
+            record:type,                # the pydantic model the file holds
+            make:Callable|None=None,    # () -> None, writes the file when missing; None: FileNotFoundError
+            making:str='running the chapter with quick settings',   # what `make` does (printed first)
+           ):
+    "The typed hand-off `name` of `chapter`, made by `make` when missing; an unreadable one is refused with the fix."
+    p, fix = self.artifact(chapter, name), f"mobileml-book run --only {chapter} --resume"
+    if not p.exists():
+        if make is None: raise FileNotFoundError(f"{p} is missing: run the {chapter} chapter first ({fix})")
+        print(f"no {chapter} hand-off in {self.path}: {making}")
+        make()
+        if not p.exists(): raise FileNotFoundError(f"{p} is still missing after {making}: run {fix}")
+    try: return record.model_validate_json(p.read_text())
+    except ValidationError as e:
+        raise ValueError(f"{p} cannot be read as {record.__name__} "
+                         f"({e.error_count()} errors, first: {e.errors()[0]['msg']}): "
+                         f"run the chapter again ({fix})") from None
 
 # %% ../nbs/07a_rundir.ipynb #rund0c
 @patch

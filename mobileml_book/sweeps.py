@@ -484,8 +484,8 @@ def exports_table(out,                 # the sweep folder
                   phone:pd.Series,     # the phone to estimate latency on (`ship_phone`)
                  )->pd.DataFrame:      # one row per export of every finished point that ran the Conversion chapter
     "Every export of every finished point: size, phone-photo accuracy, estimated latency on `phone`, and whether it fits."
-    from mobileml_book.convert import load_records
-    from mobileml_book.deploy import estimate_ms, PARAMS as DEPLOY
+    from mobileml_book.conversion import load_records
+    from mobileml_book.deployment import estimate_ms, PARAMS as DEPLOY
     led, rows = load_ledger(out), []
     for pid, ps in led.points.items():
         run = RunDir(Path(out)/ps.dir)
@@ -512,7 +512,7 @@ def pareto_front(df:pd.DataFrame,   # candidates
                  gain:str='phone_c_acc',   # column to maximise
                 )->pd.Series:
     "The Optimization chapter's `pareto` over the rows where both are known (an unmeasured row is never on the front)."
-    from mobileml_book.optimize import pareto
+    from mobileml_book.optimization import pareto
     known = df.dropna(subset=[cost, gain])
     return pareto(known, cost, gain).reindex(df.index, fill_value=False)
 

@@ -24,7 +24,7 @@ def test_every_chapter_runs_on_a_team_folder(byo_run):
 
 def test_team_folder_records_carry_the_rgb_contract(byo_run):
     out, _ = byo_run
-    from mobileml_book.convert import load_records
+    from mobileml_book.conversion import load_records
     recs = load_records(out).records
     assert recs and all(r.preprocessing['channel_order'] == 'RGB' and r.preprocessing['frame_channels'] == 3 for r in recs)
     assert {'onnx-fp32', 'tflite-fp32', 'executorch-fp32', 'coreml-fp32'} <= {r.name for r in recs}

@@ -4,7 +4,7 @@ import pytest
 import torch
 from mobileml_book.training import PARAMS as TRAINING, student_spec
 from mobileml_book.models import build_net, model_spec
-from mobileml_book.convert import (FrameModel, coreml_structure, export_coreml, export_executorch, export_onnx,
+from mobileml_book.conversion import (FrameModel, coreml_structure, export_coreml, export_executorch, export_onnx,
                                    export_tflite, runner, torch_logits)
 
 def _student(arch:str='efficientnet_lite0', channels:int=3):

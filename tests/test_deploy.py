@@ -5,13 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import httpx
-from mobileml_book.deploy import (Budget, BundleError, DownloadInterrupted, LocalServer, NetworkFaults, Policy, active_bundle,
+from mobileml_book.deployment import (Budget, BundleError, DownloadInterrupted, LocalServer, NetworkFaults, Policy, active_bundle,
                                   app_model_dir, assign_catalog, bucket, buckets, candidate_table, fetch_model, get_rollout,
                                   in_stage, load_bundle, load_signing_key, make_app, public_pem, publish, read_manifest,
                                   set_rollout, sha256_file, store_candidates, store_controller)
 from mobileml_book.rollout import (Guardrails, Scenario, make_fleet, simulate_rollout)
 from mobileml_book.constraints import load_devices
-from mobileml_book.convert import ExportRecord
+from mobileml_book.conversion import ExportRecord
 
 MODEL = 'toy'
 
@@ -173,7 +173,7 @@ def test_cohort_assignment_is_stable(world, server):
     ids = [f'{i:016x}' for i in range(2000)]
     b = buckets(ids, 'toy:1.1.0')
     assert b.tolist() == buckets(ids, 'toy:1.1.0').tolist()
-    code = "import sys; from mobileml_book.deploy import buckets; print(','.join(map(str, buckets([f'{i:016x}' for i in range(2000)], 'toy:1.1.0'))))"
+    code = "import sys; from mobileml_book.deployment import buckets; print(','.join(map(str, buckets([f'{i:016x}' for i in range(2000)], 'toy:1.1.0'))))"
     other = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True, env={**os.environ, 'PYTHONHASHSEED': '123'})
     assert other.stdout.strip() == ','.join(map(str, b))                          # another process, another hash seed: same buckets
     assert (in_stage(b, 1) <= in_stage(b, 5)).all() and (in_stage(b, 5) <= in_stage(b, 25)).all()

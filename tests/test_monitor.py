@@ -8,16 +8,16 @@ import httpx
 from mobileml_book.rundir import RunDir, data_dir
 from mobileml_book.constraints import load_devices
 from mobileml_book.data import load_idx
-from mobileml_book.convert import ExportRecord
-from mobileml_book.deploy import LocalServer, make_app
-from mobileml_book.monitor import (Dispatcher, TelemetryStore, Thresholds, ThermalModel, TIER_THERMAL, check_alerts, cheap_cut, gallery_work,
+from mobileml_book.conversion import ExportRecord
+from mobileml_book.deployment import LocalServer, make_app
+from mobileml_book.monitoring import (Dispatcher, TelemetryStore, Thresholds, ThermalModel, TIER_THERMAL, check_alerts, cheap_cut, gallery_work,
                                    image_stats, kill_and_resume, live_version, make_gallery, psi, reference_profile, register_release, rollback,
                                    set_live, shift_images, simulate_fleet, start_dispatcher, telemetry_router, version_table, fleet_end)
 
 @pytest.fixture(scope='module')
 def world(tmp_path_factory):
     "Real Fashion-MNIST images shipped with the book and a tiny ONNX classifier exported here."
-    from mobileml_book.convert import FrameModel, export_onnx, runner, tiny_model
+    from mobileml_book.conversion import FrameModel, export_onnx, runner, tiny_model
     d = tmp_path_factory.mktemp('monitor')
     ds = load_idx(data_dir()/'fashion-mnist-subset', 'test')
     net, spec = tiny_model(frame_size=ds.x.shape[1], frame_channels=1)

@@ -24,7 +24,7 @@ def test_quick_run_hands_on_optimization_variants(quick_run):
     m = json.loads((out/'metrics.json').read_text())['optimization']
     for k in OPTIMIZATION_KEYS: assert k in m, k
     assert m['pruning'] and all({'size_bytes', 'gzip_bytes', 'p50_ms', 'acc'} <= set(v) for v in m['pruning'].values())
-    from mobileml_book.optimize import load_variant, variant_file
+    from mobileml_book.optimization import load_variant, variant_file
     net, spec, rec = load_variant(out)
     assert rec and variant_file(out, rec).is_file() and spec.labels
 
@@ -39,7 +39,7 @@ def test_quick_run_hands_on_conversion_records(quick_run):
         for k in CONVERSION_KEYS: assert k in e, (name, k)
         assert e['gate'] == ('structural' if name.startswith('coreml') else 'numeric'), name
         if e['gate'] == 'numeric': assert e['agreement'] >= 0.999 and e['latency_p50_ms'] > 0, (name, e)
-    from mobileml_book.convert import load_records, record_path, sha256_file
+    from mobileml_book.conversion import load_records, record_path, sha256_file
     recs = load_records(out).records
     assert len(recs) == m['records']
     for r in recs:
@@ -50,7 +50,7 @@ def test_quick_run_hands_on_conversion_records(quick_run):
 def test_deployment_hands_on_one_record_and_remakes_it_when_missing(quick_run, tmp_path):
     "Chapters 05b and 06 read chapter 05's store through `load_deployment`; a copied run without it gets it made with quick settings."
     import shutil
-    from mobileml_book.deploy import load_deployment, get_rollout
+    from mobileml_book.deployment import load_deployment, get_rollout
     out, _ = quick_run
     dep = load_deployment(out)
     assert dep.store.is_dir() and dep.public_key.is_file() and dep.stable != dep.candidate
@@ -194,6 +194,21 @@ def test_serve_command_serves_the_run(quick_run):
     finally: p.terminate(); p.wait(10)
     r = cli('serve', out/'nowhere')
     assert r.returncode == 2 and 'no published model' in r.stderr, r.stderr
+
+@pytest.mark.parametrize('key,ok', [('ch', True), ('chapter', False)])
+def test_a_chapter_has_one_name(tmp_path, key, ok):
+    "A chapter's key (metrics, artifacts, `--only`) is its module's name; a module declaring another key is refused by name."
+    from mobileml_book.pipeline import find_chapters
+    lib = f"namebook{abs(hash((str(tmp_path), key)))}"
+    (tmp_path/'settings.ini').write_text(f'[DEFAULT]\nlib_name = {lib}\nnbs_path = nbs\n')
+    (tmp_path/lib).mkdir(); (tmp_path/lib/'__init__.py').write_text('')
+    (tmp_path/lib/'ch.py').write_text("from mobileml_book.rundir import ChapterParams, Param\n"
+                                      f"PARAMS = ChapterParams({key!r}, Param('n', int, quick=1, lo=0, hi=9))\n")
+    (tmp_path/'nbs').mkdir()
+    nbformat.write(_nb([('#| default_exp ch', None), ("profile = 'quick'\nrun_dir = None\nn = 1", ['parameters'])]), tmp_path/'nbs'/'00_ch.ipynb')
+    if ok: assert [c.key for c in find_chapters(tmp_path)] == ['ch']
+    else:
+        with pytest.raises(ValueError, match="key 'chapter' is not its module's name 'ch'"): find_chapters(tmp_path)
 
 @pytest.mark.parametrize('budget,ok', [("{'full': 120}", True), ("{'fast': 10}", False), ("{'full': -1}", False)])
 def test_a_chapter_declares_its_own_budget(tmp_path, budget, ok):

@@ -3,7 +3,7 @@ import math, os, subprocess
 import numpy as np
 import pytest
 from mobileml_book.rundir import ParamError, ray_session
-from mobileml_book.optimize import tune_search
+from mobileml_book.optimization import tune_search
 
 def _procs(pattern:str)->set[int]:
     out = subprocess.run(['pgrep', '-f', pattern], capture_output=True, text=True).stdout

@@ -25,20 +25,20 @@ from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from .rundir import (Param, ChapterParams, RunDir, atomic_write, dumps, now_iso,
+from .rundir import (Param, ChapterParams, RunDir, SEMVER, atomic_write, dumps, now_iso,
                                   sha256_file)
-from .constraints import (PARAMS as CONSTRAINTS_PARAMS, TIERS, Budget, ModelStats,
+from .constraints import (PARAMS as CONSTRAINTS_PARAMS, FORMATS, TIERS, Budget, ModelStats,
                                        check_model, cellular_cap_mb, load_app_stores, load_devices,
                                        load_networks)
 
 # %% auto #0
-__all__ = ['PLATFORMS', 'FORMATS', 'SEMVER', 'PARAMS', 'MAX_QUALITY_DROP_PT', 'ENC_MAGIC', 'NAME_RE', 'ACCEL_ROUTES', 'BUCKETS',
-           'MAX_BODY_BYTES', 'conversion_records', 'record_files', 'optimization_variants', 'candidate_table',
-           'quality_floor', 'BundleError', 'canonical_json', 'public_pem', 'key_id', 'load_signing_key',
-           'load_public_key', 'run_keys', 'load_content_key', 'encrypt_bytes', 'decrypt_bytes', 'check_name',
-           'build_bundle', 'verify_manifest', 'Bundle', 'load_bundle', 'Policy', 'os_version', 'has_accelerator',
-           'device_os', 'estimate_ms', 'model_checks', 'fit_table', 'fit_tiers', 'manifest_meta', 'publish', 'versions',
-           'bundle_dirs', 'read_manifest', 'store_candidates', 'download_estimate', 'size_report', 'download_seconds',
+__all__ = ['PLATFORMS', 'PARAMS', 'MAX_QUALITY_DROP_PT', 'ENC_MAGIC', 'NAME_RE', 'ACCEL_ROUTES', 'BUCKETS', 'MAX_BODY_BYTES',
+           'conversion_records', 'record_files', 'optimization_variants', 'candidate_table', 'quality_floor',
+           'BundleError', 'canonical_json', 'public_pem', 'key_id', 'load_signing_key', 'load_public_key', 'run_keys',
+           'load_content_key', 'encrypt_bytes', 'decrypt_bytes', 'check_name', 'build_bundle', 'verify_manifest',
+           'Bundle', 'load_bundle', 'Policy', 'os_version', 'has_accelerator', 'device_os', 'estimate_ms',
+           'budget_checks', 'budget_table', 'fit_tiers', 'manifest_meta', 'publish', 'bundle_versions', 'bundle_dirs',
+           'read_manifest', 'store_candidates', 'download_estimate', 'size_report', 'download_seconds',
            'delivery_options', 'select_variant', 'assign_catalog', 'bucket', 'buckets', 'in_stage', 'rollout_path',
            'get_rollout', 'set_rollout', 'assigned_version', 'store_controller', 'DeviceInfo', 'device_row',
            'BodyLimit', 'validation_error', 'StoreView', 'healthz', 'list_models', 'model_info', 'assignment',
@@ -48,12 +48,6 @@ __all__ = ['PLATFORMS', 'FORMATS', 'SEMVER', 'PARAMS', 'MAX_QUALITY_DROP_PT', 'E
 
 # %% ../nbs/05_deployment.ipynb #ab0f7efb
 PLATFORMS = ('ios', 'android')
-
-# %% ../nbs/05_deployment.ipynb #ab0f7efb-1
-FORMATS = ('coreml', 'tflite', 'executorch', 'onnx')
-
-# %% ../nbs/05_deployment.ipynb #ab0f7efb-2
-SEMVER = r'^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$'
 
 # %% ../nbs/05_deployment.ipynb #ab0f7efb-3
 _C = {p: CONSTRAINTS_PARAMS.defaults(p) for p in ('quick', 'full')}
@@ -112,24 +106,24 @@ PARAMS = ChapterParams('deployment',
 # %% ../nbs/05_deployment.ipynb #1255bec5
 def conversion_records(run:RunDir,   # the run to read (records made when missing)
                       ):
-    "The Conversion chapter's hand-off of `run` (`convert.ExportRecords`; that chapter makes it with quick settings when missing)."
-    from mobileml_book.convert import load_records
+    "The Conversion chapter's hand-off of `run` (`conversion.ExportRecords`; that chapter makes it with quick settings when missing)."
+    from mobileml_book.conversion import load_records
     return load_records(run)
 
 # %% ../nbs/05_deployment.ipynb #1255bec5-1
 def record_files(run:RunDir,   # the run that holds the Conversion chapter's files
-                 rec,          # one `convert.ExportRecord` (`conversion_records(run).records`)
+                 rec,          # one `conversion.ExportRecord` (`conversion_records(run).records`)
                 )->dict[str, Path]:
     "The files of one export record, by name: its model file (the Conversion chapter writes each model as one file; a Core ML package zipped)."
-    from mobileml_book.convert import record_path
+    from mobileml_book.conversion import record_path
     main = Path(record_path(run, rec))
     return {main.name: main}
 
 # %% ../nbs/05_deployment.ipynb #1255bec5-2
 def optimization_variants(run:RunDir,   # the run to read (nothing is made when missing)
                          ):
-    "The Optimization chapter's hand-off of `run` (`optimize.Variants`; empty when that chapter has not run)."
-    from mobileml_book.optimize import load_variants
+    "The Optimization chapter's hand-off of `run` (`optimization.Variants`; empty when that chapter has not run)."
+    from mobileml_book.optimization import load_variants
     return load_variants(run, make=False)
 
 # %% ../nbs/05_deployment.ipynb #245fd839
@@ -572,7 +566,7 @@ def estimate_ms(host_ms:float,     # latency measured on this machine (ms)
     return host_ms*host_ghz/device_ghz
 
 # %% ../nbs/05_deployment.ipynb #7fd30196-3
-def model_checks(row,                 # one candidate row of `candidate_table`
+def budget_checks(row,                 # one candidate row of `candidate_table`
                  device:pd.Series,    # one phone of the catalog
                  policy:Policy        # budgets, host clock, formats
                 )->pd.DataFrame:
@@ -583,7 +577,7 @@ def model_checks(row,                 # one candidate row of `candidate_table`
                        policy.budget, _rules())
 
 # %% ../nbs/05_deployment.ipynb #7fd30196-4
-def fit_table(cands:pd.DataFrame,     # candidate rows (`candidate_table` or `store_candidates`)
+def budget_table(cands:pd.DataFrame,     # candidate rows (`candidate_table` or `store_candidates`)
               devices:pd.DataFrame,   # the phones, one per row (the catalog, or one phone's report)
               policy:Policy           # budgets, host clock, formats
              )->pd.DataFrame:
@@ -645,7 +639,7 @@ def fit_tiers(row,                    # one candidate row
              )->list[str]:
     "Tiers in which every catalog phone of `platform` passes the size, memory and latency checks for this candidate."
     ds = devices[devices.os.str.lower() == platform]
-    ft = (fit_table(pd.DataFrame([row]).assign(platforms=[[platform]]), ds, policy)
+    ft = (budget_table(pd.DataFrame([row]).assign(platforms=[[platform]]), ds, policy)
           .set_index('device'))
     return [t for t in TIERS if (ds.tier == t).any()
             and ft.hw_ok.reindex(ds.index[ds.tier == t]).fillna(False).all()]
@@ -654,7 +648,7 @@ def fit_tiers(row,                    # one candidate row
 def manifest_meta(model:str,               # the model's name (not a plain name: ValueError)
                   version:str,             # the release's semantic version
                   platform:str,            # 'ios' or 'android'
-                  rec,                     # one `convert.ExportRecord` of the Conversion chapter
+                  rec,                     # one `conversion.ExportRecord` of the Conversion chapter
                   row,                     # its `candidate_table` row: quality and latency
                   tiers:list,              # tiers where every phone of `platform` passes
                   policy:Policy,           # gives the host clock recorded with the latency
@@ -723,7 +717,7 @@ def publish(store,                          # the bundle store folder to write i
 def _semver(v:str)->tuple: return tuple(int(x) for x in v.split('.'))
 
 # %% ../nbs/05_deployment.ipynb #910cc8e3-1
-def versions(store,       # the bundle store folder
+def bundle_versions(store,       # the bundle store folder
              model:str,   # the model's name (not in the store: [])
             )->list[str]:
     "Versions of `model` in the store, oldest first (semantic-version order)."
@@ -835,7 +829,7 @@ def delivery_options(small_bytes:float,   # the small model's download (bytes)
 
 # %% ../nbs/05_deployment.ipynb #f65fd249
 def _choose(ft:pd.DataFrame, device, policy:Policy)->dict:
-    "Pick from one phone's rows of `fit_table`: the most accurate that fits, ties (within the tolerance) to the accelerator, the format preference, speed, size."
+    "Pick from one phone's rows of `budget_table`: the most accurate that fits, ties (within the tolerance) to the accelerator, the format preference, speed, size."
     label = device.get('name', device.name)
     base = dict(device=label, considered=len(ft), rejected=int((~ft.fits).sum()))
     ok = ft[ft.fits]
@@ -870,7 +864,7 @@ def select_variant(cands:pd.DataFrame,   # candidate rows
                    policy:Policy         # budgets, host clock, formats, quality tolerance
                   )->dict:
     "The best candidate for `device` within its budgets, with the reason; `name` is None when nothing fits (the feature stays off, or falls back to a server)."
-    return _choose(fit_table(cands, pd.DataFrame([device]), policy), device, policy)
+    return _choose(budget_table(cands, pd.DataFrame([device]), policy), device, policy)
 
 # %% ../nbs/05_deployment.ipynb #f65fd249-2
 def assign_catalog(cands:pd.DataFrame,     # candidate rows
@@ -878,7 +872,7 @@ def assign_catalog(cands:pd.DataFrame,     # candidate rows
                    policy:Policy           # budgets, host clock, formats, quality tolerance
                   )->pd.DataFrame:
     "The variant `select_variant` picks for every phone of the catalog, with the phone's OS, tier, RAM, clock and the reason."
-    ft = fit_table(cands, devices, policy)
+    ft = budget_table(cands, devices, policy)
     g = dict(list(ft.groupby('device', sort=False)))
     empty = ft.iloc[:0]
     rows = [dict(device=i, os=d['os'], tier=d['tier'], ram_gb=d['ram_gb'],
@@ -924,7 +918,7 @@ def get_rollout(store,       # the bundle store folder
     "The rollout state of `model` (no rollout: everyone on the newest version)."
     p = rollout_path(store, model)
     if p.exists(): return json.loads(p.read_text())
-    vs = versions(store, model)
+    vs = bundle_versions(store, model)
     return dict(model=model, stable=vs[-1] if vs else None, candidate=None, percent=0.0,
                 salt=model, state='stable', reason=None, history=[])
 
@@ -1082,7 +1076,7 @@ def policy(self:StoreView)->Policy:
 def models(self:StoreView)->list[str]:
     "Models with at least one release in the store."
     return (sorted(p.name for p in self.path.iterdir()
-                   if p.is_dir() and versions(self.path, p.name))
+                   if p.is_dir() and bundle_versions(self.path, p.name))
             if self.path.is_dir() else [])
 
 # %% ../nbs/05_deployment.ipynb #stv0a-2
@@ -1092,7 +1086,7 @@ def model_dir(self:StoreView, model:str   # a model name from a request
     "The model's folder; HTTP 400 for a name that is not plain, 404 for a model the store does not hold."
     try: check_name(model, 'model name')
     except ValueError as e: _bad(400, str(e))
-    if not versions(self.path, model):
+    if not bundle_versions(self.path, model):
         _bad(404, f"unknown model {model!r}: "
                   f"this service has {', '.join(self.models()) or 'no models'}")
     return self.path/model
@@ -1147,7 +1141,7 @@ def list_models(request:Request,   # the incoming request (its app holds the sto
                ):
     "Every model with its releases and rollout state."
     sv = _view(request)
-    return {m: dict(versions=versions(sv.path, m), rollout=get_rollout(sv.path, m))
+    return {m: dict(versions=bundle_versions(sv.path, m), rollout=get_rollout(sv.path, m))
             for m in sv.models()}
 
 # %% ../nbs/05_deployment.ipynb #stv0e-3
@@ -1157,7 +1151,7 @@ def model_info(model:str,         # model name from the URL (not plain: 400; not
     "One model's releases and rollout state."
     sv = _view(request)
     sv.model_dir(model)
-    return dict(model=model, versions=versions(sv.path, model), rollout=get_rollout(sv.path, model))
+    return dict(model=model, versions=bundle_versions(sv.path, model), rollout=get_rollout(sv.path, model))
 
 # %% ../nbs/05_deployment.ipynb #stv0f
 def assignment(model:str,         # model name from the URL (not plain: 400; not in the store: 404)
@@ -1171,7 +1165,7 @@ def assignment(model:str,         # model name from the URL (not plain: 400; not
     except KeyError as e: _bad(422, e.args[0])
     ro = get_rollout(sv.path, model)
     version, arm, b = assigned_version(ro, info.device_id)
-    if version not in versions(sv.path, model):
+    if version not in bundle_versions(sv.path, model):
         _bad(409, f'rollout of {model!r} names version {version!r}, which is not in the store')
     pick, entries = sv.pick(model, version, dev)
     base = f"{request.base_url}v1/files/{model}/{version}/{pick['name']}/" if pick['name'] else None
@@ -1311,7 +1305,7 @@ def serve(run_dir=None,           # a run with `artifacts/deployment/store` (def
     "Run the delivery service over a run's store (`artifacts/deployment/store`) with uvicorn until interrupted."
     store = RunDir(run_dir).path/'artifacts'/'deployment'/'store'
     if (not store.is_dir()
-            or not any(versions(store, p.name) for p in store.iterdir() if p.is_dir())):
+            or not any(bundle_versions(store, p.name) for p in store.iterdir() if p.is_dir())):
         raise FileNotFoundError(f'no published model in {store}: '
                                 f'run the Deployment chapter into {store.parents[2]} first')
     uvicorn.run(make_app(store), host=host, port=port)
@@ -1546,16 +1540,11 @@ def load_deployment(run,   # a `RunDir` or its path
                    )->Deployment:
     "This chapter's hand-off of `run`, paths resolved; the chapter runs with quick settings when missing."
     run = run if isinstance(run, RunDir) else RunDir(run)
-    p = run.path/'artifacts'/'deployment'/'deployment.json'
-    if not p.exists():
-        print(f"no deployment hand-off in {run.path}: running the Deployment chapter with quick settings")
+    def make():
         from mobileml_book.pipeline import book_config, book_on_path, find_chapters, run_chapter
         root = Path(book_config()['root'])
         ch = next(c for c in find_chapters(root) if c.key == PARAMS.chapter)
         with book_on_path(root):     # the kernel imports this checkout's library, as in `run_book`
             run_chapter(ch, run, 'quick', PARAMS.defaults('quick'), progress=False)
-    try: rec = Deployment.model_validate_json(p.read_text())
-    except ValueError as e:
-        raise ValueError(f"{p} is not a Deployment hand-off this book can read ({e}): run the "
-                         "chapter again (mobileml-book run --only deployment --resume)") from None
+    rec = run.handoff(PARAMS.chapter, 'deployment.json', Deployment, make)
     return rec.model_copy(update=dict(store=run.path/rec.store, public_key=run.path/rec.public_key))

@@ -16,18 +16,17 @@ from tqdm.auto import tqdm
 from fastcore.basics import patch
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
-from .rundir import Param, ChapterParams, Goal, RunDir, atomic_write, dumps, now_iso
+from .rundir import Param, ChapterParams, Goal, RunDir, SEMVER, atomic_write, dumps, now_iso
 from .constraints import CPU_WATTS, TIERS, energy_mj, load_brief_figures, load_devices
 
 # %% auto #0
-__all__ = ['PARAMS', 'GOALS', 'RUNTIME_MODULES', 'INPUT_STATS', 'SEMVER_RE', 'MAX_CLOCK_SKEW_S', 'SHIFTS', 'FLEET_START',
-           'TIER_THERMAL', 'time_runs', 'bench_here', 'bench_file', 'benchmark_records', 'device_estimates',
-           'image_stats', 'TelemetryEvent', 'TelemetryBatch', 'TelemetryStore', 'telemetry_url_of', 'telemetry_router',
-           'fleet_end', 'shift_images', 'simulate_fleet', 'psi', 'reference_profile', 'Thresholds', 'drift_rules',
-           'confidence_rule', 'class_share_rule', 'regression_rules', 'check_alerts', 'register_release',
-           'version_table', 'set_live', 'live_version', 'rollback', 'compare_versions', 'ThermalModel', 'Dispatcher',
-           'gallery_work', 'dispatch_main', 'start_dispatcher', 'kill_and_resume', 'make_gallery', 'cheap_cut',
-           'simulate_gallery']
+__all__ = ['PARAMS', 'GOALS', 'RUNTIME_MODULES', 'INPUT_STATS', 'MAX_CLOCK_SKEW_S', 'SHIFTS', 'FLEET_START', 'TIER_THERMAL',
+           'time_runs', 'bench_here', 'bench_file', 'benchmark_records', 'device_estimates', 'image_stats',
+           'TelemetryEvent', 'TelemetryBatch', 'TelemetryStore', 'telemetry_url_of', 'telemetry_router', 'fleet_end',
+           'shift_images', 'simulate_fleet', 'psi', 'reference_profile', 'Thresholds', 'drift_rules', 'confidence_rule',
+           'class_share_rule', 'regression_rules', 'check_alerts', 'register_release', 'version_table', 'set_live',
+           'live_version', 'rollback', 'compare_versions', 'ThermalModel', 'Dispatcher', 'gallery_work',
+           'dispatch_main', 'start_dispatcher', 'kill_and_resume', 'make_gallery', 'cheap_cut', 'simulate_gallery']
 
 # %% ../nbs/06_monitoring.ipynb #9ef7abc5
 PARAMS = ChapterParams('monitoring',
@@ -118,7 +117,7 @@ def time_runs(f,               # the call to time: f(x)
               runs:int=100     # timed calls
              )->dict:
     "Latency percentiles (ms) of `f(x)` over `runs` calls after `warmup` untimed ones, and CPU ms per call (the Models chapter's `time_in_turns`, for one function)."
-    from mobileml_book.models import time_in_turns   # not optimize: the benchmark's child process needs no torchao
+    from mobileml_book.models import time_in_turns   # not optimization: the benchmark's child process needs no torchao
     return time_in_turns({'f': f}, x, warmup, runs)['f']
 
 # %% ../nbs/06_monitoring.ipynb #2a7511b9-1
@@ -149,7 +148,7 @@ def bench_here(path,                    # an exported model file (or Core ML pac
               )->dict:
     "Benchmark one file in *this* process: load time, latency at 1 and `threads` threads (batch 1), CPU time, peak memory over the baseline."
     import importlib
-    from mobileml_book.convert import runner, quiet
+    from mobileml_book.conversion import runner, quiet
     # the runtime's own memory is part of the baseline
     with quiet(): importlib.import_module(RUNTIME_MODULES[fmt])
     x = np.random.default_rng(0).integers(0, 256, (1, *frame_shape), dtype=np.uint8)
@@ -186,7 +185,7 @@ def bench_file(path,                    # an exported model file (or Core ML pac
                            frame_shape=list(frame_shape)))
     env = {**os.environ, 'OMP_NUM_THREADS': str(threads), 'TF_CPP_MIN_LOG_LEVEL': '3'}
     r = subprocess.run([sys.executable, '-c',
-                        'from mobileml_book.monitor import _bench_main; _bench_main()', args],
+                        'from mobileml_book.monitoring import _bench_main; _bench_main()', args],
                        capture_output=True, text=True, timeout=timeout, env=env)
     if r.returncode != 0:
         raise RuntimeError(f'benchmark of {path} ({fmt}) failed:\n{r.stderr[-2000:]}')
@@ -203,7 +202,7 @@ def benchmark_records(run:RunDir,            # the run whose files the records n
                      )->pd.DataFrame:
     "One row per export record of `precisions`: the benchmark of its file in a fresh process, or why it was skipped."
     import platform as _pf
-    from mobileml_book.convert import record_path
+    from mobileml_book.conversion import record_path
     rows = []
     for r in tqdm([r for r in records if r.precision in precisions], desc='benchmark',
                   disable=not progress):
@@ -249,9 +248,6 @@ def image_stats(x:np.ndarray   # uint8 images, NHWC (C = 1 or 3)
     return pd.DataFrame(dict(brightness=g.mean((1, 2)), contrast=g.std((1, 2)),
                              sharpness=np.log10(1 + 1e3*lap.var((1, 2)))))
 
-# %% ../nbs/06_monitoring.ipynb #7c1966a0
-SEMVER_RE = r'^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$'
-
 # %% ../nbs/06_monitoring.ipynb #7c1966a0-1
 class TelemetryEvent(BaseModel):
     "One prediction as a phone reports it (no image, no user data)."
@@ -266,7 +262,7 @@ class TelemetryEvent(BaseModel):
     cohort: str = Field('default', pattern=r'^[a-z0-9][a-z0-9-]{0,31}$',
                         description='a group the app belongs to (beta, a test fleet)')
     model: str = Field(pattern=r'^[a-z0-9][a-z0-9-]{0,62}$')
-    version: str = Field(pattern=SEMVER_RE)
+    version: str = Field(pattern=SEMVER)
     bundle: str = Field(max_length=120)
     ts: float = Field(gt=1e9, lt=1e10, description='Unix time of the prediction, seconds')
     latency_ms: float = Field(gt=0, le=60_000)
@@ -648,7 +644,7 @@ def register_release(uri:str,               # the MLflow tracking and registry U
                      card=None              # a `data.DatasetCard`, its hash tagged (untyped: no torch import)
                     )->pd.DataFrame:
     "Register each export record as a version of `model` tagged with `release` (again only if that file and release are not registered yet)."
-    from mobileml_book.convert import record_path
+    from mobileml_book.conversion import record_path
     c = _client(uri)
     if not c.search_registered_models(f"name='{model}'"):
         c.create_registered_model(model, description='every exported file of the model; '
@@ -920,7 +916,7 @@ def gallery_work(gallery_path,     # the gallery's .npy file (uint8 NHWC)
                  fmt:str='onnx'    # its format
                 ):
     "ids -> (labels, confidences): classify items of the gallery file (uint8 NHWC, memory-mapped) with an exported model."
-    from mobileml_book.convert import runner
+    from mobileml_book.conversion import runner
     x = np.load(gallery_path, mmap_mode='r')
     f = runner(model_path, fmt)
     def work(ids):
@@ -951,7 +947,7 @@ def start_dispatcher(db,               # the dispatcher's SQLite file
     a = json.dumps(dict(db=str(db), gallery=str(gallery), model=str(model), fmt=fmt, batch=batch,
                         pace_s=pace_s))
     return subprocess.Popen([sys.executable, '-c',
-                             'from mobileml_book.monitor import dispatch_main; dispatch_main()', a],
+                             'from mobileml_book.monitoring import dispatch_main; dispatch_main()', a],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 # %% ../nbs/06_monitoring.ipynb #32b64791-3

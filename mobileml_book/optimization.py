@@ -1029,16 +1029,13 @@ def load_variants(run:RunDir,      # the run (a RunDir or its path)
                  )->Variants:
     "This chapter's hand-off of `run`; made with quick settings (fp32 student + int8 `ptq`) when missing and `make`."
     run = run if isinstance(run, RunDir) else RunDir(run)
-    path = run.artifact('optimization', 'variants.json')
-    if not path.exists() and make:
-        print(f"no optimization variants in {run.path}: making the fp32 student and its int8 ptq "
-              "with quick settings")
+    if not make and not run.artifact(PARAMS.chapter, 'variants.json').exists(): return Variants()
+    def make_quick():
         m = load_models(run)['student']
-        train = load_data(run)[0]['train']
-        g = ptq(m.net, m.spec, calibration_frames(train, 128))
-        save_variants(run, {'student fp32': m.net, 'int8 ptq': g}, pd.DataFrame(), m.spec,
-                      'int8 ptq')
-    return Variants.model_validate_json(path.read_text()) if path.exists() else Variants()
+        g = ptq(m.net, m.spec, calibration_frames(load_data(run)[0]['train'], 128))
+        save_variants(run, {'student fp32': m.net, 'int8 ptq': g}, pd.DataFrame(), m.spec, 'int8 ptq')
+    return run.handoff(PARAMS.chapter, 'variants.json', Variants, make_quick,
+                       'making the fp32 student and its int8 ptq with quick settings')
 
 # %% ../nbs/03_optimization.ipynb #a4a48bd5-1
 def variant_file(run:RunDir,   # the run (a RunDir or its path)

@@ -20,17 +20,18 @@ from PIL import Image
 from tqdm.auto import tqdm
 from .rundir import (Param, ChapterParams, Goal, RunDir, atomic_write, atomic_path,
                                   dumps, now_iso, sha256_file)
+from .constraints import FORMATS
 from .data import (LUMA, load_data, MobileAugment, Dataset, InputSpec, PhoneC,
                                 preprocessing_contract, stratified_subset, to_spec, batched)
 from .models import (Preprocess, MobileNetV2, ModelSpec, model_spec, build_net,
                                   fast_layout, time_in_turns)
 from .training import load_models, phone_c_subset, store_uri, mlflow_run_id
-from .optimize import (load_variant, load_variants, variant_file, ptq,
+from .optimization import (load_variant, load_variants, variant_file, ptq,
                                     lower_to_pte, clamp_aware, calibration_frames, int8_dot_isa)
 
 # %% auto #0
-__all__ = ['FORMATS', 'COREML_TARGETS', 'PARAMS', 'GOALS', 'CONVERTERS', 'RUNTIMES', 'EXT', 'APP_RESIZES', 'KERAS_TFLITE',
-           'FrameModel', 'ImageModel', 'frame_example', 'threads', 'torch_logits', 'tiny_model', 'quiet', 'versions',
+__all__ = ['COREML_TARGETS', 'PARAMS', 'GOALS', 'CONVERTERS', 'RUNTIMES', 'EXT', 'APP_RESIZES', 'KERAS_TFLITE', 'FrameModel',
+           'ImageModel', 'frame_example', 'threads', 'torch_logits', 'tiny_model', 'quiet', 'package_versions',
            'import_runtimes', 'export_onnx', 'onnx_metadata', 'export_tflite', 'export_coreml', 'save_mlpackage',
            'export_executorch', 'runner', 'coreml_ops', 'coreml_ops_outside', 'preflight', 'WarpNet', 'fidelity',
            'FidelityError', 'gate', 'enforce', 'coreml_structure', 'zip_dir', 'io_spec', 'preprocessing_of', 'Fidelity',
@@ -39,9 +40,6 @@ __all__ = ['FORMATS', 'COREML_TARGETS', 'PARAMS', 'GOALS', 'CONVERTERS', 'RUNTIM
            'keras_mobilenetv2', 'torch_to_keras', 'port_weights', 'keras_from_torch', 'keras_logits',
            'forgot_depthwise_transpose', 'keras_tflite', 'keras_route', 'plot_formats', 'table_records', 'convert_run',
            'load_records']
-
-# %% ../nbs/04_conversion.ipynb #324d4ed4
-FORMATS = ('onnx', 'tflite', 'coreml', 'executorch')
 
 # %% ../nbs/04_conversion.ipynb #324d4ed4-1
 COREML_TARGETS = ('iOS15', 'iOS16', 'iOS17', 'iOS18')
@@ -191,7 +189,7 @@ def quiet():
         else: os.environ['LITERT_TORCH_SHOW_PROGRESS'] = env
 
 # %% ../nbs/04_conversion.ipynb #2f32d8d0-1
-def versions(*pkgs,   # pip distribution names ('litert-torch'); a missing one gives None
+def package_versions(*pkgs,   # pip distribution names ('litert-torch'); a missing one gives None
             )->dict:
     "Installed versions of `pkgs` (what produced or runs a file)."
     out = {}
@@ -208,7 +206,7 @@ def import_runtimes():
         from ai_edge_litert.interpreter import Interpreter
         from executorch.runtime import Runtime
         Runtime.get()
-    return versions('torch', 'onnx', 'onnxruntime', 'litert-torch', 'ai-edge-litert', 'coremltools',
+    return package_versions('torch', 'onnx', 'onnxruntime', 'litert-torch', 'ai-edge-litert', 'coremltools',
                     'executorch', 'torchao', 'tensorflow', 'keras', 'tf2onnx')
 
 # %% ../nbs/04_conversion.ipynb #2f32d8d0-3
@@ -763,10 +761,10 @@ def make_record(path,                       # the exported file as shipped
         preprocessing=preprocessing_of(spec),
         platforms=['ios'] if fmt == 'coreml' else ['android', 'ios'],
         min_os={'ios': coreml_target.removeprefix('iOS')} if fmt == 'coreml' else {},
-        converter=versions(*CONVERTERS[fmt]) if route == 'pytorch' else versions(
+        converter=package_versions(*CONVERTERS[fmt]) if route == 'pytorch' else package_versions(
             'tensorflow', 'keras', *(('tf2onnx',) if fmt == 'onnx' else ()),
             *(('coremltools',) if fmt == 'coreml' else ())),
-        runtime=versions(*RUNTIMES[fmt]), source=source, fidelity=fid, latency=latency,
+        runtime=package_versions(*RUNTIMES[fmt]), source=source, fidelity=fid, latency=latency,
         created=now_iso())
 
 # %% ../nbs/04_conversion.ipynb #32324335-4
@@ -1207,7 +1205,7 @@ def table_records(exports:dict,              # name -> export (path, format, pre
         lat = None if pd.isna(r.get('latency_p50_ms', np.nan)) else dict(
             p50_ms=float(r.latency_p50_ms), p90_ms=float(r.latency_p90_ms), threads=1, batch=1,
             runs=latency_runs,
-            runtime=' '.join(f'{k} {v}' for k, v in versions(*RUNTIMES[e['format']]).items()),
+            runtime=' '.join(f'{k} {v}' for k, v in package_versions(*RUNTIMES[e['format']]).items()),
             machine=platform.machine())
         src = source or e['source']
         # Core ML ships zipped
@@ -1257,11 +1255,5 @@ def load_records(run,   # a `RunDir` or its path
                 )->ExportRecords:
     "The Conversion chapter's `records.json` of `run` (made by `convert_run` with quick settings when missing)."
     run = run if isinstance(run, RunDir) else RunDir(run)
-    p = run.path/'artifacts'/'conversion'/'records.json'
-    if not p.exists():
-        print(f"no conversion records in {run.path}: exporting the student with quick settings")
-        convert_run(run)
-    try: return ExportRecords.model_validate_json(p.read_text())
-    except ValueError as e:
-        raise ValueError(f"{p} is not a Conversion hand-off this book can read ({e}): run the "
-                         "chapter again (mobileml-book run --only conversion --resume)") from None
+    return run.handoff(PARAMS.chapter, 'records.json', ExportRecords, lambda: convert_run(run),
+                       'exporting the student with quick settings')
