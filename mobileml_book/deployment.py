@@ -713,9 +713,6 @@ def publish(store,                          # the bundle store folder to write i
                                     history=[], updated=now_iso())))
     return pd.DataFrame(rows)
 
-# %% ../nbs/05_deployment.ipynb #910cc8e3
-def _semver(v:str)->tuple: return tuple(int(x) for x in v.split('.'))
-
 # %% ../nbs/05_deployment.ipynb #910cc8e3-1
 def bundle_versions(store,       # the bundle store folder
              model:str,   # the model's name (not in the store: [])
@@ -723,7 +720,7 @@ def bundle_versions(store,       # the bundle store folder
     "Versions of `model` in the store, oldest first (semantic-version order)."
     d = Path(store)/model
     return (sorted((p.name for p in d.iterdir() if p.is_dir() and re.match(SEMVER, p.name)),
-                   key=_semver)
+                   key=Version)
             if d.is_dir() else [])
 
 # %% ../nbs/05_deployment.ipynb #910cc8e3-2
