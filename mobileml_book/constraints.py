@@ -16,9 +16,10 @@ from .rundir import Param, ChapterParams, RunDir, data_dir
 # %% auto #0
 __all__ = ['PARAMS', 'TIERS', 'FORMATS', 'NEON_FLOPS_PER_CYCLE', 'CPU_EFFICIENCY', 'CPU_WATTS', 'RADIO_WATTS', 'CHECK_LETTERS',
            'Device', 'load_devices', 'plot_catalog', 'load_app_stores', 'cellular_cap_mb', 'load_brief_figures',
-           'load_networks', 'cloud_latency_ms', 'load_yardsticks', 'device_latency_ms', 'monthly_cost_usd', 'energy_mj',
-           'compare_device_cloud', 'load_reference_models', 'plot_latency_breakdown', 'gallery_minutes', 'ModelStats',
-           'Budget', 'check_model', 'check_summary', 'failed_letters', 'fit_matrix', 'plot_fit_matrix', 'explorer']
+           'load_networks', 'cloud_latency_ms', 'load_yardsticks', 'device_latency_ms', 'estimate_ms',
+           'monthly_cost_usd', 'energy_mj', 'compare_device_cloud', 'load_reference_models', 'plot_latency_breakdown',
+           'gallery_minutes', 'ModelStats', 'Budget', 'check_model', 'check_summary', 'failed_letters', 'fit_matrix',
+           'plot_fit_matrix', 'explorer']
 
 # %% ../nbs/00_constraints.ipynb #7fc54545
 PARAMS = ChapterParams('constraints',
@@ -202,6 +203,14 @@ def device_latency_ms(macs:float,        # multiply-accumulates of one inference
     "Napkin estimate of on-device CPU latency (ms) of a model with `macs` multiply-accumulates."
     flops_per_s = ghz*1e9*NEON_FLOPS_PER_CYCLE*efficiency*threads
     return 2*macs/flops_per_s*1000
+
+# %% ../nbs/00_constraints.ipynb #estms1
+def estimate_ms(host_ms,            # latency measured on this machine (ms; a number or an array)
+                host_ghz:float,     # this machine's clock (GHz)
+                device_ghz,         # the phone's big-core clock (GHz; a number or an array)
+               ):
+    "Latency on a phone estimated from one measured here: scaled by the ratio of the clocks (one big core, same runtime)."
+    return host_ms*host_ghz/device_ghz
 
 # %% ../nbs/00_constraints.ipynb #c773ba65
 def monthly_cost_usd(preds_per_user_day:float,   # predictions one user makes a day

@@ -915,7 +915,7 @@ APP_RESIZES = ('the contract', 'bilinear, no antialias', 'nearest neighbour',
 def camera_frames(x:np.ndarray,        # uint8 N x H x W x C test images
                   scale:int=4,          # how much larger the camera's frame is
                   aspect:float=4/3,     # the camera's width / height
-                 )->np.ndarray:         # uint8 N x scale*H x round(aspect*scale*H) x C
+                 )->np.ndarray:         # uint8 N x scale*H x W x C, W within 1 px of aspect*scale*H (even padding)
     "What a camera hands the app: each image enlarged (bicubic), then widened to `aspect` by repeating its edges."
     s = x.shape[1]*scale
     big = np.stack([np.asarray(Image.fromarray(i.squeeze(-1) if i.shape[-1] == 1 else i)

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from .rundir import (Param, ChapterParams, RunDir, SEMVER, atomic_write, dumps, now_iso,
                                   sha256_file)
-from .constraints import (PARAMS as CONSTRAINTS_PARAMS, FORMATS, TIERS, Budget, ModelStats,
+from .constraints import (PARAMS as CONSTRAINTS_PARAMS, FORMATS, TIERS, Budget, estimate_ms, ModelStats,
                                        check_model, cellular_cap_mb, load_app_stores, load_devices,
                                        load_networks)
 
@@ -36,15 +36,15 @@ __all__ = ['PLATFORMS', 'PARAMS', 'MAX_QUALITY_DROP_PT', 'ENC_MAGIC', 'NAME_RE',
            'conversion_records', 'record_files', 'optimization_variants', 'candidate_table', 'quality_floor',
            'BundleError', 'canonical_json', 'public_pem', 'key_id', 'load_signing_key', 'load_public_key', 'run_keys',
            'load_content_key', 'encrypt_bytes', 'decrypt_bytes', 'check_name', 'build_bundle', 'verify_manifest',
-           'Bundle', 'load_bundle', 'Policy', 'os_version', 'has_accelerator', 'device_os', 'estimate_ms',
-           'budget_checks', 'budget_table', 'fit_tiers', 'manifest_meta', 'publish', 'bundle_versions', 'bundle_dirs',
-           'read_manifest', 'store_candidates', 'download_estimate', 'size_report', 'download_seconds',
-           'delivery_options', 'select_variant', 'assign_catalog', 'bucket', 'buckets', 'in_stage', 'rollout_path',
-           'get_rollout', 'set_rollout', 'assigned_version', 'store_controller', 'DeviceInfo', 'device_row',
-           'BodyLimit', 'validation_error', 'StoreView', 'healthz', 'list_models', 'model_info', 'assignment',
-           'bundle_file', 'make_app', 'LocalServer', 'NetworkFaults', 'serve', 'app_from_env', 'DownloadInterrupted',
-           'ServiceError', 'app_model_dir', 'active_bundle', 'install_bundle', 'fetch_model', 'PhoneAssignment',
-           'Deployment', 'save_deployment', 'load_deployment']
+           'Bundle', 'load_bundle', 'Policy', 'os_version', 'has_accelerator', 'device_os', 'budget_checks',
+           'budget_table', 'fit_tiers', 'manifest_meta', 'publish', 'bundle_versions', 'bundle_dirs', 'read_manifest',
+           'store_candidates', 'download_estimate', 'size_report', 'download_seconds', 'delivery_options',
+           'select_variant', 'assign_catalog', 'bucket', 'buckets', 'in_stage', 'rollout_path', 'get_rollout',
+           'set_rollout', 'assigned_version', 'store_controller', 'DeviceInfo', 'device_row', 'BodyLimit',
+           'validation_error', 'StoreView', 'healthz', 'list_models', 'model_info', 'assignment', 'bundle_file',
+           'make_app', 'LocalServer', 'NetworkFaults', 'serve', 'app_from_env', 'DownloadInterrupted', 'ServiceError',
+           'app_model_dir', 'active_bundle', 'install_bundle', 'fetch_model', 'PhoneAssignment', 'Deployment',
+           'save_deployment', 'load_deployment']
 
 # %% ../nbs/05_deployment.ipynb #ab0f7efb
 PLATFORMS = ('ios', 'android')
@@ -557,14 +557,6 @@ def _rules():
     if 'stores' not in _RULES: _RULES['stores'] = load_app_stores()
     return _RULES['stores']
 
-# %% ../nbs/05_deployment.ipynb #7fd30196-2
-def estimate_ms(host_ms:float,     # latency measured on this machine (ms)
-                host_ghz:float,    # this machine's clock (GHz)
-                device_ghz:float   # the phone's big-core clock (GHz)
-               )->float:
-    "Latency on a phone estimated from one measured here: scaled by the ratio of the clocks (one big core, same runtime)."
-    return host_ms*host_ghz/device_ghz
-
 # %% ../nbs/05_deployment.ipynb #7fd30196-3
 def budget_checks(row,                 # one candidate row of `candidate_table`
                  device:pd.Series,    # one phone of the catalog
@@ -596,7 +588,7 @@ def budget_table(cands:pd.DataFrame,     # candidate rows (`candidate_table` or 
     if X.empty: return pd.DataFrame(columns=cols)
     bud = policy.budget
     mb = X.size_bytes/1e6
-    X['est_ms'] = X.host_p50_ms.astype(float)*policy.host_ghz/X.ghz
+    X['est_ms'] = estimate_ms(X.host_p50_ms.astype(float), policy.host_ghz, X.ghz)   # every pair at once
     cap = X.platform.map({p: cellular_cap_mb(p, _rules()) for p in X.platform.unique()})
     # as check_model: peak ~ 2 x the file
     X['peak_mib'] = 2*X.size_bytes/2**20

@@ -17,7 +17,7 @@ from fastcore.basics import patch
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from .rundir import Param, ChapterParams, Goal, RunDir, SEMVER, atomic_write, dumps, now_iso
-from .constraints import CPU_WATTS, TIERS, energy_mj, load_brief_figures, load_devices
+from .constraints import CPU_WATTS, TIERS, energy_mj, estimate_ms, load_brief_figures, load_devices
 
 # %% auto #0
 __all__ = ['PARAMS', 'GOALS', 'RUNTIME_MODULES', 'INPUT_STATS', 'MAX_CLOCK_SKEW_S', 'SHIFTS', 'FLEET_START', 'TIER_THERMAL',
@@ -230,10 +230,10 @@ def device_estimates(bench:pd.DataFrame,     # `benchmark_records`'s rows (p50_m
     rows = []
     for _, r in b.iterrows():
         for dev, d in devices.iterrows():
-            k = host_ghz/float(d.cpu_max_ghz)
+            est = lambda ms: estimate_ms(ms, host_ghz, float(d.cpu_max_ghz))
             rows.append(dict(name=r['name'], device=dev, tier=str(d.tier), os=d.os,
-                             est_p50_ms=r.p50_ms*k, est_p90_ms=r.p90_ms*k,
-                             est_energy_mj=energy_mj(r.cpu_ms/1e3*k, watts_per_core)))
+                             est_p50_ms=est(r.p50_ms), est_p90_ms=est(r.p90_ms),
+                             est_energy_mj=energy_mj(est(r.cpu_ms)/1e3, watts_per_core)))
     return pd.DataFrame(rows)
 
 # %% ../nbs/06_monitoring.ipynb #455f8b07

@@ -24,7 +24,7 @@ from .training import (fit, load_models, save_checkpoint, load_checkpoint,
                                     phone_c_subset, lite_spec, cache_backbone,
                                     fit_features, evaluate_features, distill_loss, unfreeze,
                                     pc_flat, paired_change)
-from .constraints import load_devices, load_yardsticks
+from .constraints import estimate_ms, load_devices, load_yardsticks
 
 # %% auto #0
 __all__ = ['RECIPES', 'PARAMS', 'GOALS', 'INT8_DOT_FLAGS', 'SQNR_KINDS', 'CHECKPOINT_FORMAT', 'PRUNED_FORMAT', 'file_bytes',
@@ -879,8 +879,8 @@ def phone_estimates(df:pd.DataFrame,              # candidates: `features` colum
                    )->pd.DataFrame:
     "Each candidate fp32 and int8: size, and phone latency estimated as predicted-here x runtime factor x host/phone clock (int8: / measured speed-up)."
     here = predictor.predict(df)*rt_factor
-    fp = df.assign(precision='fp32', phone_ms=here*host_ghz/phone_ghz)
-    q8 = df.assign(precision='int8', phone_ms=here*host_ghz/phone_ghz/q_speed,
+    fp = df.assign(precision='fp32', phone_ms=estimate_ms(here, host_ghz, phone_ghz))
+    q8 = df.assign(precision='int8', phone_ms=estimate_ms(here, host_ghz, phone_ghz)/q_speed,
                    size_bytes=df['size_bytes']/q_ratio)
     return pd.concat([fp, q8], ignore_index=True)
 

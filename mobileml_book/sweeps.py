@@ -485,7 +485,8 @@ def exports_table(out,                 # the sweep folder
                  )->pd.DataFrame:      # one row per export of every finished point that ran the Conversion chapter
     "Every export of every finished point: size, phone-photo accuracy, estimated latency on `phone`, and whether it fits."
     from mobileml_book.conversion import load_records
-    from mobileml_book.deployment import estimate_ms, PARAMS as DEPLOY
+    from mobileml_book.constraints import estimate_ms
+    from mobileml_book.deployment import PARAMS as DEPLOY
     led, rows = load_ledger(out), []
     for pid, ps in led.points.items():
         run = RunDir(Path(out)/ps.dir)
