@@ -74,7 +74,6 @@ class Device(BaseModel):
 
 # %% ../nbs/00_constraints.ipynb #5f285ffe-1
 TIERS = ('low', 'mid', 'high', 'flagship')
-FORMATS = ('onnx', 'tflite', 'coreml', 'executorch')   # the model files the book exports and ships
 
 # %% ../nbs/00_constraints.ipynb #2496aa4b
 def load_devices(path=None,   # catalog CSV (None: `data/devices.csv`); FileNotFoundError if missing
@@ -103,6 +102,9 @@ def load_devices(path=None,   # catalog CSV (None: `data/devices.csv`); FileNotF
     if dup: raise ValueError(f"{path.name}: duplicate device ids {dup}: ids must be unique")
     df['tier'] = pd.Categorical(df['tier'], categories=TIERS, ordered=True)
     return df.sort_values(['release_year', 'tier'])
+
+# %% ../nbs/00_constraints.ipynb #fmts01
+FORMATS = ('onnx', 'tflite', 'coreml', 'executorch')   # the model files the book exports and ships
 
 # %% ../nbs/00_constraints.ipynb #e374f425
 def plot_catalog(df:pd.DataFrame):   # the phone catalog (`load_devices`)

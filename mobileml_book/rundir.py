@@ -381,9 +381,10 @@ def handoff(self:RunDir, chapter:str,   # the owning chapter's key (its module n
         if not p.exists(): raise FileNotFoundError(f"{p} is still missing after {making}: run {fix}")
     try: return record.model_validate_json(p.read_text())
     except ValidationError as e:
-        raise ValueError(f"{p} cannot be read as {record.__name__} "
-                         f"({e.error_count()} errors, first: {e.errors()[0]['msg']}): "
-                         f"run the chapter again ({fix})") from None
+        err = e.errors()[0]
+        where = '.'.join(map(str, err['loc'])) or 'the file'
+        raise ValueError(f"{p} cannot be read as {record.__name__} ({e.error_count()} errors; "
+                         f"{where}: {err['msg']}): run the chapter again ({fix})") from None
 
 # %% ../nbs/07a_rundir.ipynb #rund0c
 @patch
