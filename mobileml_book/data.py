@@ -31,11 +31,11 @@ __all__ = ['CORRUPTIONS', 'PARAMS', 'AUTO_SIZE', 'AUTO_CHANNELS', 'FASHION_CLASS
            'preprocessing_contract', 'motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposure',
            'jpeg_roundtrip', 'jpeg', 'rotation', 'orientation', 'low_res', 'framing', 'to_float', 'to_uint8', 'batched',
            'corrupt', 'augmentation_gallery', 'MobileAugment', 'PhoneC', 'make_phone_c', 'save_phone_c', 'read_phone_c',
-           'tiny_cnn', 'train_baseline', 'torch_predict', 'accuracy', 'phone_c_accuracy', 'evaluate', 'plot_severity',
-           'background_photos', 'SyntheticConfig', 'make_synthetic', 'concat', 'ConsentError', 'dhash', 'hamming',
-           'GroundTruthQueue', 'load_version', 'simulate_field', 'torch_proba', 'SplitCard', 'PhoneCCard',
-           'SyntheticCard', 'DatasetCard', 'dataset_card', 'card_markdown', 'save_card', 'save_splits', 'read_splits',
-           'majority_share', 'prepare_data', 'load_data']
+           'tiny_cnn', 'one_cycle', 'train_step', 'train_epoch', 'train_baseline', 'torch_predict', 'top1', 'accuracy',
+           'phone_c_accuracy', 'evaluate', 'plot_severity', 'background_photos', 'SyntheticConfig', 'make_synthetic',
+           'concat', 'ConsentError', 'dhash', 'hamming', 'GroundTruthQueue', 'load_version', 'simulate_field',
+           'torch_proba', 'SplitCard', 'PhoneCCard', 'SyntheticCard', 'DatasetCard', 'dataset_card', 'card_markdown',
+           'save_card', 'save_splits', 'read_splits', 'majority_share', 'prepare_data', 'load_data']
 
 # %% ../nbs/01_data.ipynb #0a86d927
 CORRUPTIONS = ('motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposure', 'jpeg',
@@ -968,6 +968,57 @@ def tiny_cnn(channels:int=1,    # input channels: 1 grey, 3 RGB
 # %% ../nbs/01_data.ipynb #f016f0a2-1
 def _norm(x:np.ndarray)->torch.Tensor: return to_float(x)*2 - 1    # uint8 -> [-1, 1]
 
+# %% ../nbs/01_data.ipynb #loop1
+def one_cycle(params,          # the network's parameters; frozen ones (requires_grad False) are left out
+              lr:float,        # peak learning rate, reached after 30% of the steps
+              steps:int,       # optimisation steps in all: the schedule's length (>= 1)
+              wd:float=1e-4,   # AdamW weight decay
+             )->tuple:
+    "AdamW and a one-cycle learning-rate schedule over `steps` steps: the optimiser of every loop in the book."
+    opt = torch.optim.AdamW([q for q in params if q.requires_grad], lr=lr, weight_decay=wd)
+    return opt, torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
+
+# %% ../nbs/01_data.ipynb #loop2
+def train_step(opt:torch.optim.Optimizer,   # from `one_cycle`
+               sched,                       # its learning-rate schedule, stepped once per step
+               loss:torch.Tensor,           # scalar loss of one batch, with its graph
+              )->float:
+    "One optimisation step on `loss` (gradients cleared first); returns the loss as a float."
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    sched.step()
+    return loss.item()
+
+# %% ../nbs/01_data.ipynb #loop3
+def train_epoch(net:nn.Module,    # trained in place; left in train mode (frozen BatchNorm layers: eval)
+                ds:Dataset,       # labelled uint8 NHWC frames
+                to_x,             # uint8 NHWC batch -> the network's input tensor (e.g. `_norm`)
+                opt:torch.optim.Optimizer,   # from `one_cycle`
+                sched,            # its schedule
+                rng:np.random.Generator,     # draws the batch order
+                bs:int=64,        # frames per step; the last batch may be short
+                augment=None,     # uint8 NHWC batch -> uint8 NHWC batch (e.g. `MobileAugment`), or None
+                loss_fn=None,     # (logits, y, x) -> loss; None: cross-entropy
+                progress:bool=True,          # a progress bar over the steps
+                desc:str='training',         # its label
+               )->float:
+    "One shuffled pass over `ds`, one `train_step` per batch; returns the mean loss per frame."
+    net.train()
+    for m in net.modules():   # a BatchNorm whose weights are frozen keeps its running statistics too
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(q.requires_grad for q in m.parameters()):
+            m.eval()
+    perm, tot = rng.permutation(len(ds)), 0.0
+    for i in tqdm(range(0, len(ds), bs), desc=desc, disable=not progress, leave=False):
+        idx = np.sort(perm[i:i+bs])          # in order: reads of a memory-mapped split stay sequential
+        xb = ds.x[idx]
+        if augment is not None: xb = augment(xb)
+        x, y = to_x(xb), torch.from_numpy(ds.y[idx])
+        out = net(x)
+        loss = loss_fn(out, y, x) if loss_fn is not None else F.cross_entropy(out, y)
+        tot += train_step(opt, sched, loss)*len(idx)
+    return tot/len(ds)
+
 # %% ../nbs/01_data.ipynb #f016f0a2-2
 def train_baseline(model:nn.Module,       # takes `_norm` inputs (NCHW floats), returns logits; trained in place
               train:Dataset,         # the training images
@@ -976,57 +1027,55 @@ def train_baseline(model:nn.Module,       # takes `_norm` inputs (NCHW floats), 
               lr:float=3e-3,         # peak learning rate of the one-cycle schedule
               seed:int=0,            # shuffling and initial draw
               augment=None,          # uint8 NHWC batch -> uint8 NHWC batch (e.g. `MobileAugment`), or None
-              progress:bool=True     # a progress bar over steps
+              progress:bool=True     # a progress bar over each epoch's steps
              )->nn.Module:
-    "Train `model` with AdamW and a one-cycle schedule; `augment` (e.g. MobileAugment) is applied to each uint8 batch."
+    "Train `model` on `_norm` inputs for `epochs` passes of `train_epoch` (AdamW, one-cycle)."
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = epochs*math.ceil(len(train)/bs)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
-    model.train()
-    with tqdm(total=steps, desc='training', disable=not progress, leave=False) as pb:
-        for ep in range(epochs):
-            perm = rng.permutation(len(train))
-            for i in range(0, len(train), bs):
-                idx = perm[i:i+bs]
-                xb = train.x[idx]
-                if augment is not None: xb = augment(xb)
-                loss = F.cross_entropy(model(_norm(xb)), torch.from_numpy(train.y[idx]))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                pb.update()
+    opt, sched = one_cycle(model.parameters(), lr, epochs*math.ceil(len(train)/bs))
+    for ep in range(epochs):
+        train_epoch(model, train, _norm, opt, sched, rng, bs, augment, progress=progress,
+                    desc=f'training epoch {ep + 1}/{epochs}')
     return model.eval()
 
 # %% ../nbs/01_data.ipynb #f016f0a2-3
 def torch_predict(model:nn.Module,   # takes `_norm` inputs (NCHW floats in [-1, 1]), returns logits
                   bs:int=1024,       # images per forward pass
                  ):
-    "A `predict(x_uint8) -> labels` function for a PyTorch model trained on `_norm` inputs."
+    "A predict callable (uint8 NHWC frames -> (N, K) logits) for a PyTorch model trained on `_norm` inputs."
     @torch.no_grad()
-    def predict(x): return batched(lambda b: model.eval()(_norm(b)).argmax(1).numpy(), x, bs)
+    def predict(x): return batched(lambda b: model.eval()(_norm(b)).numpy(), x, bs)
     return predict
 
+# %% ../nbs/01_data.ipynb #top1x
+def top1(predict,          # a predict callable: uint8 NHWC frames (N, H, W, C) -> logits (N, K)
+         x:np.ndarray,     # (N, H, W, C) uint8 frames
+        )->np.ndarray:
+    "Top-1 labels (N,) of `x` through `predict`; refuses a callable that does not return (N, K) scores."
+    out = np.asarray(predict(x))
+    if out.ndim != 2 or len(out) != len(x):
+        raise ValueError(f'a predict callable returns (N, K) logits for N frames: got shape {out.shape} '
+                         f'for {len(x)} frames. Return the scores, not labels (the argmax is taken here)')
+    return out.argmax(1)
+
 # %% ../nbs/01_data.ipynb #fe4ab029
-def accuracy(predict,      # uint8 NHWC images -> (N,) labels
+def accuracy(predict,      # predict callable: uint8 NHWC frames -> (N, K) logits
              ds:Dataset,   # labelled images
             )->float:
-    "Top-1 accuracy of `predict` (uint8 NHWC -> labels) on `ds`."
-    return float((predict(ds.x) == ds.y).mean())
+    "Top-1 accuracy of `predict` (uint8 NHWC -> logits) on `ds`."
+    return float((top1(predict, ds.x) == ds.y).mean())
 
 # %% ../nbs/01_data.ipynb #fe4ab029-1
-def phone_c_accuracy(predict,     # uint8 NHWC images -> (N,) labels
+def phone_c_accuracy(predict,     # predict callable: uint8 NHWC frames -> (N, K) logits
                      pc:PhoneC,   # the test set under phone conditions
                     )->pd.DataFrame:
     "Accuracy per corruption (rows) and severity (columns) on phone-C."
-    acc = {n: {s: float((predict(pc.x[i, j]) == pc.y).mean()) for j, s in enumerate(pc.severities)}
+    acc = {n: {s: float((top1(predict, pc.x[i, j]) == pc.y).mean()) for j, s in enumerate(pc.severities)}
            for i, n in enumerate(pc.names)}
     return pd.DataFrame(acc).T.rename_axis('corruption').rename_axis('severity', axis=1)
 
 # %% ../nbs/01_data.ipynb #fe4ab029-2
-def evaluate(predict,          # uint8 NHWC images -> labels
+def evaluate(predict,          # predict callable: uint8 NHWC frames -> (N, K) logits
              test:Dataset,     # clean test images
              pc:PhoneC         # the same images under phone conditions
             )->dict:
@@ -1356,9 +1405,8 @@ def simulate_field(pc:PhoneC,                # where the field photos come from
 # %% ../nbs/01_data.ipynb #2fd30258-1
 def torch_proba(model:nn.Module,   # takes `_norm` inputs (NCHW floats in [-1, 1]), returns logits
                ):
-    "A `predict_proba(x_uint8) -> probabilities` function for a PyTorch model."
-    @torch.no_grad()
-    def f(x): return F.softmax(model.eval()(_norm(np.asarray(x))), 1).numpy()
+    "A `predict_proba(x_uint8) -> probabilities` function: the softmax of `torch_predict`'s logits."
+    def f(x): return F.softmax(torch.from_numpy(torch_predict(model)(x)), 1).numpy()
     return f
 
 # %% ../nbs/01_data.ipynb #dcard01

@@ -543,7 +543,7 @@ def wrap(net:nn.Module,   # the float network, taking `to_input`'s tensors
 def predict_fn(net:nn.Module,   # a float network taking `to_input`'s tensors
                spec:ModelSpec,   # its model spec: how uint8 frames become its input
                bs:int=32):       # frames per forward pass (small: batches of hundreds fall out of the CPU's cache)
-    "A `predict(x_uint8) -> labels` function through the training-time pipeline (for `data.evaluate`)."
+    "A predict callable (uint8 NHWC frames -> (N, K) logits) through the training-time pipeline."
     @torch.no_grad()
-    def labels(xb): return net.eval()(fast_layout(to_input(xb, spec), net)).argmax(1).numpy()
-    return lambda x: batched(labels, x, bs)
+    def logits(xb): return net.eval()(fast_layout(to_input(xb, spec), net)).numpy()
+    return lambda x: batched(logits, x, bs)

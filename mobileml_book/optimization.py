@@ -608,24 +608,21 @@ def pte_latency_ms(paths:dict,      # name -> ExecuTorch program file (.pte)
 def graph_predict_fn(g,            # a PT2E graph (int8 or fake-quant) on `to_input`'s tensors
                      spec:ModelSpec,    # its model spec: how uint8 frames become its input
                      bs:int=16):   # frames per forward pass (small ones stay in the CPU's cache)
-    "`predict(x_uint8) -> labels` through a PT2E graph (no `.eval()`: exported graphs are already in the mode they were set to)."
+    "A predict callable (uint8 NHWC frames -> (N, K) logits) through a PT2E graph (already in its mode: no `.eval()`)."
     @torch.no_grad()
-    def predict(x): return batched(lambda b: g(to_input(b, spec)).argmax(1).numpy(), x, bs)
+    def predict(x): return batched(lambda b: g(to_input(b, spec)).numpy(), x, bs)
     return predict
 
 # %% ../nbs/03_optimization.ipynb #pteacc01
 def pte_predict_fn(path,              # an ExecuTorch program with a batch-1 float NCHW input (`to_pte`)
                    spec:ModelSpec,    # its model spec: how uint8 frames become the program's input
                    bs:int=256):       # frames pre-processed at a time (the program still runs one by one)
-    "`predict(x_uint8) -> labels` through an ExecuTorch program, one frame at a time as a phone runs it."
+    "A predict callable (uint8 NHWC frames -> (N, K) logits) through an ExecuTorch program, frame by frame."
     run = pte_runner(path)
-    def predict(x):
-        out = []
-        for i in range(0, len(x), bs):
-            xb = to_input(np.asarray(x[i:i+bs]), spec)
-            out += [int(run(xb[j:j+1]).argmax(1)) for j in range(len(xb))]
-        return np.asarray(out, dtype=np.int64)
-    return predict
+    def frames(xb):   # pre-process a batch at once, then run the program one frame at a time, as a phone does
+        t = to_input(xb, spec)
+        return np.concatenate([run(t[j:j+1]).numpy() for j in range(len(t))])
+    return lambda x: batched(frames, x, bs)
 
 # %% ../nbs/03_optimization.ipynb #f3822f27
 def int8_size_ceiling(net:nn.Module   # a float network (its conv and linear layers are counted)

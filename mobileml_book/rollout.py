@@ -103,8 +103,10 @@ def ratio_stats(y,    # per phone: events (kept predictions, crashes)
                             + r*r*n.var(ddof=1))/(m*nb*nb))
 
 # %% ../nbs/05b_rollout.ipynb #0b694d09-1
-def compare_rates(y_b, n_b,           # candidate arm: events and sessions per phone
-                  y_a, n_a,           # stable arm: the same
+def compare_rates(y_b,                # candidate arm: events per phone, (P,)
+                  n_b,                # candidate arm: sessions per phone, (P,)
+                  y_a,                # stable arm: events per phone, (Q,)
+                  n_a,                # stable arm: sessions per phone, (Q,)
                   conf:float=0.95     # the interval's confidence
                  )->dict:
     "B - A of a per-session rate: difference, `conf` interval and two-sided p-value per phone (delta method), and the naive per-session p-value."

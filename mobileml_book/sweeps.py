@@ -341,7 +341,8 @@ def one_chain(todo:list[Stage],            # the stages still to run
     return {s.key for s in todo} - {deepest.key} <= above(deepest)
 
 # %% ../nbs/09_sweeps.ipynb #09nodecpu
-def node_cpus(ray)->int:   # ray: the connected `ray` module (`ray_session`)
+def node_cpus(ray,   # the connected `ray` module (`ray_session`)
+             )->int:
     "The CPUs of the cluster's largest live node: the most one stage can reserve."
     return int(max((n['Resources'].get('CPU', 0) for n in ray.nodes() if n['Alive']), default=0))
 

@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 from .rundir import (Param, ChapterParams, Goal, RunDir, atomic_write, atomic_path,
                                   dumps, now_iso, expect)
 from .data import (load_data, MobileAugment, Dataset, DatasetCard, PhoneC, evaluate,
-                                to_float, stratified_subset, majority_share, batched)
+                                to_float, stratified_subset, majority_share, batched, one_cycle,
+                                train_step, train_epoch)
 from .models import *
 
 # %% auto #0
@@ -182,13 +183,6 @@ def unfreeze(net:nn.Module,   # the network: every parameter made trainable, in 
     for p in net.parameters(): p.requires_grad = True
     return net
 
-# %% ../nbs/02_training.ipynb #46664def-4
-def _frozen_bn_eval(net):
-    for m in net.modules():
-        if (isinstance(m, nn.modules.batchnorm._BatchNorm)
-                and not any(p.requires_grad for p in m.parameters())):
-            m.eval()
-
 # %% ../nbs/02_training.ipynb #3b2c84b6
 class EarlyStop:
     "Keep the best weights by validation accuracy (checkpointed atomically); say stop after `patience` checks without better."
@@ -247,31 +241,13 @@ def fit(net:nn.Module,             # the network to train; its weights end as th
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     if prepare is not None: net = prepare(net)
-    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr,
-                            weight_decay=wd)
-    steps = math.ceil(len(train)/bs)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=epochs*steps)
+    opt, sched = one_cycle(net.parameters(), lr, epochs*math.ceil(len(train)/bs), wd)
     stop, hist = EarlyStop(patience, ckpt, spec), []
     for ep in range(epochs):
         t0 = time.perf_counter()
-        net.train()
-        _frozen_bn_eval(net)
-        perm = rng.permutation(len(train))
-        tot = 0.0
-        for i in tqdm(range(0, len(train), bs), desc=f'{desc} epoch {ep + 1}/{epochs}',
-                      disable=not progress, leave=False):
-            idx = np.sort(perm[i:i+bs])
-            xb = train.x[idx]
-            if augment is not None: xb = augment(xb)
-            x, y = fast_layout(to_input(xb, spec), net), torch.from_numpy(train.y[idx])
-            out = net(x)
-            loss = loss_fn(out, y, x) if loss_fn is not None else F.cross_entropy(out, y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            tot += loss.item()*len(idx)
-        row = dict(epoch=ep + 1, train_loss=tot/len(train), **val_metrics(net, val, spec),
+        loss = train_epoch(net, train, lambda xb: fast_layout(to_input(xb, spec), net), opt, sched,
+                           rng, bs, augment, loss_fn, progress, f'{desc} epoch {ep + 1}/{epochs}')
+        row = dict(epoch=ep + 1, train_loss=loss, **val_metrics(net, val, spec),
                    seconds=time.perf_counter() - t0)
         hist.append(row)
         if log is not None: log(row, ep)
@@ -532,9 +508,7 @@ def fit_features(net:EfficientNetLite,      # pretrained net: blocks from `train
     g = torch.Generator().manual_seed(seed)
     set_trainable(net, train.stop)
     y = torch.from_numpy(train.y).long()
-    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=lr,
-                            weight_decay=wd)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
+    opt, sched = one_cycle(net.parameters(), lr, steps, wd)
     stop, hist, tot, seen, t0 = EarlyStop(patience, ckpt, spec), [], 0.0, 0, time.perf_counter()
     order, pos, bs = torch.randperm(len(train), generator=g), 0, min(bs, len(train))
     for step in tqdm(range(1, steps + 1), desc=desc, disable=not progress, leave=False):
@@ -544,11 +518,7 @@ def fit_features(net:EfficientNetLite,      # pretrained net: blocks from `train
         net.train()
         out = net.tail(fast_layout(train.z[j].float(), net), train.stop)
         loss = distill_loss(out, y[j], None if soft is None else soft[j], alpha, T)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        tot += loss.item()*len(j)
+        tot += train_step(opt, sched, loss)*len(j)
         seen += len(j)
         if step % eval_every and step != steps: continue
         row = dict(step=step, train_loss=tot/seen, **feature_metrics(net, val),
