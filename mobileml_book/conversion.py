@@ -27,7 +27,8 @@ from .models import (Preprocess, MobileNetV2, ModelSpec, model_spec, build_net,
                                   fast_layout, time_in_turns)
 from .training import load_models, phone_c_subset, store_uri, mlflow_run_id
 from .optimization import (load_variant, load_variants, variant_file, ptq,
-                                    lower_to_pte, clamp_aware, calibration_frames, int8_dot_isa)
+                                    lower_to_pte, clamp_aware, calibration_frames, int8_dot_isa,
+                                    trace_patterns_once)
 
 # %% auto #0
 __all__ = ['COREML_TARGETS', 'PARAMS', 'GOALS', 'CONVERTERS', 'RUNTIMES', 'EXT', 'APP_RESIZES', 'KERAS_TFLITE', 'FrameModel',
@@ -818,6 +819,7 @@ def litert_int8(net:nn.Module,      # the fp32 network (copied, not changed)
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, convert_pt2e
     from torchao.quantization.pt2e import allow_exported_model_train_eval
+    trace_patterns_once()   # its quantizer matches the same conv-BN patterns as XNNPACK's
     # LiteRT fuses ReLU6 into its conv: the reference observes after it too
     q = clamp_aware(PT2EQuantizer)().set_global(
         get_symmetric_quantization_config(is_per_channel=True))

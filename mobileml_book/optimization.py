@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_optimization.ipynb #f882d22b
 from __future__ import annotations
-import copy, gzip, io, json, math, os, platform, tempfile, time, types
+import copy, gzip, io, json, math, os, platform, tempfile, time, types, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -30,13 +30,13 @@ from .constraints import estimate_ms, load_devices, load_yardsticks
 __all__ = ['RECIPES', 'PARAMS', 'GOALS', 'INT8_DOT_FLAGS', 'SQNR_KINDS', 'CHECKPOINT_FORMAT', 'PRUNED_FORMAT', 'file_bytes',
            'example_input', 'measure', 'prunable', 'sparsity', 'layer_sparsity', 'prune_to', 'finalize_pruning',
            'recalibrate_bn', 'freeze_bn', 'self_distill', 'finetune', 'magnitude_schedule', 'prune_channels',
-           'annotate_conv_clamp', 'clamp_aware', 'xnnpack_quantizer', 'export_program', 'export_graph', 'calibrate',
-           'ptq', 'qat_prepare', 'qat_convert', 'weight_only', 'lower_to_pte', 'to_pte', 'pte_runner', 'pte_latency_ms',
-           'graph_predict_fn', 'pte_predict_fn', 'int8_size_ceiling', 'int8_dot_isa', 'int8_sqnr', 'candidate_spec',
-           'n_layers', 'features', 'LatencyPredictor', 'mape', 'sample_space', 'within_budget', 'screen',
-           'search_trial', 'tune_search', 'lite_candidate', 'phone_estimates', 'pareto', 'rebuildable', 'fit_shapes',
-           'load_pruned', 'shape_rebuildable', 'save_variants', 'calibration_frames', 'Variant', 'Variants',
-           'load_variants', 'variant_file', 'load_variant']
+           'annotate_conv_clamp', 'clamp_aware', 'trace_patterns_once', 'xnnpack_quantizer', 'export_program',
+           'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert', 'weight_only', 'lower_to_pte', 'to_pte',
+           'pte_runner', 'pte_latency_ms', 'graph_predict_fn', 'pte_predict_fn', 'int8_size_ceiling', 'int8_dot_isa',
+           'int8_sqnr', 'candidate_spec', 'n_layers', 'features', 'LatencyPredictor', 'mape', 'sample_space',
+           'within_budget', 'screen', 'search_trial', 'tune_search', 'lite_candidate', 'phone_estimates', 'pareto',
+           'rebuildable', 'fit_shapes', 'load_pruned', 'shape_rebuildable', 'save_variants', 'calibration_frames',
+           'Variant', 'Variants', 'load_variants', 'variant_file', 'load_variant']
 
 # %% ../nbs/03_optimization.ipynb #d1589d23
 RECIPES = ('naive', 'ptq', 'qat', 'weight_int8', 'fp16')
@@ -67,7 +67,7 @@ PARAMS = ChapterParams('optimization',
           help='calibration images of the naive default (a handful of clean ones)'),
     Param('recipe_steps', bool, quick=False, full=True,
           help='measure each change from the naive int8 default to our recipe on its own '
-               'ExecuTorch program (two more lowerings, about 40 s)'),
+               'ExecuTorch program (two more quantizations and lowerings)'),
     Param('qat_epochs', int, quick=1, full=1, lo=1, hi=100,
           help='epochs of quantization-aware training'),
     Param('qat_lr', float, quick=2e-4, lo=1e-7, hi=1.0,
@@ -444,6 +444,51 @@ def clamp_aware(
             return super().annotate(model)
     return ClampAware
 
+# %% ../nbs/03_optimization.ipynb #tpo01
+def _pattern_key(v):   # a pattern, its example inputs or kwargs; TypeError where a part is not hashable
+    "A hashable key for what a traced pattern graph depends on: code and closure, tensor shapes, values."
+    if isinstance(v, torch.Tensor): return ('tensor', tuple(v.shape), v.dtype, v.device.type)
+    if isinstance(v, (tuple, list)): return (type(v).__name__, *map(_pattern_key, v))
+    if isinstance(v, dict): return ('dict', *sorted((k, _pattern_key(x)) for k, x in v.items()))
+    if isinstance(v, nn.Module):   # torchao's WrapperModule(fn): stateless, the function is the pattern
+        if getattr(v, 'fn', None) is None or any(True for _ in v.state_dict()): raise TypeError(type(v))
+        return (type(v), _pattern_key(v.fn))
+    if hasattr(v, '__code__'):
+        cells = tuple(c.cell_contents for c in (v.__closure__ or ()))
+        return (v.__code__, _pattern_key(cells), _pattern_key(v.__defaults__ or ()))
+    hash(v)
+    return v
+
+# %% ../nbs/03_optimization.ipynb #tpo015
+_PATTERNS = dict(on=True, traced=0, reused=0, graphs={})   # the process's kept pattern graphs, and counters
+
+# %% ../nbs/03_optimization.ipynb #tpo02
+def trace_patterns_once()->dict:   # the live counters: set `on` False to trace every time, as torchao does
+    "Keep each quantization pattern graph torchao traces (`prepare_pt2e`, `convert_pt2e`) for the rest of the process."
+    import torchao.quantization.pt2e.utils as U
+    own = getattr(U._get_aten_graph_module_for_pattern, 'traces', U._get_aten_graph_module_for_pattern)
+    if own is not U._get_aten_graph_module_for_pattern: return _PATTERNS      # installed already
+    def kept(pattern, example_inputs, is_cuda=False, **kwargs):
+        try: key = _pattern_key((pattern, tuple(example_inputs), is_cuda, kwargs)) if _PATTERNS['on'] else None
+        except TypeError: key = None                       # an unhashable part: trace it, as torchao does
+        if key is None: return own(pattern, example_inputs, is_cuda, **kwargs)
+        if key in _PATTERNS['graphs']: _PATTERNS['reused'] += 1
+        else:
+            _PATTERNS['graphs'][key] = own(pattern, example_inputs, is_cuda, **kwargs)
+            _PATTERNS['traced'] += 1
+        with warnings.catch_warnings():                    # torch's own pytree deprecation, once per copy
+            warnings.simplefilter('ignore', FutureWarning)
+            return copy.deepcopy(_PATTERNS['graphs'][key])  # callers may edit the graph they get
+    kept.traces = own
+    import importlib
+    for name in ('torchao.quantization.pt2e.utils', 'torchao.quantization.pt2e.qat_utils',
+                 'executorch.backends.xnnpack.quantizer.xnnpack_quantizer_utils',
+                 'litert_torch.quantize.pt2e_quantizer_utils'):   # each imported the function by name
+        try: m = importlib.import_module(name)
+        except ImportError: continue
+        if getattr(m, '_get_aten_graph_module_for_pattern', None) is own: m._get_aten_graph_module_for_pattern = kept
+    return _PATTERNS
+
 # %% ../nbs/03_optimization.ipynb #b06addba
 def xnnpack_quantizer(per_channel:bool=True,   # per-channel weight scales (False: per tensor)
                       qat:bool=False,          # for quantization-aware training (fake quantization)
@@ -451,6 +496,7 @@ def xnnpack_quantizer(per_channel:bool=True,   # per-channel weight scales (Fals
     "XNNPACK's PT2E quantizer (int8 symmetric weights and activations), conv -> ReLU6 fused; `per_channel=False` is its default."
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer, get_symmetric_quantization_config)
+    trace_patterns_once()
     config = get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat)
     if not fuse_clamp: return XNNPACKQuantizer().set_global(config)
     return clamp_aware(XNNPACKQuantizer)().set_global(config)
@@ -533,6 +579,7 @@ def qat_convert(g   # a QAT-trained graph (`fit` with `qat_prepare`): copied, le
                )->torch.fx.GraphModule:
     "The int8 graph of a QAT-trained one (fake quantization replaced by real quantize/dequantize)."
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+    trace_patterns_once()
     return _trainable(convert_pt2e(copy.deepcopy(g).eval()))
 
 # %% ../nbs/03_optimization.ipynb #1300a3e8
