@@ -466,10 +466,13 @@ _PATTERNS = dict(on=True, traced=0, reused=0, graphs={})   # the process's kept 
 def trace_patterns_once()->dict:   # the live counters: set `on` False to trace every time, as torchao does
     "Keep each quantization pattern graph torchao traces (`prepare_pt2e`, `convert_pt2e`) for the rest of the process."
     import torchao.quantization.pt2e.utils as U
-    own = getattr(U._get_aten_graph_module_for_pattern, 'traces', U._get_aten_graph_module_for_pattern)
-    if own is not U._get_aten_graph_module_for_pattern: return _PATTERNS      # installed already
+    now = getattr(U, '_get_aten_graph_module_for_pattern', None)
+    if now is None: return _PATTERNS          # a torchao without it: quantization works, only slower
+    own = getattr(now, 'traces', now)
+    if own is not now: return _PATTERNS       # installed already
     def kept(pattern, example_inputs, is_cuda=False, **kwargs):
-        try: key = _pattern_key((pattern, tuple(example_inputs), is_cuda, kwargs)) if _PATTERNS['on'] else None
+        try: key = (_pattern_key((pattern, tuple(example_inputs), is_cuda, kwargs))
+                    if _PATTERNS['on'] else None)
         except TypeError: key = None                       # an unhashable part: trace it, as torchao does
         if key is None: return own(pattern, example_inputs, is_cuda, **kwargs)
         if key in _PATTERNS['graphs']: _PATTERNS['reused'] += 1
@@ -486,7 +489,8 @@ def trace_patterns_once()->dict:   # the live counters: set `on` False to trace 
                  'litert_torch.quantize.pt2e_quantizer_utils'):   # each imported the function by name
         try: m = importlib.import_module(name)
         except ImportError: continue
-        if getattr(m, '_get_aten_graph_module_for_pattern', None) is own: m._get_aten_graph_module_for_pattern = kept
+        if getattr(m, '_get_aten_graph_module_for_pattern', None) is own:
+            m._get_aten_graph_module_for_pattern = kept
     return _PATTERNS
 
 # %% ../nbs/03_optimization.ipynb #b06addba
