@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['MBV2_STAGES', 'VGG16', 'LITE0_STAGES', 'LITE_SCALING', 'LITE0_MEAN', 'LITE0_STD', 'ARCHS', 'conv_bn', 'divisible',
            'InvertedResidual', 'MobileNetV2', 'Fire', 'SqueezeNet', 'VGG', 'count_macs', 'n_params', 'size_bytes',
-           'time_in_turns', 'latency_ms', 'Conv2dSame', 'MBConv', 'lite_stages', 'EfficientNetLite',
+           'time_in_turns', 'latencies_ms', 'latency_ms', 'Conv2dSame', 'MBConv', 'lite_stages', 'EfficientNetLite',
            'EfficientNetLite0', 'lite_weights_path', 'lite0_weights_path', 'imagenet_labels', 'load_lite', 'load_lite0',
            'Preprocess', 'Postprocess', 'MobileModel', 'fast_layout', 'ModelSpec', 'model_spec', 'build_net',
            'from_unit', 'to_input', 'wrap', 'predict_fn']
@@ -211,6 +211,22 @@ def time_in_turns(fns:dict,        # name -> f(x)
                     cpu_ms=cpu[k]/runs*1e3, runs=runs)
             for k, v in ts.items()}
 
+# %% ../nbs/02_models.ipynb #lat2ms
+def latencies_ms(nets:dict,         # name -> (network, input side px, input channels); each left in eval mode
+                 warmup:int=10,     # untimed runs of each first
+                 runs:int=50,       # timed runs of each (at least 1: the percentiles need one)
+                 threads:int=1,     # torch CPU threads while timing (restored afterwards)
+                )->dict:
+    "CPU latency of batch 1 of several networks, timed in turns in one sitting: name -> p50 and p90 in ms."
+    xs = {k: torch.rand(1, c, s, s) for k, (_, s, c) in nets.items()}
+    fns = {k: (lambda _, m=m.eval(), x=xs[k]: m(x)) for k, (m, _, _) in nets.items()}
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode(): t = time_in_turns(fns, None, warmup, runs)
+    finally: torch.set_num_threads(old)
+    return {k: dict(p50_ms=v['p50_ms'], p90_ms=v['p90_ms']) for k, v in t.items()}
+
 # %% ../nbs/02_models.ipynb #2b66e0d6-3
 def latency_ms(model:nn.Module,   # network to time (left in eval mode)
                size:int,          # side of the square random input image (px)
@@ -220,13 +236,7 @@ def latency_ms(model:nn.Module,   # network to time (left in eval mode)
                threads:int=1,     # torch CPU threads while timing (restored afterwards)
               )->dict:
     "CPU latency of batch 1 with `threads` threads after warm-up: p50 and p90 in ms."
-    old = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        with torch.inference_mode():
-            t = time_in_turns({'model': model.eval()}, torch.rand(1, channels, size, size), warmup, runs)['model']
-    finally: torch.set_num_threads(old)
-    return dict(p50_ms=t['p50_ms'], p90_ms=t['p90_ms'])
+    return latencies_ms({'model': (model, size, channels)}, warmup, runs, threads)['model']
 
 # %% ../nbs/02_models.ipynb #6119778f
 class Conv2dSame(nn.Conv2d):

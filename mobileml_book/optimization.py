@@ -30,13 +30,14 @@ from .constraints import estimate_ms, load_devices, load_yardsticks
 __all__ = ['RECIPES', 'PARAMS', 'GOALS', 'INT8_DOT_FLAGS', 'SQNR_KINDS', 'CHECKPOINT_FORMAT', 'PRUNED_FORMAT', 'file_bytes',
            'example_input', 'measure', 'prunable', 'sparsity', 'layer_sparsity', 'prune_to', 'finalize_pruning',
            'recalibrate_bn', 'freeze_bn', 'self_distill', 'finetune', 'magnitude_schedule', 'prune_channels',
-           'annotate_conv_clamp', 'clamp_aware', 'trace_patterns_once', 'xnnpack_quantizer', 'export_program',
-           'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert', 'weight_only', 'lower_to_pte', 'to_pte',
-           'pte_runner', 'pte_latency_ms', 'graph_predict_fn', 'pte_predict_fn', 'int8_size_ceiling', 'int8_dot_isa',
-           'int8_sqnr', 'candidate_spec', 'n_layers', 'features', 'LatencyPredictor', 'mape', 'sample_space',
-           'within_budget', 'screen', 'search_trial', 'tune_search', 'lite_candidate', 'phone_estimates', 'pareto',
-           'rebuildable', 'fit_shapes', 'load_pruned', 'shape_rebuildable', 'save_variants', 'calibration_frames',
-           'Variant', 'Variants', 'load_variants', 'variant_file', 'load_variant']
+           'annotate_conv_clamp', 'clamp_aware', 'conv_kinds', 'trace_patterns_once', 'xnnpack_quantizer',
+           'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert', 'weight_only',
+           'lower_to_pte', 'to_pte', 'pte_runner', 'pte_latency_ms', 'graph_predict_fn', 'pte_predict_fn',
+           'int8_size_ceiling', 'int8_dot_isa', 'int8_sqnr', 'candidate_spec', 'n_layers', 'features',
+           'LatencyPredictor', 'mape', 'sample_space', 'within_budget', 'screen', 'search_trial', 'tune_search',
+           'lite_candidate', 'phone_estimates', 'pareto', 'rebuildable', 'fit_shapes', 'load_pruned',
+           'shape_rebuildable', 'save_variants', 'calibration_frames', 'Variant', 'Variants', 'load_variants',
+           'variant_file', 'load_variant']
 
 # %% ../nbs/03_optimization.ipynb #d1589d23
 RECIPES = ('naive', 'ptq', 'qat', 'weight_int8', 'fp16')
@@ -460,12 +461,41 @@ def _pattern_key(v):   # a pattern, its example inputs or kwargs; TypeError wher
     return v
 
 # %% ../nbs/03_optimization.ipynb #tpo015
-_PATTERNS = dict(on=True, traced=0, reused=0, graphs={})   # the process's kept pattern graphs, and counters
+_PATTERNS = dict(on=True, traced=0, reused=0, skipped=0, graphs={})   # the process's kept pattern graphs, and counters
+
+# %% ../nbs/03_optimization.ipynb #tpo016
+def conv_kinds(gm:torch.fx.GraphModule   # an exported graph of aten ops
+              )->set[str]|None:
+    "The kinds of convolution in `gm` by aten name ('conv2d', 'conv_transpose2d', ...); None where a generic op hides the kind."
+    import re
+    kinds = set()
+    for n in gm.graph.nodes:
+        name = getattr(getattr(n.target, 'overloadpacket', None), '__name__', '')
+        if re.fullmatch(r'conv(_transpose)?[123]d', name): kinds.add(name)
+        elif 'convolution' in name: return None    # aten.convolution: 1-D, 2-D or transposed alike
+    return kinds
+
+# %% ../nbs/03_optimization.ipynb #tpo017
+def _present_convs_only(helper   # torchao's `_fold_conv_bn_qat_helper` or `_fuse_conv_bn_qat_helper`
+                       ):
+    "`helper`, passed over for a kind of convolution the graph lacks (no pattern of that kind can match)."
+    import functools
+    @functools.wraps(helper)
+    def run(m, conv_fn, example_inputs, is_cuda=False):
+        kinds = conv_kinds(m) if _PATTERNS['on'] else None
+        if kinds and conv_fn.__name__ not in kinds:   # empty or unknown: every kind runs, as in torchao
+            _PATTERNS['skipped'] += 1
+            return m
+        return helper(m, conv_fn, example_inputs, is_cuda=is_cuda)
+    return run
 
 # %% ../nbs/03_optimization.ipynb #tpo02
 def trace_patterns_once()->dict:   # the live counters: set `on` False to trace every time, as torchao does
     "Keep each quantization pattern graph torchao traces (`prepare_pt2e`, `convert_pt2e`) for the rest of the process."
-    import torchao.quantization.pt2e.utils as U
+    import torchao.quantization.pt2e.utils as U, torchao.quantization.pt2e.qat_utils as Q
+    for h in ('_fold_conv_bn_qat_helper', '_fuse_conv_bn_qat_helper'):   # QAT's batch-norm folding
+        f = getattr(Q, h, None)
+        if f is not None and not hasattr(f, '__wrapped__'): setattr(Q, h, _present_convs_only(f))
     now = getattr(U, '_get_aten_graph_module_for_pattern', None)
     if now is None: return _PATTERNS          # a torchao without it: quantization works, only slower
     own = getattr(now, 'traces', now)
@@ -807,18 +837,18 @@ def screen(space:list[dict],        # candidates: dicts of width, size, depth (s
            runs:int=30,             # timed runs per latency measurement
            seed:int=0               # torch seed of each candidate's (untrained) weights
           )->pd.DataFrame:
-    "Build and time every candidate untrained, one after another; `feasible` where its int8 form can fit the budget."
-    rows = []
-    for c in tqdm(space, desc='latency first', leave=False):
+    "Build every candidate untrained and time them in turns, in one sitting; `feasible` where its int8 form can fit the budget."
+    rows, nets = [], {}
+    for c in space:
         spec_c = candidate_spec(spec, c['width'], c['size'], c['depth'])
         torch.manual_seed(seed)
         net = build_net(spec_c)
-        rows.append(dict(name=f"w{c['width']:g} {c['size']}px d{c['depth']:g}",
-                         family='MobileNetV2-style (from scratch)', arch='mobilenetv2', **c,
-                         **features(net, spec_c), size_bytes=size_bytes(net),
-                         p50_ms=latency_ms(net, c['size'], spec_c.in_channels,
-                                           runs=runs)['p50_ms']))
-    df = pd.DataFrame(rows)
+        name = f"w{c['width']:g} {c['size']}px d{c['depth']:g}"
+        nets[name] = (net, c['size'], spec_c.in_channels)
+        rows.append(dict(name=name, family='MobileNetV2-style (from scratch)', arch='mobilenetv2', **c,
+                         **features(net, spec_c), size_bytes=size_bytes(net)))
+    lat = latencies_ms(nets, runs=runs)
+    df = pd.DataFrame(rows).assign(p50_ms=[lat[n]['p50_ms'] for n, _ in nets.items()])
     return df.assign(feasible=(df['p50_ms'] <= max_ms) & (df['size_bytes'] <= max_bytes))
 
 # %% ../nbs/03_optimization.ipynb #03tune05
