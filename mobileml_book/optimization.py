@@ -674,16 +674,20 @@ def pte_latency_ms(paths:dict,      # name -> ExecuTorch program file (.pte)
                    spec:ModelSpec,  # the model spec they share (input: one random frame)
                    warmup:int=20,   # untimed runs of each program first
                    runs:int=200,    # timed runs of each
-                   threads:int=1    # ExecuTorch's thread pool during the timing (its default is every core)
+                   threads:int=1,   # ExecuTorch's thread pool (its default is every core) and PyTorch's threads
+                   eager:dict|None=None   # name -> float network PyTorch runs on the same frame, in the same turns
                   )->dict:
-    "p50/p90 latency (ms) of each ExecuTorch program in `paths` (name -> file), batch 1, timed in turns."
+    "p50/p90 latency (ms) of each ExecuTorch program in `paths` (name -> file), and of each `eager` network, batch 1, timed in turns."
     from executorch.extension.pybindings import portable_lib
-    old = portable_lib._threadpool_get_thread_count()
+    old, old_torch = portable_lib._threadpool_get_thread_count(), torch.get_num_threads()
     portable_lib._unsafe_reset_threadpool(threads)
+    torch.set_num_threads(threads)
     try:
-        return time_in_turns({k: pte_runner(p) for k, p in paths.items()},
-                             torch.rand(example_input(spec).shape), warmup, runs)
-    finally: portable_lib._unsafe_reset_threadpool(old)
+        fns = {k: pte_runner(p) for k, p in paths.items()} | {k: m.eval() for k, m in (eager or {}).items()}
+        with torch.no_grad(): return time_in_turns(fns, torch.rand(example_input(spec).shape), warmup, runs)
+    finally:
+        portable_lib._unsafe_reset_threadpool(old)
+        torch.set_num_threads(old_torch)
 
 # %% ../nbs/03_optimization.ipynb #db3b0132-5
 def graph_predict_fn(g,            # a PT2E graph (int8 or fake-quant) on `to_input`'s tensors
