@@ -852,7 +852,7 @@ def screen(space:list[dict],        # candidates: dicts of width, size, depth (s
         rows.append(dict(name=name, family='MobileNetV2-style (from scratch)', arch='mobilenetv2', **c,
                          **features(net, spec_c), size_bytes=size_bytes(net)))
     lat = latencies_ms(nets, runs=runs)
-    df = pd.DataFrame(rows).assign(p50_ms=[lat[n]['p50_ms'] for n, _ in nets.items()])
+    df = pd.DataFrame(rows).assign(p50_ms=[lat[n]['p50_ms'] for n in nets])
     return df.assign(feasible=(df['p50_ms'] <= max_ms) & (df['size_bytes'] <= max_bytes))
 
 # %% ../nbs/03_optimization.ipynb #03tune05
