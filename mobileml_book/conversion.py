@@ -37,10 +37,10 @@ __all__ = ['COREML_TARGETS', 'PARAMS', 'GOALS', 'CONVERTERS', 'RUNTIMES', 'EXT',
            'export_executorch', 'runner', 'coreml_ops', 'coreml_ops_outside', 'preflight', 'WarpNet', 'fidelity',
            'FidelityError', 'gate', 'enforce', 'coreml_structure', 'zip_dir', 'io_spec', 'preprocessing_of', 'Fidelity',
            'ExportLatency', 'ExportRecord', 'ExportRecords', 'make_record', 'save_records', 'record_path',
-           'conversion_sources', 'litert_int8', 'export_all', 'gate_all', 'camera_frames', 'app_resize', 'resize_study',
-           'keras_mobilenetv2', 'torch_to_keras', 'port_weights', 'keras_from_torch', 'keras_logits',
-           'forgot_depthwise_transpose', 'keras_tflite', 'keras_route', 'plot_formats', 'table_records', 'convert_run',
-           'load_records']
+           'conversion_sources', 'litert_int8', 'export_all', 'litert_calibration', 'gate_all', 'camera_frames',
+           'app_resize', 'resize_study', 'keras_mobilenetv2', 'torch_to_keras', 'port_weights', 'keras_from_torch',
+           'keras_logits', 'forgot_depthwise_transpose', 'keras_tflite', 'keras_route', 'plot_formats', 'table_records',
+           'convert_run', 'load_records']
 
 # %% ../nbs/04_conversion.ipynb #324d4ed4-1
 COREML_TARGETS = ('iOS15', 'iOS16', 'iOS17', 'iOS18')
@@ -76,7 +76,8 @@ PARAMS = ChapterParams('conversion',
     Param('coreml_target', str, quick='iOS16', choices=COREML_TARGETS,
           help='minimum iOS of the Core ML file (sets its operator set)'),
     Param('calib_size', int, quick=128, full=512, lo=1, hi=100_000,
-          help='calibration images of the LiteRT int8 model (clean + phone-condition copies)'),
+          help='training images the LiteRT int8 model calibrates on (with phone-condition copies unless the '
+               'Optimization chapter chose clean ones on validation)'),
     Param('seed', int, quick=0, lo=0, hi=2**31 - 1, help='seed of the calibration sample'),
 )
 
@@ -874,6 +875,15 @@ def export_all(run:RunDir,                 # where the files go (its conversion 
                          spec=spec, seconds=time.perf_counter() - t0)
     return out
 
+# %% ../nbs/04_conversion.ipynb #lrcal01
+def litert_calibration(run:RunDir,      # the run: the Optimization chapter's hand-off says which calibration set won
+                       train:Dataset,   # training images to draw from
+                       n:int,           # images drawn (fewer if the set is smaller)
+                       seed:int=0       # the draw
+                      )->np.ndarray:
+    "Calibration frames for LiteRT's int8 model: the set the Optimization chapter's `ptq` chose on validation (with phone-condition copies if it did not run)."
+    return calibration_frames(train, n, seed, phone=load_variants(run, make=False).int8_calibration != 'clean')
+
 # %% ../nbs/04_conversion.ipynb #9d8e0e2c
 def gate_all(exports:dict,               # `export_all`'s result
              x:np.ndarray,               # clean test frames (uint8 NHWC)
@@ -1240,7 +1250,7 @@ def convert_run(run:RunDir,                  # the run to convert (its Optimizat
     x_pc, y_pc = pce.x.reshape(-1, *pce.x.shape[3:]), np.tile(pce.y, pce.x.shape[0]*pce.x.shape[1])
     sources = conversion_sources(run)
     exports = export_all(run, sources, formats, precisions,
-                         calibration_frames(splits['train'], 128, seed), coreml_target, progress)
+                         litert_calibration(run, splits['train'], 128, seed), coreml_target, progress)
     table, runners = gate_all(exports, test.x, test.y, x_pc, y_pc, coreml_target, progress)
     table = gate(table, thresholds)
     enforce(table)

@@ -33,11 +33,10 @@ __all__ = ['RECIPES', 'PARAMS', 'GOALS', 'INT8_DOT_FLAGS', 'SQNR_KINDS', 'CHECKP
            'annotate_conv_clamp', 'clamp_aware', 'conv_kinds', 'trace_patterns_once', 'xnnpack_quantizer',
            'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert', 'weight_only',
            'lower_to_pte', 'to_pte', 'pte_runner', 'pte_latency_ms', 'graph_predict_fn', 'pte_predict_fn',
-           'int8_size_ceiling', 'int8_dot_isa', 'int8_sqnr', 'candidate_spec', 'n_layers', 'features',
-           'LatencyPredictor', 'mape', 'sample_space', 'within_budget', 'screen', 'search_trial', 'tune_search',
-           'lite_candidate', 'phone_estimates', 'pareto', 'rebuildable', 'fit_shapes', 'load_pruned',
-           'shape_rebuildable', 'save_variants', 'calibration_frames', 'Variant', 'Variants', 'load_variants',
-           'variant_file', 'load_variant']
+           'calibration_frames', 'int8_size_ceiling', 'int8_dot_isa', 'int8_sqnr', 'candidate_spec', 'n_layers',
+           'features', 'LatencyPredictor', 'mape', 'sample_space', 'within_budget', 'screen', 'search_trial',
+           'tune_search', 'lite_candidate', 'phone_estimates', 'pareto', 'rebuildable', 'fit_shapes', 'load_pruned',
+           'shape_rebuildable', 'save_variants', 'Variant', 'Variants', 'load_variants', 'variant_file', 'load_variant']
 
 # %% ../nbs/03_optimization.ipynb #d1589d23
 RECIPES = ('naive', 'ptq', 'qat', 'weight_int8', 'fp16')
@@ -63,7 +62,8 @@ PARAMS = ChapterParams('optimization',
           help='quantization recipes to run (qat adds a training run and a conversion whose '
                'conv-BN folding has a fixed cost, whatever the network)'),
     Param('calib_size', int, quick=128, full=512, lo=1, hi=100_000,
-          help='calibration images of our post-training recipe'),
+          help='training images our post-training recipe calibrates on: alone, or with a phone-condition '
+               'copy of each, whichever scores better on validation'),
     Param('naive_calib_size', int, quick=8, lo=1, hi=100_000,
           help='calibration images of the naive default (a handful of clean ones)'),
     Param('recipe_steps', bool, quick=False, full=True,
@@ -168,13 +168,13 @@ def measure(name:str,          # the row's name
             spec:ModelSpec,    # its model spec
             test:Dataset,      # clean test images
             pc:PhoneC,         # phone-C images
-            runs:int=50,       # timed predictions (batch 1)
+            runs:int=50,       # timed predictions (batch 1); 0: not timed here (NaN), for a sitting timed in turns later (`latencies_ms`)
             **extra            # more columns of the row (e.g. kind, precision, sparsity)
            )->dict:
     "One row of the comparison for an fp32 network: accuracy (clean, phone-C), bytes (saved, gzip), p50/p90 latency here, parameters and MACs."
     ev = evaluate(predict_fn(net, spec), test, pc)
     raw, gz = file_bytes(net.state_dict())
-    lat = latency_ms(net, spec.input_size, spec.in_channels, runs=runs)
+    lat = latency_ms(net, spec.input_size, spec.in_channels, runs=runs) if runs else dict(p50_ms=math.nan, p90_ms=math.nan)
     return dict(variant=name, acc=ev['clean_acc'], phone_c_acc=ev['phone_c_acc'], size_bytes=raw,
                 gzip_bytes=gz, p50_ms=lat['p50_ms'], p90_ms=lat['p90_ms'], runtime='PyTorch eager',
                 params=n_params(net), macs=count_macs(net, spec.input_size, spec.in_channels),
@@ -709,6 +709,16 @@ def pte_predict_fn(path,              # an ExecuTorch program with a batch-1 flo
         return np.concatenate([run(t[j:j+1]).numpy() for j in range(len(t))])
     return lambda x: batched(frames, x, bs)
 
+# %% ../nbs/03_optimization.ipynb #f5ddb350
+def calibration_frames(train:Dataset,   # training images to draw from
+                       n:int,           # images drawn (fewer if the set is smaller)
+                       seed:int=0,      # the draw
+                       phone:bool=True  # add a phone-condition copy of each (`MobileAugment`); False: the clean frames only
+                      )->np.ndarray:
+    "Calibration frames: `n` training frames (uint8, NHWC), followed by a phone-condition copy of each when `phone`."
+    src = train.x[np.random.default_rng(seed).choice(len(train), min(n, len(train)), replace=False)]
+    return np.concatenate([src, MobileAugment(p=1.0, seed=seed)(src)]) if phone else src
+
 # %% ../nbs/03_optimization.ipynb #f3822f27
 def int8_size_ceiling(net:nn.Module   # a float network (its conv and linear layers are counted)
                      )->float:
@@ -1073,15 +1083,6 @@ def save_variants(run:RunDir,            # the run whose optimization artifacts 
     atomic_write(art/'variants.json', dumps(dict(chosen=chosen, variants=recs, **(extra or {}))))
     return art/'variants.json'
 
-# %% ../nbs/03_optimization.ipynb #f5ddb350
-def calibration_frames(train:Dataset,   # training images to draw from
-                       n:int,           # images drawn (fewer if the set is smaller)
-                       seed:int=0       # the draw
-                      )->np.ndarray:
-    "This chapter's calibration recipe: `n` training frames (uint8, NHWC) plus a phone-condition copy of each."
-    src = train.x[np.random.default_rng(seed).choice(len(train), min(n, len(train)), replace=False)]
-    return np.concatenate([src, MobileAugment(p=1.0, seed=seed)(src)])
-
 # %% ../nbs/03_optimization.ipynb #8eb3e63b
 class Variant(BaseModel):
     "One saved network of this chapter's hand-off: its file, its spec and what was measured on it."
@@ -1104,6 +1105,7 @@ class Variants(BaseModel):
     chosen: str|None = None               # the variant the chapter would ship (None: nothing saved)
     variants: dict[str, Variant] = {}     # name -> variant
     int8_recipe: str|None = None          # the int8 recipe that won (ptq or qat)
+    int8_calibration: str|None = None     # ptq's calibration set, chosen on validation: 'clean' or 'clean + phone conditions'
     device: str|None = None               # the target phone of the chapter's budget
 
 # %% ../nbs/03_optimization.ipynb #a4a48bd5
