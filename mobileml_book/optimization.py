@@ -1105,7 +1105,7 @@ class Variants(BaseModel):
     chosen: str|None = None               # the variant the chapter would ship (None: nothing saved)
     variants: dict[str, Variant] = {}     # name -> variant
     int8_recipe: str|None = None          # the int8 recipe that won (ptq or qat)
-    int8_calibration: str|None = None     # ptq's calibration set, chosen on validation: 'clean' or 'clean + phone conditions'
+    int8_calibration: str|None = None     # ptq's calibration set, chosen on validation: 'clean' or 'augmented' (+ phone-condition copies)
     device: str|None = None               # the target phone of the chapter's budget
 
 # %% ../nbs/03_optimization.ipynb #a4a48bd5
