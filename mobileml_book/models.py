@@ -191,21 +191,23 @@ def size_bytes(model:nn.Module,   # network whose state dict (parameters and buf
 def time_in_turns(fns:dict,        # name -> f(x)
                   x,               # the input every callable gets
                   warmup:int=20,   # untimed calls of each first
-                  runs:int=200     # timed calls of each
+                  runs:int=200,    # timed calls of each
+                  block:int=1      # calls of one callable in a row before the next one's turn (1: strict turns)
                  )->dict:
     "Latency (ms: p50, p90, p99, mean) and CPU ms per call of each callable in `fns` (name -> f(x)) after warm-up, timed in turns so that a busy moment of a shared machine hits them all alike."
-    if runs < 1 or warmup < 0:
-        raise ValueError(f'runs={runs}, warmup={warmup}: time at least 1 run '
-                         '(percentiles need one), warm up 0 or more')
-    ts, cpu = {k: [] for k in fns}, {k: 0.0 for k in fns}
-    for i in range(warmup + runs):
-        for k in (list(fns) if i % 2 else list(fns)[::-1]):
-            c0, t0 = time.process_time(), time.perf_counter()
-            fns[k](x)
-            t1, c1 = time.perf_counter(), time.process_time()
-            if i >= warmup:
-                ts[k].append((t1 - t0)*1e3)
-                cpu[k] += c1 - c0
+    if runs < 1 or warmup < 0 or block < 1:
+        raise ValueError(f'runs={runs}, warmup={warmup}, block={block}: time at least 1 run '
+                         '(percentiles need one), warm up 0 or more, in blocks of 1 or more')
+    ts, cpu, total = {k: [] for k in fns}, {k: 0.0 for k in fns}, warmup + runs
+    for turn, i in enumerate(range(0, total, block)):
+        for k in (list(fns) if turn % 2 else list(fns)[::-1]):
+            for j in range(i, min(i + block, total)):
+                c0, t0 = time.process_time(), time.perf_counter()
+                fns[k](x)
+                t1, c1 = time.perf_counter(), time.process_time()
+                if j >= warmup:
+                    ts[k].append((t1 - t0)*1e3)
+                    cpu[k] += c1 - c0
     return {k: dict(p50_ms=float(np.percentile(v, 50)), p90_ms=float(np.percentile(v, 90)),
                     p99_ms=float(np.percentile(v, 99)), mean_ms=float(np.mean(v)),
                     cpu_ms=cpu[k]/runs*1e3, runs=runs)

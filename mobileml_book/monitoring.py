@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_monitoring.ipynb #f9fbaece
 from __future__ import annotations
-import hashlib, json, math, os, resource, signal, sqlite3, subprocess, sys, time
+import hashlib, json, math, os, resource, signal, sqlite3, subprocess, sys, time, warnings
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Literal
@@ -21,12 +21,13 @@ from .constraints import CPU_WATTS, TIERS, energy_mj, estimate_ms, load_brief_fi
 
 # %% auto #0
 __all__ = ['PARAMS', 'GOALS', 'RUNTIME_MODULES', 'INPUT_STATS', 'MAX_CLOCK_SKEW_S', 'SHIFTS', 'FLEET_START', 'TIER_THERMAL',
-           'time_runs', 'bench_here', 'bench_file', 'benchmark_records', 'device_estimates', 'image_stats',
-           'TelemetryEvent', 'TelemetryBatch', 'TelemetryStore', 'telemetry_url_of', 'telemetry_router', 'fleet_end',
-           'shift_images', 'simulate_fleet', 'psi', 'reference_profile', 'Thresholds', 'drift_rules', 'confidence_rule',
-           'class_share_rule', 'regression_rules', 'check_alerts', 'register_release', 'version_table', 'set_live',
-           'live_version', 'rollback', 'compare_versions', 'ThermalModel', 'Dispatcher', 'gallery_work',
-           'dispatch_main', 'start_dispatcher', 'kill_and_resume', 'make_gallery', 'cheap_cut', 'simulate_gallery']
+           'time_runs', 'bench_here', 'bench_turns_here', 'bench_file', 'bench_in_turns', 'benchmark_records',
+           'device_estimates', 'image_stats', 'TelemetryEvent', 'TelemetryBatch', 'TelemetryStore', 'telemetry_url_of',
+           'telemetry_router', 'fleet_end', 'shift_images', 'simulate_fleet', 'psi', 'reference_profile', 'Thresholds',
+           'drift_rules', 'confidence_rule', 'class_share_rule', 'regression_rules', 'check_alerts', 'register_release',
+           'version_table', 'set_live', 'live_version', 'rollback', 'compare_versions', 'ThermalModel', 'Dispatcher',
+           'gallery_work', 'dispatch_main', 'start_dispatcher', 'kill_and_resume', 'make_gallery', 'cheap_cut',
+           'simulate_gallery']
 
 # %% ../nbs/06_monitoring.ipynb #9ef7abc5
 PARAMS = ChapterParams('monitoring',
@@ -38,7 +39,8 @@ PARAMS = ChapterParams('monitoring',
           help='the second thread count benchmarked (the first is always 1)'),
     Param('bench_precisions', list[str], quick=['fp32'], full=['fp32', 'fp16', 'int8'],
           choices=('fp32', 'fp16', 'int8'),
-          help='precisions of the export records benchmarked (one fresh process per file)'),
+          help='precisions of the export records benchmarked (a fresh process per file for load and '
+               'memory; the latencies of all of them in turns, in one more)'),
     Param('host_ghz', float, quick=2.5, lo=0.5, hi=6.0,
           help='clock of this machine (GHz), to scale its latencies to a phone '
                '(as in the Deployment chapter)'),
@@ -165,11 +167,50 @@ def bench_here(path,                    # an exported model file (or Core ML pac
     out['peak_mib'] = _maxrss_mib() - base
     return out
 
+# %% ../nbs/06_monitoring.ipynb #2a7511b9-7
+def bench_turns_here(files:dict,   # name -> (path, format, frame shape HWC) of files this machine runs
+                     runs:int=100, # timed predictions of each file and thread count
+                     warmup:int=10,  # untimed predictions of each first
+                     threads:int=2,  # the second thread count timed (the first is 1)
+                    )->dict:
+    "Latency (batch 1) of every file at 1 and `threads` threads, timed in turns of blocks of calls in *this* process: name -> p50_ms, ... and the same with `_{threads}t`."
+    from mobileml_book.conversion import runner
+    from mobileml_book.models import time_in_turns
+    out, by_shape = {k: {} for k in files}, {}
+    for k, (_, _, shape) in files.items(): by_shape.setdefault(tuple(shape), []).append(k)
+    for t in sorted({1, threads}):
+        if any(fmt == 'executorch' for _, fmt, _ in files.values()):
+            from executorch.extension.pybindings import portable_lib
+            portable_lib._unsafe_reset_threadpool(t)     # its pool is global: by default every core
+        for shape, names in by_shape.items():
+            x = np.random.default_rng(0).integers(0, 256, (1, *shape), dtype=np.uint8)
+            fns = {k: runner(files[k][0], files[k][1], threads=t) for k in names}
+            # in blocks: a phone app calls one model many times in a row, with its weights in the
+            # CPU's caches and its own thread pool awake, and strict turns would time neither
+            for k, v in time_in_turns(fns, x, warmup, runs, block=max(1, runs//10)).items():
+                out[k].update({(m if t == 1 else f'{m}_{t}t'): v[m] for m in v if m.endswith('_ms')})
+    return out
+
 # %% ../nbs/06_monitoring.ipynb #2a7511b9-5
 def _bench_main():
-    "Entry point of the benchmark's child process: arguments as JSON in argv[1], result as JSON on the last line of stdout."
+    "Entry point of a benchmark child process: the function ('here' or 'turns') and its arguments as JSON in argv[1], the result as JSON on the last line of stdout."
     a = json.loads(sys.argv[1])
-    print(json.dumps(bench_here(**a)))
+    print(json.dumps({'here': bench_here, 'turns': bench_turns_here}[a.pop('fn')](**a)))
+
+# %% ../nbs/06_monitoring.ipynb #2a7511b9-8
+def _in_child(args:dict,     # `fn` ('here' or 'turns') and its arguments, JSON-serialisable
+              threads:int,   # the most threads the child's runtimes may use
+              timeout:float, # seconds before the child is killed (subprocess.TimeoutExpired)
+              what:str,      # what is benchmarked, for the error message
+             )->dict:
+    "Run a benchmark function in a fresh Python process and return its result."
+    env = {**os.environ, 'OMP_NUM_THREADS': str(threads), 'TF_CPP_MIN_LOG_LEVEL': '3'}
+    r = subprocess.run([sys.executable, '-c',
+                        'from mobileml_book.monitoring import _bench_main; _bench_main()',
+                        json.dumps(args)], capture_output=True, text=True, timeout=timeout, env=env)
+    if r.returncode != 0:
+        raise RuntimeError(f'benchmark of {what} failed:\n{r.stderr[-2000:]}')
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 # %% ../nbs/06_monitoring.ipynb #2a7511b9-6
 def bench_file(path,                    # an exported model file (or Core ML package)
@@ -181,15 +222,20 @@ def bench_file(path,                    # an exported model file (or Core ML pac
                timeout:float=300        # seconds before the child is killed (subprocess.TimeoutExpired)
               )->dict:
     "Benchmark one exported file in a fresh Python process (so its peak memory is its own)."
-    args = json.dumps(dict(path=str(path), fmt=fmt, runs=runs, warmup=warmup, threads=threads,
-                           frame_shape=list(frame_shape)))
-    env = {**os.environ, 'OMP_NUM_THREADS': str(threads), 'TF_CPP_MIN_LOG_LEVEL': '3'}
-    r = subprocess.run([sys.executable, '-c',
-                        'from mobileml_book.monitoring import _bench_main; _bench_main()', args],
-                       capture_output=True, text=True, timeout=timeout, env=env)
-    if r.returncode != 0:
-        raise RuntimeError(f'benchmark of {path} ({fmt}) failed:\n{r.stderr[-2000:]}')
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    return _in_child(dict(fn='here', path=str(path), fmt=fmt, runs=runs, warmup=warmup,
+                          threads=threads, frame_shape=list(frame_shape)),
+                     threads, timeout, f'{path} ({fmt})')
+
+# %% ../nbs/06_monitoring.ipynb #2a7511b9-9
+def bench_in_turns(files:dict,        # name -> (path, format, frame shape HWC)
+                   runs:int=100,      # timed predictions of each file and thread count
+                   warmup:int=10,     # untimed predictions of each first
+                   threads:int=2,     # the second thread count timed (the first is 1)
+                   timeout:float=600  # seconds before the child is killed
+                  )->dict:
+    "Latencies of several exported files timed in turns in one fresh process: their ratios are not a drift of the machine between minutes."
+    return _in_child(dict(fn='turns', files={k: [str(p), f, list(s)] for k, (p, f, s) in files.items()},
+                          runs=runs, warmup=warmup, threads=threads), threads, timeout, f'{len(files)} files in turns')
 
 # %% ../nbs/06_monitoring.ipynb #1bd79690
 def benchmark_records(run:RunDir,            # the run whose files the records name
@@ -198,12 +244,13 @@ def benchmark_records(run:RunDir,            # the run whose files the records n
                       runs:int=100,          # timed predictions per file
                       warmup:int=10,         # untimed predictions first
                       threads:int=2,         # the second thread count timed (the first is 1)
-                      progress:bool=True     # a progress bar over files
+                      progress:bool=True,    # a progress bar over files
+                      memory_runs:int=10,    # predictions per thread count in each file's own process (load, peak memory)
                      )->pd.DataFrame:
-    "One row per export record of `precisions`: the benchmark of its file in a fresh process, or why it was skipped."
+    "One row per export record of `precisions`: load time and peak memory in a fresh process per file, latencies of all files in turns in one more; or why a file was skipped."
     import platform as _pf
     from mobileml_book.conversion import record_path
-    rows = []
+    rows, files = [], {}
     for r in tqdm([r for r in records if r.precision in precisions], desc='benchmark',
                   disable=not progress):
         row = dict(name=r.name, variant=r.variant, format=r.format,
@@ -213,10 +260,20 @@ def benchmark_records(run:RunDir,            # the run whose files the records n
         else:
             shape = ((r.input['shape'][1:] if r.input['shape'][-1] in (1, 3) else (32, 32, 1))
                      if r.input.get('shape') else (32, 32, 1))
-            try: row.update(bench_file(record_path(run, r), r.format, runs, warmup, threads,
-                                       tuple(shape)))
+            try:
+                row.update(bench_file(record_path(run, r), r.format, memory_runs, warmup, threads,
+                                      tuple(shape)), timed='own process')
+                files[r.name] = (record_path(run, r), r.format, tuple(shape))
             except Exception as e: row['skipped'] = f'{type(e).__name__}: {str(e)[:200]}'
         rows.append(row)
+    if files:   # a shared machine's speed drifts between minutes: the latencies of all files in one sitting
+        try: lat = bench_in_turns(files, runs, warmup, threads)
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            warnings.warn(f'timing the files in turns failed, so each latency is from its own process '
+                          f'(compare them with care): {str(e)[-300:]}')
+            lat = {}
+        for row in rows:
+            if row['name'] in lat: row.update(lat[row['name']], timed='in turns')
     return pd.DataFrame(rows)
 
 # %% ../nbs/06_monitoring.ipynb #1bd79690-1

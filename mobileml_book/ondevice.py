@@ -25,11 +25,11 @@ from .constraints import CPU_WATTS, RADIO_WATTS, energy_mj, load_networks
 # %% auto #0
 __all__ = ['PARAMS', 'PERSONALIZATION_GOALS', 'FEDAVG_GAP_GOAL_PT', 'BUDGET_S', 'GOALS', 'embed', 'head_correct', 'head_accuracy',
            'UserPhotos', 'user_photos', 'TrainStep', 'TrainingProgram', 'export_training_program', 'batch_plan',
-           'train_on_runtime', 'train_in_pytorch', 'personalization_verdict', 'Phone', 'make_fleet', 'shard_name',
-           'write_shards', 'local_sgd', 'int8_encode', 'int8_decode', 'drops_out', 'phone_app', 'Experiment',
-           'reply_summary', 'ListeningGrid', 'data_leaks', 'int8_fedavg', 'experiment_strategy', 'federation_app',
-           'run_federation', 'centralized', 'rounds_to_within', 'federated_verdict', 'when_verdict', 'OnDeviceRecord',
-           'save_record', 'load_record']
+           'train_on_runtime', 'train_in_pytorch', 'loss_fall', 'personalization_verdict', 'Phone', 'make_fleet',
+           'shard_name', 'write_shards', 'local_sgd', 'int8_encode', 'int8_decode', 'drops_out', 'phone_app',
+           'Experiment', 'reply_summary', 'ListeningGrid', 'data_leaks', 'int8_fedavg', 'experiment_strategy',
+           'federation_app', 'run_federation', 'centralized', 'rounds_to_within', 'federated_verdict', 'when_verdict',
+           'OnDeviceRecord', 'save_record', 'load_record']
 
 # %% ../nbs/08_ondevice.ipynb #c5f06f30
 PARAMS = ChapterParams('ondevice',
@@ -45,8 +45,10 @@ PARAMS = ChapterParams('ondevice',
     Param('user_test', int, quick=40, full=150, lo=1, hi=10_000,
           help="the user's held-out photos per class, never trained on (at most: the full "
                "profile takes every validation photo of the class left after the labelled ones)"),
-    Param('et_steps', int, quick=40, full=100, lo=1, hi=100_000,
-          help='training steps run by the ExecuTorch training runtime'),
+    Param('et_steps', int, quick=300, full=1000, lo=1, hi=100_000,
+          help='training steps run by the ExecuTorch training runtime: enough for the training loss '
+               'to flatten (a step of the last layer costs well under a millisecond; the chapter '
+               'says whether the loss was still falling)'),
     Param('et_batch', int, quick=16, lo=2, hi=1024,
           help='photos per step (fixed: the training program is exported for this batch)'),
     Param('et_lr', float, quick=0.03, lo=1e-6, hi=10.0, help='SGD learning rate on the phone'),
@@ -288,10 +290,22 @@ def train_in_pytorch(head:nn.Linear,     # the classifier to start from (a copy 
         opt.step()
     return {k: v.detach().clone() for k, v in step.head.state_dict().items()}
 
+# %% ../nbs/08_ondevice.ipynb #lossfall1
+def loss_fall(losses,             # the training loss of every step, in order (at least 2)
+              tail:float=0.1,     # share of the steps in each window compared
+             )->float:
+    "How much the mean training loss fell from the second-to-last window of steps to the last one (0.2: by 20%)."
+    l = np.asarray(losses, dtype=float)
+    if len(l) < 2: raise ValueError(f"{len(l)} losses: two steps at least are needed to see a trend")
+    k = max(1, int(len(l)*tail))
+    last, before = l[-k:].mean(), l[-2*k:-k].mean() if len(l) >= 2*k else l[:-k].mean()
+    return float(1 - last/before) if before > 0 else 0.0
+
 # %% ../nbs/08_ondevice.ipynb #02f6905d
 def personalization_verdict(pers:pd.DataFrame,   # accuracy rows: 'shipped' and the trained variants; user_acc, general_acc
                             chosen:str,          # the variant the app would ship
                             parity:float,        # largest |runtime - PyTorch| weight difference
+                            fall:float=0.0,      # `loss_fall` of the chosen run: above 0.1, training had not converged
                             gain_goal:float=PERSONALIZATION_GOALS['user_gain_pt']/100,        # least gain (fraction) worth shipping
                             forget_goal:float=-PERSONALIZATION_GOALS['general_change_pt']/100  # most general loss (fraction)
                            )->str:
@@ -303,8 +317,12 @@ def personalization_verdict(pers:pd.DataFrame,   # accuracy rows: 'shipped' and 
          f"{s.general_acc:.1%} to {c.general_acc:.1%} on the general test set ({-loss*100:+.1f}). ")
     v += ("That is worth shipping: a clear gain for this user at no real cost "
           "to anyone else's photos. " if gain >= gain_goal and loss <= forget_goal else
-          f"The gain is under {gain_goal*100:.0f} points: the user's photos differ too little from "
-          "the training data, or there are too few of them, to teach the last layer much. "
+          (f"The gain is under {gain_goal*100:.0f} points, and the training loss was still falling"
+           f" ({fall:.0%} over the last tenth of the steps): train for more steps before judging. "
+           if fall > 0.1 else
+           f"The gain is under {gain_goal*100:.0f} points, with the training loss flat at the end:"
+           " the user's photos differ too little from the training data, or there are too few of"
+           " them, to teach the last layer more. ")
           if gain < gain_goal else
           f"It forgot: the general test set lost more than {forget_goal*100:.0f} point(s), so the "
           "phone would misread photos outside the user's mix. ")
@@ -313,8 +331,8 @@ def personalization_verdict(pers:pd.DataFrame,   # accuracy rows: 'shipped' and 
         v += (f"Without rehearsal the general test set went to {o.general_acc:.1%}: " +
               ("the rehearsal set is what kept the other classes alive. "
                if o.general_acc < c.general_acc - 0.005 else
-               "here rehearsal made little difference, because a few steps on a few classes moved "
-               "the weights little. "))
+               "here rehearsal made little difference: training on the user's classes did not push"
+               " the other classes' scores down much, so there was little to protect. "))
     return v + (f"The runtime's weights agree with PyTorch's to {parity:.0e}: the phone computes "
                 "what was tested here.")
 

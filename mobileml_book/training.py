@@ -679,7 +679,7 @@ def transfer_curve(bb:Backbone,         # backbone whose features came from `ima
                    val:Dataset,         # validation frames (the scratch nets use 200, stratified)
                    test:Dataset,        # clean test frames
                    pc:PhoneC,           # the phone-C behind `bb.pc` (20 images per cell scored)
-                   p:dict,              # parameters: curve_per_class, steps (halved), curve_steps
+                   p:dict,              # parameters: curve_per_class, steps (a quarter), curve_steps
                    run:RunDir,          # run directory: pretrained runs are tracked in MLflow
                    card:DatasetCard,    # dataset card, logged with those runs
                    progress:bool=True,  # show a progress bar over the sizes
@@ -697,7 +697,7 @@ def transfer_curve(bb:Backbone,         # backbone whose features came from `ima
         both = np.concatenate([idx, idx + n_clean]) if len(y) > n_clean else idx
         t0 = time.perf_counter()
         net, _, _ = tune(bb, f'curve-pretrained-{k}', run, card,
-                         {**p, 'steps': max(1, p['steps']//2)},
+                         {**p, 'steps': max(1, p['steps']//4)},
                          train=bb.train.subset(both), progress=False)
         ev = evaluate_features(net, bb.test, pc_f, pc_s)
         rows.append(dict(per_class=k, images=len(both), start='pretrained',
