@@ -192,9 +192,10 @@ def time_in_turns(fns:dict,        # name -> f(x)
                   x,               # the input every callable gets
                   warmup:int=20,   # untimed calls of each first
                   runs:int=200,    # timed calls of each
-                  block:int=1      # calls of one callable in a row before the next one's turn (1: strict turns)
+                  block:int|None=None  # calls of one callable in a row per turn (None: a tenth of `runs`; 1: strict turns)
                  )->dict:
     "Latency (ms: p50, p90, p99, mean) and CPU ms per call of each callable in `fns` (name -> f(x)) after warm-up, timed in turns so that a busy moment of a shared machine hits them all alike."
+    block = max(1, runs//10) if block is None else block
     if runs < 1 or warmup < 0 or block < 1:
         raise ValueError(f'runs={runs}, warmup={warmup}, block={block}: time at least 1 run '
                          '(percentiles need one), warm up 0 or more, in blocks of 1 or more')

@@ -185,9 +185,7 @@ def bench_turns_here(files:dict,   # name -> (path, format, frame shape HWC) of 
         for shape, names in by_shape.items():
             x = np.random.default_rng(0).integers(0, 256, (1, *shape), dtype=np.uint8)
             fns = {k: runner(files[k][0], files[k][1], threads=t) for k in names}
-            # in blocks: a phone app calls one model many times in a row, with its weights in the
-            # CPU's caches and its own thread pool awake, and strict turns would time neither
-            for k, v in time_in_turns(fns, x, warmup, runs, block=max(1, runs//10)).items():
+            for k, v in time_in_turns(fns, x, warmup, runs).items():   # in blocks of calls (warm, as in an app)
                 out[k].update({(m if t == 1 else f'{m}_{t}t'): v[m] for m in v if m.endswith('_ms')})
     return out
 
