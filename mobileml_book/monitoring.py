@@ -258,11 +258,12 @@ def benchmark_records(run:RunDir,            # the run whose files the records n
         else:
             shape = ((r.input['shape'][1:] if r.input['shape'][-1] in (1, 3) else (32, 32, 1))
                      if r.input.get('shape') else (32, 32, 1))
-            try:
-                row.update(bench_file(record_path(run, r), r.format, memory_runs, warmup, threads,
-                                      tuple(shape)), timed='own process')
-                files[r.name] = (record_path(run, r), r.format, tuple(shape))
-            except Exception as e: row['skipped'] = f'{type(e).__name__}: {str(e)[:200]}'
+            files[r.name] = (record_path(run, r), r.format, tuple(shape))
+            path, fmt, frame = files[r.name]
+            try: row.update(bench_file(path, fmt, memory_runs, warmup, threads, frame), timed='own process')
+            except Exception as e:
+                row['skipped'] = f'{type(e).__name__}: {str(e)[:200]}'
+                files.pop(r.name)                   # a file that does not run is not timed in turns either
         rows.append(row)
     if files:   # a shared machine's speed drifts between minutes: the latencies of all files in one sitting
         try: lat = bench_in_turns(files, runs, warmup, threads)
