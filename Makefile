@@ -9,7 +9,7 @@ PROFILE ?= full
 RUN     ?= runs/book-$(PROFILE)
 STAMP   := $(VENV)/.installed
 
-.PHONY: book test lab bench bench-sweep goals serve venv export clean-nbs readme lock sync clean-runs
+.PHONY: book folder-book test lab bench bench-sweep goals serve venv export clean-nbs readme lock sync clean-runs
 
 $(STAMP): requirements.lock setup.py settings.ini
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"mobileml-book needs Python 3.11, found {sys.version.split()[0]}: set PYTHON=/path/to/python3.11"'
@@ -28,6 +28,14 @@ venv: $(STAMP)
 ## the whole book as a pipeline (full profile by default; `make book PROFILE=quick` for a fast look)
 book: $(STAMP)
 	$(BIN)/mobileml-book run --profile $(PROFILE) --out $(RUN) --resume
+
+## the whole book (full profile) on a team-like folder of photos: 10 classes of 100 crops of scikit-image's sample
+## photos, each corrupted as phone photos are (`mobileml-book sample-folder`); `make goals` reads it for the
+## goal about a team's own photos
+FOLDER ?= runs/team-photos
+folder-book: $(STAMP)
+	$(BIN)/mobileml-book sample-folder $(FOLDER) --per-class 100
+	$(BIN)/mobileml-book run --profile full -p source=folder:$(FOLDER) --out runs/folder-full --resume
 
 ## nbdev_test over every notebook, then pytest over tests/
 ## (one notebook at a time: the chapters are a chain over runs/standalone, and two in parallel raced: chapter 03 read
@@ -48,9 +56,9 @@ bench: $(STAMP)
 bench-sweep: $(STAMP)
 	$(BIN)/mobileml-book sweep-bench $(or $(GRID),sweeps/bench.yaml) --out runs/sweep-bench
 
-## the full profile's goals (accuracy, size, speed) against what `make book` measured
+## the full profile's goals (accuracy, size, speed) against what `make book` measured (and `make folder-book`)
 goals: $(STAMP)
-	$(BIN)/mobileml-book goals runs/book-$(PROFILE)
+	$(BIN)/mobileml-book goals runs/book-$(PROFILE) --folder-run runs/folder-full
 
 ## chapter 05's model-delivery service over a run's signed bundles (PORT=8765)
 serve: $(STAMP)

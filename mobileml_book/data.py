@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 import pillow_heif
 from tqdm.auto import tqdm
 from fastcore.basics import patch
@@ -23,19 +23,20 @@ from .rundir import (Param, ChapterParams, RunDir, data_dir, atomic_write, atomi
 
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'PARAMS', 'AUTO_SIZE', 'AUTO_CHANNELS', 'FASHION_CLASSES', 'BUNDLED_DIR', 'DEBIAN_FASHION_MNIST',
-           'IDX_FILES', 'IMAGE_EXTS', 'MAX_PIXELS', 'LUMA', 'CACHE_DIRS', 'CACHE_FILES', 'CORRUPTION_FNS',
-           'BACKGROUNDS', 'InputSpec', 'Dataset', 'image_hashes', 'input_spec', 'read_idx', 'write_idx', 'load_idx',
-           'make_idx_subset', 'DataError', 'to_8bit', 'to_spec', 'not_data', 'FolderReport', 'class_folders',
-           'read_photo', 'load_image_folder', 'make_demo_folder', 'split_stratified', 'stratified_subset',
-           'split_minimum', 'check_class_sizes', 'folder_problem', 'load_source', 'show_grid', 'class_samples',
-           'preprocessing_contract', 'motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposure',
-           'jpeg_roundtrip', 'jpeg', 'rotation', 'orientation', 'low_res', 'framing', 'to_float', 'to_uint8', 'batched',
-           'corrupt', 'augmentation_gallery', 'MobileAugment', 'PhoneC', 'make_phone_c', 'save_phone_c', 'read_phone_c',
-           'tiny_cnn', 'one_cycle', 'train_step', 'train_epoch', 'train_baseline', 'torch_predict', 'top1', 'accuracy',
-           'phone_c_accuracy', 'evaluate', 'plot_severity', 'background_photos', 'SyntheticConfig', 'make_synthetic',
-           'concat', 'ConsentError', 'dhash', 'hamming', 'GroundTruthQueue', 'load_version', 'simulate_field',
-           'torch_proba', 'SplitCard', 'PhoneCCard', 'SyntheticCard', 'DatasetCard', 'dataset_card', 'card_markdown',
-           'save_card', 'save_splits', 'read_splits', 'majority_share', 'prepare_data', 'load_data']
+           'IDX_FILES', 'IMAGE_EXTS', 'MAX_PIXELS', 'LUMA', 'CACHE_DIRS', 'CACHE_FILES', 'SAMPLE_PHOTOS',
+           'CORRUPTION_FNS', 'BACKGROUNDS', 'InputSpec', 'Dataset', 'image_hashes', 'input_spec', 'read_idx',
+           'write_idx', 'load_idx', 'make_idx_subset', 'DataError', 'to_8bit', 'to_spec', 'not_data', 'FolderReport',
+           'class_folders', 'read_photo', 'load_image_folder', 'make_demo_folder', 'sample_photo_folder',
+           'split_stratified', 'stratified_subset', 'split_minimum', 'check_class_sizes', 'folder_problem',
+           'load_source', 'show_grid', 'class_samples', 'preprocessing_contract', 'motion_blur', 'defocus_blur',
+           'sensor_noise', 'dim', 'overexposure', 'jpeg_roundtrip', 'jpeg', 'rotation', 'orientation', 'low_res',
+           'framing', 'to_float', 'to_uint8', 'batched', 'corrupt', 'augmentation_gallery', 'MobileAugment', 'PhoneC',
+           'make_phone_c', 'save_phone_c', 'read_phone_c', 'tiny_cnn', 'one_cycle', 'train_step', 'train_epoch',
+           'train_baseline', 'torch_predict', 'top1', 'accuracy', 'phone_c_accuracy', 'evaluate', 'plot_severity',
+           'background_photos', 'SyntheticConfig', 'make_synthetic', 'concat', 'ConsentError', 'dhash', 'hamming',
+           'GroundTruthQueue', 'load_version', 'simulate_field', 'torch_proba', 'SplitCard', 'PhoneCCard',
+           'SyntheticCard', 'DatasetCard', 'dataset_card', 'card_markdown', 'save_card', 'save_splits', 'read_splits',
+           'majority_share', 'prepare_data', 'load_data']
 
 # %% ../nbs/01_data.ipynb #0a86d927
 CORRUPTIONS = ('motion_blur', 'defocus_blur', 'sensor_noise', 'dim', 'overexposure', 'jpeg',
@@ -465,6 +466,58 @@ def make_demo_folder(root,                 # where to write the tree (created)
         (root/c/cache).parent.mkdir(parents=True, exist_ok=True)   # small copies of real photos
         Image.open(root/c/'000.jpg').resize((16, 16)).save(root/c/cache)
     (root/'cat'/'Thumbs.db').write_bytes(b'\0'*64)
+    return root
+
+# %% ../nbs/01_data.ipynb #sfold01
+# class name -> the `skimage.data` photo its crops come from (bundled with scikit-image: no download)
+SAMPLE_PHOTOS = {'cat': 'chelsea', 'coffee': 'coffee', 'rocket': 'rocket', 'astronaut': 'astronaut',
+                 'coins': 'coins', 'text': 'text', 'camera': 'camera', 'brick': 'brick', 'grass': 'grass',
+                 'gravel': 'gravel', 'moon': 'moon', 'page': 'page'}
+
+# %% ../nbs/01_data.ipynb #sfold02
+def _phone_look(im:Image.Image, rng)->Image.Image:
+    "One phone-style corruption at random: blur, a dim exposure, sensor noise, or none (two chances in five)."
+    k = rng.integers(5)
+    if k == 0: return im.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 2.0))))
+    a = np.asarray(im).astype(np.float32)
+    if k == 1: a = a*rng.uniform(0.3, 0.8)
+    elif k == 2: a = a + rng.normal(0, rng.uniform(5, 20), a.shape)
+    return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8))
+
+# %% ../nbs/01_data.ipynb #sfold03
+def sample_photo_folder(root,                        # where the class sub-folders go (created)
+                        classes=tuple(SAMPLE_PHOTOS)[:10],  # keys of `SAMPLE_PHOTOS` (else ValueError naming them)
+                        per_class:int=100,           # photos per class (>= 1)
+                        side=(48, 200),              # (smallest, largest) crop side in px, before any resizing
+                        grey:bool=False,             # save every photo in greyscale
+                        seed:int=0,                  # seed of the crops and corruptions
+                        extras:bool=False,           # also write what real folders hold beside photos
+                       )->Path:
+    "A folder like a team's own: per class, `per_class` random crops of one scikit-image sample photo, each corrupted as phone photos are, as JPEG or PNG."
+    import skimage.data
+    if bad := [c for c in classes if c not in SAMPLE_PHOTOS]:
+        raise ValueError(f"unknown classes {bad}: sample_photo_folder knows {sorted(SAMPLE_PHOTOS)}")
+    if per_class < 1: raise ValueError(f"per_class={per_class}: at least 1 photo per class")
+    rng, root = np.random.default_rng(seed), Path(root)
+    for c in classes:
+        src = getattr(skimage.data, SAMPLE_PHOTOS[c])()
+        src = src if src.ndim == 3 else np.repeat(src[..., None], 3, -1)
+        (root/c).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            s = int(rng.integers(*side)); s = min(s, *src.shape[:2])
+            h = min(src.shape[0], int(s*rng.uniform(0.75, 1.0)))
+            y, x = rng.integers(0, src.shape[0] - h + 1), rng.integers(0, src.shape[1] - s + 1)
+            im = _phone_look(Image.fromarray(src[y:y + h, x:x + s]), rng)
+            if grey: im = im.convert('L')
+            im.save(root/c/(f'{i:03d}.jpg' if i % 3 else f'{i:03d}.png'), **({'quality': 85} if i % 3 else {}))
+    if extras:                                              # what real folders hold besides photos
+        c0 = classes[0]
+        (root/c0/'notes.txt').write_text('who labelled these')
+        (root/c0/'.DS_Store').write_bytes(b'\0'*32)
+        (root/c0/'@eaDir'/'000.png').mkdir(parents=True)
+        Image.open(root/c0/'000.png').resize((24, 24)).save(root/c0/'@eaDir'/'000.png'/'SYNOFILE_THUMB_S.jpg')
+        big = np.asarray(Image.open(root/classes[-1]/'001.jpg').convert('L'), dtype=np.uint16)*257
+        Image.fromarray(big).save(root/classes[-1]/'scan16.png')   # a 16-bit scan
     return root
 
 # %% ../nbs/01_data.ipynb #bd0cf17c

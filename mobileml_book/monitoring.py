@@ -21,13 +21,13 @@ from .constraints import CPU_WATTS, TIERS, energy_mj, estimate_ms, load_brief_fi
 
 # %% auto #0
 __all__ = ['PARAMS', 'GOALS', 'RUNTIME_MODULES', 'INPUT_STATS', 'MAX_CLOCK_SKEW_S', 'SHIFTS', 'FLEET_START', 'TIER_THERMAL',
-           'time_runs', 'bench_here', 'bench_turns_here', 'bench_file', 'bench_in_turns', 'benchmark_records',
-           'device_estimates', 'image_stats', 'TelemetryEvent', 'TelemetryBatch', 'TelemetryStore', 'telemetry_url_of',
-           'telemetry_router', 'fleet_end', 'shift_images', 'simulate_fleet', 'psi', 'reference_profile', 'Thresholds',
-           'drift_rules', 'confidence_rule', 'class_share_rule', 'regression_rules', 'check_alerts', 'register_release',
-           'version_table', 'set_live', 'live_version', 'rollback', 'compare_versions', 'ThermalModel', 'Dispatcher',
-           'gallery_work', 'dispatch_main', 'start_dispatcher', 'kill_and_resume', 'make_gallery', 'cheap_cut',
-           'simulate_gallery']
+           'time_runs', 'bench_here', 'bench_turns_here', 'bench_file', 'bench_in_turns', 'usable_cores',
+           'benchmark_records', 'device_estimates', 'image_stats', 'TelemetryEvent', 'TelemetryBatch', 'TelemetryStore',
+           'telemetry_url_of', 'telemetry_router', 'fleet_end', 'shift_images', 'simulate_fleet', 'psi',
+           'reference_profile', 'Thresholds', 'drift_rules', 'confidence_rule', 'class_share_rule', 'regression_rules',
+           'check_alerts', 'register_release', 'version_table', 'set_live', 'live_version', 'rollback',
+           'compare_versions', 'ThermalModel', 'Dispatcher', 'gallery_work', 'dispatch_main', 'start_dispatcher',
+           'kill_and_resume', 'make_gallery', 'cheap_cut', 'simulate_gallery']
 
 # %% ../nbs/06_monitoring.ipynb #9ef7abc5
 PARAMS = ChapterParams('monitoring',
@@ -36,7 +36,8 @@ PARAMS = ChapterParams('monitoring',
     Param('bench_warmup', int, quick=10, full=20, lo=0, hi=10_000,
           help='untimed runs first (caches, lazy initialisation)'),
     Param('bench_threads', int, quick=2, full=4, lo=1, hi=64,
-          help='the second thread count benchmarked (the first is always 1)'),
+          help='the second thread count benchmarked (the first is always 1); at most the cores this machine '
+               'gives the book (more would only take turns on them)'),
     Param('bench_precisions', list[str], quick=['fp32'], full=['fp32', 'fp16', 'int8'],
           choices=('fp32', 'fp16', 'int8'),
           help='precisions of the export records benchmarked (a fresh process per file for load and '
@@ -234,6 +235,11 @@ def bench_in_turns(files:dict,        # name -> (path, format, frame shape HWC)
     "Latencies of several exported files timed in turns in one fresh process: their ratios are not a drift of the machine between minutes."
     return _in_child(dict(fn='turns', files={k: [str(p), f, list(s)] for k, (p, f, s) in files.items()},
                           runs=runs, warmup=warmup, threads=threads), threads, timeout, f'{len(files)} files in turns')
+
+# %% ../nbs/06_monitoring.ipynb #cores01
+def usable_cores()->int:
+    "CPU cores this process may run on (its affinity mask where the OS has one, else every core)."
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
 
 # %% ../nbs/06_monitoring.ipynb #1bd79690
 def benchmark_records(run:RunDir,            # the run whose files the records name

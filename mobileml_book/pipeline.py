@@ -497,8 +497,10 @@ BOOK_GOALS = [
 
 # %% ../nbs/07_pipeline.ipynb #goals02
 def goals(metrics:dict,                 # a run's metrics.json, with 'book' from `book_timing`
-          chapters:list|None=None):      # `find_chapters()` when None
-    "Each goal of the book and its chapters with the measured value(s) from `metrics` and whether it is met, as a DataFrame."
+          chapters:list|None=None,       # `find_chapters()` when None
+          folder_metrics:dict|None=None, # the metrics of a run on a photo folder, for the goals with `run='folder'`
+         ):
+    "Each goal of the book and its chapters with the measured value(s) from its run's metrics and whether it is met, as a DataFrame."
     import pandas as pd
     def show(k, v):
         if isinstance(v, bool) or not isinstance(v, (int, float, list, dict)): return f"{k}={v}"
@@ -509,8 +511,8 @@ def goals(metrics:dict,                 # a run's metrics.json, with 'book' from
     chapters = find_chapters() if chapters is None else chapters
     for ch, g in [('book', g) for g in BOOK_GOALS] + [(c.key, g) for c in chapters
                                                       for g in c.goals]:
-        vals, met = g.judge(metrics.get(ch, {}))
-        rows.append(dict(chapter=ch, goal=g.text,
+        vals, met = g.judge((folder_metrics or {} if g.run == 'folder' else metrics).get(ch, {}))
+        rows.append(dict(chapter=ch, run=g.run, goal=g.text,
                          measured=', '.join(show(k, v) for k, v in zip(g.keys, vals)),
                          met={True: 'met', False: 'NOT met', None: 'not measured'}[met]))
     return pd.DataFrame(rows)
@@ -602,6 +604,13 @@ def cli_parser()->argparse.ArgumentParser:
     gp = sub.add_parser('goals', help="a run's full-profile goals against its measured metrics")
     gp.add_argument('run_dir')
     gp.add_argument('--book', help="the book's checkout, whose chapters declare the goals")
+    gp.add_argument('--folder-run', help="a full run on a photo folder (`make folder-book`): judges the "
+                                         "goals about a team's own photos")
+    sf = sub.add_parser('sample-folder', help="write a team-like folder of photos (one sub-folder per "
+                                              "class, crops of scikit-image's sample photos) to try the book on")
+    sf.add_argument('out', help='the folder to write (kept as it is when it already holds photos)')
+    sf.add_argument('--per-class', type=int, default=100, help='photos per class')
+    sf.add_argument('--seed', type=int, default=0)
     sv = sub.add_parser('serve', help="serve a run's signed model bundles to phones over HTTP "
                                       "(chapter 05's delivery service)")
     sv.add_argument('run_dir')
@@ -666,9 +675,16 @@ def _cmd_goals(a):   # the parsed arguments (`cli_parser`)
     if not run.metrics_path.exists():
         raise FileNotFoundError(f"no metrics.json in {run.path}: run the book into it "
                                 f"first (make book)")
-    print(f"goals of {run.path} (profile {run.params().get('profile', '?')}):\n"
-          + goals({**run.metrics(), 'book': book_timing(run)},
-                  find_chapters(a.book)).to_string(index=False))
+    fm, fr = None, getattr(a, 'folder_run', None)
+    if fr and RunDir(fr).metrics_path.exists(): fm = RunDir(fr).metrics()
+    print(f"goals of {run.path} (profile {run.params().get('profile', '?')})"
+          + (f" and, for run=folder, of {RunDir(fr).path} (profile {RunDir(fr).params().get('profile', '?')})"
+             if fm else '') + ":\n"
+          + goals({**run.metrics(), 'book': book_timing(run)}, find_chapters(a.book),
+                  fm).to_string(index=False))
+    if fr and fm is None:
+        print(f"no finished run in {fr}: `make folder-book` runs the full book on a team-like photo folder, "
+              "then the run=folder goals are measured")
 
 # %% ../nbs/07_pipeline.ipynb #clicmds4
 def _cmd_serve(a):   # the parsed arguments (`cli_parser`)
@@ -694,12 +710,25 @@ def _cmd_sweep_bench(a):   # the parsed arguments (`cli_parser`)
     from .sweeps import sweep_bench
     sweep_bench(a.grid, a.out, skip=a.skip)
 
+# %% ../nbs/07_pipeline.ipynb #clicmds7b
+def _cmd_sample_folder(a):   # the parsed arguments (`cli_parser`)
+    "`sample-folder`: a team-like photo folder, written whole into a temporary folder and then moved, or kept when it is there."
+    from mobileml_book.data import sample_photo_folder
+    out = Path(a.out)
+    if out.is_dir() and any(out.iterdir()):
+        print(f"{out} already holds files: kept as it is (delete it for a fresh one)"); return
+    tmp = out.with_name(f'.{out.name}.partial'); shutil.rmtree(tmp, ignore_errors=True)
+    sample_photo_folder(tmp, per_class=a.per_class, seed=a.seed)
+    if out.exists(): out.rmdir()   # empty
+    tmp.rename(out)
+    print(f"{out}: {len(list(out.iterdir()))} classes of {a.per_class} photos")
+
 # %% ../nbs/07_pipeline.ipynb #clicmds8
 # sub-command -> what it does with the parsed arguments (None or 0: success; another int: exit code)
 COMMANDS = {'run': _cmd_run, 'sweep': _cmd_sweep, 'sweep-bench': _cmd_sweep_bench,
             'params': lambda a: print(params_table(a.profile, a.book)),
             'report': lambda a: print(build_report(RunDir(a.run_dir))),
-            'readme': _cmd_readme, 'goals': _cmd_goals, 'serve': _cmd_serve, 'bench': _cmd_bench}
+            'readme': _cmd_readme, 'sample-folder': _cmd_sample_folder, 'goals': _cmd_goals, 'serve': _cmd_serve, 'bench': _cmd_bench}
 
 # %% ../nbs/07_pipeline.ipynb #f90ff8a9-1
 def main(argv=None,  # the command's arguments, without the program name; None: sys.argv[1:]

@@ -244,6 +244,7 @@ class Goal:
     text: str                   # the goal in the reader's words, with its threshold
     keys: tuple[str, ...]       # the chapter's metric keys (dotted for nested ones), handed to `test` in this order
     test: Callable[..., bool]   # test(*values) -> met; never called when a value is missing
+    run: str = 'book'           # the run that judges it: 'book' (`make book`, bundled data) or 'folder' (`make folder-book`)
     def judge(self, metrics:dict,   # metrics: the chapter's saved metrics
              )->tuple[list, bool|None]:
         "The values of `keys` and whether they meet the goal (None: not measured)."

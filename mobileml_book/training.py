@@ -30,9 +30,9 @@ __all__ = ['LITE_ARCHS', 'PARAMS', 'GOALS', 'phone_c_subset', 'student_spec', 't
            'env_versions', 'start_tracking', 'data_params', 'mlflow_run_id', 'tracked_fit', 'log_results', 'Features',
            'tune_start', 'Trunk', 'trunk_engine', 'trunk_features', 'set_trainable', 'feature_logits',
            'feature_metrics', 'distill_loss', 'fit_features', 'pc_flat', 'evaluate_features', 'lite_spec',
-           'training_images', 'Backbone', 'cache_backbone', 'tune', 'per_class', 'scratch_fit', 'transfer_curve',
-           'register_models', 'prepare_training', 'TrainedModel', 'load_models', 'most_confused', 'accuracy_ci',
-           'ship_verdict', 'paired_change']
+           'training_images', 'Backbone', 'cache_backbone', 'tune', 'per_class', 'scratch_fit', 'fit_in_seconds',
+           'transfer_curve', 'register_models', 'prepare_training', 'TrainedModel', 'load_models', 'most_confused',
+           'accuracy_ci', 'ship_verdict', 'paired_change']
 
 # %% ../nbs/02_training.ipynb #6fe1435f
 LITE_ARCHS = ['efficientnet_lite0', 'efficientnet_lite1', 'efficientnet_lite2']
@@ -92,6 +92,9 @@ PARAMS = ChapterParams('training',
     Param('baseline_train_size', int, quick=256, full=1000, lo=16, hi=10_000_000,
           help='training images of the brief SqueezeNet and VGG runs (size and '
                'latency are their point)'),
+    Param('brief_seconds', float, quick=3.0, full=12.0, lo=0.1, hi=3600.0,
+          help='seconds of this CPU each brief run trains for (the same compute for every '
+               'architecture: a costly one takes fewer steps)'),
     Param('latency_runs', int, quick=20, full=50, lo=5, hi=10_000,
           help='timed runs per latency measurement (after warm-up)'),
     Param('seed', int, quick=0, lo=0, hi=2**31 - 1,
@@ -117,6 +120,11 @@ GOALS = [
     Goal('mobile augmentation closes >= half of the clean - phone-C gap', ('aug_gap_closed',),
          lambda g: g >= 0.5),
     Goal('... at <= 1 point of clean accuracy', ('aug_clean_cost_pt',), lambda c: c <= 1.0),
+    Goal("on a team's folder of photos unlike the bundled data (`make folder-book`: about 100 per class), the student "
+         "far above chance (its 95% interval starts at least halfway from the largest class's share to 100%) and "
+         "within 5 points of the teacher",
+         ('team_folder.student_ci_low', 'team_folder.majority_share', 'team_folder.teacher_minus_student_pt'),
+         lambda lo, m, gap: lo >= (1 + m)/2 and gap <= 5.0, run='folder'),
 ]
 
 # %% ../nbs/02_training.ipynb #181a0544
@@ -672,6 +680,28 @@ def scratch_fit(spec:ModelSpec,         # model spec of the architecture, built 
     net, _ = fit(build_net(spec), ds, val, spec, epochs=epochs, bs=bs, lr=lr, seed=seed,
                  patience=epochs, progress=progress, desc='from scratch')
     return net
+
+# %% ../nbs/02_training.ipynb #fitsec01
+def fit_in_seconds(spec:ModelSpec,    # model spec of the architecture, built with random weights
+                   ds:Dataset,        # labelled uint8 training frames (a stratified part of them when the budget is short)
+                   val:Dataset,       # validation frames: the best epoch is kept
+                   seconds:float,     # training time on this CPU the net gets (about: set from a few timed steps)
+                   bs:int=16,         # frames per step
+                   lr:float=2e-3,     # peak learning rate of the one-cycle schedule
+                   seed:int=0,        # seed of initialisation, subset and batch order
+                   probe:int=3,       # steps timed (after one untimed) to set the step budget
+                  )->tuple[nn.Module, int]:
+    "A net trained from scratch for about `seconds` of this CPU, the same compute whatever its architecture: (net, steps)."
+    torch.manual_seed(seed)
+    net = build_net(spec).train(); opt = torch.optim.AdamW(net.parameters(), lr)
+    xb, yb = fast_layout(to_input(ds.x[:bs], spec), net), torch.from_numpy(ds.y[:bs]).long()
+    def step(): opt.zero_grad(); F.cross_entropy(net(xb), yb).backward(); opt.step()
+    step()
+    t0 = time.perf_counter()
+    for _ in range(probe): step()
+    steps = max(1, int(seconds/((time.perf_counter() - t0)/probe)))
+    sub = ds if steps*bs >= len(ds) else stratified_subset(ds, steps*bs, seed)   # one pass over fewer images, not more steps
+    return scratch_fit(spec, sub, val, steps, bs, lr, seed, progress=False), steps
 
 # %% ../nbs/02_training.ipynb #45aa5329
 def transfer_curve(bb:Backbone,         # backbone whose features came from `images` and `pc`
