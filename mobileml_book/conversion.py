@@ -4,8 +4,8 @@
 
 # %% ../nbs/04_conversion.ipynb #7fc9e52a
 from __future__ import annotations
-import contextlib, copy, hashlib, io, json, os, platform, re, shutil, tempfile, time, traceback, \
-       warnings, zipfile
+import contextlib, copy, hashlib, io, json, os, platform, re, shutil, subprocess, sys, tempfile, time, \
+       traceback, warnings, zipfile
 from importlib.metadata import version as _pkg_version, PackageNotFoundError
 from pathlib import Path
 from typing import Literal
@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 from PIL import Image
 from tqdm.auto import tqdm
 from .rundir import (Param, ChapterParams, Goal, RunDir, atomic_write, atomic_path,
-                                  dumps, now_iso, sha256_file)
+                                  dumps, now_iso, sha256_file, usable_cores)
 from .constraints import FORMATS
 from .data import (LUMA, load_data, MobileAugment, Dataset, InputSpec, PhoneC,
                                 preprocessing_contract, stratified_subset, to_spec, batched)
@@ -31,16 +31,16 @@ from .optimization import (load_variant, load_variants, variant_file, ptq,
                                     trace_patterns_once)
 
 # %% auto #0
-__all__ = ['COREML_TARGETS', 'PARAMS', 'GOALS', 'CONVERTERS', 'RUNTIMES', 'EXT', 'APP_RESIZES', 'KERAS_TFLITE', 'FrameModel',
-           'ImageModel', 'frame_example', 'threads', 'torch_logits', 'tiny_model', 'quiet', 'package_versions',
-           'import_runtimes', 'export_onnx', 'onnx_metadata', 'export_tflite', 'export_coreml', 'save_mlpackage',
-           'export_executorch', 'runner', 'coreml_ops', 'coreml_ops_outside', 'preflight', 'WarpNet', 'fidelity',
-           'FidelityError', 'gate', 'enforce', 'coreml_structure', 'zip_dir', 'io_spec', 'preprocessing_of', 'Fidelity',
-           'ExportLatency', 'ExportRecord', 'ExportRecords', 'make_record', 'save_records', 'record_path',
-           'conversion_sources', 'litert_int8', 'export_all', 'litert_calibration', 'gate_all', 'camera_frames',
-           'app_resize', 'resize_study', 'keras_mobilenetv2', 'torch_to_keras', 'port_weights', 'keras_from_torch',
-           'keras_logits', 'forgot_depthwise_transpose', 'keras_tflite', 'keras_route', 'plot_formats', 'table_records',
-           'convert_run', 'load_records']
+__all__ = ['COREML_TARGETS', 'PARAMS', 'GOALS', 'CONVERTERS', 'RUNTIMES', 'EXT', 'SIDE_JOBS', 'APP_RESIZES', 'KERAS_TFLITE',
+           'FrameModel', 'ImageModel', 'frame_example', 'threads', 'torch_logits', 'tiny_model', 'quiet',
+           'package_versions', 'import_runtimes', 'export_onnx', 'onnx_metadata', 'export_tflite', 'export_coreml',
+           'save_mlpackage', 'export_executorch', 'runner', 'coreml_ops', 'coreml_ops_outside', 'preflight', 'WarpNet',
+           'fidelity', 'FidelityError', 'gate', 'enforce', 'coreml_structure', 'zip_dir', 'io_spec', 'preprocessing_of',
+           'Fidelity', 'ExportLatency', 'ExportRecord', 'ExportRecords', 'make_record', 'save_records', 'record_path',
+           'conversion_sources', 'litert_int8', 'export_job', 'export_all', 'litert_calibration', 'gate_all',
+           'camera_frames', 'app_resize', 'resize_study', 'keras_mobilenetv2', 'torch_to_keras', 'port_weights',
+           'keras_from_torch', 'keras_logits', 'forgot_depthwise_transpose', 'keras_tflite', 'keras_route',
+           'plot_formats', 'table_records', 'convert_run', 'load_records']
 
 # %% ../nbs/04_conversion.ipynb #324d4ed4-1
 COREML_TARGETS = ('iOS15', 'iOS16', 'iOS17', 'iOS18')
@@ -834,6 +834,53 @@ def litert_int8(net:nn.Module,      # the fp32 network (copied, not changed)
     with quiet(): g = allow_exported_model_train_eval(convert_pt2e(g, fold_quantize=False))
     return g, QuantConfig(pt2e_quantizer=q)
 
+# %% ../nbs/04_conversion.ipynb #expjob01
+def export_job(fmt:str,                   # 'onnx', 'tflite', 'coreml' or 'executorch'
+               prec:str,                  # 'fp32' or 'int8' (a key of `sources`)
+               sources:dict,              # precision -> (model, spec, source): `conversion_sources`
+               path:Path,                 # the file to write (a Core ML package is a folder, zipped beside it)
+               calib:np.ndarray|None=None,  # uint8 NHWC frames: LiteRT's int8 calibration
+               coreml_target:str='iOS16', # the oldest iOS for Core ML
+               lite=None,                 # LiteRT's int8 graph and config if made already (`litert_int8`)
+              )->tuple:
+    "Export one (format, precision): (the reference model the file must agree with, its source record, LiteRT's int8 graph and config if made)."
+    net, spec, src = sources[prec]
+    meta = dict(labels=spec.labels, preprocessing=preprocessing_of(spec),
+                source=src['checkpoint'], created_by='mobileml-book', precision=prec)
+    ref = FrameModel(net, spec).eval()
+    if fmt == 'onnx': export_onnx(ref, spec, path, meta)
+    elif fmt == 'executorch': export_executorch(ref, spec, path)
+    elif fmt == 'coreml':
+        fp = sources['fp32']
+        export_coreml(FrameModel(fp[0], fp[1]), spec, path, coreml_target, meta,
+                      compress='int8' if prec == 'int8' else None)
+        zip_dir(path, path.parent/f'{path.name}.zip')
+    elif prec == 'fp32': export_tflite(ref, spec, path)
+    else:
+        if lite is None: lite = litert_int8(sources['fp32'][0], sources['fp32'][1], calib)
+        export_tflite(lite[0], spec, path, lite[1])
+        ref = lite[0]
+        src = dict(src, variant='student fp32 -> litert-torch PT2E int8',
+                   checkpoint=sources['fp32'][2]['checkpoint'],
+                   checkpoint_sha256=sources['fp32'][2]['checkpoint_sha256'])
+    return ref, src, lite
+
+# %% ../nbs/04_conversion.ipynb #expjob02
+def _export_main():
+    "Entry point of an export child process: run dir, int8 variant and jobs as JSON in argv[1]; seconds per job as JSON on the last line of stdout."
+    a = json.loads(sys.argv[1])
+    sources, secs = conversion_sources(RunDir(a['run_dir']), a['int8']), {}
+    for fmt, prec, path in a['jobs']:
+        t0 = time.perf_counter()
+        with quiet(): export_job(fmt, prec, sources, Path(path), coreml_target=a['coreml_target'])
+        secs[f'{fmt}-{prec}'] = time.perf_counter() - t0
+    print(json.dumps(secs))
+
+# %% ../nbs/04_conversion.ipynb #expjob03
+# the exports a second process takes when there are cores for it: one core's worth of graph passes each,
+# and none of them needs LiteRT's int8 graph, which the gate compares with and only this process holds
+SIDE_JOBS = {('executorch', 'fp32'), ('executorch', 'int8'), ('tflite', 'fp32')}
+
 # %% ../nbs/04_conversion.ipynb #218db4ad
 def export_all(run:RunDir,                 # where the files go (its conversion artifacts)
                sources:dict,               # precision -> (model, spec, source): `conversion_sources`
@@ -841,39 +888,45 @@ def export_all(run:RunDir,                 # where the files go (its conversion 
                precisions,                 # 'fp32', 'int8' (keys of `sources`)
                calib:np.ndarray,           # uint8 NHWC frames for int8 calibration
                coreml_target:str='iOS16',  # the oldest iOS for Core ML
-               progress:bool=True          # a progress bar over exports
+               progress:bool=True,         # a progress bar over this process's exports
+               workers:int=1,              # processes exporting at once (2: `SIDE_JOBS` in a second one, from the run's files)
               )->dict:
     "Export each (format, precision) from the PyTorch models: name -> dict(path, format, precision, reference model, source, seconds)."
     art = run.artifacts('conversion')
-    out = {}
     jobs = [(f, p) for p in precisions for f in formats if p in sources]
-    lite = None
-    for fmt, prec in tqdm(jobs, desc='export', disable=not progress):
-        net, spec, src = sources[prec]
-        meta = dict(labels=spec.labels, preprocessing=preprocessing_of(spec),
-                    source=src['checkpoint'], created_by='mobileml-book', precision=prec)
-        name = f'{fmt}-{prec}'
-        path = art/f'student-{prec}{EXT[fmt]}'
-        ref = FrameModel(net, spec).eval()
+    path = lambda fmt, prec: art/f'student-{prec}{EXT[fmt]}'
+    # a second process rebuilds the sources from the run's files: only when they came from there
+    side = [j for j in jobs if j in SIDE_JOBS] if workers > 1 and all(
+        s[2].get('run_dir') == str(run.path) for s in sources.values()) else []
+    child = None
+    if side:
+        args = dict(run_dir=str(run.path), coreml_target=coreml_target,
+                    int8=sources['int8'][2]['variant'] if 'int8' in sources else None,
+                    jobs=[[f, p, str(path(f, p))] for f, p in side])
+        child = subprocess.Popen([sys.executable, '-c', 'from mobileml_book.conversion import _export_main; '
+                                  '_export_main()', json.dumps(args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, env={**os.environ, 'OMP_NUM_THREADS': '1', 'TF_CPP_MIN_LOG_LEVEL': '3'})
+    out, lite = {}, None
+    for fmt, prec in tqdm([j for j in jobs if j not in side], desc='export', disable=not progress):
         t0 = time.perf_counter()
-        if fmt == 'onnx': export_onnx(ref, spec, path, meta)
-        elif fmt == 'executorch': export_executorch(ref, spec, path)
-        elif fmt == 'coreml':
-            fp = sources['fp32']
-            export_coreml(FrameModel(fp[0], fp[1]), spec, path, coreml_target, meta,
-                          compress='int8' if prec == 'int8' else None)
-            zip_dir(path, art/f'{path.name}.zip')
-        elif prec == 'fp32': export_tflite(ref, spec, path)
-        else:
-            if lite is None: lite = litert_int8(sources['fp32'][0], sources['fp32'][1], calib)
-            export_tflite(lite[0], spec, path, lite[1])
-            ref = lite[0]
-            src = dict(src, variant='student fp32 -> litert-torch PT2E int8',
-                       checkpoint=sources['fp32'][2]['checkpoint'],
-                       checkpoint_sha256=sources['fp32'][2]['checkpoint_sha256'])
-        out[name] = dict(path=path, format=fmt, precision=prec, reference=ref, source=src,
-                         spec=spec, seconds=time.perf_counter() - t0)
-    return out
+        ref, src, lite = export_job(fmt, prec, sources, path(fmt, prec), calib, coreml_target, lite)
+        out[f'{fmt}-{prec}'] = dict(path=path(fmt, prec), format=fmt, precision=prec, reference=ref,
+                                    source=src, spec=sources[prec][1], seconds=time.perf_counter() - t0)
+    if child is not None:
+        so, se = child.communicate()
+        try: secs = json.loads(so.strip().splitlines()[-1]) if child.returncode == 0 else None
+        except (IndexError, json.JSONDecodeError): secs = None
+        if secs is None:   # here instead, so that a real export error is raised as in one process
+            warnings.warn(f'the second export process failed, so its exports run here: {se[-500:]}')
+            secs = {}
+        for fmt, prec in side:
+            t0 = time.perf_counter()
+            if f'{fmt}-{prec}' not in secs: export_job(fmt, prec, sources, path(fmt, prec), calib, coreml_target)
+            net, spec, src = sources[prec]
+            out[f'{fmt}-{prec}'] = dict(path=path(fmt, prec), format=fmt, precision=prec,
+                                        reference=FrameModel(net, spec).eval(), source=src, spec=spec,
+                                        seconds=secs.get(f'{fmt}-{prec}', time.perf_counter() - t0))
+    return {f'{f}-{p}': out[f'{f}-{p}'] for f, p in jobs}   # in the jobs' order
 
 # %% ../nbs/04_conversion.ipynb #lrcal01
 def litert_calibration(run:RunDir,      # the run: the Optimization chapter's hand-off says which calibration set won

@@ -16,18 +16,19 @@ from tqdm.auto import tqdm
 from fastcore.basics import patch
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
-from .rundir import Param, ChapterParams, Goal, RunDir, SEMVER, atomic_write, dumps, now_iso
+from .rundir import (Param, ChapterParams, Goal, RunDir, SEMVER, atomic_write, dumps, now_iso,
+                                  usable_cores)
 from .constraints import CPU_WATTS, TIERS, energy_mj, estimate_ms, load_brief_figures, load_devices
 
 # %% auto #0
 __all__ = ['PARAMS', 'GOALS', 'RUNTIME_MODULES', 'INPUT_STATS', 'MAX_CLOCK_SKEW_S', 'SHIFTS', 'FLEET_START', 'TIER_THERMAL',
-           'time_runs', 'bench_here', 'bench_turns_here', 'bench_file', 'bench_in_turns', 'usable_cores',
-           'benchmark_records', 'device_estimates', 'image_stats', 'TelemetryEvent', 'TelemetryBatch', 'TelemetryStore',
-           'telemetry_url_of', 'telemetry_router', 'fleet_end', 'shift_images', 'simulate_fleet', 'psi',
-           'reference_profile', 'Thresholds', 'drift_rules', 'confidence_rule', 'class_share_rule', 'regression_rules',
-           'check_alerts', 'register_release', 'version_table', 'set_live', 'live_version', 'rollback',
-           'compare_versions', 'ThermalModel', 'Dispatcher', 'gallery_work', 'dispatch_main', 'start_dispatcher',
-           'kill_and_resume', 'make_gallery', 'cheap_cut', 'simulate_gallery']
+           'time_runs', 'bench_here', 'bench_turns_here', 'bench_file', 'bench_in_turns', 'benchmark_records',
+           'device_estimates', 'image_stats', 'TelemetryEvent', 'TelemetryBatch', 'TelemetryStore', 'telemetry_url_of',
+           'telemetry_router', 'fleet_end', 'shift_images', 'simulate_fleet', 'psi', 'reference_profile', 'Thresholds',
+           'drift_rules', 'confidence_rule', 'class_share_rule', 'regression_rules', 'check_alerts', 'register_release',
+           'version_table', 'set_live', 'live_version', 'rollback', 'compare_versions', 'ThermalModel', 'Dispatcher',
+           'gallery_work', 'dispatch_main', 'start_dispatcher', 'kill_and_resume', 'make_gallery', 'cheap_cut',
+           'simulate_gallery']
 
 # %% ../nbs/06_monitoring.ipynb #9ef7abc5
 PARAMS = ChapterParams('monitoring',
@@ -235,11 +236,6 @@ def bench_in_turns(files:dict,        # name -> (path, format, frame shape HWC)
     "Latencies of several exported files timed in turns in one fresh process: their ratios are not a drift of the machine between minutes."
     return _in_child(dict(fn='turns', files={k: [str(p), f, list(s)] for k, (p, f, s) in files.items()},
                           runs=runs, warmup=warmup, threads=threads), threads, timeout, f'{len(files)} files in turns')
-
-# %% ../nbs/06_monitoring.ipynb #cores01
-def usable_cores()->int:
-    "CPU cores this process may run on (its affinity mask where the OS has one, else every core)."
-    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
 
 # %% ../nbs/06_monitoring.ipynb #1bd79690
 def benchmark_records(run:RunDir,            # the run whose files the records name

@@ -674,17 +674,17 @@ def centralized(folder:Path,                 # the phones' shards, from `write_s
                 init:dict,                   # {'weight', 'bias'} numpy: where training starts
                 lr:float,                    # SGD learning rate
                 batch:int,                   # photos per SGD step
-                evaluate,                    # weights -> accuracy on the server's test set
+                scores:dict,                 # name -> (weights -> accuracy): the server's validation and test sets
                 seed:int=0,                  # pass e shuffles with seed + e
-               )->list[float]:               # accuracy before and after each pass
-    "The benchmark: every phone's photos pooled on a server and trained with the same SGD, for as many passes."
+               )->pd.DataFrame:              # one row per pass (0: before training), one column per score
+    "The benchmark: every phone's photos pooled on a server and trained with the same SGD, for as many passes, scored after each."
     data = [np.load(Path(folder)/shard_name(i)) for i in range(phones)]
     z, y = np.concatenate([d['z'] for d in data]), np.concatenate([d['y'] for d in data])
-    w, out = init, [evaluate(init)]
+    w, out = init, [{k: f(init) for k, f in scores.items()}]
     for e in range(epochs):
         w, _ = local_sgd(w, z, y, 1, lr, batch, seed + e)
-        out.append(evaluate(w))
-    return out
+        out.append({k: f(w) for k, f in scores.items()})
+    return pd.DataFrame(out).rename_axis('pass')
 
 # %% ../nbs/08_ondevice.ipynb #8a9903ce
 def rounds_to_within(curve:list,        # accuracy before round 1, then after each round
@@ -696,7 +696,7 @@ def rounds_to_within(curve:list,        # accuracy before round 1, then after ea
 
 # %% ../nbs/08_ondevice.ipynb #c0ed5935
 def federated_verdict(fl:pd.DataFrame,      # one row per experiment: final_acc, gap_to_central_pt, kb_per_phone_round, epsilon, ...
-                      central:float,        # centralized accuracy (its best pass), same photos and passes
+                      central:float,        # centralized accuracy at the pass validation chose, same photos and passes
                       central_last:float,   # centralized accuracy after its last pass
                       rounds:int,           # the round budget the experiments had
                       shipped:float,        # the shipped student's accuracy on the same test set
@@ -710,9 +710,9 @@ def federated_verdict(fl:pd.DataFrame,      # one row per experiment: final_acc,
          f"{'behind' if gap > 0 else 'ahead'}; the shipped student, trained centrally on far more "
          f"photos, scores {shipped:.1%} on the same test set). ")
     v += ("FedAvg ending ahead is not a law: the benchmark is the same plain SGD on the pooled "
-          f"photos, which overfits them (its last pass scores {central_last:.1%}), while each "
+          f"photos, stopped early on validation (its last pass scores {central_last:.1%}), while each "
           "phone's short local run and the average act as a brake; a server run with weight decay "
-          "and a real validation set would likely do better. " if gap < 0 else "")
+          "or a tuned learning rate would likely do better. " if gap < 0 else "")
     v += (f"That is within {goal_pt:g} points: on this data, the phones' photos "
           "never had to leave them. " if gap <= goal_pt else
           f"That is more than {goal_pt:g} points behind: with each phone holding only a few "

@@ -119,6 +119,10 @@ PARAMS = ChapterParams('optimization',
                'variants (0: all the data chapter kept)'),
     Param('eval_size', int, quick=10, lo=0, hi=10_000_000,
           help='test images per phone-C cell in the evaluation (0: all)'),
+    Param('paired_size', int, quick=10, full=100, lo=0, hi=10_000_000,
+          help="test images per phone-C cell in the paired comparison of the fp32 student and the "
+               "chosen int8 program, which judges the int8 goal on phone-C (0: all; at least "
+               "`eval_size`: the table's images are its first ones)"),
     Param('latency_runs', int, quick=30, full=100, lo=5, hi=10_000,
           help='timed runs per latency measurement (after warm-up)'),
     Param('seed', int, quick=0, lo=0, hi=2**31 - 1,

@@ -15,8 +15,9 @@ from pydantic import Field, ValidationError, create_model, ConfigDict
 
 # %% auto #0
 __all__ = ['PROFILES', 'SEMVER', 'OWNED_MARK', 'atomic_write', 'atomic_path', 'sha256_file', 'ParamError', 'Param',
-           'ChapterParams', 'dig', 'Goal', 'check_replaceable', 'project_root', 'data_dir', 'default_run_dir', 'dumps',
-           'now_iso', 'RunDir', 'Finding', 'book_tests', 'expect', 'check_reachable', 'ray_session']
+           'ChapterParams', 'dig', 'Goal', 'check_replaceable', 'project_root', 'data_dir', 'default_run_dir',
+           'usable_cores', 'dumps', 'now_iso', 'RunDir', 'Finding', 'book_tests', 'expect', 'check_reachable',
+           'ray_session']
 
 # %% ../nbs/07a_rundir.ipynb #01ee5809
 def _umask()->int:
@@ -300,6 +301,11 @@ def default_run_dir()->Path:
         return Path(os.environ['MOBILEML_BOOK_RUNS'])/'standalone'
     root = project_root() or Path.cwd()
     return root/'runs'/'standalone'
+
+# %% ../nbs/07a_rundir.ipynb #cores01
+def usable_cores()->int:
+    "CPU cores this process may run on (its affinity mask where the OS has one, else every core)."
+    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
 
 # %% ../nbs/07a_rundir.ipynb #cf633d61
 def _jsonable(o):
