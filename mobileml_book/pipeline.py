@@ -715,6 +715,9 @@ def _cmd_sample_folder(a):   # the parsed arguments (`cli_parser`)
     "`sample-folder`: a team-like photo folder, written whole into a temporary folder and then moved, or kept when it is there."
     from mobileml_book.data import sample_photo_folder
     out = Path(a.out)
+    if a.per_class < 1: raise ParamError(f"--per-class {a.per_class}: at least 1 photo per class")
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file: pass a new or empty folder for the photos")
     if out.is_dir() and any(out.iterdir()):
         print(f"{out} already holds files: kept as it is (delete it for a fresh one)"); return
     tmp = out.with_name(f'.{out.name}.partial'); shutil.rmtree(tmp, ignore_errors=True)
