@@ -13,9 +13,9 @@ from .rundir import (ChapterParams, Goal, check_replaceable, ParamError, PROFILE
 
 # %% auto #0
 __all__ = ['BUDGET_S', 'BOOK_GOALS', 'COMMANDS', 'Chapter', 'book_config', 'find_chapters', 'parse_overrides', 'resolve_params',
-           'resolve_path_value', 'fingerprint', 'StepFailed', 'run_chapter', 'findings', 'build_report',
+           'resolve_path_value', 'fingerprint', 'StepFailed', 'run_chapter', 'findings', 'build_report', 'speed_probe',
            'read_params_file', 'select_chapters', 'open_run', 'book_on_path', 'run_step', 'run_book', 'params_table',
-           'bench', 'goals', 'book_timing', 'build_readme', 'threading_main', 'cli_parser', 'main']
+           'probe_line', 'bench', 'goals', 'book_timing', 'build_readme', 'threading_main', 'cli_parser', 'main']
 
 # %% ../nbs/07_pipeline.ipynb #47f11f37
 class Chapter:
@@ -326,6 +326,25 @@ def _machine()->str:
     import platform
     return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
+# %% ../nbs/07_pipeline.ipynb #probe01
+def speed_probe(reps:int=5,     # timed repetitions; the median is kept
+                inner:int=200,  # convolutions and matrix products per repetition (about 0.1 s on one core)
+               )->float:
+    "Seconds of a fixed one-thread PyTorch workload (a 3x3 convolution and a matrix product), median of `reps`: how fast this machine is right now."
+    import statistics, torch
+    old = torch.get_num_threads(); torch.set_num_threads(1)
+    try:
+        g = torch.Generator().manual_seed(0)
+        x, w, a = (torch.randn(1, 32, 64, 64, generator=g), torch.randn(32, 32, 3, 3, generator=g),
+                   torch.randn(256, 256, generator=g))
+        def once():
+            t0 = time.perf_counter()
+            for _ in range(inner): torch.conv2d(x, w, padding=1); a @ a
+            return time.perf_counter() - t0
+        once()   # warm-up
+        return statistics.median(once() for _ in range(reps))
+    finally: torch.set_num_threads(old)
+
 # %% ../nbs/07_pipeline.ipynb #runbk01
 def read_params_file(params_file,   # a YAML file of parameters (flat or by chapter); None: none
                     )->dict:
@@ -429,7 +448,8 @@ def run_book(profile:str='quick',          # 'quick' (seconds per chapter) or 'f
     run = open_run(Path(out) if out else root/'runs'/profile, resume, force)
     old = run.status().get('steps', {}) if resume else {}
     run.write_params({'profile': profile, 'chapters': vals})
-    run.update_status(None, profile=profile, machine=_machine(), started=now_iso())
+    probe = [round(speed_probe(), 4)]   # the machine's speed now and at the end: sittings differ
+    run.update_status(None, profile=profile, machine=_machine(), started=now_iso(), probe_s=probe)
     for c in selected:
         if old.get(c.name, {}).get('state') != 'done': run.update_status(c.name, state='pending')
     lib_hash, rerun, t_all = _lib_hash(root, cfg['lib_name']), False, time.time()
@@ -443,7 +463,8 @@ def run_book(profile:str='quick',          # 'quick' (seconds per chapter) or 'f
                 continue
             rerun = True
             run_step(c, run, profile, vals[c.key], fp, tag, progress, log)
-    run.update_status(None, finished=now_iso(), seconds=round(time.time()-t_all, 1))
+    run.update_status(None, finished=now_iso(), seconds=round(time.time()-t_all, 1),
+                      probe_s=probe + [round(speed_probe(), 4)])
     build_report(run)
     for ch, f in findings(run.metrics()): log(f"finding ({ch}): {f}")
     return run
@@ -465,6 +486,14 @@ def params_table(profile:str|None=None,  # 'quick' or 'full': that profile's val
             lines.append(f"  {p.name:<22} {p.allowed():<34} {v}  {p.help}")
     return '\n'.join(lines)
 
+# %% ../nbs/07_pipeline.ipynb #probe03
+def probe_line(status:dict)->str:
+    "What a run's `probe_s` says about the machine's speed in its sitting, in words."
+    p = status.get('probe_s') or []
+    if not p: return 'no speed probe in this run (made before the book timed one)'
+    return (f"speed probe {' then '.join(f'{s:.3f}' for s in p)} s (a fixed one-thread workload: a run whose "
+            "probe took 1.3x as long ran on a machine 1.3x as slow, so compare runs' times with their probes)")
+
 # %% ../nbs/07_pipeline.ipynb #33b19f7a-3
 def bench(profile:str='quick',   # 'quick' or 'full': the run's values and the budget it is held to
           out:str|None=None,     # run dir, deleted and rerun; None: <book>/runs/bench-<profile>
@@ -479,7 +508,7 @@ def bench(profile:str='quick',   # 'quick' or 'full': the run's values and the b
     steps = {n: s['seconds'] for n, s in run.status()['steps'].items()}
     # a chapter's own budget (its BUDGET_S)
     own = {c.name: c.budget_s.get(profile) for c in find_chapters(root)}
-    log(f"\nbench: profile {profile} on {_machine()}")
+    log(f"\nbench: profile {profile} on {_machine()}; {probe_line(run.status())}")
     for n, s in steps.items():
         b = own.get(n)
         log(f"  {n:<24} {s:8.1f} s"
@@ -682,6 +711,7 @@ def _cmd_goals(a):   # the parsed arguments (`cli_parser`)
              if fm else '') + ":\n"
           + goals({**run.metrics(), 'book': book_timing(run)}, find_chapters(a.book),
                   fm).to_string(index=False))
+    print(f"{run.path}: {probe_line(run.status())}")
     if fr and fm is None:
         print(f"no finished run in {fr}: `make folder-book` runs the full book on a team-like photo folder, "
               "then the run=folder goals are measured")
