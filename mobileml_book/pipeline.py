@@ -540,7 +540,7 @@ def goals(metrics:dict,                 # a run's metrics.json, with 'book' from
     chapters = find_chapters() if chapters is None else chapters
     for ch, g in [('book', g) for g in BOOK_GOALS] + [(c.key, g) for c in chapters
                                                       for g in c.goals]:
-        vals, met = g.judge((folder_metrics or {} if g.run == 'folder' else metrics).get(ch, {}))
+        vals, met = g.judge(((folder_metrics or {}) if g.run == 'folder' else metrics).get(ch, {}))
         rows.append(dict(chapter=ch, run=g.run, goal=g.text,
                          measured=', '.join(show(k, v) for k, v in zip(g.keys, vals)),
                          met={True: 'met', False: 'NOT met', None: 'not measured'}[met]))
