@@ -911,7 +911,8 @@ def export_all(run:RunDir,                 # where the files go (its conversion 
         t0 = time.perf_counter()
         ref, src, lite = export_job(fmt, prec, sources, path(fmt, prec), calib, coreml_target, lite)
         out[f'{fmt}-{prec}'] = dict(path=path(fmt, prec), format=fmt, precision=prec, reference=ref,
-                                    source=src, spec=sources[prec][1], seconds=time.perf_counter() - t0)
+                                    source=src, spec=sources[prec][1], seconds=time.perf_counter() - t0,
+                                    process='this')
     if child is not None:
         so, se = child.communicate()
         try: secs = json.loads(so.strip().splitlines()[-1]) if child.returncode == 0 else None
@@ -925,7 +926,8 @@ def export_all(run:RunDir,                 # where the files go (its conversion 
             net, spec, src = sources[prec]
             out[f'{fmt}-{prec}'] = dict(path=path(fmt, prec), format=fmt, precision=prec,
                                         reference=FrameModel(net, spec).eval(), source=src, spec=spec,
-                                        seconds=secs.get(f'{fmt}-{prec}', time.perf_counter() - t0))
+                                        seconds=secs.get(f'{fmt}-{prec}', time.perf_counter() - t0),
+                                        process='second' if f'{fmt}-{prec}' in secs else 'this')
     return {f'{f}-{p}': out[f'{f}-{p}'] for f, p in jobs}   # in the jobs' order
 
 # %% ../nbs/04_conversion.ipynb #lrcal01
