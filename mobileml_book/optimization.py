@@ -27,16 +27,17 @@ from .training import (fit, load_models, save_checkpoint, load_checkpoint,
 from .constraints import estimate_ms, load_devices, load_yardsticks
 
 # %% auto #0
-__all__ = ['RECIPES', 'PARAMS', 'GOALS', 'INT8_DOT_FLAGS', 'SQNR_KINDS', 'CHECKPOINT_FORMAT', 'PRUNED_FORMAT', 'file_bytes',
-           'example_input', 'measure', 'prunable', 'sparsity', 'layer_sparsity', 'prune_to', 'finalize_pruning',
-           'recalibrate_bn', 'freeze_bn', 'self_distill', 'finetune', 'magnitude_schedule', 'prune_channels',
-           'annotate_conv_clamp', 'clamp_aware', 'conv_kinds', 'trace_patterns_once', 'xnnpack_quantizer',
-           'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert', 'weight_only',
-           'lower_to_pte', 'to_pte', 'pte_runner', 'pte_latency_ms', 'graph_predict_fn', 'pte_predict_fn',
-           'calibration_frames', 'int8_size_ceiling', 'int8_dot_isa', 'int8_sqnr', 'candidate_spec', 'n_layers',
-           'features', 'LatencyPredictor', 'mape', 'sample_space', 'within_budget', 'screen', 'search_trial',
-           'tune_search', 'lite_candidate', 'phone_estimates', 'pareto', 'rebuildable', 'fit_shapes', 'load_pruned',
-           'shape_rebuildable', 'save_variants', 'Variant', 'Variants', 'load_variants', 'variant_file', 'load_variant']
+__all__ = ['RECIPES', 'PARAMS', 'GOALS', 'INT8_DOT_FLAGS', 'XNNPACK_OP_KINDS', 'SQNR_KINDS', 'CHECKPOINT_FORMAT', 'PRUNED_FORMAT',
+           'file_bytes', 'example_input', 'measure', 'prunable', 'sparsity', 'layer_sparsity', 'prune_to',
+           'finalize_pruning', 'recalibrate_bn', 'freeze_bn', 'self_distill', 'finetune', 'magnitude_schedule',
+           'prune_channels', 'annotate_conv_clamp', 'clamp_aware', 'conv_kinds', 'trace_patterns_once',
+           'xnnpack_quantizer', 'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert',
+           'weight_only', 'lower_to_pte', 'to_pte', 'pte_runner', 'pte_latency_ms', 'graph_predict_fn',
+           'pte_predict_fn', 'calibration_frames', 'int8_size_ceiling', 'int8_dot_isa', 'xnnpack_op_times', 'int8_sqnr',
+           'candidate_spec', 'n_layers', 'features', 'LatencyPredictor', 'mape', 'sample_space', 'within_budget',
+           'screen', 'search_trial', 'tune_search', 'lite_candidate', 'phone_estimates', 'pareto', 'rebuildable',
+           'fit_shapes', 'load_pruned', 'shape_rebuildable', 'save_variants', 'Variant', 'Variants', 'load_variants',
+           'variant_file', 'load_variant']
 
 # %% ../nbs/03_optimization.ipynb #d1589d23
 RECIPES = ('naive', 'ptq', 'qat', 'weight_int8', 'fp16')
@@ -409,7 +410,8 @@ def prune_channels(net:nn.Module,       # a MobileNetV2-style or EfficientNet-Li
 
 # %% ../nbs/03_optimization.ipynb #1d9867ab
 def annotate_conv_clamp(gm:torch.fx.GraphModule,   # an exported graph before `prepare_pt2e`
-                        config                      # the quantizer's QuantizationConfig
+                        config,                     # the quantizer's QuantizationConfig
+                        spatial_config=None         # another for convs with a kernel over 1x1 (with a clamp or not); None: `config`
                        )->None:
     "Annotate conv [-> batch norm] -> ReLU6 (hardtanh) as one pattern, observed after the clamp: XNNPACK's quantizer fuses only ReLU."
     from torch.fx import Node
@@ -420,32 +422,39 @@ def annotate_conv_clamp(gm:torch.fx.GraphModule,   # an exported graph before `p
     from torchao.quantization.pt2e.utils import _is_conv_node, _is_bn_node
     clamps = {torch.ops.aten.relu6.default, torch.ops.aten.hardtanh.default,
               torch.ops.aten.hardtanh_.default}
+    def spatial(conv): return math.prod(conv.args[1].meta['val'].shape[2:]) > 1
+    def annotate(conv, out, cfg):   # the conv's input, weight and bias with `cfg`, observed at `out` (the clamp, or itself)
+        part = [conv, conv.args[1]] + ([out] if out is not conv else [])
+        qmap = {conv.args[0]: get_input_act_qspec(cfg), conv.args[1]: get_weight_qspec(cfg)}
+        bias = conv.args[2] if len(conv.args) > 2 else None
+        if isinstance(bias, Node):
+            qmap[bias] = get_bias_qspec(cfg)
+            part.append(bias)
+        if _is_annotated(part): return
+        ann = conv.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(input_qspec_map=qmap, _annotated=True)
+        if out is conv: ann.output_qspec = get_output_act_qspec(cfg)
+        else: out.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(output_qspec=get_output_act_qspec(cfg), _annotated=True)
+        _mark_nodes_as_annotated(part)
     for n in gm.graph.nodes:
         if n.op != 'call_function' or n.target not in clamps: continue
         conv = n.args[0]
         if isinstance(conv, Node) and _is_bn_node(conv) and len(conv.users) == 1:
             conv = conv.args[0]   # QAT: BN not folded yet
         if not (isinstance(conv, Node) and _is_conv_node(conv)) or len(conv.users) != 1: continue
-        part = [n, conv, conv.args[1]]
-        qmap = {conv.args[0]: get_input_act_qspec(config), conv.args[1]: get_weight_qspec(config)}
-        bias = conv.args[2] if len(conv.args) > 2 else None
-        if isinstance(bias, Node):
-            qmap[bias] = get_bias_qspec(config)
-            part.append(bias)
-        if _is_annotated(part): continue
-        conv.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(input_qspec_map=qmap, _annotated=True)
-        n.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(output_qspec=get_output_act_qspec(config),
-                                                          _annotated=True)
-        _mark_nodes_as_annotated(part)
+        annotate(conv, n, spatial_config if spatial_config is not None and spatial(conv) else config)
+    if spatial_config is None: return
+    for conv in gm.graph.nodes:   # spatial convs without a clamp: the conv alone, observed at its output
+        if _is_conv_node(conv) and spatial(conv): annotate(conv, conv, spatial_config)
 
 # %% ../nbs/03_optimization.ipynb #05e172ae
 def clamp_aware(
     quantizer_cls:type   # a PT2E Quantizer class with a `global_config` (XNNPACK's, litert-torch's)
 )->type:
-    "A subclass of `quantizer_cls` that annotates conv -> ReLU6 with `annotate_conv_clamp` before its own rules."
+    "A subclass of `quantizer_cls` that annotates conv -> ReLU6 with `annotate_conv_clamp` before its own rules (its `spatial_config`: see there)."
     class ClampAware(quantizer_cls):
+        spatial_config = None
         def annotate(self, model):
-            annotate_conv_clamp(model, self.global_config)
+            annotate_conv_clamp(model, self.global_config, self.spatial_config)
             return super().annotate(model)
     return ClampAware
 
@@ -528,16 +537,23 @@ def trace_patterns_once()->dict:   # the live counters: set `on` False to trace 
     return _PATTERNS
 
 # %% ../nbs/03_optimization.ipynb #b06addba
-def xnnpack_quantizer(per_channel:bool=True,   # per-channel weight scales (False: per tensor)
-                      qat:bool=False,          # for quantization-aware training (fake quantization)
-                      fuse_clamp:bool=True):   # False: XNNPACK's own annotation (conv -> ReLU6 unfused)
+def xnnpack_quantizer(per_channel:bool|str=True,   # per-channel weight scales; False: per tensor; 'spatial': per channel only in
+                                                   # convs with a kernel over 1x1 (depthwise, stem), per tensor in 1x1 convs and linear
+                      qat:bool=False,              # for quantization-aware training (fake quantization)
+                      fuse_clamp:bool=True):       # False: XNNPACK's own annotation (conv -> ReLU6 unfused; not with 'spatial')
     "XNNPACK's PT2E quantizer (int8 symmetric weights and activations), conv -> ReLU6 fused; `per_channel=False` is its default."
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer, get_symmetric_quantization_config)
+    if per_channel not in (True, False, 'spatial'):
+        raise ValueError(f"per_channel={per_channel!r}: use True, False or 'spatial'")
+    if per_channel == 'spatial' and not fuse_clamp:
+        raise ValueError("per_channel='spatial' needs fuse_clamp=True (the book's annotation picks the scales per conv)")
     trace_patterns_once()
-    config = get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat)
+    config = get_symmetric_quantization_config(is_per_channel=per_channel is True, is_qat=qat)
     if not fuse_clamp: return XNNPACKQuantizer().set_global(config)
-    return clamp_aware(XNNPACKQuantizer)().set_global(config)
+    q = clamp_aware(XNNPACKQuantizer)().set_global(config)
+    if per_channel == 'spatial': q.spatial_config = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat)
+    return q
 
 # %% ../nbs/03_optimization.ipynb #8a2f8a97
 def export_program(net:nn.Module,   # a network or PT2E graph taking (N, C, S, S) float input
@@ -588,7 +604,7 @@ def calibrate(g,               # an observed graph (`prepare_pt2e`'s): updated i
 def ptq(net:nn.Module,                      # the float network (copied; unused if `graph` is given)
         spec:ModelSpec,                     # its model spec (input shape, pre-processing)
         calib:np.ndarray,                   # uint8 frames (N, H, W, C) the observers learn activation ranges from
-        per_channel:bool=True,              # weight scales per output channel (False: per tensor)
+        per_channel:bool|str=True,          # weight scales per output channel (False: per tensor; 'spatial': see `xnnpack_quantizer`)
         fuse_clamp:bool=True,               # see `xnnpack_quantizer`
         graph:torch.fx.GraphModule|None=None  # `export_graph(net, spec)` made already (consumed); None: exported here
        )->torch.fx.GraphModule:
@@ -600,7 +616,7 @@ def ptq(net:nn.Module,                      # the float network (copied; unused 
 
 # %% ../nbs/03_optimization.ipynb #0636de9d
 def qat_prepare(spec:ModelSpec,         # the model spec: input shape of the export
-                per_channel:bool=True,  # weight scales per output channel (False: per tensor)
+                per_channel:bool|str=True,  # weight scales per output channel (False: per tensor; 'spatial': see `xnnpack_quantizer`)
                 frozen_bn:bool=True,    # keep the trained batch-norm statistics (fine-tuning); False to train them (from scratch)
                 fuse_clamp:bool=True):  # see `xnnpack_quantizer`: False fake-quantizes each conv's output before its ReLU6 too
     "A `prepare` hook for the Training chapter's `fit`: export the network and insert int8 fake quantization."
@@ -675,11 +691,12 @@ def pte_runner(path):   # an ExecuTorch program file (.pte; str or Path)
 
 # %% ../nbs/03_optimization.ipynb #db3b0132-4
 def pte_latency_ms(paths:dict,      # name -> ExecuTorch program file (.pte)
-                   spec:ModelSpec,  # the model spec they share (input: one random frame)
+                   spec:ModelSpec|None,  # the model spec they share (input: one random frame); None: give `x`
                    warmup:int=20,   # untimed runs of each program first
                    runs:int=200,    # timed runs of each
                    threads:int=1,   # ExecuTorch's thread pool (its default is every core) and PyTorch's threads
-                   eager:dict|None=None   # name -> float network PyTorch runs on the same frame, in the same turns
+                   eager:dict|None=None,  # name -> float network PyTorch runs on the same frame, in the same turns
+                   x:torch.Tensor|None=None   # the input (1, C, H, W) instead of a random frame of `spec`'s shape
                   )->dict:
     "p50/p90 latency (ms) of each ExecuTorch program in `paths` (name -> file), and of each `eager` network, batch 1, timed in turns."
     from executorch.extension.pybindings import portable_lib
@@ -688,7 +705,8 @@ def pte_latency_ms(paths:dict,      # name -> ExecuTorch program file (.pte)
     torch.set_num_threads(threads)
     try:
         fns = {k: pte_runner(p) for k, p in paths.items()} | {k: m.eval() for k, m in (eager or {}).items()}
-        with torch.no_grad(): return time_in_turns(fns, torch.rand(example_input(spec).shape), warmup, runs)
+        x = torch.rand(example_input(spec).shape) if x is None else x
+        with torch.no_grad(): return time_in_turns(fns, x, warmup, runs)
     finally:
         portable_lib._unsafe_reset_threadpool(old)
         torch.set_num_threads(old_torch)
@@ -748,6 +766,38 @@ def int8_dot_isa(cpuinfo='/proc/cpuinfo'   # Linux's CPU description
              if l.lower().startswith(('flags', 'features')) and ':' in l]
     flags = set(' '.join(lines).split())
     return [f for f in INT8_DOT_FLAGS if f in flags]
+
+# %% ../nbs/03_optimization.ipynb #kern01
+# XNNPACK operator name (its words) -> kind; the first match wins
+XNNPACK_OP_KINDS = (('Fully Connected', '1x1 conv / linear (GEMM)'), ('DWConv', 'depthwise conv'),
+                    ('IGEMM', 'full conv (stem)'), ('Constant Pad', 'padding'), ('Convert', 'int8 <-> fp32 conversion'),
+                    ('Transpose', 'layout (NCHW <-> NHWC)'), ('Add', 'residual add'), ('Mean', 'pooling'))
+
+# %% ../nbs/03_optimization.ipynb #kern02
+def xnnpack_op_times(path,                # an ExecuTorch program with the XNNPACK delegate (.pte; str or Path)
+                     x:torch.Tensor,      # its input, (1, C, H, W) float
+                     warmup:int=5,        # untimed runs first
+                     runs:int=50,         # profiled runs (the median of each operator)
+                     threads:int=1        # ExecuTorch's thread pool, restored after
+                    )->pd.Series:
+    "Median ms per run of each kind of XNNPACK operator in a program (`XNNPACK_OP_KINDS`; others: 'other'), from the runtime's own profile (ETDump)."
+    from executorch.extension.pybindings import portable_lib
+    from executorch.devtools import Inspector
+    if runs < 1: raise ValueError(f"runs={runs}: profile at least 1 run")
+    old = portable_lib._threadpool_get_thread_count()
+    portable_lib._unsafe_reset_threadpool(threads)
+    try:
+        m = portable_lib._load_for_executorch(str(path), enable_etdump=True, debug_buffer_size=0)
+        for _ in range(warmup + runs): m.forward([x.clone(memory_format=torch.contiguous_format)])
+        with tempfile.TemporaryDirectory() as d:
+            m.write_etdump_result_to_file(f'{d}/profile.etdp')
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                df = Inspector(etdump_path=f'{d}/profile.etdp').to_dataframe()
+    finally: portable_lib._unsafe_reset_threadpool(old)
+    ops = df[~df['event_name'].str.contains('::|DELEGATE_CALL|OPERATOR_CALL')]   # XNNPACK's operators, not the runtime's own events
+    kind = ops['event_name'].map(lambda n: next((k for w, k in XNNPACK_OP_KINDS if w in n), 'other'))
+    return ops['raw'].map(lambda r: float(np.median(r[warmup:]))).groupby(kind.values).sum().rename('ms')
 
 # %% ../nbs/03_optimization.ipynb #sqnr01
 # node name -> kind
