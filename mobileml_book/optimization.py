@@ -411,7 +411,8 @@ def prune_channels(net:nn.Module,       # a MobileNetV2-style or EfficientNet-Li
 # %% ../nbs/03_optimization.ipynb #1d9867ab
 def annotate_conv_clamp(gm:torch.fx.GraphModule,   # an exported graph before `prepare_pt2e`
                         config,                     # the quantizer's QuantizationConfig
-                        spatial_config=None         # another for convs with a kernel over 1x1 (with a clamp or not); None: `config`
+                        spatial_config=None,        # another for convs with a kernel over 1x1 (with a clamp or not); None: `config`
+                        fold_pad:bool=False         # a zero padding right before a conv is observed at its input, not its output (not in QAT)
                        )->None:
     "Annotate conv [-> batch norm] -> ReLU6 (hardtanh) as one pattern, observed after the clamp: XNNPACK's quantizer fuses only ReLU."
     from torch.fx import Node
@@ -422,16 +423,27 @@ def annotate_conv_clamp(gm:torch.fx.GraphModule,   # an exported graph before `p
     from torchao.quantization.pt2e.utils import _is_conv_node, _is_bn_node
     clamps = {torch.ops.aten.relu6.default, torch.ops.aten.hardtanh.default,
               torch.ops.aten.hardtanh_.default}
+    pads = {torch.ops.aten.pad.default, torch.ops.aten.constant_pad_nd.default}
     def spatial(conv): return math.prod(conv.args[1].meta['val'].shape[2:]) > 1
+    def zero_pad(a):   # a zero padding feeding only this conv (XNNPACK lowers dq -> pad -> conv as one int8 conv)
+        if not (fold_pad and isinstance(a, Node) and a.target in pads and len(a.users) == 1): return False
+        if a.target == torch.ops.aten.pad.default: return a.args[2:3] in ((), ('constant',)) and a.args[3:4] in ((), (None,), (0.0,))
+        return a.args[2:3] in ((), (0.0,), (0,))
     def annotate(conv, out, cfg):   # the conv's input, weight and bias with `cfg`, observed at `out` (the clamp, or itself)
         part = [conv, conv.args[1]] + ([out] if out is not conv else [])
-        qmap = {conv.args[0]: get_input_act_qspec(cfg), conv.args[1]: get_weight_qspec(cfg)}
+        # QAT: torchao's conv-BN folding expects the conv's own input observed, so the padding stays observed there
+        pad = conv.args[0] if zero_pad(conv.args[0]) and not cfg.is_qat else None
+        qmap = {} if pad is not None else {conv.args[0]: get_input_act_qspec(cfg)}   # input, weight, bias: torchao reads them in this order
+        qmap[conv.args[1]] = get_weight_qspec(cfg)
+        if pad is not None: part.append(pad)
         bias = conv.args[2] if len(conv.args) > 2 else None
         if isinstance(bias, Node):
             qmap[bias] = get_bias_qspec(cfg)
             part.append(bias)
         if _is_annotated(part): return
         ann = conv.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(input_qspec_map=qmap, _annotated=True)
+        if pad is not None:   # the padding's input is int8; the padded tensor is not observed again
+            pad.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(input_qspec_map={pad.args[0]: get_input_act_qspec(cfg)}, _annotated=True)
         if out is conv: ann.output_qspec = get_output_act_qspec(cfg)
         else: out.meta[Q_ANNOTATION_KEY] = QuantizationAnnotation(output_qspec=get_output_act_qspec(cfg), _annotated=True)
         _mark_nodes_as_annotated(part)
@@ -450,11 +462,11 @@ def annotate_conv_clamp(gm:torch.fx.GraphModule,   # an exported graph before `p
 def clamp_aware(
     quantizer_cls:type   # a PT2E Quantizer class with a `global_config` (XNNPACK's, litert-torch's)
 )->type:
-    "A subclass of `quantizer_cls` that annotates conv -> ReLU6 with `annotate_conv_clamp` before its own rules (its `spatial_config`: see there)."
+    "A subclass of `quantizer_cls` that annotates conv -> ReLU6 with `annotate_conv_clamp` before its own rules (its `spatial_config` and `fold_pad`: see there)."
     class ClampAware(quantizer_cls):
-        spatial_config = None
+        spatial_config, fold_pad = None, False
         def annotate(self, model):
-            annotate_conv_clamp(model, self.global_config, self.spatial_config)
+            annotate_conv_clamp(model, self.global_config, self.spatial_config, self.fold_pad)
             return super().annotate(model)
     return ClampAware
 
@@ -552,6 +564,7 @@ def xnnpack_quantizer(per_channel:bool|str=True,   # per-channel weight scales; 
     config = get_symmetric_quantization_config(is_per_channel=per_channel is True, is_qat=qat)
     if not fuse_clamp: return XNNPACKQuantizer().set_global(config)
     q = clamp_aware(XNNPACKQuantizer)().set_global(config)
+    q.fold_pad = True    # ExecuTorch lowers dq -> zero pad -> conv as one int8 conv; pad -> q would run the pad in fp32
     if per_channel == 'spatial': q.spatial_config = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat)
     return q
 
