@@ -37,7 +37,7 @@ __all__ = ['COREML_TARGETS', 'PARAMS', 'GOALS', 'CONVERTERS', 'RUNTIMES', 'EXT',
            'save_mlpackage', 'export_executorch', 'runner', 'coreml_ops', 'coreml_ops_outside', 'preflight', 'WarpNet',
            'fidelity', 'FidelityError', 'gate', 'enforce', 'coreml_structure', 'zip_dir', 'io_spec', 'preprocessing_of',
            'Fidelity', 'ExportLatency', 'ExportRecord', 'ExportRecords', 'make_record', 'save_records', 'record_path',
-           'conversion_sources', 'litert_int8', 'export_job', 'export_all', 'litert_calibration', 'gate_all',
+           'conversion_sources', 'litert_int8', 'export_job', 'claim', 'export_all', 'litert_calibration', 'gate_all',
            'camera_frames', 'app_resize', 'resize_study', 'keras_mobilenetv2', 'torch_to_keras', 'port_weights',
            'keras_from_torch', 'keras_logits', 'forgot_depthwise_transpose', 'keras_tflite', 'keras_route',
            'plot_formats', 'table_records', 'convert_run', 'load_records']
@@ -865,12 +865,22 @@ def export_job(fmt:str,                   # 'onnx', 'tflite', 'coreml' or 'execu
                    checkpoint_sha256=sources['fp32'][2]['checkpoint_sha256'])
     return ref, src, lite
 
+# %% ../nbs/04_conversion.ipynb #claim01
+def claim(folder,    # a folder both export processes see (str or Path)
+          name:str   # the job's name ('executorch-int8', ...)
+         )->bool:
+    "Claim a job for this process: True for the first process that asks (an exclusive file create), False for every later one."
+    try: os.close(os.open(Path(folder)/f'{name}.claim', os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError: return False
+    return True
+
 # %% ../nbs/04_conversion.ipynb #expjob02
 def _export_main():
-    "Entry point of an export child process: run dir, int8 variant and jobs as JSON in argv[1]; seconds per job as JSON on the last line of stdout."
+    "Entry point of an export child process: run dir, int8 variant, claims folder and jobs as JSON in argv[1]; seconds per job it made as JSON on the last line of stdout."
     a = json.loads(sys.argv[1])
     sources, secs = conversion_sources(RunDir(a['run_dir']), a['int8']), {}
     for fmt, prec, path in a['jobs']:
+        if not claim(a['claims'], f'{fmt}-{prec}'): continue     # the first process made it, or is making it
         t0 = time.perf_counter()
         with quiet(): export_job(fmt, prec, sources, Path(path), coreml_target=a['coreml_target'])
         secs[f'{fmt}-{prec}'] = time.perf_counter() - t0
@@ -889,7 +899,7 @@ def export_all(run:RunDir,                 # where the files go (its conversion 
                calib:np.ndarray,           # uint8 NHWC frames for int8 calibration
                coreml_target:str='iOS16',  # the oldest iOS for Core ML
                progress:bool=True,         # a progress bar over this process's exports
-               workers:int=1,              # processes exporting at once (2: `SIDE_JOBS` in a second one, from the run's files)
+               workers:int=1,              # processes exporting at once (2: a second one takes `SIDE_JOBS` from the front, this one from the back)
               )->dict:
     "Export each (format, precision) from the PyTorch models: name -> dict(path, format, precision, reference model, source, seconds)."
     art = run.artifacts('conversion')
@@ -898,36 +908,43 @@ def export_all(run:RunDir,                 # where the files go (its conversion 
     # a second process rebuilds the sources from the run's files: only when they came from there
     side = [j for j in jobs if j in SIDE_JOBS] if workers > 1 and all(
         s[2].get('run_dir') == str(run.path) for s in sources.values()) else []
-    child = None
-    if side:
-        args = dict(run_dir=str(run.path), coreml_target=coreml_target,
+    child, claims = None, Path(tempfile.mkdtemp(prefix='claims-'))
+    if side:   # each side job goes to whichever process claims it first: the child from the front, this process from the back
+        args = dict(run_dir=str(run.path), coreml_target=coreml_target, claims=str(claims),
                     int8=sources['int8'][2]['variant'] if 'int8' in sources else None,
                     jobs=[[f, p, str(path(f, p))] for f, p in side])
         child = subprocess.Popen([sys.executable, '-c', 'from mobileml_book.conversion import _export_main; '
                                   '_export_main()', json.dumps(args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True, env={**os.environ, 'OMP_NUM_THREADS': '1', 'TF_CPP_MIN_LOG_LEVEL': '3'})
     out, lite = {}, None
-    for fmt, prec in tqdm([j for j in jobs if j not in side], desc='export', disable=not progress):
+    def here(fmt, prec):
+        nonlocal lite
         t0 = time.perf_counter()
         ref, src, lite = export_job(fmt, prec, sources, path(fmt, prec), calib, coreml_target, lite)
         out[f'{fmt}-{prec}'] = dict(path=path(fmt, prec), format=fmt, precision=prec, reference=ref,
-                                    source=src, spec=sources[prec][1], seconds=time.perf_counter() - t0,
-                                    process='this')
-    if child is not None:
-        so, se = child.communicate()
-        try: secs = json.loads(so.strip().splitlines()[-1]) if child.returncode == 0 else None
-        except (IndexError, json.JSONDecodeError): secs = None
-        if secs is None:   # here instead, so that a real export error is raised as in one process
-            warnings.warn(f'the second export process failed, so its exports run here: {se[-500:]}')
-            secs = {}
-        for fmt, prec in side:
-            t0 = time.perf_counter()
-            if f'{fmt}-{prec}' not in secs: export_job(fmt, prec, sources, path(fmt, prec), calib, coreml_target)
-            net, spec, src = sources[prec]
-            out[f'{fmt}-{prec}'] = dict(path=path(fmt, prec), format=fmt, precision=prec,
-                                        reference=FrameModel(net, spec).eval(), source=src, spec=spec,
-                                        seconds=secs.get(f'{fmt}-{prec}', time.perf_counter() - t0),
-                                        process='second' if f'{fmt}-{prec}' in secs else 'this')
+                                    source=src, spec=sources[prec][1], seconds=time.perf_counter() - t0, process='this')
+    try:
+        for fmt, prec in tqdm([j for j in jobs if j not in side] + side[::-1], desc='export', disable=not progress):
+            if (fmt, prec) not in side or claim(claims, f'{fmt}-{prec}'): here(fmt, prec)
+        if child is not None:
+            so, se = child.communicate()
+            try: secs = json.loads(so.strip().splitlines()[-1]) if child.returncode == 0 else None
+            except (IndexError, json.JSONDecodeError): secs = None
+            if secs is None:   # its unfinished exports run here, so that a real export error is raised as in one process
+                warnings.warn(f'the second export process failed, so its unfinished exports run here: {se[-500:]}')
+                secs = {}
+            for fmt, prec in side:
+                if f'{fmt}-{prec}' in out: continue
+                if f'{fmt}-{prec}' not in secs:
+                    here(fmt, prec)
+                    continue
+                net, spec, src = sources[prec]
+                out[f'{fmt}-{prec}'] = dict(path=path(fmt, prec), format=fmt, precision=prec, reference=FrameModel(net, spec).eval(),
+                                            source=src, spec=spec, seconds=secs[f'{fmt}-{prec}'], process='second')
+    except BaseException:   # an export failed here: the second process stops too
+        if child is not None and child.poll() is None: child.kill(); child.communicate()
+        raise
+    finally: shutil.rmtree(claims, ignore_errors=True)
     return {f'{f}-{p}': out[f'{f}-{p}'] for f, p in jobs}   # in the jobs' order
 
 # %% ../nbs/04_conversion.ipynb #lrcal01

@@ -243,12 +243,16 @@ def benchmark_records(run:RunDir,            # the run whose files the records n
                       precisions=('fp32',),  # only records of these precisions
                       runs:int=100,          # timed predictions per file
                       warmup:int=10,         # untimed predictions first
-                      threads:int=2,         # the second thread count timed (the first is 1)
+                      threads:int=2,         # the second thread count timed (the first is 1); at most the usable cores
                       progress:bool=True,    # a progress bar over files
                       memory_runs:int=10,    # predictions per thread count in each file's own process (load, peak memory)
                      )->pd.DataFrame:
-    "One row per export record of `precisions`: load time and peak memory in a fresh process per file, latencies of all files in turns in one more; or why a file was skipped."
+    "One row per export record of `precisions`: load time and peak memory in a fresh process per file, latencies of all files in turns in one more; or why a file was skipped (`attrs['threads']`: the second thread count used)."
     import platform as _pf
+    if threads > usable_cores():   # more threads than cores only take turns on them: a slowdown the phone would not see
+        warnings.warn(f'threads={threads}, but this machine gives this process {usable_cores()} cores: the second setting is '
+                      f'{usable_cores()} threads')
+        threads = usable_cores()
     from mobileml_book.conversion import record_path
     rows, files = [], {}
     for r in tqdm([r for r in records if r.precision in precisions], desc='benchmark',
@@ -275,7 +279,9 @@ def benchmark_records(run:RunDir,            # the run whose files the records n
             lat = {}
         for row in rows:
             if row['name'] in lat: row.update(lat[row['name']], timed='in turns')
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    df.attrs['threads'] = threads
+    return df
 
 # %% ../nbs/06_monitoring.ipynb #1bd79690-1
 def device_estimates(bench:pd.DataFrame,     # `benchmark_records`'s rows (p50_ms, p90_ms, cpu_ms; skipped rows dropped)

@@ -758,7 +758,8 @@ def calibration_frames(train:Dataset,   # training images to draw from
 def int8_size_ceiling(net:nn.Module   # a float network (its conv and linear layers are counted)
                      )->float:
     "The fp32/int8 size ratio per-channel int8 can reach on `net`'s conv and linear layers (batch norm folded into biases)."
-    # int8: 1 byte per weight; per output channel a 32-bit bias, scale and zero point (fp32: 4 bytes each weight and bias)
+    # int8: 1 byte per weight; per output channel a 32-bit bias and two 32-bit scales, the weights' and the bias's
+    # (XNNPACK's per-channel format; symmetric weights need no zero point). fp32: 4 bytes each weight and bias
     w = ch = 0
     for m in net.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
