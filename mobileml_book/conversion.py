@@ -909,13 +909,6 @@ def export_all(run:RunDir,                 # where the files go (its conversion 
     side = [j for j in jobs if j in SIDE_JOBS] if workers > 1 and all(
         s[2].get('run_dir') == str(run.path) for s in sources.values()) else []
     child, claims = None, Path(tempfile.mkdtemp(prefix='claims-'))
-    if side:   # each side job goes to whichever process claims it first: the child from the front, this process from the back
-        args = dict(run_dir=str(run.path), coreml_target=coreml_target, claims=str(claims),
-                    int8=sources['int8'][2]['variant'] if 'int8' in sources else None,
-                    jobs=[[f, p, str(path(f, p))] for f, p in side])
-        child = subprocess.Popen([sys.executable, '-c', 'from mobileml_book.conversion import _export_main; '
-                                  '_export_main()', json.dumps(args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True, env={**os.environ, 'OMP_NUM_THREADS': '1', 'TF_CPP_MIN_LOG_LEVEL': '3'})
     out, lite = {}, None
     def here(fmt, prec):
         nonlocal lite
@@ -924,8 +917,17 @@ def export_all(run:RunDir,                 # where the files go (its conversion 
         out[f'{fmt}-{prec}'] = dict(path=path(fmt, prec), format=fmt, precision=prec, reference=ref,
                                     source=src, spec=sources[prec][1], seconds=time.perf_counter() - t0, process='this')
     try:
+        if side:   # each side job goes to whichever process claims it first: the child from the front, this process from the back
+            args = dict(run_dir=str(run.path), coreml_target=coreml_target, claims=str(claims),
+                        int8=sources['int8'][2]['variant'] if 'int8' in sources else None,
+                        jobs=[[f, p, str(path(f, p))] for f, p in side])
+            child = subprocess.Popen([sys.executable, '-c', 'from mobileml_book.conversion import _export_main; '
+                                      '_export_main()', json.dumps(args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env={**os.environ, 'OMP_NUM_THREADS': '1', 'TF_CPP_MIN_LOG_LEVEL': '3'})
         for fmt, prec in tqdm([j for j in jobs if j not in side] + side[::-1], desc='export', disable=not progress):
             if (fmt, prec) not in side or claim(claims, f'{fmt}-{prec}'): here(fmt, prec)
+        if child is not None and child.poll() is None and all(f'{f}-{p}' in out for f, p in side):   # all made here: no need to wait
+            child.kill(); child.communicate(); child = None
         if child is not None:
             so, se = child.communicate()
             try: secs = json.loads(so.strip().splitlines()[-1]) if child.returncode == 0 else None
@@ -942,7 +944,9 @@ def export_all(run:RunDir,                 # where the files go (its conversion 
                 out[f'{fmt}-{prec}'] = dict(path=path(fmt, prec), format=fmt, precision=prec, reference=FrameModel(net, spec).eval(),
                                             source=src, spec=spec, seconds=secs[f'{fmt}-{prec}'], process='second')
     except BaseException:   # an export failed here: the second process stops too
-        if child is not None and child.poll() is None: child.kill(); child.communicate()
+        if child is not None:
+            if child.poll() is None: child.kill()
+            child.communicate()   # and its pipes closed
         raise
     finally: shutil.rmtree(claims, ignore_errors=True)
     return {f'{f}-{p}': out[f'{f}-{p}'] for f, p in jobs}   # in the jobs' order

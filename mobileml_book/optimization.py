@@ -425,14 +425,16 @@ def annotate_conv_clamp(gm:torch.fx.GraphModule,   # an exported graph before `p
               torch.ops.aten.hardtanh_.default}
     pads = {torch.ops.aten.pad.default, torch.ops.aten.constant_pad_nd.default}
     def spatial(conv): return math.prod(conv.args[1].meta['val'].shape[2:]) > 1
-    def zero_pad(a):   # a zero padding feeding only this conv (XNNPACK lowers dq -> pad -> conv as one int8 conv)
+    def zero_pad(conv, a):   # a zero padding of H and W feeding only this 1-D/2-D conv (XNNPACK lowers dq -> pad -> conv as one int8 conv)
         if not (fold_pad and isinstance(a, Node) and a.target in pads and len(a.users) == 1): return False
+        if conv.target not in (torch.ops.aten.conv2d.default, torch.ops.aten.conv1d.default): return False
+        if any(p < 0 for p in a.args[1]) or len(a.args[1]) > 4: return False   # what ExecuTorch's conv partition accepts
         if a.target == torch.ops.aten.pad.default: return a.args[2:3] in ((), ('constant',)) and a.args[3:4] in ((), (None,), (0.0,))
         return a.args[2:3] in ((), (0.0,), (0,))
     def annotate(conv, out, cfg):   # the conv's input, weight and bias with `cfg`, observed at `out` (the clamp, or itself)
         part = [conv, conv.args[1]] + ([out] if out is not conv else [])
         # QAT: torchao's conv-BN folding expects the conv's own input observed, so the padding stays observed there
-        pad = conv.args[0] if zero_pad(conv.args[0]) and not cfg.is_qat else None
+        pad = conv.args[0] if zero_pad(conv, conv.args[0]) and not cfg.is_qat else None
         qmap = {} if pad is not None else {conv.args[0]: get_input_act_qspec(cfg)}   # input, weight, bias: torchao reads them in this order
         qmap[conv.args[1]] = get_weight_qspec(cfg)
         if pad is not None: part.append(pad)
@@ -455,8 +457,9 @@ def annotate_conv_clamp(gm:torch.fx.GraphModule,   # an exported graph before `p
         if not (isinstance(conv, Node) and _is_conv_node(conv)) or len(conv.users) != 1: continue
         annotate(conv, n, spatial_config if spatial_config is not None and spatial(conv) else config)
     if spatial_config is None: return
-    for conv in gm.graph.nodes:   # spatial convs without a clamp: the conv alone, observed at its output
-        if _is_conv_node(conv) and spatial(conv): annotate(conv, conv, spatial_config)
+    for conv in gm.graph.nodes:   # spatial convs without a clamp: the conv alone, observed at its output (QAT's conv -> BN: XNNPACK's rules)
+        if _is_conv_node(conv) and spatial(conv) and not any(_is_bn_node(u) for u in conv.users):
+            annotate(conv, conv, spatial_config)
 
 # %% ../nbs/03_optimization.ipynb #05e172ae
 def clamp_aware(
@@ -556,7 +559,7 @@ def xnnpack_quantizer(per_channel:bool|str=True,   # per-channel weight scales; 
     "XNNPACK's PT2E quantizer (int8 symmetric weights and activations), conv -> ReLU6 fused; `per_channel=False` is its default."
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer, get_symmetric_quantization_config)
-    if per_channel not in (True, False, 'spatial'):
+    if not (per_channel is True or per_channel is False or per_channel == 'spatial'):
         raise ValueError(f"per_channel={per_channel!r}: use True, False or 'spatial'")
     if per_channel == 'spatial' and not fuse_clamp:
         raise ValueError("per_channel='spatial' needs fuse_clamp=True (the book's annotation picks the scales per conv)")
