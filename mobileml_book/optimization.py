@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_optimization.ipynb #f882d22b
 from __future__ import annotations
-import copy, gzip, io, json, math, os, platform, tempfile, time, types, warnings
+import contextlib, copy, gzip, io, json, math, os, platform, tempfile, time, types, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ __all__ = ['RECIPES', 'PARAMS', 'GOALS', 'INT8_DOT_FLAGS', 'XNNPACK_OP_KINDS', '
            'finalize_pruning', 'recalibrate_bn', 'freeze_bn', 'self_distill', 'finetune', 'magnitude_schedule',
            'prune_channels', 'annotate_conv_clamp', 'clamp_aware', 'conv_kinds', 'trace_patterns_once',
            'xnnpack_quantizer', 'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert',
-           'weight_only', 'lower_to_pte', 'to_pte', 'pte_runner', 'pte_latency_ms', 'graph_predict_fn',
+           'weight_only', 'lower_to_pte', 'to_pte', 'pte_runner', 'et_threads', 'pte_latency_ms', 'graph_predict_fn',
            'pte_predict_fn', 'calibration_frames', 'int8_size_ceiling', 'int8_dot_isa', 'xnnpack_op_times', 'int8_sqnr',
            'candidate_spec', 'n_layers', 'features', 'LatencyPredictor', 'mape', 'sample_space', 'within_budget',
            'screen', 'search_trial', 'tune_search', 'lite_candidate', 'phone_estimates', 'pareto', 'rebuildable',
@@ -705,6 +705,16 @@ def pte_runner(path):   # an ExecuTorch program file (.pte; str or Path)
     method = Runtime.get().load_program(str(path)).load_method('forward')
     return lambda x: method.execute([x.clone(memory_format=torch.contiguous_format)])[0]
 
+# %% ../nbs/03_optimization.ipynb #etthr01
+@contextlib.contextmanager
+def et_threads(n:int):   # threads of ExecuTorch's pool (its default is every core) and of PyTorch, restored after
+    "Run the block with `n` threads in ExecuTorch's global thread pool and in PyTorch."
+    from executorch.extension.pybindings import portable_lib
+    old, old_torch = portable_lib._threadpool_get_thread_count(), torch.get_num_threads()
+    portable_lib._unsafe_reset_threadpool(n); torch.set_num_threads(n)
+    try: yield
+    finally: portable_lib._unsafe_reset_threadpool(old); torch.set_num_threads(old_torch)
+
 # %% ../nbs/03_optimization.ipynb #db3b0132-4
 def pte_latency_ms(paths:dict,      # name -> ExecuTorch program file (.pte)
                    spec:ModelSpec|None,  # the model spec they share (input: one random frame); None: give `x`
@@ -715,17 +725,9 @@ def pte_latency_ms(paths:dict,      # name -> ExecuTorch program file (.pte)
                    x:torch.Tensor|None=None   # the input (1, C, H, W) instead of a random frame of `spec`'s shape
                   )->dict:
     "p50/p90 latency (ms) of each ExecuTorch program in `paths` (name -> file), and of each `eager` network, batch 1, timed in turns."
-    from executorch.extension.pybindings import portable_lib
-    old, old_torch = portable_lib._threadpool_get_thread_count(), torch.get_num_threads()
-    portable_lib._unsafe_reset_threadpool(threads)
-    torch.set_num_threads(threads)
-    try:
+    with et_threads(threads), torch.no_grad():
         fns = {k: pte_runner(p) for k, p in paths.items()} | {k: m.eval() for k, m in (eager or {}).items()}
-        x = torch.rand(example_input(spec).shape) if x is None else x
-        with torch.no_grad(): return time_in_turns(fns, x, warmup, runs)
-    finally:
-        portable_lib._unsafe_reset_threadpool(old)
-        torch.set_num_threads(old_torch)
+        return time_in_turns(fns, torch.rand(example_input(spec).shape) if x is None else x, warmup, runs)
 
 # %% ../nbs/03_optimization.ipynb #db3b0132-5
 def graph_predict_fn(g,            # a PT2E graph (int8 or fake-quant) on `to_input`'s tensors
@@ -795,23 +797,18 @@ def xnnpack_op_times(path,                # an ExecuTorch program with the XNNPA
                      x:torch.Tensor,      # its input, (1, C, H, W) float
                      warmup:int=5,        # untimed runs first
                      runs:int=50,         # profiled runs (the median of each operator)
-                     threads:int=1        # ExecuTorch's thread pool, restored after
+                     threads:int=1        # ExecuTorch's thread pool and PyTorch's (`et_threads`), restored after
                     )->pd.Series:
     "Median ms per run of each kind of XNNPACK operator in a program (`XNNPACK_OP_KINDS`; others: 'other'), from the runtime's own profile (ETDump)."
     from executorch.extension.pybindings import portable_lib
     from executorch.devtools import Inspector
     if runs < 1: raise ValueError(f"runs={runs}: profile at least 1 run")
-    old = portable_lib._threadpool_get_thread_count()
-    portable_lib._unsafe_reset_threadpool(threads)
-    try:
+    with et_threads(threads), tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
         m = portable_lib._load_for_executorch(str(path), enable_etdump=True, debug_buffer_size=0)
         for _ in range(warmup + runs): m.forward([x.clone(memory_format=torch.contiguous_format)])
-        with tempfile.TemporaryDirectory() as d:
-            m.write_etdump_result_to_file(f'{d}/profile.etdp')
-            with warnings.catch_warnings():
-                warnings.simplefilter('ignore')
-                df = Inspector(etdump_path=f'{d}/profile.etdp').to_dataframe()
-    finally: portable_lib._unsafe_reset_threadpool(old)
+        m.write_etdump_result_to_file(f'{d}/profile.etdp')
+        warnings.simplefilter('ignore')
+        df = Inspector(etdump_path=f'{d}/profile.etdp').to_dataframe()
     ops = df[~df['event_name'].str.contains('::|DELEGATE_CALL|OPERATOR_CALL')]   # XNNPACK's operators, not the runtime's own events
     kind = ops['event_name'].map(lambda n: next((k for w, k in XNNPACK_OP_KINDS if w in n), 'other'))
     return ops['raw'].map(lambda r: float(np.median(r[warmup:]))).groupby(kind.values).sum().rename('ms')
