@@ -5,6 +5,7 @@
 # %% ../nbs/03_optimization.ipynb #f882d22b
 from __future__ import annotations
 import contextlib, copy, gzip, io, json, math, os, platform, tempfile, time, types, warnings
+from collections.abc import Collection
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -30,14 +31,14 @@ from .constraints import estimate_ms, load_devices, load_yardsticks
 __all__ = ['RECIPES', 'PARAMS', 'GOALS', 'INT8_DOT_FLAGS', 'XNNPACK_OP_KINDS', 'SQNR_KINDS', 'CHECKPOINT_FORMAT', 'PRUNED_FORMAT',
            'file_bytes', 'example_input', 'measure', 'prunable', 'sparsity', 'layer_sparsity', 'prune_to',
            'finalize_pruning', 'recalibrate_bn', 'freeze_bn', 'self_distill', 'finetune', 'magnitude_schedule',
-           'prune_channels', 'annotate_conv_clamp', 'clamp_aware', 'conv_kinds', 'trace_patterns_once',
+           'prune_channels', 'layer_name', 'annotate_conv_clamp', 'clamp_aware', 'conv_kinds', 'trace_patterns_once',
            'xnnpack_quantizer', 'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert',
            'weight_only', 'lower_to_pte', 'to_pte', 'pte_runner', 'et_threads', 'pte_latency_ms', 'graph_predict_fn',
-           'pte_predict_fn', 'calibration_frames', 'int8_size_ceiling', 'int8_dot_isa', 'xnnpack_op_times', 'int8_sqnr',
-           'candidate_spec', 'n_layers', 'features', 'LatencyPredictor', 'mape', 'sample_space', 'within_budget',
-           'screen', 'search_trial', 'tune_search', 'lite_candidate', 'phone_estimates', 'pareto', 'rebuildable',
-           'fit_shapes', 'load_pruned', 'shape_rebuildable', 'save_variants', 'Variant', 'Variants', 'load_variants',
-           'variant_file', 'load_variant']
+           'pte_predict_fn', 'calibration_frames', 'weight_scale_sensitivity', 'int8_size_ceiling', 'int8_dot_isa',
+           'xnnpack_op_times', 'int8_sqnr', 'candidate_spec', 'n_layers', 'features', 'LatencyPredictor', 'mape',
+           'sample_space', 'within_budget', 'screen', 'search_trial', 'tune_search', 'lite_candidate',
+           'phone_estimates', 'pareto', 'rebuildable', 'fit_shapes', 'load_pruned', 'shape_rebuildable',
+           'save_variants', 'Variant', 'Variants', 'load_variants', 'variant_file', 'load_variant']
 
 # %% ../nbs/03_optimization.ipynb #d1589d23
 RECIPES = ('naive', 'ptq', 'qat', 'weight_int8', 'fp16')
@@ -67,9 +68,13 @@ PARAMS = ChapterParams('optimization',
                'copy of each, whichever scores better on validation'),
     Param('naive_calib_size', int, quick=8, lo=1, hi=100_000,
           help='calibration images of the naive default (a handful of clean ones)'),
+    Param('per_tensor_db', float, quick=0.1, lo=0.0, hi=100.0,
+          help='our recipe gives a conv layer one int8 scale for its weights (per tensor) where that alone costs the '
+               "logits at most this many dB of SQNR on calibration images, a scale per output channel elsewhere "
+               '(0: per channel everywhere)'),
     Param('recipe_steps', bool, quick=False, full=True,
           help='measure each change from the naive int8 default to our recipe on its own '
-               'ExecuTorch program (two more quantizations and lowerings)'),
+               'ExecuTorch program (three more quantizations and lowerings)'),
     Param('qat_epochs', int, quick=1, full=1, lo=1, hi=100,
           help='epochs of quantization-aware training'),
     Param('qat_lr', float, quick=2e-4, lo=1e-7, hi=1.0,
@@ -408,11 +413,20 @@ def prune_channels(net:nn.Module,       # a MobileNetV2-style or EfficientNet-Li
             net.last = len(idx)
     return net.eval()
 
+# %% ../nbs/03_optimization.ipynb #lname01
+def layer_name(node:torch.fx.Node   # a node of an exported graph (its `nn_module_stack` says where it came from)
+              )->str|None:
+    "The module path (as `named_modules` gives it) of the layer a graph node came from; None where torch.export did not record one."
+    stack = node.meta.get('nn_module_stack')
+    return list(stack.values())[-1][0] if stack else None
+
 # %% ../nbs/03_optimization.ipynb #1d9867ab
 def annotate_conv_clamp(gm:torch.fx.GraphModule,   # an exported graph before `prepare_pt2e`
                         config,                     # the quantizer's QuantizationConfig
                         spatial_config=None,        # another for convs with a kernel over 1x1 (with a clamp or not); None: `config`
-                        fold_pad:bool=False         # a zero padding right before a conv is observed at its input, not its output (not in QAT)
+                        fold_pad:bool=False,        # a zero padding right before a conv is observed at its input, not its output (not in QAT)
+                        layers=None                 # module paths (`layer_name`) of the convs that take `spatial_config`, instead of
+                                                    # those with a kernel over 1x1; None: the kernel decides
                        )->None:
     "Annotate conv [-> batch norm] -> ReLU6 (hardtanh) as one pattern, observed after the clamp: XNNPACK's quantizer fuses only ReLU."
     from torch.fx import Node
@@ -424,7 +438,8 @@ def annotate_conv_clamp(gm:torch.fx.GraphModule,   # an exported graph before `p
     clamps = {torch.ops.aten.relu6.default, torch.ops.aten.hardtanh.default,
               torch.ops.aten.hardtanh_.default}
     pads = {torch.ops.aten.pad.default, torch.ops.aten.constant_pad_nd.default}
-    def spatial(conv): return math.prod(conv.args[1].meta['val'].shape[2:]) > 1
+    def spatial(conv): return (layer_name(conv) in layers if layers is not None else
+                               math.prod(conv.args[1].meta['val'].shape[2:]) > 1)
     def zero_pad(conv, a):   # a zero padding of H and W feeding only this 1-D/2-D conv (XNNPACK lowers dq -> pad -> conv as one int8 conv)
         if not (fold_pad and isinstance(a, Node) and a.target in pads and len(a.users) == 1): return False
         if conv.target not in (torch.ops.aten.conv2d.default, torch.ops.aten.conv1d.default): return False
@@ -457,7 +472,7 @@ def annotate_conv_clamp(gm:torch.fx.GraphModule,   # an exported graph before `p
         if not (isinstance(conv, Node) and _is_conv_node(conv)) or len(conv.users) != 1: continue
         annotate(conv, n, spatial_config if spatial_config is not None and spatial(conv) else config)
     if spatial_config is None: return
-    for conv in gm.graph.nodes:   # spatial convs without a clamp: the conv alone, observed at its output (QAT's conv -> BN: XNNPACK's rules)
+    for conv in gm.graph.nodes:   # chosen convs without a clamp: the conv alone, observed at its output (QAT's conv -> BN: XNNPACK's rules)
         if _is_conv_node(conv) and spatial(conv) and not any(_is_bn_node(u) for u in conv.users):
             annotate(conv, conv, spatial_config)
 
@@ -465,11 +480,11 @@ def annotate_conv_clamp(gm:torch.fx.GraphModule,   # an exported graph before `p
 def clamp_aware(
     quantizer_cls:type   # a PT2E Quantizer class with a `global_config` (XNNPACK's, litert-torch's)
 )->type:
-    "A subclass of `quantizer_cls` that annotates conv -> ReLU6 with `annotate_conv_clamp` before its own rules (its `spatial_config` and `fold_pad`: see there)."
+    "A subclass of `quantizer_cls` that annotates conv -> ReLU6 with `annotate_conv_clamp` before its own rules (its `spatial_config`, `per_channel_layers` and `fold_pad`: see there)."
     class ClampAware(quantizer_cls):
-        spatial_config, fold_pad = None, False
+        spatial_config, per_channel_layers, fold_pad = None, None, False
         def annotate(self, model):
-            annotate_conv_clamp(model, self.global_config, self.spatial_config, self.fold_pad)
+            annotate_conv_clamp(model, self.global_config, self.spatial_config, self.fold_pad, self.per_channel_layers)
             return super().annotate(model)
     return ClampAware
 
@@ -552,23 +567,29 @@ def trace_patterns_once()->dict:   # the live counters: set `on` False to trace 
     return _PATTERNS
 
 # %% ../nbs/03_optimization.ipynb #b06addba
-def xnnpack_quantizer(per_channel:bool|str=True,   # per-channel weight scales; False: per tensor; 'spatial': per channel only in
-                                                   # convs with a kernel over 1x1 (depthwise, stem), per tensor in 1x1 convs and linear
+def xnnpack_quantizer(per_channel:bool|str|Collection[str]=True,   # per-channel weight scales; False: per tensor; 'spatial': per channel
+                      # only in convs with a kernel over 1x1 (depthwise, stem); module paths (`layer_name`): per channel in those convs,
+                      # per tensor in every other conv and linear layer
                       qat:bool=False,              # for quantization-aware training (fake quantization)
-                      fuse_clamp:bool=True):       # False: XNNPACK's own annotation (conv -> ReLU6 unfused; not with 'spatial')
+                      fuse_clamp:bool=True):       # False: XNNPACK's own annotation (conv -> ReLU6 unfused; only with True or False)
     "XNNPACK's PT2E quantizer (int8 symmetric weights and activations), conv -> ReLU6 fused; `per_channel=False` is its default."
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer, get_symmetric_quantization_config)
-    if not (per_channel is True or per_channel is False or per_channel == 'spatial'):
-        raise ValueError(f"per_channel={per_channel!r}: use True, False or 'spatial'")
-    if per_channel == 'spatial' and not fuse_clamp:
-        raise ValueError("per_channel='spatial' needs fuse_clamp=True (the book's annotation picks the scales per conv)")
+    layers = None if isinstance(per_channel, (bool, str)) else frozenset(per_channel)
+    if layers is None and not (per_channel is True or per_channel is False or per_channel == 'spatial'):
+        raise ValueError(f"per_channel={per_channel!r}: use True, False, 'spatial' or a collection of layer names")
+    if layers is not None and not all(isinstance(n, str) for n in layers):
+        raise ValueError(f"per_channel={sorted(map(repr, layers))}: layer names are strings, module paths as named_modules gives them")
+    mixed = per_channel == 'spatial' or layers is not None
+    if mixed and not fuse_clamp:
+        raise ValueError(f"per_channel={per_channel!r} needs fuse_clamp=True (the book's annotation picks the scales per conv)")
     trace_patterns_once()
-    config = get_symmetric_quantization_config(is_per_channel=per_channel is True, is_qat=qat)
+    config = get_symmetric_quantization_config(is_per_channel=per_channel is True, is_qat=qat)   # per tensor where mixed
     if not fuse_clamp: return XNNPACKQuantizer().set_global(config)
     q = clamp_aware(XNNPACKQuantizer)().set_global(config)
     q.fold_pad = True    # ExecuTorch lowers dq -> zero pad -> conv as one int8 conv; pad -> q would run the pad in fp32
-    if per_channel == 'spatial': q.spatial_config = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat)
+    if mixed: q.spatial_config = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat)
+    q.per_channel_layers = layers
     return q
 
 # %% ../nbs/03_optimization.ipynb #8a2f8a97
@@ -620,7 +641,7 @@ def calibrate(g,               # an observed graph (`prepare_pt2e`'s): updated i
 def ptq(net:nn.Module,                      # the float network (copied; unused if `graph` is given)
         spec:ModelSpec,                     # its model spec (input shape, pre-processing)
         calib:np.ndarray,                   # uint8 frames (N, H, W, C) the observers learn activation ranges from
-        per_channel:bool|str=True,          # weight scales per output channel (False: per tensor; 'spatial': see `xnnpack_quantizer`)
+        per_channel:bool|str|Collection[str]=True,  # weight scales per output channel (False: per tensor; 'spatial', layer names: see `xnnpack_quantizer`)
         fuse_clamp:bool=True,               # see `xnnpack_quantizer`
         graph:torch.fx.GraphModule|None=None  # `export_graph(net, spec)` made already (consumed); None: exported here
        )->torch.fx.GraphModule:
@@ -632,7 +653,7 @@ def ptq(net:nn.Module,                      # the float network (copied; unused 
 
 # %% ../nbs/03_optimization.ipynb #0636de9d
 def qat_prepare(spec:ModelSpec,         # the model spec: input shape of the export
-                per_channel:bool|str=True,  # weight scales per output channel (False: per tensor; 'spatial': see `xnnpack_quantizer`)
+                per_channel:bool|str|Collection[str]=True,  # weight scales per output channel (False: per tensor; 'spatial', layer names: see `xnnpack_quantizer`)
                 frozen_bn:bool=True,    # keep the trained batch-norm statistics (fine-tuning); False to train them (from scratch)
                 fuse_clamp:bool=True):  # see `xnnpack_quantizer`: False fake-quantizes each conv's output before its ReLU6 too
     "A `prepare` hook for the Training chapter's `fit`: export the network and insert int8 fake quantization."
@@ -759,17 +780,53 @@ def calibration_frames(train:Dataset,   # training images to draw from
     src = train.x[np.random.default_rng(seed).choice(len(train), min(n, len(train)), replace=False)]
     return np.concatenate([src, MobileAugment(p=1.0, seed=seed)(src)]) if phone else src
 
+# %% ../nbs/03_optimization.ipynb #wss01
+@torch.no_grad()
+def weight_scale_sensitivity(graph:torch.fx.GraphModule,  # `export_graph` of the float network (copied, left as it is)
+                             x:np.ndarray,                # uint8 frames (N, H, W, C) the logits are compared on
+                             spec:ModelSpec               # the model spec (pre-processing)
+                            )->pd.DataFrame:
+    "Per conv layer: logit SQNR (dB) against float with its int8 weights alone rounded per tensor, every other layer's per channel."
+    from operator import attrgetter
+    from torchao.quantization.pt2e.utils import _fuse_conv_bn_, _is_conv_node
+    g = copy.deepcopy(graph)
+    _fuse_conv_bn_(g)                    # batch norm folded into the weights, as `prepare_pt2e` quantizes them
+    convs = {layer_name(n): attrgetter(n.args[1].target)(g) for n in g.graph.nodes
+             if _is_conv_node(n) and n.args[1].op == 'get_attr' and layer_name(n) is not None}
+    if not convs: raise ValueError("no conv layer with constant weights in the graph: no scales to choose (was it made by `export_graph`?)")
+    w0 = {k: p.detach().clone() for k, p in convs.items()}
+    def rounded(w, per_channel):         # symmetric int8 on one scale per output channel, or one for the tensor
+        a = w.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True) if per_channel else w.abs().max()
+        s = (a/127).clamp(min=torch.finfo(w.dtype).tiny)
+        return (w/s).round().clamp(-127, 127)*s
+    xb = to_input(x, spec)
+    ref = g(xb)
+    def sqnr(per_tensor=None):           # every layer rounded, `per_tensor` on one scale
+        for k, p in convs.items(): p.data = rounded(w0[k], k != per_tensor)
+        err = (g(xb) - ref).pow(2).sum().clamp(min=1e-30)
+        return float(10*torch.log10(ref.pow(2).sum()/err))
+    base = sqnr()
+    df = pd.DataFrame([dict(layer=k, channels=p.shape[0], weights_per_channel=p[0].numel(), sqnr_db=sqnr(k))
+                       for k, p in tqdm(convs.items(), desc='per-tensor scales, layer by layer', leave=False)]).set_index('layer')
+    df['drop_db'] = base - df['sqnr_db']
+    df.attrs['per_channel_sqnr_db'] = base
+    return df
+
 # %% ../nbs/03_optimization.ipynb #f3822f27
-def int8_size_ceiling(net:nn.Module   # a float network (its conv and linear layers are counted)
+def int8_size_ceiling(net:nn.Module,   # a float network (its conv and linear layers are counted)
+                      per_channel:Collection[str]|None=None   # module paths of the layers with per-channel scales, the rest per
+                                                              # tensor; None: every layer per channel
                      )->float:
-    "The fp32/int8 size ratio per-channel int8 can reach on `net`'s conv and linear layers (batch norm folded into biases)."
-    # int8: 1 byte per weight; per output channel a 32-bit bias and two 32-bit scales, the weights' and the bias's
-    # (XNNPACK's per-channel format; symmetric weights need no zero point). fp32: 4 bytes each weight and bias
-    w = ch = 0
-    for m in net.modules():
+    "The fp32/int8 size ratio int8 can reach on `net`'s conv and linear layers (batch norm folded into biases)."
+    # int8: 1 byte per weight and a 32-bit bias per output channel; per-channel scales add two 32-bit scales per output channel,
+    # the weights' and the bias's (XNNPACK's per-channel format; symmetric weights need no zero point); a per-tensor layer keeps
+    # one of each. fp32: 4 bytes each weight and bias
+    w = ch = pc = 0
+    for name, m in net.named_modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             w, ch = w + m.weight.numel(), ch + m.weight.shape[0]
-    return 4*(w + ch)/(w + 12*ch)
+            if per_channel is None or name in per_channel: pc += m.weight.shape[0]
+    return 4*(w + ch)/(w + 4*ch + 8*pc)
 
 # %% ../nbs/03_optimization.ipynb #08f5d263
 # x86 VNNI and AMX; ARM dot product, int8 matmul
