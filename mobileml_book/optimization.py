@@ -72,6 +72,9 @@ PARAMS = ChapterParams('optimization',
           help='our recipe gives a conv layer one int8 scale for its weights (per tensor) where that alone costs the '
                "logits at most this many dB of SQNR on calibration images, a scale per output channel elsewhere "
                '(0: per channel everywhere)'),
+    Param('sensitivity_size', int, quick=32, full=128, lo=1, hi=100_000,
+          help='clean calibration images the per-layer choice of scales (`per_tensor_db`) is measured on '
+               '(each conv layer costs one pass over them)'),
     Param('recipe_steps', bool, quick=False, full=True,
           help='measure each change from the naive int8 default to our recipe on its own '
                'ExecuTorch program (three more quantizations and lowerings)'),
