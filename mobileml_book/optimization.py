@@ -33,12 +33,12 @@ __all__ = ['RECIPES', 'PARAMS', 'GOALS', 'INT8_DOT_FLAGS', 'XNNPACK_OP_KINDS', '
            'finalize_pruning', 'recalibrate_bn', 'freeze_bn', 'self_distill', 'finetune', 'magnitude_schedule',
            'prune_channels', 'layer_name', 'annotate_conv_clamp', 'clamp_aware', 'conv_kinds', 'trace_patterns_once',
            'xnnpack_quantizer', 'export_program', 'export_graph', 'calibrate', 'ptq', 'qat_prepare', 'qat_convert',
-           'weight_only', 'lower_to_pte', 'to_pte', 'pte_runner', 'et_threads', 'pte_latency_ms', 'graph_predict_fn',
-           'pte_predict_fn', 'calibration_frames', 'weight_scale_sensitivity', 'int8_size_ceiling', 'int8_dot_isa',
-           'xnnpack_op_times', 'int8_sqnr', 'candidate_spec', 'n_layers', 'features', 'LatencyPredictor', 'mape',
-           'sample_space', 'within_budget', 'screen', 'search_trial', 'tune_search', 'lite_candidate',
-           'phone_estimates', 'pareto', 'rebuildable', 'fit_shapes', 'load_pruned', 'shape_rebuildable',
-           'save_variants', 'Variant', 'Variants', 'load_variants', 'variant_file', 'load_variant']
+           'int8_round', 'weight_only', 'lower_to_pte', 'to_pte', 'pte_runner', 'et_threads', 'pte_latency_ms',
+           'graph_predict_fn', 'pte_predict_fn', 'calibration_frames', 'weight_scale_sensitivity', 'int8_size_ceiling',
+           'int8_dot_isa', 'xnnpack_op_times', 'int8_sqnr', 'candidate_spec', 'n_layers', 'features',
+           'LatencyPredictor', 'mape', 'sample_space', 'within_budget', 'screen', 'search_trial', 'tune_search',
+           'lite_candidate', 'phone_estimates', 'pareto', 'rebuildable', 'fit_shapes', 'load_pruned',
+           'shape_rebuildable', 'save_variants', 'Variant', 'Variants', 'load_variants', 'variant_file', 'load_variant']
 
 # %% ../nbs/03_optimization.ipynb #d1589d23
 RECIPES = ('naive', 'ptq', 'qat', 'weight_int8', 'fp16')
@@ -474,6 +474,10 @@ def annotate_conv_clamp(gm:torch.fx.GraphModule,   # an exported graph before `p
             conv = conv.args[0]   # QAT: BN not folded yet
         if not (isinstance(conv, Node) and _is_conv_node(conv)) or len(conv.users) != 1: continue
         annotate(conv, n, spatial_config if spatial_config is not None and spatial(conv) else config)
+    if layers is not None:   # a misspelt name would leave its layer per tensor without a word
+        unknown = set(layers) - {layer_name(c) for c in gm.graph.nodes if _is_conv_node(c)}
+        if unknown: raise ValueError(f"per-channel layers {sorted(unknown)} are no conv of this graph: use module paths as "
+                                     "named_modules gives them (`layer_name` of a conv node)")
     if spatial_config is None: return
     for conv in gm.graph.nodes:   # chosen convs without a clamp: the conv alone, observed at its output (QAT's conv -> BN: XNNPACK's rules)
         if _is_conv_node(conv) and spatial(conv) and not any(_is_bn_node(u) for u in conv.users):
@@ -676,6 +680,15 @@ def qat_convert(g   # a QAT-trained graph (`fit` with `qat_prepare`): copied, le
     trace_patterns_once()
     return _trainable(convert_pt2e(copy.deepcopy(g).eval()))
 
+# %% ../nbs/03_optimization.ipynb #i8rnd01
+def int8_round(w:torch.Tensor,           # weights, output channels first (conv: (O, I, kH, kW); linear: (O, I))
+               per_channel:bool=True     # a scale per output channel; False: one scale for the tensor
+              )->torch.Tensor:
+    "`w` rounded to symmetric int8 (-127..127) and back to float: what int8 storage keeps of it."
+    a = w.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True) if per_channel else w.abs().max()
+    s = (a/127).clamp(min=1e-12)
+    return (w/s).round().clamp(-127, 127)*s
+
 # %% ../nbs/03_optimization.ipynb #1300a3e8
 @torch.no_grad()
 def weight_only(net:nn.Module,          # a float network (copied, left as it is)
@@ -690,10 +703,8 @@ def weight_only(net:nn.Module,          # a float network (copied, left as it is
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             w = m.weight
             if precision == 'int8':
-                scale = w.abs().flatten(1).amax(1).clamp(min=1e-12)/127
-                shape = (-1,) + (1,)*(w.dim() - 1)
-                m.weight.copy_((w/scale.view(shape)).round().clamp(-127, 127)*scale.view(shape))
-                stored += w.numel() + 4*len(scale)
+                m.weight.copy_(int8_round(w))
+                stored += w.numel() + 4*w.shape[0]   # a byte per weight, a 32-bit scale per output channel
             else:
                 m.weight.copy_(w.half().float())
                 stored += 2*w.numel()
@@ -798,14 +809,10 @@ def weight_scale_sensitivity(graph:torch.fx.GraphModule,  # `export_graph` of th
              if _is_conv_node(n) and n.args[1].op == 'get_attr' and layer_name(n) is not None}
     if not convs: raise ValueError("no conv layer with constant weights in the graph: no scales to choose (was it made by `export_graph`?)")
     w0 = {k: p.detach().clone() for k, p in convs.items()}
-    def rounded(w, per_channel):         # symmetric int8 on one scale per output channel, or one for the tensor
-        a = w.abs().amax(dim=tuple(range(1, w.dim())), keepdim=True) if per_channel else w.abs().max()
-        s = (a/127).clamp(min=torch.finfo(w.dtype).tiny)
-        return (w/s).round().clamp(-127, 127)*s
     xb = to_input(x, spec)
     ref = g(xb)
     def sqnr(per_tensor=None):           # every layer rounded, `per_tensor` on one scale
-        for k, p in convs.items(): p.data = rounded(w0[k], k != per_tensor)
+        for k, p in convs.items(): p.data = int8_round(w0[k], k != per_tensor)
         err = (g(xb) - ref).pow(2).sum().clamp(min=1e-30)
         return float(10*torch.log10(ref.pow(2).sum()/err))
     base = sqnr()
